@@ -1,0 +1,131 @@
+/**
+ * Objectives: what gradient descent on the image minimizes. Each is a value
+ * with a name, the layer it reads, and a function giving its value and its
+ * gradient with respect to that layer's output.
+ *
+ * @module
+ */
+
+import type { Layer, Tensor } from "./model.ts";
+
+/** A scalar function of one layer's output. */
+export interface Objective {
+  /** A readable name, e.g. `l1(layer 4)`. */
+  readonly name: string;
+  /** The layer whose output it reads. */
+  readonly layer: Layer;
+  /** Value and gradient with respect to the output. */
+  evaluate(output: Tensor): { value: number; grad: Float32Array };
+}
+
+/** Options of {@linkcode featureMatch}. */
+export interface FeatureMatchOptions {
+  /** `"l2"`: Σ(O − T)²; `"l1"`: Σ|O − T| (default `"l2"`). */
+  loss?: "l1" | "l2";
+}
+
+/**
+ * Distance between a layer's output and a target: Σ(O_L(x) − T)² (l2) or
+ * Σ|O_L(x) − T| (l1). The gradient of |·| at 0 is taken as 0, as in PyTorch.
+ *
+ * @example
+ * ```ts
+ * import { featureMatch } from "./objective.ts";
+ * const obj = featureMatch(4, new Float32Array([1, 2]), { loss: "l1" });
+ * const { value, grad } = obj.evaluate({ data: new Float32Array([0, 4]), dims: [2] });
+ * console.log(value, grad); // 3, Float32Array [-1, 1]
+ * ```
+ */
+export function featureMatch(
+  layer: Layer,
+  target: Float32Array | Tensor,
+  options: FeatureMatchOptions = {},
+): Objective {
+  const t = target instanceof Float32Array ? target : target?.data;
+  if (!(t instanceof Float32Array)) {
+    throw new TypeError(
+      `Invalid target "${target}": expected a Float32Array or a tensor`,
+    );
+  }
+  const loss = options.loss ?? "l2";
+  if (loss !== "l1" && loss !== "l2") {
+    throw new TypeError(`Invalid loss "${loss}": expected "l1" or "l2"`);
+  }
+  return {
+    name: `${loss}(layer ${layer})`,
+    layer,
+    evaluate(output) {
+      const o = output.data;
+      if (o.length !== t.length) {
+        throw new RangeError(
+          `Target of ${t.length} values does not match layer ${layer}'s output of ${o.length} values [${output.dims}]: make the target with the same model and layer`,
+        );
+      }
+      const grad = new Float32Array(o.length);
+      let value = 0;
+      if (loss === "l2") {
+        for (let i = 0; i < o.length; i++) {
+          const d = o[i] - t[i];
+          value += d * d;
+          grad[i] = 2 * d;
+        }
+      } else {
+        for (let i = 0; i < o.length; i++) {
+          const d = o[i] - t[i];
+          value += Math.abs(d);
+          grad[i] = Math.sign(d);
+        }
+      }
+      return { value, grad };
+    },
+  };
+}
+
+/** Options of {@linkcode classLogit}. */
+export interface ClassLogitOptions {
+  /** The large constant C the logit is pulled towards (default 100). */
+  constant?: number;
+}
+
+/**
+ * |C − O_i|: drives the logit of class `index` towards a large constant C, as in
+ * the essay's input generation.
+ *
+ * @example
+ * ```ts
+ * import { classLogit } from "./objective.ts";
+ * const obj = classLogit(1, { constant: 10 });
+ * const { value, grad } = obj.evaluate({ data: new Float32Array([0, 4, 0]), dims: [1, 3] });
+ * console.log(value, grad); // 6, Float32Array [0, -1, 0]
+ * ```
+ */
+export function classLogit(
+  index: number,
+  options: ClassLogitOptions = {},
+): Objective {
+  if (!Number.isInteger(index) || index < 0) {
+    throw new RangeError(
+      `Invalid class index "${index}": expected a non-negative integer`,
+    );
+  }
+  const c = options.constant ?? 100;
+  if (!Number.isFinite(c)) {
+    throw new RangeError(`Invalid constant "${c}": expected a finite number`);
+  }
+  return {
+    name: `|${c} - logit[${index}]|`,
+    layer: "logits",
+    evaluate(output) {
+      const o = output.data;
+      if (index >= o.length) {
+        throw new RangeError(
+          `Invalid class index "${index}": expected 0..${o.length - 1}`,
+        );
+      }
+      const d = c - o[index];
+      const grad = new Float32Array(o.length);
+      grad[index] = -Math.sign(d);
+      return { value: Math.abs(d), grad };
+    },
+  };
+}

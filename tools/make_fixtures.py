@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Builds the test fixtures: tiny torchvision ViTs converted with tools/convert.py, and
+PyTorch's outputs per layer and input gradients (torch.autograd) for fixed inputs, under
+several ablations. Regenerate with:
+
+    python3 tools/make_fixtures.py            # writes tests/fixtures/
+
+Everything is seeded, so the files are the same on every run with the same torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import convert  # noqa: E402
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
+
+TINY = {
+    "tiny_vit": dict(image_size=32, patch_size=8, num_layers=3, num_heads=2, hidden_dim=16, mlp_dim=32,
+                     num_classes=10),
+    "tiny_vit_p4": dict(image_size=16, patch_size=4, num_layers=2, num_heads=4, hidden_dim=32, mlp_dim=48,
+                        num_classes=7),
+}
+
+# ablations: list of (name, {encoder layer (1-based): {switch: 0}}, use_pos)
+def ablations(n):
+    every = range(1, n + 1)
+    return [
+        ("none", {}, 1.0),
+        ("no_pos", {}, 0.0),
+        ("no_layernorm", {i: ["use_ln1", "use_ln2"] for i in every}, 1.0),
+        ("no_attn_1_2", {i: ["use_attn"] for i in (1, 2)}, 1.0),
+        ("no_residual", {i: ["use_res1", "use_res2"] for i in every}, 1.0),
+        ("no_mlp", {i: ["use_mlp"] for i in every}, 1.0),
+        ("ln_attn_only_1", {1: ["use_res1", "use_ln2", "use_mlp", "use_res2"]}, 1.0),
+    ]
+
+
+def switches(off: dict, layer: int) -> dict:
+    return {s: 0.0 if s in off.get(layer, []) else 1.0 for s in convert.SWITCHES}
+
+
+def ref_chain(model, x, off, use_pos, layer, blocks=None):
+    """PyTorch forward with the torchvision modules, through the given blocks."""
+    n = len(model.encoder.layers)
+    t = convert.ref_stem(model, x, use_pos)
+    last = n if layer == "logits" else layer
+    for b in blocks or range(1, last + 1):
+        t = convert.ref_block(model.encoder.layers[b - 1], t, switches(off, b))
+    return convert.ref_head(model, t) if layer == "logits" else t
+
+
+def perturb(model, gen):
+    """Make every tensor non-trivial (untrained LayerNorms are 1/0 and the head is zero)."""
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            if ".ln" in k or k.startswith("encoder.ln"):
+                base = 1.0 if k.endswith("weight") else 0.0
+                v.copy_(base + 0.2 * torch.randn(v.shape, generator=gen))
+            elif k.startswith("heads") or k == "class_token" or k.endswith("bias"):
+                v.copy_(0.3 * torch.randn(v.shape, generator=gen))
+
+
+def build(name, cfg):
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    model = VisionTransformer(**cfg).eval()
+    perturb(model, torch.Generator().manual_seed(1))
+    meta = {"weights": "fixture", "mean": convert.IMAGENET_MEAN, "std": convert.IMAGENET_STD,
+            "categories": [f"class {i}" for i in range(cfg["num_classes"])]}
+    out = os.path.join(OUT, name)
+    convert.convert(model, meta, name, out, check=True, weight_set="fixture", log=lambda s: None)
+    # a second weight set with the same graphs (for swaps and weight-set selection)
+    torch.manual_seed(7)
+    other = VisionTransformer(**cfg).eval()
+    perturb(other, torch.Generator().manual_seed(8))
+    meta2 = dict(meta, weights="fixture2")
+    convert.convert(other, meta2, name, out, check=False, weight_set="fixture2", log=lambda s: None)
+    return model
+
+
+def main():
+    warnings.filterwarnings("ignore")
+    torch.set_grad_enabled(True)
+    for name, cfg in TINY.items():
+        model = build(name, cfg)
+        n = cfg["num_layers"]
+        gen = torch.Generator().manual_seed(3)
+        size = cfg["image_size"]
+        x = torch.rand(1, 3, size, size, generator=gen)
+        tensors = {"x": x}
+        cases = []
+        for ab_name, off, use_pos in ablations(n):
+            ab = {"name": ab_name, "remove": {str(k): v for k, v in off.items()}, "use_pos": use_pos}
+            for layer in list(range(n + 1)) + ["logits"]:
+                key = f"fwd/{ab_name}/{layer}"
+                with torch.no_grad():
+                    tensors[key] = ref_chain(model, x, off, use_pos, layer)
+                cases.append({"kind": "forward", "ablation": ab, "layer": layer, "output": key})
+            objectives = [("l2", 0), ("l2", 2), ("l1", n), ("l2", n), ("logit", "logits")]
+            for loss, layer in dict.fromkeys(objectives):
+                xr = x.clone().requires_grad_(True)
+                out = ref_chain(model, xr, off, use_pos, layer)
+                key = f"grad/{ab_name}/{loss}/{layer}"
+                case = {"kind": "gradient", "ablation": ab, "layer": layer, "loss": loss, "grad": key}
+                if loss == "logit":
+                    case.update(index=3, constant=5.0)
+                    value = (5.0 - out[0, 3]).abs()
+                else:
+                    target = torch.randn(out.shape, generator=gen) * out.detach().std()
+                    tensors[key + "/target"] = target
+                    case["target"] = key + "/target"
+                    d = out - target
+                    value = (d * d).sum() if loss == "l2" else d.abs().sum()
+                (g,) = torch.autograd.grad(value, xr)
+                tensors[key] = g
+                case["value"] = value.item()
+                cases.append(case)
+        # a block alone (input processing, then block n only)
+        xr = x.clone().requires_grad_(True)
+        out = ref_chain(model, xr, {}, 1.0, n, blocks=[n])
+        target = torch.randn(out.shape, generator=gen)
+        value = ((out - target) ** 2).sum()
+        (g,) = torch.autograd.grad(value, xr)
+        tensors["only/target"], tensors["only/grad"], tensors["only/out"] = target, g, out.detach()
+        cases.append({"kind": "only", "blocks": [n], "layer": n, "loss": "l2", "value": value.item(),
+                      "target": "only/target", "grad": "only/grad", "output": "only/out"})
+        folder = os.path.join(OUT, name)
+        convert.write_safetensors(os.path.join(folder, "reference.safetensors"),
+                                  {k: v.detach() for k, v in tensors.items()}, {"torch": torch.__version__})
+        with open(os.path.join(folder, "reference.json"), "w") as f:
+            json.dump({"torch": torch.__version__, "weights": "fixture", "cases": cases}, f, indent=1)
+            f.write("\n")
+        print(f"wrote {folder}: {len(cases)} cases", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
