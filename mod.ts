@@ -20,3 +20,10 @@ export * from "./src/backend.ts";
 export * from "./src/image.ts";
 export * from "./src/safetensors.ts";
 export * from "./src/rng.ts";
+export * from "./src/transform.ts";
+export * from "./src/render.ts";
+
+if (import.meta.main) {
+  const { main } = await import("./src/cli.ts");
+  Deno.exit(await main(Deno.args));
+}

@@ -15,7 +15,7 @@
 
 import { Buffer } from "node:buffer";
 // @ts-types="npm:@types/pngjs@6.0.5"
-import { PNG } from "pngjs";
+import { PNG } from "npm:pngjs@7.0.0";
 
 /** An RGB image: `data` holds the three channel planes one after another.
  *
