@@ -88,8 +88,11 @@ const TABLE: Record<Exclude<BackendName, "auto">, Table> = {
       interOpNumThreads: 1,
       extra: {
         session: {
-          intra_op: { allow_spinning: "0" },
+          // spin while a run is going, stop when it ends: with many sessions in one
+          // process, idle spinning pools would fight over the cores
+          intra_op: { allow_spinning: "1" },
           inter_op: { allow_spinning: "0" },
+          force_spinning_stop: "1",
         },
       },
     }),
@@ -232,7 +235,11 @@ async function open(
     tensor: (data, dims) => new ort.Tensor("float32", data, dims),
     scalar: (v) => new ort.Tensor("float32", new Float32Array([v]), []),
     read: async (value) => {
-      const t = value as unknown as { location?: string; getData(): Promise<Float32Array>; data: Float32Array };
+      const t = value as unknown as {
+        location?: string;
+        getData(): Promise<Float32Array>;
+        data: Float32Array;
+      };
       return t.location === "gpu-buffer" ? await t.getData() : t.data;
     },
     dispose: (value) => {

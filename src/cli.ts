@@ -20,7 +20,10 @@ function modelSource(name: string): string {
   return url.protocol === "file:" ? decodeURIComponent(url.pathname) : url.href;
 }
 
-async function loadImage(path: string | URL, size: number): Promise<ImageTensor> {
+async function loadImage(
+  path: string | URL,
+  size: number,
+): Promise<ImageTensor> {
   const p = path instanceof URL ? decodeURIComponent(path.pathname) : path;
   return fitToSize(await readImage(p), size);
 }
@@ -38,7 +41,9 @@ function progress(label: string, quiet: boolean) {
     const eta = (steps - done) / rate;
     const line = `\r${label} [${"#".repeat(filled)}${
       "-".repeat(width - filled)
-    }] ${done}/${steps} ${rate.toFixed(1)} steps/s ETA ${eta.toFixed(0)}s ${extra}`;
+    }] ${done}/${steps} ${rate.toFixed(1)} steps/s ETA ${
+      eta.toFixed(0)
+    }s ${extra}`;
     Deno.stderr.writeSync(enc.encode(line + (done === steps ? "\n" : "")));
   };
 }
@@ -64,11 +69,13 @@ async function runInvert(
   return await invert(model, target.data, {
     layer,
     steps,
-    onStep: (s) => bar(s.step, s.steps, `emb ${s.embeddingDistance.toFixed(2)}`),
+    onStep: (s) =>
+      bar(s.step, s.steps, `emb ${s.embeddingDistance.toFixed(2)}`),
   });
 }
 
-const DEMO_HELP = `vitrep demo — invert encoder blocks of untrained ViT-B/32 for a shipped photo
+const DEMO_HELP =
+  `vitrep demo — invert encoder blocks of untrained ViT-B/32 for a shipped photo
 
 Usage: deno run -A mod.ts demo [--layers 1,4] [--steps 300] [--out out/demo] [--backend auto]
 
@@ -100,7 +107,9 @@ async function demo(args: string[]): Promise<number> {
   }
   const steps = Number(values.steps);
   if (!Number.isInteger(steps) || steps < 1) {
-    throw new RangeError(`Invalid --steps "${values.steps}": expected a positive integer`);
+    throw new RangeError(
+      `Invalid --steps "${values.steps}": expected a positive integer`,
+    );
   }
   const model = await loadModel(modelSource("vit_b_32"), {
     weights: "untrained",
@@ -150,12 +159,18 @@ async function demo(args: string[]): Promise<number> {
   console.log("| --- | --- | --- | --- | --- | --- |");
   for (const r of rows) {
     console.log(
-      `| ${r.layer} | ${r.embeddingDistance.toFixed(3)} | ${r.noiseBaseline.toFixed(3)} | ${
-        r.criterionMet ? `yes (step ${r.criterionStep})` : "no"
-      } | ${r.inputDistance.toFixed(2)} | ${r.psnr.toFixed(2)} |`,
+      `| ${r.layer} | ${r.embeddingDistance.toFixed(3)} | ${
+        r.noiseBaseline.toFixed(3)
+      } | ${r.criterionMet ? `yes (step ${r.criterionStep})` : "no"} | ${
+        r.inputDistance.toFixed(2)
+      } | ${r.psnr.toFixed(2)} |`,
     );
   }
-  console.log(`\nwrote ${values.out}/ (target.png, ${layers.map((l) => `layer${l}.png`).join(", ")}, metrics.json)`);
+  console.log(
+    `\nwrote ${values.out}/ (target.png, ${
+      layers.map((l) => `layer${l}.png`).join(", ")
+    }, metrics.json)`,
+  );
   await model.release();
   return 0;
 }
@@ -183,14 +198,18 @@ const COMMANDS: Record<string, (args: string[]) => Promise<number>> = { demo };
  */
 export async function main(args: string[]): Promise<number> {
   const [command, ...rest] = args;
-  if (!command || command === "--help" || command === "-h" || command === "help") {
+  if (
+    !command || command === "--help" || command === "-h" || command === "help"
+  ) {
     console.log(HELP);
     return command ? 0 : 2;
   }
   const run = COMMANDS[command];
   if (!run) {
     console.error(
-      `error: unknown command "${command}": expected one of ${Object.keys(COMMANDS).join(", ")}`,
+      `error: unknown command "${command}": expected one of ${
+        Object.keys(COMMANDS).join(", ")
+      }`,
     );
     return 2;
   }

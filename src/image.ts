@@ -1,6 +1,7 @@
 /**
  * RGB images as float32 tensors of shape [1, 3, H, W] (CHW, values in [0, 1]),
- * with PNG decoding/encoding and torchvision-style resizing and cropping.
+ * with PNG decoding/encoding, JPEG decoding and torchvision-style resizing and
+ * cropping.
  *
  * @example Load, preprocess and normalize a photo
  * ```ts ignore
@@ -16,6 +17,7 @@
 import { Buffer } from "node:buffer";
 // @ts-types="npm:@types/pngjs@6.0.5"
 import { PNG } from "npm:pngjs@7.0.0";
+import jpeg from "npm:jpeg-js@0.4.4";
 
 /** An RGB image: `data` holds the three channel planes one after another.
  *
@@ -38,6 +40,16 @@ export interface ImageTensor {
 }
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+const JPEG_SIGNATURE = [0xff, 0xd8, 0xff];
+
+function startsWith(bytes: Uint8Array, signature: number[]): boolean {
+  return signature.every((b, i) => bytes[i] === b);
+}
+
+function hexHead(bytes: Uint8Array, n: number): string {
+  return [...bytes.subarray(0, n)]
+    .map((b) => b.toString(16).padStart(2, "0")).join(" ");
+}
 const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
   for (let k = 0; k < 8; k++) n = n & 1 ? 0xedb88320 ^ (n >>> 1) : n >>> 1;
   return n;
@@ -46,11 +58,11 @@ const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
 /** Checks the PNG signature and each chunk's length and CRC, so corrupt or
  * truncated files get a precise error; returns the byte length up to IEND. */
 function checkChunks(bytes: Uint8Array): number {
-  if (PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) {
-    const head = [...bytes.subarray(0, 8)]
-      .map((b) => b.toString(16).padStart(2, "0")).join(" ");
+  if (!startsWith(bytes, PNG_SIGNATURE)) {
     throw new TypeError(
-      `Invalid PNG signature "${head}": expected 89 50 4e 47 0d 0a 1a 0a (is this a PNG file?)`,
+      `Invalid PNG signature "${
+        hexHead(bytes, 8)
+      }": expected 89 50 4e 47 0d 0a 1a 0a (is this a PNG file?)`,
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -142,6 +154,64 @@ export function decodePng(bytes: Uint8Array): ImageTensor {
   const out = new Float32Array(3 * plane);
   for (let i = 0; i < plane; i++) {
     for (let c = 0; c < 3; c++) out[c * plane + i] = data[4 * i + c] / max;
+  }
+  return image(out, height, width);
+}
+
+/** Decodes a baseline or progressive JPEG (grayscale, YCbCr or RGB) to an
+ * RGB image with the pure-JavaScript decoder jpeg-js. The EXIF orientation
+ * tag is not applied: pixels come in stored order.
+ *
+ * @param bytes The JPEG file contents.
+ * @returns The image, values in [0, 1] (multiples of 1/255).
+ * @throws {TypeError} If the data is not a valid JPEG (wrong signature,
+ * truncated or corrupt stream, unsupported color mode such as CMYK).
+ * @throws {RangeError} If the image exceeds the decoder's limits (100
+ * megapixels, 1 GiB of working memory).
+ *
+ * @example
+ * ```ts ignore
+ * import { decodeJpeg } from "./image.ts";
+ *
+ * const img = decodeJpeg(await Deno.readFile("photo.jpg"));
+ * ```
+ */
+export function decodeJpeg(bytes: Uint8Array): ImageTensor {
+  if (!startsWith(bytes, JPEG_SIGNATURE)) {
+    throw new TypeError(
+      `Invalid JPEG signature "${
+        hexHead(bytes, 3)
+      }": expected ff d8 ff (is this a JPEG file?)`,
+    );
+  }
+  let decoded;
+  try {
+    decoded = jpeg.decode(bytes, {
+      useTArray: true,
+      formatAsRGBA: true,
+      maxMemoryUsageInMB: 1024,
+    });
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (/limit exceeded/.test(message)) {
+      throw new RangeError(
+        `Invalid JPEG size (${bytes.length} bytes): ${message}`,
+      );
+    }
+    throw new TypeError(
+      `Invalid JPEG data (${bytes.length} bytes): ${message} (truncated or corrupt file?)`,
+    );
+  }
+  const { width, height, data } = decoded;
+  if (!(width > 0 && height > 0) || data.length < 4 * width * height) {
+    throw new TypeError(
+      `Invalid JPEG data (${bytes.length} bytes): decoded size "${height}x${width}" has no pixels (truncated or corrupt file?)`,
+    );
+  }
+  const plane = width * height;
+  const out = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    for (let c = 0; c < 3; c++) out[c * plane + i] = data[4 * i + c] / 255;
   }
   return image(out, height, width);
 }
@@ -451,28 +521,43 @@ export function denormalize(
   return affine(img, mean, std, true);
 }
 
-/** Reads an image file. Only PNG (`.png`) is supported for now.
+/** Reads a PNG or JPEG file. The format is detected from the first bytes,
+ * not the extension, so a mislabelled file still decodes.
  *
  * @param path The file path.
  * @returns The decoded image.
- * @throws {TypeError} If the extension is not supported or the file is not a
- * valid PNG.
+ * @throws {TypeError} If the file is neither PNG nor JPEG, or is corrupt; the
+ * message names the path.
+ * @throws {Deno.errors.NotFound} If the file does not exist.
  *
  * @example
  * ```ts ignore
  * import { readImage } from "./image.ts";
  *
- * const img = await readImage("photo.png");
+ * const img = await readImage("photo.jpg");
  * ```
  */
 export async function readImage(path: string): Promise<ImageTensor> {
-  const ext = /\.[^./\\]*$/.exec(path)?.[0] ?? "";
-  if (ext.toLowerCase() !== ".png") {
+  const bytes = await Deno.readFile(path);
+  const decode = startsWith(bytes, PNG_SIGNATURE)
+    ? decodePng
+    : startsWith(bytes, JPEG_SIGNATURE)
+    ? decodeJpeg
+    : undefined;
+  if (!decode) {
     throw new TypeError(
-      `Unsupported image extension "${ext}" of "${path}": expected .png (JPEG is not supported yet)`,
+      `Unsupported image file "${path}" (starts with "${
+        hexHead(bytes, 8)
+      }"): expected a PNG or JPEG file`,
     );
   }
-  return decodePng(await Deno.readFile(path));
+  try {
+    return decode(bytes);
+  } catch (e) {
+    if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
+    const Err = e instanceof TypeError ? TypeError : RangeError;
+    throw new Err(`Cannot decode "${path}": ${e.message}`, { cause: e });
+  }
 }
 
 /** Writes an image as PNG atomically: to a temporary file in the same folder,

@@ -167,7 +167,9 @@ function isUrl(s: string): boolean {
 
 async function readBytes(base: string, rel: string): Promise<Uint8Array> {
   if (isUrl(base) || isUrl(rel)) {
-    const url = isUrl(rel) ? rel : new URL(rel, base.endsWith("/") ? base : base + "/").href;
+    const url = isUrl(rel)
+      ? rel
+      : new URL(rel, base.endsWith("/") ? base : base + "/").href;
     const res = await fetch(url);
     if (!res.ok) {
       await res.body?.cancel();
@@ -177,7 +179,9 @@ async function readBytes(base: string, rel: string): Promise<Uint8Array> {
     }
     return new Uint8Array(await res.arrayBuffer());
   }
-  const path = rel.startsWith("/") || !base ? rel : `${base.replace(/\/$/, "")}/${rel}`;
+  const path = rel.startsWith("/") || !base
+    ? rel
+    : `${base.replace(/\/$/, "")}/${rel}`;
   try {
     return await Deno.readFile(path);
   } catch (err) {
@@ -186,6 +190,11 @@ async function readBytes(base: string, rel: string): Promise<Uint8Array> {
     }
     throw err;
   }
+}
+
+/** Bytes of a graph's external-data buffer. */
+function graphBytes(entry: GraphEntry): number {
+  return entry.params.reduce((m, p) => Math.max(m, p.offset + p.length), 0);
 }
 
 /** FNV-1a of a string, for per-tensor seeds. */
@@ -250,10 +259,15 @@ async function resolveWeights(
   else {
     const sets = ["untrained", ...Object.keys(manifest.weight_sets)];
     throw new TypeError(
-      `Unknown weights "${weights}": expected one of ${sets.join(", ")}, or a .safetensors path or URL`,
+      `Unknown weights "${weights}": expected one of ${
+        sets.join(", ")
+      }, or a .safetensors path or URL`,
     );
   }
-  const bytes = await readBytes(isUrl(rel) || rel.startsWith("/") ? "" : base, rel);
+  const bytes = await readBytes(
+    isUrl(rel) || rel.startsWith("/") ? "" : base,
+    rel,
+  );
   const file = parseSafetensors(bytes);
   for (const [name, info] of Object.entries(known)) {
     const t = file.tensors.get(name);
@@ -291,7 +305,9 @@ function buildSwitches(
     for (const p of parts) {
       if (!BLOCK_PARTS.includes(p)) {
         throw new TypeError(
-          `Invalid ablation part "${p}": expected one of ${BLOCK_PARTS.join(", ")}`,
+          `Invalid ablation part "${p}": expected one of ${
+            BLOCK_PARTS.join(", ")
+          }`,
         );
       }
     }
@@ -338,7 +354,9 @@ export async function loadModel(
     manifest = JSON.parse(TEXT.decode(await readBytes(base, "manifest.json")));
   } catch (err) {
     throw new TypeError(
-      `Cannot load model "${source}": ${err instanceof Error ? err.message : err}: expected a folder or URL holding manifest.json from tools/convert.py`,
+      `Cannot load model "${source}": ${
+        err instanceof Error ? err.message : err
+      }: expected a folder or URL holding manifest.json from tools/convert.py`,
       { cause: err },
     );
   }
@@ -466,11 +484,14 @@ export class Model {
    */
   async forward(x: ImageInput, options: ForwardOptions = {}): Promise<Tensor> {
     const chain = this.#chain(options.layer ?? "logits", options.blocks);
+    this.#ensureFits(chain, ["fwd"]);
     const be = this.#rt.backend;
     let value = this.#input(x);
     for (const pos of chain) {
       const session = await this.#session(pos, "fwd");
-      const out = await session.run(this.#feeds(pos, session, { x: value }), ["y"]);
+      const out = await session.run(this.#feeds(pos, session, { x: value }), [
+        "y",
+      ]);
       if (value !== out.y) be.dispose(value);
       value = out.y;
     }
@@ -502,16 +523,19 @@ export class Model {
     options: { blocks?: readonly number[] } = {},
   ): Promise<Gradient> {
     const chain = this.#chain(objective.layer, options.blocks);
+    this.#ensureFits(chain, ["fwd", "vjp"]);
     const be = this.#rt.backend;
+    // the tape keeps each graph's input x and its saved activations for the VJP
     const tape: { pos: number; saved: Record<string, Value> }[] = [];
     let value = this.#input(x);
     for (const pos of chain) {
       const session = await this.#session(pos, "fwd");
       const out = await session.run(this.#feeds(pos, session, { x: value }));
-      const saved: Record<string, Value> = {};
-      for (const [k, v] of Object.entries(out)) if (k.startsWith("s_")) saved[k] = v;
+      const saved: Record<string, Value> = { x: value };
+      for (const [k, v] of Object.entries(out)) {
+        if (k.startsWith("s_")) saved[k] = v;
+      }
       tape.push({ pos, saved });
-      be.dispose(value);
       value = out.y;
     }
     const output = { data: await be.read(value), dims: [...value.dims] };
@@ -548,7 +572,9 @@ export class Model {
     layer: Layer = "logits",
     options: { gradient?: boolean; blocks?: readonly number[] } = {},
   ): Promise<void> {
-    for (const pos of this.#chain(layer, options.blocks)) {
+    const chain = this.#chain(layer, options.blocks);
+    this.#ensureFits(chain, options.gradient ? ["fwd", "vjp"] : ["fwd"]);
+    for (const pos of chain) {
       await this.#session(pos, "fwd");
       if (options.gradient) await this.#session(pos, "vjp");
     }
@@ -579,13 +605,17 @@ export class Model {
       throw new RangeError(
         `Invalid image of ${
           data instanceof Float32Array ? data.length : typeof data
-        } values: expected a Float32Array of 1x${c}x${h}x${w} = ${c * h * w} values for ${m.name}`,
+        } values: expected a Float32Array of 1x${c}x${h}x${w} = ${
+          c * h * w
+        } values for ${m.name}`,
       );
     }
     for (let i = 0; i < data.length; i++) {
       if (!Number.isFinite(data[i])) {
         throw new RangeError(
-          `Invalid image value "${data[i]}" at index ${i}: expected finite numbers`,
+          `Invalid image value "${
+            data[i]
+          }" at index ${i}: expected finite numbers`,
         );
       }
     }
@@ -595,7 +625,9 @@ export class Model {
   /** Chain positions: 0 = stem, 1..N blocks, N+1 head. */
   #chain(layer: Layer, blocks?: readonly number[]): number[] {
     const n = this.#rt.manifest.num_layers;
-    if (layer !== "logits" && (!Number.isInteger(layer) || layer < 0 || layer > n)) {
+    if (
+      layer !== "logits" && (!Number.isInteger(layer) || layer < 0 || layer > n)
+    ) {
       throw new RangeError(
         `Invalid layer "${layer}": expected 0 (input processing), 1..${n} (encoder blocks) or "logits"`,
       );
@@ -609,7 +641,9 @@ export class Model {
         );
       }
     }
-    if (blocks && layer !== "logits" && blocks.at(-1) !== layer && blocks.length) {
+    if (
+      blocks && layer !== "logits" && blocks.at(-1) !== layer && blocks.length
+    ) {
       throw new RangeError(
         `Invalid blocks [${blocks}] for layer ${layer}: the last block must be the layer`,
       );
@@ -626,11 +660,35 @@ export class Model {
     const sw = this.#switches[pos];
     const feeds: Record<string, Value> = {};
     for (const name of session.inputNames) {
-      if (name in values) feeds[name] = values[name];
+      if (values[name]) feeds[name] = values[name];
       else if (name in sw) feeds[name] = be.scalar(sw[name]);
       else throw new Error(`Graph input "${name}" has no value`);
     }
     return feeds;
+  }
+
+  /** Fails before building anything if a chain's sessions cannot fit the backend's memory. */
+  #ensureFits(chain: number[], kinds: ("fwd" | "vjp")[]): void {
+    const rt = this.#rt;
+    let need = rt.sessionBytes;
+    for (const pos of chain) {
+      for (const kind of kinds) {
+        if (rt.sessions.has(`${pos}:${kind}`)) continue;
+        need += graphBytes(
+          rt.manifest.graphs[`${rt.manifest.layers[pos].graph}.${kind}`],
+        );
+      }
+    }
+    if (need > rt.backend.memoryLimit) {
+      const gib = (b: number) => (b / 2 ** 30).toFixed(2);
+      throw new RangeError(
+        `Model "${rt.manifest.name}" needs ${
+          gib(need)
+        } GiB of weights in sessions for this chain, over the ${rt.backend.name} backend's ${
+          gib(rt.backend.memoryLimit)
+        } GiB: use backend "native", or fewer layers`,
+      );
+    }
   }
 
   #session(pos: number, kind: "fwd" | "vjp"): Promise<Session> {
@@ -650,13 +708,7 @@ export class Model {
     const layer = rt.manifest.layers[pos];
     const gname = `${layer.graph}.${kind}`;
     const entry = rt.manifest.graphs[gname];
-    const size = entry.params.reduce((m, p) => Math.max(m, p.offset + p.length), 0);
-    if (rt.sessionBytes + size > rt.backend.memoryLimit) {
-      const gib = (b: number) => (b / 2 ** 30).toFixed(2);
-      throw new RangeError(
-        `Model "${rt.manifest.name}" needs more than ${gib(rt.sessionBytes + size)} GiB of weights in sessions, over the ${rt.backend.name} backend's ${gib(rt.backend.memoryLimit)} GiB: use backend "native", or fewer layers`,
-      );
-    }
+    const size = graphBytes(entry);
     rt.sessionBytes += size;
     let graph = rt.graphs.get(gname);
     if (!graph) {
@@ -668,13 +720,19 @@ export class Model {
       const w = rt.weights(layer.prefix + p.name);
       if (w.byteLength !== p.length) {
         throw new RangeError(
-          `Tensor "${layer.prefix + p.name}" has ${w.length} values: expected shape [${p.shape}]`,
+          `Tensor "${
+            layer.prefix + p.name
+          }" has ${w.length} values: expected shape [${p.shape}]`,
         );
       }
       buf.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), p.offset);
     }
     try {
-      return await rt.backend.createSession(await graph, rt.manifest.external_data, buf);
+      return await rt.backend.createSession(
+        await graph,
+        rt.manifest.external_data,
+        buf,
+      );
     } catch (err) {
       rt.sessionBytes -= size;
       throw err;

@@ -103,7 +103,12 @@ export const INVERT_DEFAULTS = {
  * const a0 = randomStart(3 * 8 * 8, 0);
  * ```
  */
-export function randomStart(size: number, seed: number, mean = 0.7, std = 1 / 20): Float32Array {
+export function randomStart(
+  size: number,
+  seed: number,
+  mean = 0.7,
+  std = 1 / 20,
+): Float32Array {
   const rng = new Rng(seed);
   const out = new Float32Array(size);
   for (let i = 0; i < size; i++) out[i] = mean + std * rng.normal();
@@ -178,15 +183,28 @@ export async function invertStep(
   objective: ReturnType<typeof featureMatch>,
   lr: number,
   sigma: number,
-  options: { kernelSize?: number; normalize?: boolean; blocks?: readonly number[] } = {},
+  options: {
+    kernelSize?: number;
+    normalize?: boolean;
+    blocks?: readonly number[];
+  } = {},
 ): Promise<{ image: Float32Array; value: number; output: Tensor }> {
   const size = model.manifest.image_size;
   const space = modelSpace(model, options.normalize ?? false);
-  const r = await model.inputGradient(space.toModel(a), objective, { blocks: options.blocks });
+  const r = await model.inputGradient(space.toModel(a), objective, {
+    blocks: options.blocks,
+  });
   const g = space.gradToImage(r.grad);
   const next = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) next[i] = a[i] - lr * g[i];
-  const image = gaussianBlur(next, 3, size, size, options.kernelSize ?? 3, sigma);
+  const image = gaussianBlur(
+    next,
+    3,
+    size,
+    size,
+    options.kernelSize ?? 3,
+    sigma,
+  );
   return { image, value: r.value, output: r.output };
 }
 
@@ -217,10 +235,15 @@ export async function invert(
     );
   }
   if (!Number.isInteger(o.steps) || o.steps < 1) {
-    throw new RangeError(`Invalid steps "${o.steps}": expected a positive integer`);
+    throw new RangeError(
+      `Invalid steps "${o.steps}": expected a positive integer`,
+    );
   }
   for (const [name, s] of [["lr", o.lr], ["sigma", o.sigma]] as const) {
-    if (!(s.start >= 0 && s.end >= 0 && Number.isFinite(s.start) && Number.isFinite(s.end))) {
+    if (
+      !(s.start >= 0 && s.end >= 0 && Number.isFinite(s.start) &&
+        Number.isFinite(s.end))
+    ) {
       throw new RangeError(
         `Invalid ${name} "${s.start}:${s.end}": expected non-negative finite numbers`,
       );
@@ -228,12 +251,18 @@ export async function invert(
   }
   const space = modelSpace(model, o.normalize);
   const blocks = o.blocks;
-  const targetOut = await model.forward(space.toModel(target), { layer: o.layer, blocks });
+  const targetOut = await model.forward(space.toModel(target), {
+    layer: o.layer,
+    blocks,
+  });
   const objective = featureMatch(o.layer, targetOut.data, { loss: o.loss });
   // noise baseline: a' = a + N(0, 1/18)
   const noisy = randomStart(n, o.seed + 1, 0, 1 / 18);
   for (let i = 0; i < n; i++) noisy[i] += target[i];
-  const noisyOut = await model.forward(space.toModel(noisy), { layer: o.layer, blocks });
+  const noisyOut = await model.forward(space.toModel(noisy), {
+    layer: o.layer,
+    blocks,
+  });
   const noiseBaseline = norm2(noisyOut.data, targetOut.data);
 
   let a = o.resume ? o.resume.image.slice() : randomStart(n, o.seed);
@@ -262,7 +291,9 @@ export async function invert(
       sigma,
     };
     trace.push(row);
-    if (criterionStep === null && row.embeddingDistance < noiseBaseline) criterionStep = step;
+    if (criterionStep === null && row.embeddingDistance < noiseBaseline) {
+      criterionStep = step;
+    }
     a = r.image;
     if (o.onStep) {
       const go = await o.onStep({ ...row, steps: o.steps, image: a });
@@ -272,9 +303,14 @@ export async function invert(
       }
     }
   }
-  const finalOut = await model.forward(space.toModel(a), { layer: o.layer, blocks });
+  const finalOut = await model.forward(space.toModel(a), {
+    layer: o.layer,
+    blocks,
+  });
   const embeddingDistance = norm2(finalOut.data, targetOut.data);
-  if (criterionStep === null && embeddingDistance < noiseBaseline) criterionStep = step;
+  if (criterionStep === null && embeddingDistance < noiseBaseline) {
+    criterionStep = step;
+  }
   return {
     image: a,
     target,

@@ -48,7 +48,8 @@ export function parseSchedule(
   const parts = String(text).split(":");
   const nums = parts.map(Number);
   if (
-    parts.length < 1 || parts.length > 2 || parts.some((p) => p.trim() === "") ||
+    parts.length < 1 || parts.length > 2 ||
+    parts.some((p) => p.trim() === "") ||
     nums.some((n) => !Number.isFinite(n))
   ) {
     throw new RangeError(
@@ -124,7 +125,8 @@ export function gaussianBlur(
       `Invalid kernel size "${size}" for a ${height}x${width} image: expected a kernel smaller than twice the image`,
     );
   }
-  const reflect = (i: number, n: number) => i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
+  const reflect = (i: number, n: number) =>
+    i < 0 ? -i : i >= n ? 2 * n - 2 - i : i;
   const tmp = new Float32Array(data.length);
   const out = new Float32Array(data.length);
   const plane = height * width;
@@ -133,14 +135,18 @@ export function gaussianBlur(
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         let s = 0;
-        for (let j = 0; j < size; j++) s += k[j] * data[o + y * width + reflect(x + j - half, width)];
+        for (let j = 0; j < size; j++) {
+          s += k[j] * data[o + y * width + reflect(x + j - half, width)];
+        }
         tmp[o + y * width + x] = s;
       }
     }
     for (let y = 0; y < height; y++) {
       for (let x = 0; x < width; x++) {
         let s = 0;
-        for (let j = 0; j < size; j++) s += k[j] * tmp[o + reflect(y + j - half, height) * width + x];
+        for (let j = 0; j < size; j++) {
+          s += k[j] * tmp[o + reflect(y + j - half, height) * width + x];
+        }
         out[o + y * width + x] = s;
       }
     }

@@ -12,7 +12,12 @@ export function assertEquals<T>(actual: T, expected: T, msg?: string): void {
 }
 
 /** Asserts |actual − expected| ≤ tol. */
-export function assertClose(actual: number, expected: number, tol: number, msg?: string): void {
+export function assertClose(
+  actual: number,
+  expected: number,
+  tol: number,
+  msg?: string,
+): void {
   nodeAssert.ok(
     Math.abs(actual - expected) <= tol,
     `${msg ?? ""} expected ${expected} ± ${tol}, got ${actual}`,
@@ -29,8 +34,15 @@ export async function assertRejects(
     await fn();
   } catch (err) {
     nodeAssert.ok(err instanceof cls, `expected ${cls.name}, got ${err}`);
-    if (includes) nodeAssert.ok((err as Error).message.includes(includes), `message "${(err as Error).message}" lacks "${includes}"`);
+    if (includes) {
+      nodeAssert.ok(
+        (err as Error).message.includes(includes),
+        `message "${(err as Error).message}" lacks "${includes}"`,
+      );
+    }
     return err as Error;
   }
-  throw new nodeAssert.AssertionError({ message: `expected ${cls.name} to be thrown` });
+  throw new nodeAssert.AssertionError({
+    message: `expected ${cls.name} to be thrown`,
+  });
 }

@@ -5,6 +5,7 @@ import { deflateSync } from "node:zlib";
 import { PNG } from "pngjs";
 import {
   centerCrop,
+  decodeJpeg,
   decodePng,
   denormalize,
   encodePng,
@@ -271,10 +272,93 @@ Deno.test("readImage() decodes the chelsea photo", async () => {
   let min = Infinity, max = -Infinity;
   for (const v of img.data) [min, max] = [Math.min(min, v), Math.max(max, v)];
   assert.ok(min >= 0 && max <= 1 && max - min > 0.5, `range ${min}..${max}`);
-  await assert.rejects(() => readImage("photo.jpg"), {
+  await assert.rejects(
+    () => readImage("/nonexistent/photo.png"),
+    Deno.errors.NotFound,
+  );
+});
+
+const ROCKET = "/work/shared/images/rocket.jpg";
+
+Deno.test("readImage() decodes the rocket JPEG", async () => {
+  const img = await readImage(ROCKET);
+  assert.deepEqual([img.channels, img.height, img.width], [3, 427, 640]);
+  assert.equal(img.data.length, 3 * 427 * 640);
+  let sum = 0, min = Infinity, max = -Infinity;
+  for (const v of img.data) {
+    sum += v;
+    [min, max] = [Math.min(min, v), Math.max(max, v)];
+  }
+  const mean = sum / img.data.length;
+  assert.ok(mean > 0.05 && mean < 0.95, `mean ${mean}`);
+  assert.ok(min >= 0 && max <= 1 && max - min > 0.5, `range ${min}..${max}`);
+  // The three channels differ: it is decoded as color, not grayscale.
+  const plane = 427 * 640;
+  assert.ok(
+    img.data.subarray(0, plane).some((v, i) => v !== img.data[plane + i]),
+  );
+  assert.deepEqual(decodeJpeg(await Deno.readFile(ROCKET)), img);
+});
+
+Deno.test("readImage() detects the format from the bytes", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // A JPEG named .png and a PNG named .jpg both decode.
+    await Deno.copyFile(ROCKET, `${dir}/rocket.png`);
+    assert.equal((await readImage(`${dir}/rocket.png`)).width, 640);
+    const png = encodePng(constant(2, 3, [0.2, 0.4, 0.6]));
+    await Deno.writeFile(`${dir}/small.jpg`, png);
+    assert.deepEqual(await readImage(`${dir}/small.jpg`), decodePng(png));
+    // Neither format: the error names the path and the expected formats.
+    await Deno.writeTextFile(`${dir}/notes.png`, "hello");
+    await assert.rejects(() => readImage(`${dir}/notes.png`), {
+      name: "TypeError",
+      message:
+        /"[^"]*notes\.png" \(starts with "68 65 6c 6c 6f"\): expected a PNG or JPEG file/,
+    });
+    await Deno.writeFile(`${dir}/empty.jpg`, new Uint8Array());
+    await assert.rejects(() => readImage(`${dir}/empty.jpg`), {
+      name: "TypeError",
+      message: /empty\.jpg.*PNG or JPEG/,
+    });
+    // A corrupt file's error names the path too.
+    await Deno.writeFile(`${dir}/cut.png`, png.subarray(0, 30));
+    await assert.rejects(() => readImage(`${dir}/cut.png`), {
+      name: "TypeError",
+      message: /Cannot decode "[^"]*cut\.png": Invalid PNG data.*truncated/,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("decodeJpeg() rejects truncated and corrupt data", async () => {
+  const bytes = await Deno.readFile(ROCKET);
+  assert.throws(() => decodeJpeg(new Uint8Array([1, 2, 3, 4])), {
     name: "TypeError",
-    message: /"\.jpg".*\.png/,
+    message: /Invalid JPEG signature "01 02 03": expected ff d8 ff/,
   });
+  for (
+    const end of [3, 100, 5000, Math.floor(bytes.length / 2), bytes.length - 2]
+  ) {
+    assert.throws(() => decodeJpeg(bytes.subarray(0, end)), {
+      name: "TypeError",
+      message: new RegExp(
+        `Invalid JPEG data \\(${end} bytes\\): .*truncated or corrupt`,
+      ),
+    });
+  }
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/cut.jpg`, bytes.subarray(0, 5000));
+    await assert.rejects(() => readImage(`${dir}/cut.jpg`), {
+      name: "TypeError",
+      message:
+        /Cannot decode "[^"]*cut\.jpg": Invalid JPEG data \(5000 bytes\)/,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("writePng() writes atomically and leaves nothing on error", async () => {

@@ -6,50 +6,12 @@ import {
   type BlockPart,
   classLogit,
   featureMatch,
-  type Layer,
   loadModel,
   type Model,
 } from "../mod.ts";
-import { parseSafetensors, tensorToFloat32 } from "../src/safetensors.ts";
+import { type Case, loadReference, relErr } from "./_fixtures.ts";
 
 const TOL = 1e-5; // max |ours − torch| / max |torch|, float32
-const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
-
-interface Case {
-  kind: "forward" | "gradient" | "only";
-  ablation?: { name: string; remove: Record<string, string[]>; use_pos: number };
-  layer: Layer;
-  loss?: "l1" | "l2" | "logit";
-  output?: string;
-  grad?: string;
-  target?: string;
-  value?: number;
-  index?: number;
-  constant?: number;
-  blocks?: number[];
-}
-
-export function relErr(a: Float32Array, b: Float32Array): number {
-  assertEquals(a.length, b.length);
-  let err = 0, scale = 0;
-  for (let i = 0; i < a.length; i++) {
-    err = Math.max(err, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return scale > 0 ? err / scale : err;
-}
-
-export async function loadReference(name: string) {
-  const dir = FIXTURES + name;
-  const ref = JSON.parse(await Deno.readTextFile(`${dir}/reference.json`));
-  const file = parseSafetensors(await Deno.readFile(`${dir}/reference.safetensors`));
-  const get = (k: string) => {
-    const t = file.tensors.get(k);
-    if (!t) throw new Error(`fixture tensor ${k} missing`);
-    return tensorToFloat32(t);
-  };
-  return { dir, cases: ref.cases as Case[], get };
-}
 
 function ablationsOf(c: Case): Ablation[] {
   return Object.entries(c.ablation?.remove ?? {}).map(([layer, sw]) => ({
@@ -71,14 +33,22 @@ for (const fixture of ["tiny_vit", "tiny_vit_p4"]) {
       const modelFor = (c: Case) => {
         const key = c.ablation?.name ?? "none";
         if (!models.has(key)) {
-          models.set(key, base.withAblations(ablationsOf(c), (c.ablation?.use_pos ?? 1) === 1));
+          models.set(
+            key,
+            base.withAblations(
+              ablationsOf(c),
+              (c.ablation?.use_pos ?? 1) === 1,
+            ),
+          );
         }
         return models.get(key)!;
       };
       let worst = 0;
       for (const c of cases) {
         const m = modelFor(c);
-        const label = `${c.kind} ${c.ablation?.name ?? ""} layer ${c.layer} ${c.loss ?? ""}`;
+        const label = `${c.kind} ${c.ablation?.name ?? ""} layer ${c.layer} ${
+          c.loss ?? ""
+        }`;
         if (c.kind === "forward") {
           const out = await m.forward(x, { layer: c.layer });
           const e = relErr(out.data, get(c.output!));
@@ -88,15 +58,26 @@ for (const fixture of ["tiny_vit", "tiny_vit_p4"]) {
         }
         const objective = c.loss === "logit"
           ? classLogit(c.index!, { constant: c.constant })
-          : featureMatch(c.layer, get(c.target!), { loss: c.loss as "l1" | "l2" });
+          : featureMatch(c.layer, get(c.target!), {
+            loss: c.loss as "l1" | "l2",
+          });
         const r = await m.inputGradient(x, objective, { blocks: c.blocks });
         const e = relErr(r.grad, get(c.grad!));
-        const ev = Math.abs(r.value - c.value!) / Math.max(1e-30, Math.abs(c.value!));
+        const ev = Math.abs(r.value - c.value!) /
+          Math.max(1e-30, Math.abs(c.value!));
         worst = Math.max(worst, e, ev);
         assert(e <= TOL, `${label}: gradient rel err ${e}`);
-        assert(ev <= TOL, `${label}: value ${r.value} vs torch ${c.value} (rel ${ev})`);
+        assert(
+          ev <= TOL,
+          `${label}: value ${r.value} vs torch ${c.value} (rel ${ev})`,
+        );
       }
-      await t.step(`worst relative error ${worst.toExponential(2)} over ${cases.length} cases`, () => {});
+      await t.step(
+        `worst relative error ${
+          worst.toExponential(2)
+        } over ${cases.length} cases`,
+        () => {},
+      );
       await base.release();
     });
   }

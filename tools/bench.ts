@@ -54,7 +54,9 @@ for (const backend of opts.backends.split(",") as BackendName[]) {
   await model.release();
 }
 
-let torch: { median_ms: Record<string, number>; torch: string; blas: string } | null = null;
+let torch:
+  | { median_ms: Record<string, number>; torch: string; blas: string }
+  | null = null;
 try {
   const out = await new Deno.Command(opts.python, {
     args: [
@@ -72,12 +74,23 @@ try {
   }).output();
   if (out.success) torch = JSON.parse(new TextDecoder().decode(out.stdout));
 } catch (err) {
-  console.error(`PyTorch baseline skipped: ${err instanceof Error ? err.message : err}`);
+  console.error(
+    `PyTorch baseline skipped: ${err instanceof Error ? err.message : err}`,
+  );
 }
 
 const backends = Object.keys(results);
-const head = ["L", ...backends.map((b) => `${b} ms`), "PyTorch ms", ...backends.map((b) => `${b} / PyTorch`)];
-console.log(`\n${opts.model}, 224², ${threads} threads, median of ${repeats}; PyTorch ${torch?.torch ?? "n/a"} (${torch?.blas ?? "-"})\n`);
+const head = [
+  "L",
+  ...backends.map((b) => `${b} ms`),
+  "PyTorch ms",
+  ...backends.map((b) => `${b} / PyTorch`),
+];
+console.log(
+  `\n${opts.model}, 224², ${threads} threads, median of ${repeats}; PyTorch ${
+    torch?.torch ?? "n/a"
+  } (${torch?.blas ?? "-"})\n`,
+);
 console.log(`| ${head.join(" | ")} |`);
 console.log(`| ${head.map(() => "---").join(" | ")} |`);
 for (const L of layers) {

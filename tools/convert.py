@@ -69,6 +69,8 @@ DESCRIPTIONS = {
 class Params(nn.Module):
     """Holds tensors as parameters under dotted names (exported as initializer names)."""
 
+    takes_x = False  # a VJP graph that also takes the forward input x
+
     def __init__(self, tensors: Dict[str, torch.Tensor]):
         super().__init__()
         self._names = list(tensors)
@@ -98,11 +100,25 @@ def ln_fwd(x, w, b):
     xc = x - mu
     var = (xc * xc).mean(-1, keepdim=True)
     rstd = 1.0 / torch.sqrt(var + LN_EPS)
-    xhat = xc * rstd
-    return xhat * w + b, xhat, rstd
+    return xc * rstd * w + b, mu, rstd
 
 
-def ln_bwd(dy, xhat, rstd, w):
+class LayerNormStats(torch.autograd.Function):
+    """LayerNorm returning (y, mean, 1/std); exported as one ONNX LayerNormalization node
+    with its optional Mean and InvStdDev outputs."""
+
+    @staticmethod
+    def forward(ctx, x, w, b):  # noqa: D102
+        return ln_fwd(x, w, b)
+
+    @staticmethod
+    def symbolic(g, x, w, b):  # noqa: D102
+        return g.op("LayerNormalization", x, w, b, epsilon_f=LN_EPS, axis_i=-1, outputs=3)
+
+
+def ln_bwd(dy, x, mu, rstd, w):
+    """Input gradient of LayerNorm; the normalized input is recomputed from x."""
+    xhat = (x - mu) * rstd
     g = dy * w
     return rstd * (g - g.mean(-1, keepdim=True) - xhat * (g * xhat).mean(-1, keepdim=True))
 
@@ -116,7 +132,7 @@ def gelu_grad(z):
 # ---------------------------------------------------------------------------------------
 # Graph modules: forward (with saved activations) and VJP for stem, block, head.
 
-BLOCK_SAVED = ["s_xhat1", "s_rstd1", "s_q", "s_k", "s_v", "s_p", "s_xhat2", "s_rstd2", "s_z"]
+BLOCK_SAVED = ["s_x1", "s_mean1", "s_rstd1", "s_q", "s_k", "s_v", "s_p", "s_mean2", "s_rstd2", "s_z"]
 
 
 class StemFwd(Params):
@@ -150,7 +166,7 @@ class BlockFwd(Params):
     def forward(self, x, use_ln1, use_attn, use_res1, use_ln2, use_mlp, use_res2):
         n, d, nh = self.n, self.d, self.num_heads
         hd = d // nh
-        l1, xhat1, rstd1 = ln_fwd(x, self.w("ln_1.weight"), self.w("ln_1.bias"))
+        l1, mean1, rstd1 = LayerNormStats.apply(x, self.w("ln_1.weight"), self.w("ln_1.bias"))
         h = mix(use_ln1, l1, x)
         qkv = F.linear(h, self.w("self_attention.in_proj_weight"), self.w("self_attention.in_proj_bias"))
         qkv = qkv.reshape(n, 3, nh, hd).permute(1, 2, 0, 3)  # [3, nh, n, hd]
@@ -161,17 +177,19 @@ class BlockFwd(Params):
         att = F.linear(o, self.w("self_attention.out_proj.weight"), self.w("self_attention.out_proj.bias"))
         a = mix(use_attn, att, h)
         x1 = a + use_res1 * x
-        l2, xhat2, rstd2 = ln_fwd(x1, self.w("ln_2.weight"), self.w("ln_2.bias"))
+        l2, mean2, rstd2 = LayerNormStats.apply(x1, self.w("ln_2.weight"), self.w("ln_2.bias"))
         g = mix(use_ln2, l2, x1)
         z = F.linear(g, self.w("mlp.0.weight"), self.w("mlp.0.bias"))
         m = F.linear(F.gelu(z), self.w("mlp.3.weight"), self.w("mlp.3.bias"))
         y = mix(use_mlp, m, g) + use_res2 * x1
-        return y, xhat1, rstd1, q, k, v, p, xhat2, rstd2, z
+        return y, x1, mean1, rstd1, q, k, v, p, mean2, rstd2, z
 
 
 class BlockVjp(BlockFwd):
+    takes_x = True
+
     def forward(self, dy, use_ln1, use_attn, use_res1, use_ln2, use_mlp, use_res2,
-                xhat1, rstd1, q, k, v, p, xhat2, rstd2, z):
+                x, x1, mean1, rstd1, q, k, v, p, mean2, rstd2, z):
         n, d, nh = self.n, self.d, self.num_heads
         hd = d // nh
         # y = mix(use_mlp, mlp(g), g) + use_res2 * x1
@@ -180,7 +198,7 @@ class BlockVjp(BlockFwd):
         dz = du * gelu_grad(z)
         dg = (1.0 - use_mlp) * dy + torch.matmul(dz, self.w("mlp.0.weight"))
         # g = mix(use_ln2, ln2(x1), x1)
-        dx1 = dx1 + (1.0 - use_ln2) * dg + ln_bwd(use_ln2 * dg, xhat2, rstd2, self.w("ln_2.weight"))
+        dx1 = dx1 + (1.0 - use_ln2) * dg + ln_bwd(dg, x1, mean2, rstd2, use_ln2 * self.w("ln_2.weight"))
         # x1 = mix(use_attn, attn(h), h) + use_res1 * x
         dx = use_res1 * dx1
         do = torch.matmul(use_attn * dx1, self.w("self_attention.out_proj.weight"))
@@ -193,25 +211,27 @@ class BlockVjp(BlockFwd):
         dqkv = torch.stack([dq, dk, dv], 0).permute(2, 0, 1, 3).reshape(1, n, 3 * d)
         dh = (1.0 - use_attn) * dx1 + torch.matmul(dqkv, self.w("self_attention.in_proj_weight"))
         # h = mix(use_ln1, ln1(x), x)
-        return dx + (1.0 - use_ln1) * dh + ln_bwd(use_ln1 * dh, xhat1, rstd1, self.w("ln_1.weight"))
+        return dx + (1.0 - use_ln1) * dh + ln_bwd(dh, x, mean1, rstd1, use_ln1 * self.w("ln_1.weight"))
 
 
 class HeadFwd(Params):
     """tokens -> logits: final LayerNorm (class token only) and the linear head."""
 
     def forward(self, x):
-        c, xhat, rstd = ln_fwd(x[:, 0:1, :], self.w("encoder.ln.weight"), self.w("encoder.ln.bias"))
-        return F.linear(c[:, 0, :], self.w("heads.head.weight"), self.w("heads.head.bias")), xhat, rstd
+        c, mean, rstd = LayerNormStats.apply(x[:, 0:1, :], self.w("encoder.ln.weight"), self.w("encoder.ln.bias"))
+        return F.linear(c[:, 0, :], self.w("heads.head.weight"), self.w("heads.head.bias")), mean, rstd
 
 
 class HeadVjp(Params):
+    takes_x = True
+
     def __init__(self, tensors, seq_len):
         super().__init__(tensors)
         self.seq_len, self.d = seq_len, int(tensors["encoder.ln.weight"].shape[0])
 
-    def forward(self, dy, xhat, rstd):
+    def forward(self, dy, x, mean, rstd):
         dc = torch.matmul(dy, self.w("heads.head.weight")).unsqueeze(1)
-        d0 = ln_bwd(dc, xhat, rstd, self.w("encoder.ln.weight"))
+        d0 = ln_bwd(dc, x[:, 0:1, :], mean, rstd, self.w("encoder.ln.weight"))
         return F.pad(d0, (0, 0, 0, self.seq_len - 1))
 
 
@@ -351,6 +371,7 @@ def build(model_name: str, weights: str, seed: int, image_size: Optional[int], a
         size = image_size or int(round(math.sqrt(n))) * cfg["patch_size"]
         cfg.pop("image_size", None)
         num_classes = sd["heads.head.weight"].shape[0] if "heads.head.weight" in sd else 1000
+        cfg.pop("num_classes", None)
         model = VisionTransformer(image_size=size, num_classes=num_classes, **cfg)
         model.load_state_dict(sd)
         meta["weights"] = os.path.splitext(os.path.basename(weights))[0]
@@ -479,7 +500,8 @@ def check_piece(name, fwd_graph, vjp_graph, fwd_args, vjp_extra, ref_fn, x, sw_t
     with torch.no_grad():
         outs = fwd_graph(x, *fwd_args)
         outs = outs if isinstance(outs, tuple) else (outs,)
-        dx = vjp_graph(dy, *vjp_extra, *outs[1:])
+        xs = (x,) if vjp_graph.takes_x else ()
+        dx = vjp_graph(dy, *vjp_extra, *xs, *outs[1:])
     fa, fr = rel_err(outs[0], yr.detach())
     ba, br = rel_err(dx, dxr)
     log(f"  {name:<28} forward max abs {fa:.2e} rel {fr:.2e} | vjp max abs {ba:.2e} rel {br:.2e}")
@@ -489,7 +511,8 @@ def check_piece(name, fwd_graph, vjp_graph, fwd_args, vjp_extra, ref_fn, x, sw_t
 
 
 def convert(model, meta: dict, model_name: str, out: str, check: bool = True, write_weights: bool = True,
-            weight_set: Optional[str] = None, log: Callable[[str], None] = print, tol: float = 1e-5) -> dict:
+            weight_set: Optional[str] = None, log: Callable[[str], None] = print, tol: float = 1e-5,
+            check_layers: int = 10**9) -> dict:
     """Writes out/manifest.json, out/graphs/*.onnx and out/<weight_set>.safetensors."""
     import onnx
 
@@ -537,6 +560,8 @@ def convert(model, meta: dict, model_name: str, out: str, check: bool = True, wr
             prefix = f"encoder.layers.encoder_layer_{i}."
             bt = {k: sd[prefix + k] for k in block_local}
             fwd, vjp = BlockFwd(bt, nh, seq), BlockVjp(bt, nh, seq)
+            if i >= check_layers:
+                break
             settings = ABLATIONS if i == 0 else ABLATIONS[:1]
             for sw in settings:
                 st = [torch.tensor(sw[s]) for s in SWITCHES]
@@ -585,13 +610,13 @@ def convert(model, meta: dict, model_name: str, out: str, check: bool = True, wr
         "stem.fwd": ((x_img, one), ["x"] + STEM_SWITCHES, ["y"]),
         "stem.vjp": ((torch.randn(1, seq, d),), ["dy"], ["dx"]),
         "block.fwd": ((x_tok, *sws), ["x"] + SWITCHES, ["y"] + BLOCK_SAVED),
-        "head.fwd": ((x_tok,), ["x"], ["y", "s_xhat", "s_rstd"]),
+        "head.fwd": ((x_tok,), ["x"], ["y", "s_mean", "s_rstd"]),
     }
     with torch.no_grad():
         saved_block = mods["block.fwd"](x_tok, *sws)[1:]
         saved_head = mods["head.fwd"](x_tok)[1:]
-    specs["block.vjp"] = ((x_tok, *sws, *saved_block), ["dy"] + SWITCHES + BLOCK_SAVED, ["dx"])
-    specs["head.vjp"] = ((torch.randn(1, num_classes), *saved_head), ["dy", "s_xhat", "s_rstd"], ["dx"])
+    specs["block.vjp"] = ((x_tok, *sws, x_tok, *saved_block), ["dy"] + SWITCHES + ["x"] + BLOCK_SAVED, ["dx"])
+    specs["head.vjp"] = ((torch.randn(1, num_classes), x_tok, *saved_head), ["dy", "x", "s_mean", "s_rstd"], ["dx"])
     # Export from modules holding random, pairwise-distinct values: the exporter merges identical
     # initializers (e.g. all-zero biases), which would break per-tensor weight swapping. The values
     # themselves never reach the graph files: they become external data.
@@ -682,6 +707,25 @@ def convert(model, meta: dict, model_name: str, out: str, check: bool = True, wr
     return manifest
 
 
+def parse_arch(ap, text: Optional[str]) -> dict:
+    keys = {"patch": "patch_size", "layers": "num_layers", "heads": "num_heads", "hidden": "hidden_dim",
+            "mlp": "mlp_dim", "classes": "num_classes"}
+    if not text:
+        ap.error("custom needs --arch patch=P,layers=L,heads=H,hidden=D,mlp=M")
+    cfg = {}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        if k not in keys or not v.isdigit() or int(v) <= 0:
+            ap.error(f"--arch entry {part!r}: expected one of {', '.join(keys)} = a positive integer")
+        cfg[keys[k]] = int(v)
+    missing = [k for k, v in keys.items() if v not in cfg and k != "classes"]
+    if missing:
+        ap.error(f"--arch lacks {', '.join(missing)}")
+    if cfg["hidden_dim"] % cfg["num_heads"]:
+        ap.error(f"--arch hidden={cfg['hidden_dim']} is not divisible by heads={cfg['num_heads']}")
+    return cfg
+
+
 def dump_json(obj, indent: int = 0) -> str:
     """JSON with one key per line but short lists (shapes, params) kept on one line."""
     pad = " " * (indent + 1)
@@ -696,7 +740,9 @@ def dump_json(obj, indent: int = 0) -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", nargs="?", help="one of " + ", ".join(ARCHS))
+    ap.add_argument("model", nargs="?", help="one of " + ", ".join(ARCHS) + ", or 'custom' with --arch")
+    ap.add_argument("--arch", metavar="K=V,...",
+                    help="custom untrained architecture: patch=8,layers=2,heads=2,hidden=16,mlp=32[,classes=10]")
     ap.add_argument("--weights", default="untrained",
                     help="'untrained', a torchvision weights name (e.g. IMAGENET1K_V1) or a checkpoint file")
     ap.add_argument("--seed", type=int, default=0, help="seed for untrained weights (default 0)")
@@ -705,6 +751,9 @@ def main(argv=None):
     ap.add_argument("--name", help="weight-set name in the manifest (default: the weights' name)")
     ap.add_argument("--check", action="store_true", help="print errors against torch.autograd (always verified)")
     ap.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
+    ap.add_argument("--check-layers", type=int, default=10**9, metavar="K",
+                    help="verify only the first K encoder blocks one by one (default: all; the chained "
+                         "whole-model check always runs)")
     ap.add_argument("--graphs-only", action="store_true", help="write graphs and manifest but no weight file")
     ap.add_argument("--list", action="store_true", help="list the models this converter knows")
     a = ap.parse_args(argv)
@@ -713,18 +762,23 @@ def main(argv=None):
         for k, v in DESCRIPTIONS.items():
             print(f"{k:<10} {v}")
         return 0
-    if a.model not in ARCHS:
-        ap.error(f"unknown model {a.model!r}: expected one of {', '.join(ARCHS)}")
+    arch = None
+    if a.model == "custom":
+        arch = parse_arch(ap, a.arch)
+        if a.weights != "untrained" and not os.path.exists(a.weights):
+            ap.error("custom architectures take --weights untrained or a checkpoint file")
+    elif a.model not in ARCHS:
+        ap.error(f"unknown model {a.model!r}: expected one of {', '.join(ARCHS)}, or custom")
     if not a.out:
         ap.error("--out DIR is required")
-    if a.image_size is not None and (a.image_size <= 0 or a.image_size % ARCHS[a.model]["patch_size"]):
-        ap.error(f"--image-size {a.image_size}: expected a positive multiple of the patch size "
-                 f"{ARCHS[a.model]['patch_size']}")
-    model, meta = build(a.model, a.weights, a.seed, a.image_size)
+    patch = (arch or ARCHS.get(a.model, {}))["patch_size"]
+    if a.image_size is not None and (a.image_size <= 0 or a.image_size % patch):
+        ap.error(f"--image-size {a.image_size}: expected a positive multiple of the patch size {patch}")
+    model, meta = build(a.model, a.weights, a.seed, a.image_size, arch)
     name = a.name or (f"untrained-seed{a.seed}" if a.weights == "untrained" else meta["weights"])
     quiet = (lambda s: None) if not a.check else print
     convert(model, meta, a.model, a.out, check=not a.no_verify, write_weights=not a.graphs_only,
-            weight_set=name, log=quiet if not a.check else print)
+            weight_set=name, log=quiet if not a.check else print, check_layers=a.check_layers)
     print(f"wrote {a.out}/manifest.json ({a.model}, image {model.image_size}, weights {name})", file=sys.stderr)
     return 0
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Regenerates every committed graph folder under weights/ and the test fixtures.
+# Needs PyTorch, torchvision and onnx (Debian: python3-torch python3-torchvision python3-onnx).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-/usr/bin/python3}
+for m in vit_b_16 vit_b_32 vit_l_16 vit_l_32 vit_h_14; do
+  "$PY" tools/convert.py "$m" --weights untrained --graphs-only --out "weights/$m" --check
+done
+# the large-image configurations of the SWAG weights (ViT-L/16 at 512, ViT-H/14 at 518)
+"$PY" tools/convert.py vit_l_16 --weights untrained --image-size 512 --graphs-only --out weights/vit_l_16_512 --check --check-layers 2
+"$PY" tools/convert.py vit_h_14 --weights untrained --image-size 518 --graphs-only --out weights/vit_h_14_518 --check --check-layers 2
+"$PY" tools/make_fixtures.py
