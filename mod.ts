@@ -22,6 +22,7 @@ export * from "./src/safetensors.ts";
 export * from "./src/rng.ts";
 export * from "./src/transform.ts";
 export * from "./src/render.ts";
+export * from "./src/classes.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli.ts");

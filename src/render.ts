@@ -7,8 +7,9 @@
  */
 
 import type { Model, Tensor } from "./model.ts";
-import { featureMatch } from "./objective.ts";
+import { classLogit, featureMatch, type Objective } from "./objective.ts";
 import { Rng } from "./rng.ts";
+import { resizeBilinear } from "./image.ts";
 import { gaussianBlur, type Schedule, scheduleAt } from "./transform.ts";
 
 /** One row of a run's trace. */
@@ -140,6 +141,53 @@ export function psnr(x: Float32Array, ref: Float32Array): number {
   return mse === 0 ? Infinity : 10 * Math.log10(1 / mse);
 }
 
+/**
+ * Thrown when a run produces NaN or ±Inf: names the step and carries the last
+ * finite image, so a caller can keep it.
+ *
+ * @example
+ * ```ts
+ * import { DivergedError } from "./render.ts";
+ * const e = new DivergedError(12, new Float32Array(3), "loss NaN");
+ * console.log(e.step, e.message);
+ * ```
+ */
+export class DivergedError extends RangeError {
+  /** The step that produced a non-finite value. */
+  readonly step: number;
+  /** The image before that step. */
+  readonly lastImage: Float32Array;
+  /** @param step the failing step; @param lastImage the last finite image; @param what what went wrong */
+  constructor(step: number, lastImage: Float32Array, what: string) {
+    super(
+      `Run diverged at step ${step} (${what}): lower the learning rate (--lr)`,
+    );
+    this.name = "DivergedError";
+    this.step = step;
+    this.lastImage = lastImage;
+  }
+}
+
+async function guarded<T extends { value: number }>(
+  step: number,
+  last: Float32Array,
+  fn: () => Promise<T>,
+): Promise<T> {
+  let r: T;
+  try {
+    r = await fn();
+  } catch (err) {
+    if (err instanceof RangeError && /became|NaN|Infinity/.test(err.message)) {
+      throw new DivergedError(step, last, err.message.split(":")[0]);
+    }
+    throw err;
+  }
+  if (!Number.isFinite(r.value)) {
+    throw new DivergedError(step, last, `objective ${r.value}`);
+  }
+  return r;
+}
+
 /** Maps an image-space array into the model's input space (and gradients back). */
 function modelSpace(model: Model, normalize: boolean) {
   const { mean, std } = model.manifest.input;
@@ -164,23 +212,23 @@ function modelSpace(model: Model, normalize: boolean) {
 }
 
 /**
- * One plain gradient step of the representation procedure: a ← blur(a − lr·∇a),
- * returning the objective's value and the model output before the update.
- * This is the unit the PyTorch step fixture checks.
+ * One plain gradient step of both procedures: a ← blur(a − lr·∇a), returning
+ * the objective's value and the model output before the update. This is the
+ * unit the PyTorch step fixtures check.
  *
  * @example
  * ```ts
- * import { featureMatch, invertStep, loadModel } from "../mod.ts";
+ * import { featureMatch, gradientStep, loadModel } from "../mod.ts";
  * const model = await loadModel("weights/vit_b_32");
  * const a = new Float32Array(3 * 224 * 224).fill(0.5);
  * const target = await model.forward(a.map((v) => v + 0.1), { layer: 1 });
- * const r = await invertStep(model, a, featureMatch(1, target, { loss: "l1" }), 0.01, 1.0);
+ * const r = await gradientStep(model, a, featureMatch(1, target, { loss: "l1" }), 0.01, 1.0);
  * ```
  */
-export async function invertStep(
+export async function gradientStep(
   model: Model,
   a: Float32Array,
-  objective: ReturnType<typeof featureMatch>,
+  objective: Objective,
   lr: number,
   sigma: number,
   options: {
@@ -272,16 +320,16 @@ export async function invert(
   for (; step < o.steps; step++) {
     const lr = scheduleAt(o.lr, step, o.steps);
     const sigma = scheduleAt(o.sigma, step, o.steps);
-    const r = await invertStep(model, a, objective, lr, sigma, {
-      kernelSize: o.kernelSize,
-      normalize: o.normalize,
-      blocks,
-    });
-    if (!Number.isFinite(r.value)) {
-      throw new RangeError(
-        `Loss became ${r.value} at step ${step}: lower the learning rate (--lr)`,
-      );
-    }
+    const r = await guarded(
+      step,
+      a,
+      () =>
+        gradientStep(model, a, objective, lr, sigma, {
+          kernelSize: o.kernelSize,
+          normalize: o.normalize,
+          blocks,
+        }),
+    );
     const row: TraceRow = {
       step,
       loss: r.value,
@@ -321,6 +369,307 @@ export async function invert(
       embeddingDistance,
       inputDistance: norm2(a, target),
       psnr: psnr(a, target),
+      steps: step,
+    },
+  };
+}
+
+/** One row of a generation trace. */
+export interface GenerateRow {
+  /** Step index. */
+  step: number;
+  /** |C − O_i| before this step's update. */
+  loss: number;
+  /** The target logit O_i. */
+  logit: number;
+  /** Its softmax probability over all classes. */
+  probability: number;
+  /** Learning rate used. */
+  lr: number;
+  /** Blur σ used. */
+  sigma: number;
+  /** Top-left corner [y, x] of the crop on the enlarged canvas, or null before jitter. */
+  crop: [number, number] | null;
+}
+
+/** What {@linkcode generate} reports at each step. */
+export interface GenerateStepInfo extends GenerateRow {
+  /** Total steps. */
+  steps: number;
+  /** The current image: model-sized before jitter, the canvas after (do not modify). */
+  image: Float32Array;
+  /** Side of `image`. */
+  size: number;
+}
+
+/** Options of {@linkcode generate}. */
+export interface GenerateOptions {
+  /** The constant C of |C − O_i| (default 100). */
+  constant?: number;
+  /** Total gradient steps (default 720: 220 at model size, then 500 jittered). */
+  steps?: number;
+  /** Steps at model size before jitter starts (default 220). */
+  jitterAfter?: number;
+  /** Side of the enlarged canvas the jittered crops come from (default 600). */
+  canvasSize?: number;
+  /** Learning rate schedule over the whole run. */
+  lr?: Schedule;
+  /** Blur σ schedule over the whole run (default 2.4 → 0). */
+  sigma?: Schedule;
+  /** Blur kernel size (default 3). */
+  kernelSize?: number;
+  /** Normalize with the weights' mean/std before the model (default false). */
+  normalize?: boolean;
+  /** Seed of the start and of the crop positions (default 0). */
+  seed?: number;
+  /** Called after each step; return `false` to stop early. */
+  onStep?: (info: GenerateStepInfo) => void | boolean | Promise<void | boolean>;
+  /** Continue from a snapshot: its image (model-sized or canvas) and next step. */
+  resume?: { image: Float32Array; step: number };
+  /** Crop corner per jittered step (default {@linkcode cropAt} with the seed). */
+  cropPosition?: (step: number) => [number, number];
+}
+
+/** Result of {@linkcode generate}. */
+export interface GenerateResult {
+  /** The generated image at the model's size (the canvas shrunk, after jitter). */
+  image: Float32Array;
+  /** The enlarged canvas, or null when the run ended before jitter. */
+  canvas: Float32Array | null;
+  /** Side of the canvas. */
+  canvasSize: number;
+  /** Trace of every step. */
+  trace: GenerateRow[];
+  /** Logit and probability of the class for the final model-sized image. */
+  final: { logit: number; probability: number; steps: number };
+}
+
+/** Default settings of {@linkcode generate}. */
+export const GENERATE_DEFAULTS = {
+  constant: 100,
+  steps: 720,
+  jitterAfter: 220,
+  canvasSize: 600,
+  lr: { start: 0.02, end: 0.002 } as Schedule,
+  sigma: { start: 2.4, end: 0 } as Schedule,
+  kernelSize: 3,
+  normalize: false,
+  seed: 0,
+};
+
+/**
+ * Top-left corner of step `step`'s random crop: a function of (seed, step) only,
+ * so a resumed run picks the same crops as an uninterrupted one.
+ *
+ * @example
+ * ```ts
+ * import { cropAt } from "./render.ts";
+ * const [y, x] = cropAt(0, 300, 600, 224); // both in 0..376
+ * ```
+ */
+export function cropAt(
+  seed: number,
+  step: number,
+  canvas: number,
+  size: number,
+): [number, number] {
+  const rng = new Rng((BigInt(seed) << 32n) | BigInt(step));
+  const span = canvas - size + 1;
+  return [Math.floor(rng.uniform() * span), Math.floor(rng.uniform() * span)];
+}
+
+function softmaxAt(logits: Float32Array, i: number): number {
+  let m = -Infinity;
+  for (const v of logits) m = Math.max(m, v);
+  let s = 0;
+  for (const v of logits) s += Math.exp(v - m);
+  return Math.exp(logits[i] - m) / s;
+}
+
+function crop(
+  src: Float32Array,
+  side: number,
+  y: number,
+  x: number,
+  size: number,
+): Float32Array {
+  const out = new Float32Array(3 * size * size);
+  for (let c = 0; c < 3; c++) {
+    for (let r = 0; r < size; r++) {
+      const from = c * side * side + (y + r) * side + x;
+      out.set(src.subarray(from, from + size), c * size * size + r * size);
+    }
+  }
+  return out;
+}
+
+function paste(
+  dst: Float32Array,
+  side: number,
+  y: number,
+  x: number,
+  patch: Float32Array,
+  size: number,
+): void {
+  for (let c = 0; c < 3; c++) {
+    for (let r = 0; r < size; r++) {
+      const from = c * size * size + r * size;
+      dst.set(
+        patch.subarray(from, from + size),
+        c * side * side + (y + r) * side + x,
+      );
+    }
+  }
+}
+
+/**
+ * Input generation (class visualization): gradient steps on noise that pull the
+ * logit of class `index` towards a large constant, blurring after each step;
+ * after `jitterAfter` steps the image is enlarged to `canvasSize` and each step
+ * updates a random model-sized crop (the essay's positional jitter).
+ *
+ * @example
+ * ```ts
+ * import { generate, loadModel } from "../mod.ts";
+ * const model = await loadModel("tests/fixtures/tiny_vit", { weights: "fixture" });
+ * const r = await generate(model, 3, { steps: 10, jitterAfter: 5, canvasSize: 48 });
+ * console.log(r.final.probability);
+ * ```
+ */
+export async function generate(
+  model: Model,
+  index: number,
+  options: GenerateOptions = {},
+): Promise<GenerateResult> {
+  const o = { ...GENERATE_DEFAULTS, ...options };
+  const size = model.manifest.image_size;
+  const classes = model.manifest.num_classes;
+  if (!Number.isInteger(index) || index < 0 || index >= classes) {
+    throw new RangeError(
+      `Invalid class index "${index}": expected 0..${classes - 1}`,
+    );
+  }
+  if (!Number.isInteger(o.steps) || o.steps < 1) {
+    throw new RangeError(
+      `Invalid steps "${o.steps}": expected a positive integer`,
+    );
+  }
+  if (!Number.isInteger(o.jitterAfter) || o.jitterAfter < 0) {
+    throw new RangeError(
+      `Invalid jitterAfter "${o.jitterAfter}": expected a non-negative integer`,
+    );
+  }
+  if (!Number.isInteger(o.canvasSize) || o.canvasSize < size) {
+    throw new RangeError(
+      `Invalid canvas size "${o.canvasSize}": expected an integer ≥ the model's image size ${size}`,
+    );
+  }
+  const objective = classLogit(index, { constant: o.constant });
+  const step0 = o.resume?.step ?? 0;
+  let small: Float32Array | null = null;
+  let canvas: Float32Array | null = null;
+  if (o.resume) {
+    const n = o.resume.image.length;
+    if (n === 3 * size * size && step0 <= o.jitterAfter) {
+      small = o.resume.image.slice();
+    } else if (
+      n === 3 * o.canvasSize * o.canvasSize && step0 >= o.jitterAfter
+    ) canvas = o.resume.image.slice();
+    else {
+      throw new RangeError(
+        `Invalid resume image of ${n} values at step ${step0}: expected ${
+          step0 <= o.jitterAfter
+            ? `3x${size}x${size}`
+            : `3x${o.canvasSize}x${o.canvasSize}`
+        }`,
+      );
+    }
+  } else small = randomStart(3 * size * size, o.seed);
+  const trace: GenerateRow[] = [];
+  let step = step0;
+  for (; step < o.steps; step++) {
+    if (step === o.jitterAfter && small) {
+      canvas = resizeBilinear(
+        { data: small, channels: 3, height: size, width: size },
+        o.canvasSize,
+        o.canvasSize,
+      )
+        .data;
+      small = null;
+    }
+    const lr = scheduleAt(o.lr, step, o.steps);
+    const sigma = scheduleAt(o.sigma, step, o.steps);
+    const at: [number, number] | null = canvas
+      ? (o.cropPosition ?? ((k) => cropAt(o.seed, k, o.canvasSize, size)))(step)
+      : null;
+    if (
+      at &&
+      !(at[0] >= 0 && at[1] >= 0 && at[0] + size <= o.canvasSize &&
+        at[1] + size <= o.canvasSize)
+    ) {
+      throw new RangeError(
+        `Invalid crop [${at}] at step ${step}: expected a ${size}² window inside the canvas`,
+      );
+    }
+    const current = canvas
+      ? crop(canvas, o.canvasSize, at![0], at![1], size)
+      : small!;
+    const r = await guarded(
+      step,
+      canvas ?? small!,
+      () =>
+        gradientStep(model, current, objective, lr, sigma, {
+          kernelSize: o.kernelSize,
+          normalize: o.normalize,
+        }),
+    );
+    if (canvas) {
+      canvas = canvas.slice();
+      paste(canvas, o.canvasSize, at![0], at![1], r.image, size);
+    } else small = r.image;
+    const row: GenerateRow = {
+      step,
+      loss: r.value,
+      logit: r.output.data[index],
+      probability: softmaxAt(r.output.data, index),
+      lr,
+      sigma,
+      crop: at,
+    };
+    trace.push(row);
+    if (o.onStep) {
+      const image = canvas ?? small!;
+      const go = await o.onStep({
+        ...row,
+        steps: o.steps,
+        image,
+        size: canvas ? o.canvasSize : size,
+      });
+      if (go === false) {
+        step++;
+        break;
+      }
+    }
+  }
+  const image = canvas
+    ? resizeBilinear(
+      { data: canvas, channels: 3, height: o.canvasSize, width: o.canvasSize },
+      size,
+      size,
+    ).data
+    : small!;
+  const logits = await model.forward(
+    modelSpace(model, o.normalize).toModel(image),
+    { layer: "logits" },
+  );
+  return {
+    image,
+    canvas,
+    canvasSize: o.canvasSize,
+    trace,
+    final: {
+      logit: logits.data[index],
+      probability: softmaxAt(logits.data, index),
       steps: step,
     },
   };

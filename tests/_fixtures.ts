@@ -7,7 +7,7 @@ const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 
 /** One reference case of reference.json. */
 export interface Case {
-  kind: "forward" | "gradient" | "only";
+  kind: "forward" | "gradient" | "only" | "invert_step" | "generate_step";
   ablation?: {
     name: string;
     remove: Record<string, string[]>;
@@ -22,6 +22,13 @@ export interface Case {
   index?: number;
   constant?: number;
   blocks?: number[];
+  lr?: number;
+  sigma?: number;
+  normalize?: boolean;
+  a0?: string;
+  photo?: string;
+  canvas?: string;
+  crop?: number[];
 }
 
 /** max |a − b| / max |b|: the relative error every parity test uses. */

@@ -87,6 +87,45 @@ def build(name, cfg):
     return model
 
 
+def step_cases(model, cfg, tensors, cases, gen):
+    """One step of each procedure, exactly as the essay's code: a <- blur(a - lr * grad)."""
+    from torchvision.transforms.functional import gaussian_blur
+
+    size = cfg["image_size"]
+    mean = torch.tensor(convert.IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(convert.IMAGENET_STD).view(1, 3, 1, 1)
+    a0 = 0.7 + torch.randn(1, 3, size, size, generator=gen) / 20
+    photo = torch.rand(1, 3, size, size, generator=gen)
+    tensors["step/a0"], tensors["step/photo"] = a0, photo
+    for normalize in (False, True):
+        prep = (lambda t: (t - mean) / std) if normalize else (lambda t: t)  # noqa: E731
+        with torch.no_grad():
+            target = ref_chain(model, prep(photo), {}, 1.0, 2)
+        a = a0.clone().requires_grad_(True)
+        loss = (ref_chain(model, prep(a), {}, 1.0, 2) - target).abs().sum()
+        (g,) = torch.autograd.grad(loss, a)
+        with torch.no_grad():
+            a1 = gaussian_blur(a0 - 0.05 * g, [3, 3], [1.3, 1.3])
+        key = f"step/invert/{'norm' if normalize else 'raw'}"
+        tensors[key] = a1
+        cases.append({"kind": "invert_step", "layer": 2, "loss": "l1", "lr": 0.05, "sigma": 1.3,
+                      "normalize": normalize, "a0": "step/a0", "photo": "step/photo", "output": key,
+                      "value": loss.item()})
+    # generation: one jittered step on a 48x48 canvas, crop at (y, x) = (7, 11)
+    canvas = 0.7 + torch.randn(1, 3, 48, 48, generator=gen) / 20
+    y, x = 7, 11
+    c = canvas[:, :, y:y + size, x:x + size].clone().requires_grad_(True)
+    logits = ref_chain(model, c, {}, 1.0, "logits")
+    loss = (5.0 - logits[0, 3]).abs()
+    (g,) = torch.autograd.grad(loss, c)
+    out = canvas.clone()
+    with torch.no_grad():
+        out[:, :, y:y + size, x:x + size] = gaussian_blur(c - 0.5 * g, [3, 3], [0.8, 0.8])
+    tensors["step/canvas"], tensors["step/generate"] = canvas, out
+    cases.append({"kind": "generate_step", "index": 3, "constant": 5.0, "lr": 0.5, "sigma": 0.8,
+                  "crop": [y, x], "canvas": "step/canvas", "output": "step/generate", "value": loss.item()})
+
+
 def main():
     warnings.filterwarnings("ignore")
     torch.set_grad_enabled(True)
@@ -133,6 +172,8 @@ def main():
         tensors["only/target"], tensors["only/grad"], tensors["only/out"] = target, g, out.detach()
         cases.append({"kind": "only", "blocks": [n], "layer": n, "loss": "l2", "value": value.item(),
                       "target": "only/target", "grad": "only/grad", "output": "only/out"})
+        if name == "tiny_vit":
+            step_cases(model, cfg, tensors, cases, gen)
         folder = os.path.join(OUT, name)
         convert.write_safetensors(os.path.join(folder, "reference.safetensors"),
                                   {k: v.detach() for k, v in tensors.items()}, {"torch": torch.__version__})
