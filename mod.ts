@@ -23,6 +23,9 @@ export * from "./src/rng.ts";
 export * from "./src/transform.ts";
 export * from "./src/render.ts";
 export * from "./src/classes.ts";
+export * from "./src/plot.ts";
+export * from "./src/npy.ts";
+export * from "./src/figures.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli.ts");

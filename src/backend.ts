@@ -85,6 +85,9 @@ const TABLE: Record<Exclude<BackendName, "auto">, Table> = {
     configure() {},
     sessionOptions: (threads) => ({
       intraOpNumThreads: threads,
+      // one arena per session would keep each session's peak activations alive:
+      // with dozens of sessions (ViT-H at 518²) that alone exceeds the machine
+      enableCpuMemArena: false,
       interOpNumThreads: 1,
       extra: {
         session: {

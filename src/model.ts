@@ -120,6 +120,8 @@ export interface LoadOptions {
   ablations?: readonly Ablation[];
   /** Add the position embedding in input processing (default true). */
   positionEmbedding?: boolean;
+  /** Parts whose tensors come from other weight sets (later swaps win). */
+  swaps?: readonly Swap[];
 }
 
 /** Options of {@linkcode Model.forward}. */
@@ -235,29 +237,34 @@ async function resolveWeights(
   base: string,
   weights: string,
   seed: number,
+  needed: (name: string) => boolean = () => true,
 ): Promise<Weights> {
   const known = manifest.tensors;
+  const m = /^untrained:(-?\d+)$/.exec(weights);
+  if (m) {
+    weights = "untrained";
+    seed = Number(m[1]);
+  }
   if (weights === "untrained") {
     if (!Number.isSafeInteger(seed)) {
       throw new RangeError(`Invalid seed "${seed}": expected an integer`);
     }
-    const cache = new Map<string, Float32Array>();
+    // generated on demand and not kept: a tensor is the same each time it is drawn
     return (name) => {
       const t = known[name];
       if (!t) throw new TypeError(`Unknown tensor "${name}"`);
-      let v = cache.get(name);
-      if (!v) {
-        v = untrainedTensor(t.init, t.shape, name, seed);
-        cache.set(name, v);
-      }
-      return v;
+      return untrainedTensor(t.init, t.shape, name, seed);
     };
   }
   let rel: string;
   if (manifest.weight_sets[weights]) rel = manifest.weight_sets[weights].file;
   else if (weights.endsWith(".safetensors")) rel = weights;
   else {
-    const sets = ["untrained", ...Object.keys(manifest.weight_sets)];
+    const sets = [
+      "untrained",
+      "untrained:SEED",
+      ...Object.keys(manifest.weight_sets),
+    ];
     throw new TypeError(
       `Unknown weights "${weights}": expected one of ${
         sets.join(", ")
@@ -270,6 +277,7 @@ async function resolveWeights(
   );
   const file = parseSafetensors(bytes);
   for (const [name, info] of Object.entries(known)) {
+    if (!needed(name)) continue;
     const t = file.tensors.get(name);
     if (!t) {
       throw new TypeError(
@@ -287,6 +295,51 @@ async function resolveWeights(
     if (!t) throw new TypeError(`Unknown tensor "${name}"`);
     return tensorToFloat32(t);
   };
+}
+
+/**
+ * The canonical tensor-name prefix of a part: `pos_embedding` and
+ * `encoder.layers.3` are accepted for torchvision's `encoder.pos_embedding` and
+ * `encoder.layers.encoder_layer_3`.
+ *
+ * @example
+ * ```ts
+ * import { loadModel, resolvePart } from "../mod.ts";
+ * const model = await loadModel("weights/vit_b_32");
+ * console.log(resolvePart(model.manifest, "encoder.layers.0.ln_1")); // "encoder.layers.encoder_layer_0.ln_1"
+ * ```
+ */
+export function resolvePart(manifest: Manifest, part: string): string {
+  let p = part.trim().replace(
+    /^encoder\.layers\.(\d+)(?=\.|$)/,
+    "encoder.layers.encoder_layer_$1",
+  );
+  if (p === "pos_embedding") p = "encoder.pos_embedding";
+  const names = Object.keys(manifest.tensors);
+  if (names.some((n) => n === p || n.startsWith(p + "."))) return p;
+  const top = new Set<string>();
+  for (const n of names) {
+    const short = n.replace(
+      /^encoder\.layers\.encoder_layer_(\d+)\..*$/,
+      "encoder.layers.$1",
+    ).replace(
+      /^(heads|conv_proj|encoder\.ln)\..*$/,
+      "$1",
+    );
+    top.add(short === "encoder.pos_embedding" ? "pos_embedding" : short);
+  }
+  const examples = [...top].slice(0, 8).join(", ");
+  throw new TypeError(
+    `Unknown part "${part}" of ${manifest.name}: expected a tensor or a module prefix such as ${examples}, …, or encoder.layers.N.ln_1, .self_attention, .ln_2, .mlp`,
+  );
+}
+
+/** Swaps a part's tensors in from another weight set. */
+export interface Swap {
+  /** A module prefix or tensor name, e.g. `conv_proj`, `encoder.layers.0.ln_1`, `pos_embedding`. */
+  part: string;
+  /** Weights as for {@linkcode LoadOptions.weights}, plus `untrained:SEED`. */
+  weights: string;
 }
 
 /** Switch values per chain position (0 = stem, 1..N blocks, N+1 head). */
@@ -366,12 +419,23 @@ export async function loadModel(
     );
   }
   const weightsName = options.weights ?? "untrained";
-  const weights = await resolveWeights(
+  let weights = await resolveWeights(
     manifest,
     base,
     weightsName,
     options.seed ?? 0,
   );
+  let label = weightsName === "untrained"
+    ? `untrained:${options.seed ?? 0}`
+    : weightsName;
+  for (const swap of options.swaps ?? []) {
+    const part = resolvePart(manifest, swap.part);
+    const inPart = (n: string) => n === part || n.startsWith(part + ".");
+    const other = await resolveWeights(manifest, base, swap.weights, 0, inPart);
+    const prev = weights;
+    weights = (name) => (inPart(name) ? other(name) : prev(name));
+    label += ` + ${part} from ${swap.weights}`;
+  }
   const switches = buildSwitches(
     manifest,
     options.ablations ?? [],
@@ -385,9 +449,7 @@ export async function loadModel(
     backend,
     base,
     weights,
-    weightsName: weightsName === "untrained"
-      ? `untrained:${options.seed ?? 0}`
-      : weightsName,
+    weightsName: label,
     sessions: new Map(),
     graphs: new Map(),
     sessionBytes: 0,
@@ -449,6 +511,26 @@ export class Model {
    */
   get weights(): string {
     return this.#rt.weightsName;
+  }
+
+  /**
+   * A weight tensor by torchvision state-dict key (a copy), as the sessions see it
+   * (swaps applied).
+   *
+   * @example
+   * ```ts
+   * import { loadModel } from "./model.ts";
+   * const model = await loadModel("weights/vit_b_32");
+   * const w = model.tensor("conv_proj.weight"); // 768 × 3 × 32 × 32 values
+   * ```
+   */
+  tensor(name: string): Float32Array {
+    if (!this.#rt.manifest.tensors[name]) {
+      throw new TypeError(
+        `Unknown tensor "${name}" of ${this.#rt.manifest.name}: expected a torchvision state-dict key such as conv_proj.weight`,
+      );
+    }
+    return this.#rt.weights(name).slice();
   }
 
   /**

@@ -59,7 +59,7 @@ function checkShape(shape: readonly number[]): number {
  * import { encodeNpy } from "./npy.ts";
  *
  * const bytes = encodeNpy(new Float32Array(6), [2, 3]);
- * await Deno.writeFile("x.npy", bytes); // np.load("x.npy").shape == (2, 3)
+ * bytes.length; // 128 + 6 * 4; saved to a file, np.load gives shape (2, 3)
  * ```
  */
 export function encodeNpy(

@@ -173,6 +173,7 @@ const GLYPH_SOURCE = [
   "λ.#... ..#.. ..#.. .#.#. .#.#. #...# #...#",
   "μ..... ..... #...# #...# #...# ##..# #.##. #.... #....",
   "Δ..... ..#.. .#.#. .#.#. #...# #...# #####",
+  "√..### ..#.. ..#.. ..#.. #.#.. .##.. ..#..",
 ];
 
 const GLYPH_WIDTH = 5;
@@ -369,14 +370,6 @@ function fill(
       }
     }
   }
-}
-
-/** A rectangle `{ x, y, width, height }` in pixels. */
-interface Rect {
-  x: number;
-  y: number;
-  width: number;
-  height: number;
 }
 
 /** Options for {@linkcode drawLine} and {@linkcode drawPolyline}.
@@ -642,7 +635,7 @@ function renderText(
 }
 
 /** Draws text in the built-in 5×7 bitmap font (with descenders), which covers
- * ASCII 32–126 and `‖ ₂ ′ − × σ ≤ ≥ ± · ² → … ° α ε λ μ Δ`; other characters
+ * ASCII 32–126 and `‖ ₂ ′ − × σ ≤ ≥ ± · ² → … ° α ε λ μ Δ √`; other characters
  * are drawn as `?`. The box is measured by {@linkcode measureText}.
  *
  * @param canvas The canvas to draw on.
@@ -854,24 +847,21 @@ function autoScale(
   }
   const us = values.map((v) => toUnits(v, log));
   if (us.length === 0) return { log, lo: 0, hi: 1 };
-  let lo = Math.min(...us), hi = Math.max(...us);
+  let lo = Infinity, hi = -Infinity;
+  for (const u of us) [lo, hi] = [Math.min(lo, u), Math.max(hi, u)];
   if (hi - lo < 1e-12 * Math.max(Math.abs(lo), Math.abs(hi), 1e-300)) {
     const d = log ? 0.5 : Math.max(Math.abs(lo) * 0.1, 0.5);
     return { log, lo: lo - d, hi: hi + d };
   }
   const d = (hi - lo) * pad;
-  lo -= d;
-  hi += d;
-  // Do not pad a non-negative linear range below zero.
-  if (!log && Math.min(...us) >= 0 && lo < 0) lo = 0;
-  return { log, lo, hi };
+  return { log, lo: lo - d, hi: hi + d };
 }
 
 /** Formats a number with `decimals` digits after the point, or in
  * exponential notation for very large or small magnitudes. */
 function formatNumber(v: number, decimals: number, exponential: boolean) {
   let s: string;
-  if (v === 0) s = "0";
+  if (v === 0) s = exponential ? "0" : (0).toFixed(Math.max(decimals, 0));
   else if (exponential) {
     const [m, e] = v.toExponential(Math.max(decimals, 0)).split("e");
     s = `${m.replace(/\.?0+$/, "")}e${e.replace("+", "")}`;
@@ -979,7 +969,7 @@ function checkSeries(series: readonly PlotSeries[]): void {
 /** Draws a line plot: series as antialiased lines against shared x and one
  * or two y axes (linear or log10), optional horizontal reference lines, grid,
  * ticks at "nice" values, axis labels, a title and a legend placed in the
- * emptiest corner. Ranges fit the data unless fixed.
+ * emptiest corner (or edge middle). Ranges fit the data unless fixed.
  *
  * Non-finite points, and non-positive ones on a log axis, are skipped and
  * break the line (a gap); a point without valid neighbours is drawn as a dot.
@@ -1257,7 +1247,7 @@ export function linePlot(options: LinePlotOptions): ImageTensor {
   fill(canvas, left, top, 1, bottom - top + 1, FRAME);
   fill(canvas, right, top, 1, bottom - top + 1, FRAME);
 
-  // Legend in the corner with the fewest data samples under it.
+  // Legend where the fewest data samples are under it.
   const entries = [
     ...series.map((ser) => ({
       label: ser.label + (ser.right && hasLeft ? " (right)" : ""),
@@ -1276,11 +1266,27 @@ export function linePlot(options: LinePlotOptions): ImageTensor {
       Math.max(...entries.map((e) => measureText(e.label, s).width));
     const boxH = inner * 2 + entries.length * rowH - 4 * s;
     const margin = 8;
+    const [xr, xl, xc] = [
+      right - margin - boxW,
+      left + margin,
+      (left + right - boxW) / 2,
+    ];
+    const [yt, yb, yc] = [
+      top + margin,
+      bottom - margin - boxH,
+      (top + bottom - boxH) / 2,
+    ];
+    // Corners first, then edge middles and the centre; the first wins ties.
     const corners = [
-      [right - margin - boxW, top + margin],
-      [left + margin, top + margin],
-      [right - margin - boxW, bottom - margin - boxH],
-      [left + margin, bottom - margin - boxH],
+      [xr, yt],
+      [xl, yt],
+      [xr, yb],
+      [xl, yb],
+      [xr, yc],
+      [xl, yc],
+      [xc, yt],
+      [xc, yb],
+      [xc, yc],
     ];
     let best = corners[0], fewest = Infinity;
     for (const [bx, by] of corners) {
@@ -1340,8 +1346,8 @@ export interface MontageOptions {
   cells: readonly (readonly (ImageTensor | null)[])[];
   /** Labels left of the rows, right-aligned (at most one per row). */
   rowLabels?: readonly string[];
-  /** Labels above the columns, centred and wrapped to the cell width (at
-   * most one per column). */
+  /** Labels above the columns, centred and wrapped to the cell width at
+   * spaces (at most one per column; a longer word widens the cells). */
   colLabels?: readonly string[];
   /** A title above everything, wrapped to the image width. */
   title?: string;
@@ -1400,11 +1406,14 @@ function fitCell(
  * optional title, column labels above, row labels on the left. Each image is
  * scaled to fit the cell size, keeping its aspect ratio, and centred.
  *
- * The output is `padding + (rowLabels ? L + padding : 0) + cols * (cellW +
- * padding)` wide, with `L` the widest row label's {@linkcode measureText}
- * width, and `padding + (title ? T + padding : 0) + (colLabels ? C + padding
- * : 0) + rows * (cellH + padding)` high, with `T` and `C` the heights of the
- * (wrapped) title and tallest column label.
+ * The cell size `cellH` × `cellW` is `cellSize`, or the largest image
+ * height and width; `cellW` grows to the widest word of a column label, so
+ * labels wrap only between words. The output is `padding + (rowLabels ? L +
+ * padding : 0) + cols * (cellW + padding)` wide, with `L` the widest row
+ * label's {@linkcode measureText} width, and `padding + (title ? T + padding
+ * : 0) + (colLabels ? C + padding : 0) + rows * (cellH + padding)` high,
+ * with `T` and `C` the heights of the (wrapped) title and tallest column
+ * label.
  *
  * @param options The cells and labels; see {@linkcode MontageOptions}.
  * @returns The montage as an image.
@@ -1501,6 +1510,12 @@ export function montage(options: MontageOptions): ImageTensor {
     0,
     ...rowLabels.map((l) => measureText(String(l), scale).width),
   );
+  // Widen the cells to the longest word of a column label, so no word breaks.
+  for (const label of colLabels) {
+    for (const word of String(label).split(/[ \n]/)) {
+      cellW = Math.max(cellW, measureText(word, scale).width);
+    }
+  }
   const wrappedCols = colLabels.map((l) => wrapText(String(l), cellW, scale));
   const colLabelH = Math.max(
     0,

@@ -7,7 +7,15 @@ const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
 
 /** One reference case of reference.json. */
 export interface Case {
-  kind: "forward" | "gradient" | "only" | "invert_step" | "generate_step";
+  kind:
+    | "forward"
+    | "gradient"
+    | "only"
+    | "invert_step"
+    | "generate_step"
+    | "swap";
+  part?: string;
+  weights?: string;
   ablation?: {
     name: string;
     remove: Record<string, string[]>;

@@ -86,3 +86,33 @@ for (const fixture of ["tiny_vit", "tiny_vit_p4"]) {
     });
   }
 }
+
+Deno.test("swapped parts (from the second weight set) match PyTorch, with and without ablations", async () => {
+  const { dir, cases, get } = await loadReference("tiny_vit");
+  const x = get("x");
+  let n = 0;
+  for (const c of cases.filter((c) => c.kind === "swap")) {
+    const m = await loadModel(dir, {
+      weights: "fixture",
+      backend: "native",
+      swaps: [{ part: c.part!, weights: c.weights! }],
+      ablations: ablationsOf(c),
+    });
+    const logits = await m.forward(x);
+    const e1 = relErr(logits.data, get(c.output!));
+    assert(
+      e1 <= TOL,
+      `swap ${c.part} (${c.ablation?.name}): logits rel err ${e1}`,
+    );
+    const r = await m.inputGradient(x, featureMatch(c.layer, get(c.target!)));
+    const e2 = relErr(r.grad, get(c.grad!));
+    assert(
+      e2 <= TOL,
+      `swap ${c.part} (${c.ablation?.name}): gradient rel err ${e2}`,
+    );
+    assert(m.weights.includes("from fixture2"), m.weights);
+    await m.release();
+    n++;
+  }
+  assertEquals(n, 5);
+});

@@ -228,7 +228,7 @@ Deno.test("bad input gets clear errors", async () => {
   await assertRejects(
     () => loadModel(TINY, { weights: "imagenet" }),
     TypeError,
-    "untrained, fixture",
+    "untrained, untrained:SEED, fixture2, fixture",
   );
   await assertRejects(
     () =>
@@ -247,6 +247,25 @@ Deno.test("bad input gets clear errors", async () => {
     () => loadModel(TINY, { ablations: [{ remove: "attn", layers: [4] }] }),
     RangeError,
     "1..3",
+  );
+  await assertRejects(
+    () =>
+      loadModel(TINY, {
+        swaps: [{ part: "encoder.layers.7", weights: "fixture2" }],
+      }),
+    TypeError,
+    'Unknown part "encoder.layers.7"',
+  );
+  await assertRejects(
+    () =>
+      loadModel(TINY, {
+        swaps: [{
+          part: "conv_proj",
+          weights: `${ROOT}tests/fixtures/tiny_vit_p4/fixture.safetensors`,
+        }],
+      }),
+    RangeError,
+    "has shape [32,3,4,4]: expected [16,3,8,8]",
   );
   const m = await loadModel(TINY, { weights: "fixture", backend: "native" });
   const x = new Float32Array(3 * 32 * 32);

@@ -84,7 +84,46 @@ def build(name, cfg):
     perturb(other, torch.Generator().manual_seed(8))
     meta2 = dict(meta, weights="fixture2")
     convert.convert(other, meta2, name, out, check=False, weight_set="fixture2", log=lambda s: None)
-    return model
+    return model, other
+
+
+SWAPS = [
+    ("conv_proj", "conv_proj", {}),
+    ("encoder.layers.0.ln_1", "encoder.layers.encoder_layer_0.ln_1", {}),
+    ("pos_embedding", "encoder.pos_embedding", {}),
+    ("encoder.layers.1", "encoder.layers.encoder_layer_1", {}),
+    ("conv_proj+no_residual", "conv_proj", "no_residual"),
+]
+
+
+def swap_cases(name, cfg, model, other, x, tensors, cases, gen):
+    """A part of the model replaced by the same part of the second weight set (fixture2)."""
+    import copy
+
+    n = cfg["num_layers"]
+    abl = {a[0]: (a[1], a[2]) for a in ablations(n)}
+    for label, prefix, ab_name in SWAPS:
+        swapped = copy.deepcopy(model)
+        sd = swapped.state_dict()
+        with torch.no_grad():
+            for k, v in other.state_dict().items():
+                if k == prefix or k.startswith(prefix + "."):
+                    sd[k].copy_(v)
+        off, use_pos = abl[ab_name] if ab_name else ({}, 1.0)
+        key = f"swap/{label}"
+        with torch.no_grad():
+            tensors[key + "/logits"] = ref_chain(swapped, x, off, use_pos, "logits")
+        xr = x.clone().requires_grad_(True)
+        out = ref_chain(swapped, xr, off, use_pos, n)
+        target = torch.randn(out.shape, generator=gen)
+        value = ((out - target) ** 2).sum()
+        (g,) = torch.autograd.grad(value, xr)
+        tensors[key + "/target"], tensors[key + "/grad"] = target, g
+        cases.append({"kind": "swap", "part": label.split("+")[0], "weights": "fixture2",
+                      "ablation": {"name": ab_name or "none", "remove": {str(k): v for k, v in off.items()},
+                                   "use_pos": use_pos},
+                      "layer": n, "loss": "l2", "value": value.item(), "output": key + "/logits",
+                      "target": key + "/target", "grad": key + "/grad"})
 
 
 def step_cases(model, cfg, tensors, cases, gen):
@@ -130,7 +169,7 @@ def main():
     warnings.filterwarnings("ignore")
     torch.set_grad_enabled(True)
     for name, cfg in TINY.items():
-        model = build(name, cfg)
+        model, other = build(name, cfg)
         n = cfg["num_layers"]
         gen = torch.Generator().manual_seed(3)
         size = cfg["image_size"]
@@ -174,6 +213,7 @@ def main():
                       "target": "only/target", "grad": "only/grad", "output": "only/out"})
         if name == "tiny_vit":
             step_cases(model, cfg, tensors, cases, gen)
+            swap_cases(name, cfg, model, other, x, tensors, cases, gen)
         folder = os.path.join(OUT, name)
         convert.write_safetensors(os.path.join(folder, "reference.safetensors"),
                                   {k: v.detach() for k, v in tensors.items()}, {"torch": torch.__version__})
