@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BACKEND_NAMES, type BackendName } from "./backend.ts";
@@ -267,7 +267,6 @@ const GENERATE_SPEC: Spec = {
     help:
       "class index or name (unique part of one); several (comma-separated or repeated) give a grid",
     saved: true,
-    identity: true,
   },
   constant: {
     type: "string",
@@ -305,45 +304,42 @@ const GENERATE_SPEC: Spec = {
   ...RUN_OPTS("out/generate"),
 };
 
-const DEMO_SPEC: Spec = {
-  ...Object.fromEntries(
-    Object.entries(INVERT_SPEC).filter(([k]) =>
-      !["layer", "only-layer", "save-every", "stop-at", "resume"].includes(k)
-    ),
-  ),
-  layers: {
-    type: "string",
-    default: "1,12",
-    arg: "L,L",
-    help: "layers to represent, one run each",
-  },
-  steps: {
-    type: "string",
-    default: "300",
-    arg: "N",
-    help: "gradient steps per layer",
-  },
-  out: {
-    type: "string",
-    default: "out/demo",
-    arg: "DIR",
-    help: "output folder",
-  },
-};
+const DEMO_SPEC: Spec = Object.fromEntries(
+  Object.entries(INVERT_SPEC).flatMap(([k, o]): [string, Opt][] => {
+    if (["only-layer", "save-every", "stop-at", "resume"].includes(k)) {
+      return [];
+    }
+    if (k === "layer") {
+      return [["layers", {
+        type: "string",
+        default: "1,12",
+        arg: "L,L",
+        help: "layers to represent, one run each, files in DIR/layerL/",
+      }]];
+    }
+    if (k === "steps") {
+      return [[k, { ...o, default: "300", help: "gradient steps per layer" }]];
+    }
+    if (k === "out") {
+      return [[k, { ...o, default: "out/demo", help: "output folder" }]];
+    }
+    return [[k, o]];
+  }),
+);
 
 const ABOUT: Record<string, [string, string, Spec]> = {
   invert: [
-    "layer representation: from noise, find an image whose layer output matches the target image's",
+    "layer representation: from noise, an image whose layer output matches the target's",
     "--image IMG --layer L [options]",
     INVERT_SPEC,
   ],
   generate: [
-    "input generation: an image that drives a class logit towards a constant",
+    "input generation: an image driving a class logit towards a constant",
     "--class C [options]",
     GENERATE_SPEC,
   ],
   demo: [
-    "invert layers of untrained ViT-B/32 for a shipped photo → out/demo/",
+    "invert layers of untrained ViT-B/32 for a photo → out/demo/",
     "[options]",
     DEMO_SPEC,
   ],
@@ -363,8 +359,23 @@ function optionsHelp(spec: Spec): string {
     const dflt = name === "help" ? "" : ` (default: ${defaultText(o)})`;
     return [flag, `${o.help}${dflt}`] as const;
   });
-  const w = Math.max(...rows.map((r) => r[0].length)) + 2;
-  return rows.map(([f, h]) => `  ${f.padEnd(w)}${h}`).join("\n");
+  const w = Math.min(Math.max(...rows.map((r) => r[0].length)) + 2, 24);
+  const indent = " ".repeat(2 + w);
+  return rows.map(([f, h]) => {
+    const lines: string[] = [];
+    let line = "";
+    for (const word of h.split(" ")) {
+      if (line && line.length + 1 + word.length > 78 - indent.length) {
+        lines.push(line);
+        line = word;
+      } else line = line ? `${line} ${word}` : word;
+    }
+    lines.push(line);
+    const head = f.length + 2 <= w
+      ? `  ${f.padEnd(w)}${lines[0]}`
+      : `  ${f}\n${indent}${lines[0]}`;
+    return [head, ...lines.slice(1).map((l) => indent + l)].join("\n");
+  }).join("\n");
 }
 
 const EXIT_HELP =
@@ -379,6 +390,8 @@ Usage: deno run -A mod.ts ${cmd} ${synopsis}
 
 Options:
 ${optionsHelp(spec)}
+
+${EXIT_HELP}
 `;
 }
 
@@ -407,7 +420,7 @@ ${EXIT_HELP}
 
 /** Parses a command's arguments: only the options given (no defaults). */
 function parse(cmd: string, spec: Spec, args: string[]): Raw {
-  const options = Object.fromEntries(
+  const options: ParseArgsOptionsConfig = Object.fromEntries(
     Object.entries(spec).map(([name, o]) => [
       name,
       o.multiple ? { type: o.type, multiple: true } : { type: o.type },
@@ -416,9 +429,7 @@ function parse(cmd: string, spec: Spec, args: string[]): Raw {
   try {
     const { values } = parseArgs({
       args,
-      options: options as Parameters<typeof parseArgs>[0] extends infer P
-        ? P extends { options?: infer O } ? O : never
-        : never,
+      options,
       strict: true,
       allowPositionals: false,
       allowNegative: true,
@@ -543,16 +554,25 @@ function localModels(): string[] {
   }
 }
 
+/** `--model` as saved: a URL or a name as given, a folder made absolute. */
+function modelKey(name: string): string {
+  if (/^https?:\/\//.test(name)) return name;
+  if (/[/\\]/.test(name) || name.startsWith(".") || isDir(name)) {
+    return resolvePath(name);
+  }
+  return name;
+}
+
 /** Resolves `--model`: an http(s) URL, a folder (made absolute), or a name under weights/. */
 function modelSource(name: string): string {
-  if (/^https?:\/\//.test(name)) return name;
   if (name === "") {
     throw usage(
       new TypeError(`Invalid --model "": expected a name, a folder or a URL`),
     );
   }
-  if (/[/\\]/.test(name) || name.startsWith(".") || isDir(name)) {
-    return resolvePath(name);
+  const key = modelKey(name);
+  if (key !== name || /^https?:\/\//.test(name) || /[/\\]/.test(name)) {
+    return key;
   }
   const url = new URL(`weights/${name}`, ROOT);
   if (url.protocol !== "file:") return url.href;
@@ -967,6 +987,23 @@ export function ssim(x: Float32Array, ref: Float32Array, size: number): number {
   return total / count;
 }
 
+/** Fails like the library when a step's update made the image non-finite, keeping the image before it. */
+function checkFinite(
+  step: number,
+  image: Float32Array,
+  before: Float32Array,
+): void {
+  for (let i = 0; i < image.length; i++) {
+    if (!Number.isFinite(image[i])) {
+      throw new DivergedError(
+        step,
+        before,
+        `the update made pixel ${i} ${image[i]}`,
+      );
+    }
+  }
+}
+
 function norm2(a: Float32Array, b: Float32Array): number {
   let s = 0;
   for (let i = 0; i < a.length; i++) s += (a[i] - b[i]) ** 2;
@@ -1175,7 +1212,7 @@ async function runInvert(
   s: InvertSettings,
   ctl: Control,
   resume?: InvertResume,
-): Promise<InvertSummary> {
+): Promise<{ summary: InvertSummary; image: Float32Array }> {
   const size = model.manifest.image_size;
   const n = 3 * size * size;
   const baseline = await noiseBaseline(model, target.data, s);
@@ -1184,7 +1221,7 @@ async function runInvert(
     : [];
   let prev = resume ? resume.image : randomStart(n, s.seed);
   let criterionStep = resume?.criterionStep ?? null;
-  let reason: StopReason = null;
+  let reason = null as StopReason;
   const bar = progress(ctl.label, ctl.quiet);
   const started = performance.now();
   const traces = () => toCsv(INVERT_COLUMNS, thin(rows, ctl.traceEvery));
@@ -1202,6 +1239,7 @@ async function runInvert(
       seed: s.seed,
       resume: resume ? { image: resume.image, step: resume.step } : undefined,
       onStep: async (info) => {
+        checkFinite(info.step, info.image, prev);
         const below = info.embeddingDistance < baseline;
         rows.push({
           step: info.step,
@@ -1353,7 +1391,7 @@ async function runInvert(
       ...(interrupted ? ["snapshot.npy", "snapshot.json"] : []),
     ],
   });
-  return summary;
+  return { summary, image: result.image };
 }
 
 function figuresTable(rows: readonly InvertSummary[]): string {
@@ -1383,12 +1421,9 @@ function controlOpts(raw: Raw) {
 
 function canonicalInvert(raw: Raw): Record<string, unknown> {
   return {
-    model:
-      /^https?:/.test(str(raw, "model")) || !/[/\\.]/.test(str(raw, "model"))
-        ? str(raw, "model")
-        : resolvePath(str(raw, "model")),
+    model: modelKey(str(raw, "model")),
     weights: str(raw, "weights"),
-    seed: str(raw, "seed").trim().replace(/^\+/, "").replace(/^0+(?=\d)/, ""),
+    seed: Number(str(raw, "seed")),
     normalize: raw.normalize !== false,
     image: defaultImage(raw),
     layer: Number(str(raw, "layer")),
@@ -1440,7 +1475,7 @@ async function invertCommand(args: string[], ctx: Context): Promise<number> {
         step: snap.step,
         rows: await readCsv(`${resumeDir}/traces.csv`),
         criterionStep: snap.criterionStep ?? null,
-        from: resumePathOf(resumeDir),
+        from: resolvePath(resumeDir),
       };
     }
     await model.prepare(s.layer, {
@@ -1453,22 +1488,20 @@ async function invertCommand(args: string[], ctx: Context): Promise<number> {
     const options = {
       ...savedOptions(INVERT_SPEC, raw),
       image: imagePath,
-      model: source === str(raw, "model") || !/[/\\.]/.test(str(raw, "model"))
-        ? str(raw, "model")
-        : source,
+      model: modelKey(str(raw, "model")),
     };
     const stopper = new Stopper(ctx.signal);
     stopper.install();
     let summary: InvertSummary;
     try {
-      summary = await runInvert(model, target, s, {
+      ({ summary } = await runInvert(model, target, s, {
         out,
         ...ctlOpts,
         stopper,
         options,
         about: modelAbout(model, source, s.normalize),
         label: `invert ${s.onlyLayer ? "encoder" : "layer"} ${s.layer}`,
-      }, resume);
+      }, resume));
     } catch (err) {
       if (!(err instanceof DivergedError)) await cleanEmpty(out, existed);
       throw err;
@@ -1485,10 +1518,6 @@ async function invertCommand(args: string[], ctx: Context): Promise<number> {
   } finally {
     await model.release();
   }
-}
-
-function resumePathOf(dir: string): string {
-  return resolvePath(dir);
 }
 
 // ---------------------------------------------------------------------------
@@ -1582,12 +1611,13 @@ async function runGenerate(
   ctl: Control,
   resume?: GenerateResume,
 ): Promise<GenerateSummary> {
-  const size = model.manifest.image_size;
   const name = model.manifest.categories?.[index] ?? `class ${index}`;
+  const size = model.manifest.image_size;
+  let prev = resume ? resume.image : randomStart(3 * size * size, s.seed);
   const rows: Row[] = resume
     ? resume.rows.filter((r) => (r.step as number) < resume.step)
     : [];
-  let reason: StopReason = null;
+  let reason = null as StopReason;
   const bar = progress(ctl.label, ctl.quiet);
   const started = performance.now();
   const traces = () => toCsv(GENERATE_COLUMNS, thin(rows, ctl.traceEvery));
@@ -1605,6 +1635,8 @@ async function runGenerate(
       seed: s.seed,
       resume: resume ? { image: resume.image, step: resume.step } : undefined,
       onStep: async (info) => {
+        checkFinite(info.step, info.image, prev);
+        prev = info.image;
         rows.push({
           step: info.step,
           loss: info.loss,
@@ -1736,14 +1768,10 @@ async function runGenerate(
 
 function canonicalGenerate(raw: Raw): Record<string, unknown> {
   return {
-    model:
-      /^https?:/.test(str(raw, "model")) || !/[/\\.]/.test(str(raw, "model"))
-        ? str(raw, "model")
-        : resolvePath(str(raw, "model")),
+    model: modelKey(str(raw, "model")),
     weights: str(raw, "weights"),
     seed: Number(str(raw, "seed")),
     normalize: raw.normalize !== false,
-    class: raw.class === undefined ? [] : classQueries(raw).join(","),
     constant: Number(str(raw, "constant")),
     "jitter-after": Number(str(raw, "jitter-after")),
     canvas: Number(str(raw, "canvas")),
@@ -1790,7 +1818,7 @@ async function classState(
         image: await readSnapshotImage(dir, [size, canvas]),
         step: snap.step,
         rows: await readCsv(`${dir}/traces.csv`),
-        from: resumePathOf(dir),
+        from: resolvePath(dir),
       },
     };
   }
@@ -1844,6 +1872,18 @@ async function generateCommand(args: string[], ctx: Context): Promise<number> {
         ),
       ),
     ];
+    if (snap && given.class !== undefined) {
+      const before = String(snap.options.class ?? "");
+      if (indices.join(",") !== before) {
+        throw usage(
+          new RangeError(
+            `Invalid --class "${
+              str(given, "class")
+            }" with --resume: the snapshot in "${resumeDir}" is of class ${before}; leave --class out to continue that run`,
+          ),
+        );
+      }
+    }
     const multi = indices.length > 1;
     if (
       multi && resumeDir !== undefined &&
@@ -1875,7 +1915,7 @@ async function generateCommand(args: string[], ctx: Context): Promise<number> {
                 ]),
                 step: snap.step,
                 rows: await readCsv(`${dir}/traces.csv`),
-                from: resumePathOf(dir),
+                from: resolvePath(dir),
               },
             }
             : { kind: "fresh" },
@@ -1889,9 +1929,7 @@ async function generateCommand(args: string[], ctx: Context): Promise<number> {
     const baseOptions = {
       ...savedOptions(GENERATE_SPEC, raw),
       class: indices.join(","),
-      model: source === str(raw, "model") || !/[/\\.]/.test(str(raw, "model"))
-        ? str(raw, "model")
-        : source,
+      model: modelKey(str(raw, "model")),
     };
     const about = modelAbout(model, source, s.normalize);
     if (multi) {
@@ -1942,7 +1980,7 @@ async function generateCommand(args: string[], ctx: Context): Promise<number> {
         : Math.ceil(Math.sqrt(indices.length));
       const cells = indices.map((i) => {
         const x = byIndex.get(i);
-        const label = `${i} ${m.categories?.[i] ?? ""}`.trim();
+        const label = m.categories ? `${i}: ${m.categories[i]}` : `${i}`;
         return labelledRow([x ? imageOf(x.image) : null], [label]);
       });
       const grid: (ImageTensor | null)[][] = [];
@@ -2048,25 +2086,20 @@ async function demoCommand(args: string[], ctx: Context): Promise<number> {
         if (stopper.requested) break;
         const dir = `${out}/layer${s.layer}`;
         await Deno.mkdir(dir, { recursive: true });
-        rows.push(
-          await runInvert(model, target, s, {
-            out: dir,
-            ...ctlOpts,
-            stopper,
-            options: {
-              ...savedOptions(DEMO_SPEC, raw),
-              layer: String(s.layer),
-              image: imagePath,
-            },
-            about,
-            label: `layer ${s.layer}`,
-          }),
-        );
-        images.push(
-          imageOf(
-            decodeNpy(await Deno.readFile(`${dir}/representation.npy`)).data,
-          ),
-        );
+        const r = await runInvert(model, target, s, {
+          out: dir,
+          ...ctlOpts,
+          stopper,
+          options: {
+            ...savedOptions(DEMO_SPEC, raw),
+            layer: String(s.layer),
+            image: imagePath,
+          },
+          about,
+          label: `layer ${s.layer}`,
+        });
+        rows.push(r.summary);
+        images.push(imageOf(r.image));
       }
     } finally {
       stopper.remove();
@@ -2101,7 +2134,17 @@ async function demoCommand(args: string[], ctx: Context): Promise<number> {
 
 // ---------------------------------------------------------------------------
 
-/** Options of {@linkcode main}. */
+/**
+ * Options of {@linkcode main}.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./cli.ts";
+ * const stop = new AbortController();
+ * setTimeout(() => stop.abort(), 60_000); // like Ctrl-C after a minute
+ * const code = await main(["invert", "--layer", "1"], { signal: stop.signal });
+ * ```
+ */
 export interface MainOptions {
   /** Aborting it acts as Ctrl-C: runs stop after the current step and write their outputs. */
   signal?: AbortSignal;

@@ -1,0 +1,688 @@
+// The command line, run in-process through main() (and as a subprocess where
+// the exit code or a real Ctrl-C matters), on the tiny fixture model.
+import { assert, assertEquals } from "./_assert.ts";
+import { main, ssim } from "../src/cli.ts";
+import { decodeNpy, readImage } from "../mod.ts";
+import jpeg from "jpeg-js";
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const TINY = [
+  "--model",
+  `${ROOT}tests/fixtures/tiny_vit`,
+  "--weights",
+  "fixture",
+  "--quiet",
+];
+const PHOTO = `${ROOT}assets/chelsea.png`;
+
+/** Runs main() capturing what it prints. */
+async function run(
+  args: string[],
+  signal?: AbortSignal,
+): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [], err: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => out.push(a.join(" "));
+  console.error = (...a: unknown[]) => err.push(a.join(" "));
+  try {
+    const code = await main(args, { signal });
+    return { code, out: out.join("\n"), err: err.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+// Every test's files go under one folder, removed when the tests end.
+const BASE = Deno.makeTempDirSync({ prefix: "vitrep_cli_" });
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(BASE, { recursive: true });
+  } catch {
+    // already gone
+  }
+});
+
+async function tmp(): Promise<string> {
+  return await Deno.makeTempDir({ dir: BASE });
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Files under dir, relative, sorted. */
+async function listFiles(dir: string, prefix = ""): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) {
+    if (e.isDirectory) {
+      out.push(...await listFiles(`${dir}/${e.name}`, `${prefix}${e.name}/`));
+    } else out.push(prefix + e.name);
+  }
+  return out.sort();
+}
+
+async function json(path: string) {
+  return JSON.parse(await Deno.readTextFile(path));
+}
+
+async function npy(path: string) {
+  return decodeNpy(await Deno.readFile(path));
+}
+
+function csv(text: string): Record<string, number>[] {
+  const [head, ...lines] = text.trim().split("\n");
+  const cols = head.split(",");
+  return lines.map((l) =>
+    Object.fromEntries(l.split(",").map((v, i) => [cols[i], Number(v)]))
+  );
+}
+
+const INVERT_FILES = [
+  "convergence.png",
+  "metrics.json",
+  "representation.npy",
+  "representation.png",
+  "side_by_side.png",
+  "target.png",
+  "traces.csv",
+];
+
+Deno.test("invert writes every output file with sensible metrics", async () => {
+  const out = `${await tmp()}/run`;
+  const r = await run([
+    "invert",
+    ...TINY,
+    "--image",
+    PHOTO,
+    "--layer",
+    "2",
+    "--steps",
+    "25",
+    "--out",
+    out,
+  ]);
+  assertEquals(r.code, 0, r.err);
+  assertEquals(await listFiles(out), INVERT_FILES);
+  const m = await json(`${out}/metrics.json`);
+  assertEquals(m.command, "invert");
+  assertEquals(m.weights, "fixture");
+  assertEquals(m.backend, "native");
+  assertEquals(m.model.name, "tiny_vit");
+  assertEquals(m.normalize, true);
+  assertEquals(m.normalization.mean, [0.485, 0.456, 0.406]);
+  assertEquals(m.options.layer, "2");
+  assertEquals(m.options.image, PHOTO);
+  assertEquals(m.settings.blocks, [1, 2]);
+  assertEquals(m.interrupted, false);
+  assertEquals(m.final.steps, 25);
+  const rows = csv(await Deno.readTextFile(`${out}/traces.csv`));
+  assertEquals(rows.map((x) => x.step), [0, 10, 20, 24]);
+  assert(
+    m.final.embeddingDistance < rows[0].embedding_distance / 2,
+    `embedding distance ${
+      rows[0].embedding_distance
+    } → ${m.final.embeddingDistance}`,
+  );
+  assert(m.final.noiseBaseline > 0);
+  // The CLI's per-row baseline is the library's.
+  for (const x of rows) assertEquals(x.noise_baseline, m.final.noiseBaseline);
+  for (const x of rows) {
+    assertEquals(
+      x.below_noise_baseline,
+      x.embedding_distance < x.noise_baseline ? 1 : 0,
+    );
+  }
+  assertEquals(
+    m.final.criterionMet,
+    m.final.criterionStep !== null,
+  );
+  assert(Number.isFinite(m.final.psnr) && m.final.psnr > rows[0].psnr);
+  assert(m.final.ssim > -1 && m.final.ssim <= 1);
+  const rep = await npy(`${out}/representation.npy`);
+  assertEquals(rep.shape, [1, 3, 32, 32]);
+  assert(rep.data.every(Number.isFinite));
+  const png = await readImage(`${out}/representation.png`);
+  assertEquals([png.height, png.width], [32, 32]);
+  const target = await readImage(`${out}/target.png`);
+  assertEquals([target.height, target.width], [32, 32]);
+  const side = await readImage(`${out}/side_by_side.png`);
+  assert(side.width > 2 * 32);
+  assert((await readImage(`${out}/convergence.png`)).width >= 320);
+  assert(r.out.includes("| 2 |"), r.out);
+});
+
+Deno.test("invert: layer 0, --only-layer, --loss l2, --no-normalize, JPEG input", async () => {
+  const dir = await tmp();
+  const rgba = new Uint8Array(48 * 40 * 4).map((_, i) =>
+    i % 4 === 3 ? 255 : (i * 37) % 256
+  );
+  const jpg = jpeg.encode({ data: rgba, width: 48, height: 40 }, 90).data;
+  await Deno.writeFile(`${dir}/in.jpg`, jpg);
+  const zero = await run([
+    "invert",
+    ...TINY,
+    "--image",
+    `${dir}/in.jpg`,
+    "--layer",
+    "0",
+    "--steps",
+    "3",
+    "--loss",
+    "l2",
+    "--no-normalize",
+    "--out",
+    `${dir}/zero`,
+  ]);
+  assertEquals(zero.code, 0, zero.err);
+  const m0 = await json(`${dir}/zero/metrics.json`);
+  assertEquals(m0.settings.blocks, []);
+  assertEquals(m0.settings.loss, "l2");
+  assertEquals(m0.normalize, false);
+  assertEquals(m0.normalization, null);
+  const t = await readImage(`${dir}/zero/target.png`);
+  assertEquals([t.height, t.width], [32, 32]);
+  const only = await run([
+    "invert",
+    ...TINY,
+    "--layer",
+    "3",
+    "--only-layer",
+    "--steps",
+    "3",
+    "--out",
+    `${dir}/only`,
+  ]);
+  assertEquals(only.code, 0, only.err);
+  const m3 = await json(`${dir}/only/metrics.json`);
+  assertEquals(m3.settings.blocks, [3]);
+  assertEquals(m3.settings.onlyLayer, true);
+});
+
+Deno.test("generate with two classes writes the grid and per-class files", async () => {
+  const out = `${await tmp()}/gen`;
+  const r = await run([
+    "generate",
+    ...TINY,
+    "--class",
+    "3,class 5",
+    "--steps",
+    "30",
+    "--jitter-after",
+    "15",
+    "--canvas",
+    "48",
+    "--constant",
+    "20",
+    "--lr",
+    "20",
+    "--sigma",
+    "0.5:0",
+    "--out",
+    out,
+  ]);
+  assertEquals(r.code, 0, r.err);
+  const perClass = [
+    "canvas.png",
+    "generated.npy",
+    "generated.png",
+    "metrics.json",
+    "progress.png",
+    "traces.csv",
+  ];
+  assertEquals(await listFiles(out), [
+    ...perClass.map((f) => `class_3/${f}`),
+    ...perClass.map((f) => `class_5/${f}`),
+    "generated_grid.png",
+    "metrics.json",
+    "snapshot.json",
+  ]);
+  const top = await json(`${out}/metrics.json`);
+  assertEquals(top.classes.map((c: { index: number }) => c.index), [3, 5]);
+  assertEquals(top.interrupted, false);
+  const m = await json(`${out}/class_3/metrics.json`);
+  assertEquals(m.class, { index: 3, name: "class 3" });
+  assertEquals(m.trace.step, [0, 10, 20, 29]);
+  assertEquals(m.trace.logit.length, 4);
+  assert(m.trace.probability.every((p: number) => p > 0 && p < 1));
+  assert(m.final.logit > m.trace.logit[0] + 1, `logit ${m.trace.logit}`);
+  assertEquals(m.normalize, true);
+  const canvas = await readImage(`${out}/class_3/canvas.png`);
+  assertEquals([canvas.height, canvas.width], [48, 48]);
+  const grid = await readImage(`${out}/generated_grid.png`);
+  assert(grid.width > 2 * 128 && grid.height > 128);
+  assert(r.out.includes("| 5 | class 5 |"), r.out);
+});
+
+Deno.test("generate with one class writes its files into --out", async () => {
+  const out = `${await tmp()}/gen1`;
+  const r = await run([
+    "generate",
+    ...TINY,
+    "--class",
+    "7",
+    "--steps",
+    "12",
+    "--jitter-after",
+    "6",
+    "--canvas",
+    "40",
+    "--out",
+    out,
+  ]);
+  assertEquals(r.code, 0, r.err);
+  assertEquals(await listFiles(out), [
+    "canvas.png",
+    "generated.npy",
+    "generated.png",
+    "metrics.json",
+    "progress.png",
+    "traces.csv",
+  ]);
+});
+
+Deno.test("--help lists every option with its default", async () => {
+  const top = await run(["--help"]);
+  assertEquals(top.code, 0);
+  for (const cmd of ["invert", "generate", "demo"]) {
+    const h = await run([cmd, "--help"]);
+    assertEquals(h.code, 0);
+    assert(top.out.includes(`${cmd} options:`));
+    const flags = [...h.out.matchAll(/^ {2}(--[a-z-]+)/gm)].map((x) => x[1]);
+    assert(flags.length > 10, h.out);
+    for (const f of flags) {
+      assert(top.out.includes(f), `${f} missing from --help`);
+      const text = h.out.slice(h.out.indexOf(`  ${f}`));
+      const entry = text.split(/\n {2}--/)[0];
+      if (f !== "--help") assert(entry.includes("(default:"), entry);
+    }
+  }
+  const inv = (await run(["invert", "--help"])).out;
+  for (
+    const s of [
+      "--steps N",
+      "(default: 1500)",
+      "(default: 0.05:0.005)",
+      "(default: 2.4:0)",
+      "(default: 3)",
+      "(default: 10)",
+      "--no-normalize",
+      "--only-layer",
+      "--resume DIR",
+      "--save-every K",
+    ]
+  ) assert(inv.includes(s), s);
+  const gen = (await run(["generate", "--help"])).out;
+  for (
+    const s of [
+      "(default: 720)",
+      "(default: 220)",
+      "(default: 600)",
+      "(default: 100)",
+    ]
+  ) assert(gen.includes(s), s);
+  assert((await run(["demo", "--help"])).out.includes("(default: 1,12)"));
+});
+
+/** [args, exit code, text the message must contain] — each must leave no --out. */
+const BAD: [string[], number, string][] = [
+  [["invert", "--foo"], 2, "--foo"],
+  [["invert", "stray"], 2, "stray"],
+  [["invert", "--steps", "0"], 2, '"0"'],
+  [["invert", "--steps", "1.5"], 2, "1.5"],
+  [["invert", "--steps", "many"], 2, "many"],
+  [["invert", "--lr=-0.1:0"], 2, "-0.1"],
+  [["invert", "--lr", "0.1:x"], 2, "0.1:x"],
+  [["invert", "--sigma", "1:2:3"], 2, "1:2:3"],
+  [["invert", "--trace-every", "0"], 2, "trace-every"],
+  [["invert", "--kernel-size", "4"], 2, '"4"'],
+  [["invert", "--layer", "4"], 2, '"4"'],
+  [["invert", "--layer", "x"], 2, '"x"'],
+  [["invert", "--layer", "0", "--only-layer"], 2, "only-layer"],
+  [["invert", "--loss", "l3"], 2, "l3"],
+  [["invert", "--backend", "cuda"], 2, "cuda"],
+  [["invert", "--seed", "-1"], 2, "--seed"],
+  [["invert", "--threads", "0"], 2, "threads"],
+  [["invert", "--image", "/nonexistent/nope.png"], 1, "nope.png"],
+  [["invert", "--weights", "nope"], 1, "nope"],
+  [["generate", "--class", "zebra"], 2, "zebra"],
+  [["generate", "--class", "class"], 2, "Ambiguous"],
+  [["generate", "--class", "10"], 2, '"10"'],
+  [["generate"], 2, "--class"],
+  [["generate", "--class", "1", "--canvas", "16"], 2, '"16"'],
+  [["generate", "--class", "1", "--constant", "inf"], 2, "inf"],
+  [["frobnicate"], 2, "frobnicate"],
+];
+
+Deno.test("bad input: right exit code, a message naming the value, no output", async (t) => {
+  const dir = await tmp();
+  for (const [args, code, text] of BAD) {
+    await t.step(args.join(" "), async () => {
+      const out = `${dir}/out_${crypto.randomUUID()}`;
+      const [cmd, ...rest] = args;
+      const layer = cmd === "invert" && !rest.includes("--layer")
+        ? ["--layer", "1"]
+        : [];
+      const r = await run([cmd, ...TINY, ...layer, ...rest, "--out", out]);
+      assertEquals(r.code, code, r.err);
+      assert(r.err.includes(text), `"${r.err}" lacks ${text}`);
+      assert(!(await exists(out)), `${out} was created`);
+    });
+  }
+  // Unknown model name and missing folder: runtime errors.
+  for (const model of ["vit_zz", `${dir}/no_model_here`]) {
+    const out = `${dir}/out_model`;
+    const r = await run(["invert", "--model", model, "--out", out, "--quiet"]);
+    assertEquals(r.code, 1, r.err);
+    assert(r.err.includes(model), r.err);
+    assert(!(await exists(out)));
+  }
+  // Corrupt, truncated and non-image files.
+  const photo = await Deno.readFile(PHOTO);
+  const corrupt = photo.slice();
+  corrupt.fill(7, 200, 400);
+  const files: [string, Uint8Array][] = [
+    ["truncated.png", photo.slice(0, Math.floor(photo.length / 2))],
+    ["corrupt.png", corrupt],
+    ["text.png", new TextEncoder().encode("not an image")],
+    ["empty.jpg", new Uint8Array(0)],
+    ["truncated.jpg", new Uint8Array([0xff, 0xd8, 0xff, 0xe0, 0, 16, 0x4a])],
+  ];
+  for (const [name, bytes] of files) {
+    await Deno.writeFile(`${dir}/${name}`, bytes);
+    const out = `${dir}/out_${name}`;
+    const r = await run([
+      "invert",
+      ...TINY,
+      "--layer",
+      "1",
+      "--image",
+      `${dir}/${name}`,
+      "--out",
+      out,
+    ]);
+    assertEquals(r.code, 1, `${name}: ${r.err}`);
+    assert(r.err.includes(name), r.err);
+    assert(!(await exists(out)), `${name}: output created`);
+  }
+  // --resume from a folder without a snapshot.
+  const r = await run(["invert", ...TINY, "--resume", dir]);
+  assertEquals(r.code, 1);
+  assert(r.err.includes("snapshot.json"), r.err);
+});
+
+Deno.test("the mod.ts entry point exits with the CLI's code", async () => {
+  const run = (args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "mod.ts", ...args],
+      cwd: ROOT,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const help = await run(["--help"]);
+  assertEquals(help.code, 0);
+  assert(new TextDecoder().decode(help.stdout).includes("invert options:"));
+  const bad = await run(["invert", "--bogus"]);
+  assertEquals(bad.code, 2);
+  assert(new TextDecoder().decode(bad.stderr).includes("--bogus"));
+});
+
+Deno.test("NaN/Inf: names the step, keeps the last finite image, exits 1", async () => {
+  const out = `${await tmp()}/div`;
+  const r = await run([
+    "invert",
+    ...TINY,
+    "--layer",
+    "2",
+    "--steps",
+    "10",
+    "--lr",
+    "1e38",
+    "--out",
+    out,
+  ]);
+  assertEquals(r.code, 1);
+  assert(/diverged at step \d+/.test(r.err), r.err);
+  const snap = await json(`${out}/snapshot.json`);
+  assert(r.err.includes(`step ${snap.step}`), r.err);
+  const img = await npy(`${out}/snapshot.npy`);
+  assertEquals(img.shape, [1, 3, 32, 32]);
+  assert(img.data.every(Number.isFinite));
+  assert(!(await exists(`${out}/metrics.json`)));
+});
+
+const INV = (out: string, ...more: string[]) => [
+  "invert",
+  ...TINY,
+  "--layer",
+  "2",
+  "--trace-every",
+  "4",
+  "--out",
+  out,
+  ...more,
+];
+
+Deno.test("--resume after a stop equals an uninterrupted run", async () => {
+  const dir = await tmp();
+  const full = await run(INV(`${dir}/full`, "--steps", "12"));
+  assertEquals(full.code, 0, full.err);
+  const part = await run(INV(`${dir}/part`, "--steps", "12", "--stop-at", "6"));
+  assertEquals(part.code, 0, part.err);
+  const pm = await json(`${dir}/part/metrics.json`);
+  assertEquals(pm.interrupted, true);
+  assertEquals(pm.stopReason, "stop-at");
+  assertEquals(pm.final.steps, 6);
+  assertEquals((await json(`${dir}/part/snapshot.json`)).step, 6);
+  const resumed = await run([
+    "invert",
+    "--quiet",
+    "--steps",
+    "12",
+    "--resume",
+    `${dir}/part`,
+  ]);
+  assertEquals(resumed.code, 0, resumed.err);
+  const a = await Deno.readFile(`${dir}/full/representation.npy`);
+  const b = await Deno.readFile(`${dir}/part/representation.npy`);
+  assertEquals(b, a);
+  // The outputs cover the whole run.
+  assertEquals(
+    await Deno.readTextFile(`${dir}/part/traces.csv`),
+    await Deno.readTextFile(`${dir}/full/traces.csv`),
+  );
+  const fm = await json(`${dir}/full/metrics.json`);
+  const rm = await json(`${dir}/part/metrics.json`);
+  assertEquals(rm.final, fm.final);
+  assertEquals(rm.options, fm.options);
+  assertEquals(rm.interrupted, false);
+  assertEquals(rm.resumedFrom.step, 6);
+  // A conflicting option is refused.
+  const clash = await run([
+    "invert",
+    "--quiet",
+    "--layer",
+    "1",
+    "--resume",
+    `${dir}/part`,
+  ]);
+  assertEquals(clash.code, 2);
+  assert(clash.err.includes('"1"'), clash.err);
+});
+
+Deno.test("--save-every writes snapshots that resume to the same result", async () => {
+  const dir = await tmp();
+  const full = await run(INV(`${dir}/full`, "--steps", "10"));
+  assertEquals(full.code, 0, full.err);
+  const saved = await run(
+    INV(`${dir}/saved`, "--steps", "10", "--save-every", "4"),
+  );
+  assertEquals(saved.code, 0, saved.err);
+  const snap = await json(`${dir}/saved/snapshot.json`);
+  assertEquals(snap.step, 8); // the last multiple of 4 before the end
+  assertEquals(snap.command, "invert");
+  assertEquals(snap.options.steps, "10");
+  assertEquals((await npy(`${dir}/saved/snapshot.npy`)).shape, [1, 3, 32, 32]);
+  const resumed = await run([
+    "invert",
+    "--quiet",
+    "--resume",
+    `${dir}/saved`,
+    "--out",
+    `${dir}/again`,
+  ]);
+  assertEquals(resumed.code, 0, resumed.err);
+  assertEquals(
+    await Deno.readFile(`${dir}/again/representation.npy`),
+    await Deno.readFile(`${dir}/full/representation.npy`),
+  );
+  assertEquals(
+    await Deno.readTextFile(`${dir}/again/traces.csv`),
+    await Deno.readTextFile(`${dir}/full/traces.csv`),
+  );
+});
+
+Deno.test("generate: --resume (one class and several) equals an uninterrupted run", async () => {
+  const dir = await tmp();
+  const gen = (out: string, ...more: string[]) => [
+    "generate",
+    ...TINY,
+    "--steps",
+    "24",
+    "--jitter-after",
+    "10",
+    "--canvas",
+    "48",
+    "--lr",
+    "5",
+    "--out",
+    out,
+    ...more,
+  ];
+  assertEquals((await run(gen(`${dir}/full`, "--class", "2,4"))).code, 0);
+  // one class, stopped inside the jitter phase (a canvas snapshot)
+  assertEquals(
+    (await run(gen(`${dir}/one`, "--class", "4", "--stop-at", "15"))).code,
+    0,
+  );
+  assertEquals((await npy(`${dir}/one/snapshot.npy`)).shape, [1, 3, 48, 48]);
+  const r1 = await run(["generate", "--quiet", "--resume", `${dir}/one`]);
+  assertEquals(r1.code, 0, r1.err);
+  assertEquals(
+    await Deno.readFile(`${dir}/one/generated.npy`),
+    await Deno.readFile(`${dir}/full/class_4/generated.npy`),
+  );
+  assertEquals(
+    await Deno.readTextFile(`${dir}/one/traces.csv`),
+    await Deno.readTextFile(`${dir}/full/class_4/traces.csv`),
+  );
+  // two classes, each stopped before the jitter phase
+  assertEquals(
+    (await run(gen(`${dir}/two`, "--class", "2,4", "--stop-at", "5"))).code,
+    0,
+  );
+  assertEquals((await json(`${dir}/two/metrics.json`)).interrupted, true);
+  const r2 = await run(["generate", "--quiet", "--resume", `${dir}/two`]);
+  assertEquals(r2.code, 0, r2.err);
+  for (const c of [2, 4]) {
+    assertEquals(
+      await Deno.readFile(`${dir}/two/class_${c}/generated.npy`),
+      await Deno.readFile(`${dir}/full/class_${c}/generated.npy`),
+    );
+  }
+  assertEquals((await json(`${dir}/two/metrics.json`)).interrupted, false);
+});
+
+Deno.test("an abort (as Ctrl-C) stops after the step and writes image, metrics and snapshot", async () => {
+  const out = `${await tmp()}/stop`;
+  const ac = new AbortController();
+  ac.abort();
+  const r = await run(INV(out, "--steps", "50"), ac.signal);
+  assertEquals(r.code, 130, r.err);
+  const m = await json(`${out}/metrics.json`);
+  assertEquals(m.interrupted, true);
+  assertEquals(m.final.steps, 1);
+  assert(await exists(`${out}/representation.png`));
+  assertEquals((await json(`${out}/snapshot.json`)).step, 1);
+});
+
+Deno.test("Ctrl-C on a running process: exit 130, outputs with interrupted: true", async () => {
+  const out = `${await tmp()}/sigint`;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      "mod.ts",
+      ...INV(out, "--steps", "1000000").filter((a) => a !== "--quiet"),
+    ],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const reader = child.stderr.getReader();
+  let text = "";
+  while (!text.includes("/1000000")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += new TextDecoder().decode(value);
+  }
+  child.kill("SIGINT");
+  (async () => {
+    while (!(await reader.read()).done) { /* drain */ }
+  })();
+  const [status] = await Promise.all([child.status, child.stdout.cancel()]);
+  assertEquals(status.code, 130, text);
+  const m = await json(`${out}/metrics.json`);
+  assertEquals(m.interrupted, true);
+  assertEquals(m.stopReason, "SIGINT");
+  const snap = await json(`${out}/snapshot.json`);
+  assertEquals(snap.step, m.final.steps);
+  assert(await exists(`${out}/representation.npy`));
+});
+
+Deno.test("demo runs the invert path per layer and writes the montage", async () => {
+  const out = `${await tmp()}/demo`;
+  const r = await run([
+    "demo",
+    ...TINY,
+    "--layers",
+    "1,3",
+    "--steps",
+    "4",
+    "--out",
+    out,
+  ]);
+  assertEquals(r.code, 0, r.err);
+  assertEquals(await listFiles(out), [
+    "demo.png",
+    ...INVERT_FILES.map((f) => `layer1/${f}`),
+    ...INVERT_FILES.map((f) => `layer3/${f}`),
+    "metrics.json",
+    "target.png",
+  ]);
+  const m = await json(`${out}/metrics.json`);
+  assertEquals(m.layers.map((l: { layer: number }) => l.layer), [1, 3]);
+  assert(r.out.includes("| 3 |") && r.out.includes("noise baseline"));
+  const bad = await run([
+    "demo",
+    ...TINY,
+    "--layers",
+    "1,9",
+    "--out",
+    `${out}2`,
+  ]);
+  assertEquals(bad.code, 2);
+  assert(!(await exists(`${out}2`)));
+});
+
+Deno.test("ssim: 1 for identical images, lower for noise", () => {
+  const a = new Float32Array(3 * 16 * 16).map((_, i) => (i % 7) / 7);
+  assertEquals(ssim(a, a, 16), 1);
+  const b = a.map((_, i) => ((i * 7919) % 13) / 13);
+  assert(ssim(b, a, 16) < 0.5);
+});
