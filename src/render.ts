@@ -34,6 +34,8 @@ export interface StepInfo extends TraceRow {
   steps: number;
   /** The current image a_g ([1,3,H,W], image space; do not modify). */
   image: Float32Array;
+  /** ‖O_L(a) − O_L(a′)‖₂, the essay's noise baseline (the same every step). */
+  noiseBaseline: number;
 }
 
 /** Options of {@linkcode invert}. */
@@ -52,7 +54,7 @@ export interface InvertOptions {
   kernelSize?: number;
   /** Feature loss (default "l1", as the essay's code). */
   loss?: "l1" | "l2";
-  /** Normalize the image with the weights' mean/std before the model (default false, as the essay's code). */
+  /** Normalize the image with the weights' mean/std before the model (default true; false is the essay's code). */
   normalize?: boolean;
   /** Seed of the random start and the noise baseline (default 0). */
   seed?: number;
@@ -87,11 +89,13 @@ export interface InvertResult {
 export const INVERT_DEFAULTS = {
   layer: 4,
   steps: 1500,
-  lr: { start: 0.05, end: 0.005 } as Schedule,
+  // tuned on untrained ViT-B/32 (normalized input, L1 loss): 0.01 gave the lowest
+  // embedding distance and highest PSNR at layers 1, 4 and 12 among 0.001…0.3
+  lr: { start: 0.01, end: 0.001 } as Schedule,
   sigma: { start: 2.4, end: 0 } as Schedule,
   kernelSize: 3,
   loss: "l1" as const,
-  normalize: false,
+  normalize: true,
   seed: 0,
 };
 
@@ -344,7 +348,7 @@ export async function invert(
     }
     a = r.image;
     if (o.onStep) {
-      const go = await o.onStep({ ...row, steps: o.steps, image: a });
+      const go = await o.onStep({ ...row, steps: o.steps, image: a, noiseBaseline });
       if (go === false) {
         step++;
         break;
@@ -418,7 +422,7 @@ export interface GenerateOptions {
   sigma?: Schedule;
   /** Blur kernel size (default 3). */
   kernelSize?: number;
-  /** Normalize with the weights' mean/std before the model (default false). */
+  /** Normalize with the weights' mean/std before the model (default true; false is the essay's code). */
   normalize?: boolean;
   /** Seed of the start and of the crop positions (default 0). */
   seed?: number;
@@ -453,7 +457,7 @@ export const GENERATE_DEFAULTS = {
   lr: { start: 0.02, end: 0.002 } as Schedule,
   sigma: { start: 2.4, end: 0 } as Schedule,
   kernelSize: 3,
-  normalize: false,
+  normalize: true,
   seed: 0,
 };
 

@@ -62,6 +62,7 @@ Deno.test("one jittered generation step equals PyTorch's", async () => {
     canvasSize: 48,
     lr: { start: c.lr!, end: c.lr! },
     sigma: { start: c.sigma!, end: c.sigma! },
+    normalize: false, // the fixture's step feeds raw [0,1] pixels, as the essay's code
     resume: { image: get(c.canvas!), step: 0 },
     cropPosition: () => c.crop as [number, number],
   });
