@@ -26,6 +26,7 @@ export * from "./src/classes.ts";
 export * from "./src/plot.ts";
 export * from "./src/npy.ts";
 export * from "./src/figures.ts";
+export * from "./src/metrics.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli.ts");

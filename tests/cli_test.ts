@@ -1,11 +1,18 @@
 // The command line, run in-process through main() (and as a subprocess where
 // the exit code or a real Ctrl-C matters), on the tiny fixture model.
 import { assert, assertEquals } from "./_assert.ts";
-import { main, ssim } from "../src/cli.ts";
-import { decodeNpy, readImage } from "../mod.ts";
+import { main } from "../src/cli.ts";
+import {
+  decodeNpy,
+  GENERATE_DEFAULTS,
+  INVERT_DEFAULTS,
+  readImage,
+  ssim,
+} from "../mod.ts";
 import jpeg from "jpeg-js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
+const P4 = `${ROOT}tests/fixtures/tiny_vit_p4`;
 const TINY = [
   "--model",
   `${ROOT}tests/fixtures/tiny_vit`,
@@ -14,6 +21,8 @@ const TINY = [
   "--quiet",
 ];
 const PHOTO = `${ROOT}assets/chelsea.png`;
+/** A schedule as the help prints it. */
+const sched = (s: { start: number; end: number }) => `${s.start}:${s.end}`;
 
 /** Runs main() capturing what it prints. */
 async function run(
@@ -104,6 +113,8 @@ Deno.test("invert writes every output file with sensible metrics", async () => {
     "2",
     "--steps",
     "25",
+    "--lr",
+    "0.05:0.005",
     "--out",
     out,
   ]);
@@ -289,12 +300,14 @@ Deno.test("generate with one class writes its files into --out", async () => {
 Deno.test("--help lists every option with its default", async () => {
   const top = await run(["--help"]);
   assertEquals(top.code, 0);
-  for (const cmd of ["invert", "generate", "demo"]) {
+  for (
+    const cmd of ["invert", "generate", "demo", "forward", "grid", "filters"]
+  ) {
     const h = await run([cmd, "--help"]);
     assertEquals(h.code, 0);
     assert(top.out.includes(`${cmd} options:`));
     const flags = [...h.out.matchAll(/^ {2}(--[a-z-]+)/gm)].map((x) => x[1]);
-    assert(flags.length > 10, h.out);
+    assert(flags.length > (cmd === "filters" ? 6 : 10), h.out);
     for (const f of flags) {
       assert(top.out.includes(f), `${f} missing from --help`);
       const text = h.out.slice(h.out.indexOf(`  ${f}`));
@@ -306,26 +319,46 @@ Deno.test("--help lists every option with its default", async () => {
   for (
     const s of [
       "--steps N",
-      "(default: 1500)",
-      "(default: 0.05:0.005)",
-      "(default: 2.4:0)",
+      `(default: ${INVERT_DEFAULTS.steps})`,
+      `(default: ${sched(INVERT_DEFAULTS.lr)})`,
+      `(default: ${sched(INVERT_DEFAULTS.sigma)})`,
       "(default: 3)",
       "(default: 10)",
       "--no-normalize",
       "--only-layer",
       "--resume DIR",
       "--save-every K",
+      "--remove PART[,PART…]",
+      "--remove-layers 1-4|all|3,7",
+      "--pos-embedding, --no-pos-embedding",
+      "--swap PART=WEIGHTS",
     ]
   ) assert(inv.includes(s), s);
   const gen = (await run(["generate", "--help"])).out;
   for (
     const s of [
-      "(default: 720)",
-      "(default: 220)",
-      "(default: 600)",
-      "(default: 100)",
+      `(default: ${GENERATE_DEFAULTS.canvasSize})`,
+      `(default: ${GENERATE_DEFAULTS.steps})`,
+      `(default: ${GENERATE_DEFAULTS.constant})`,
+      `(default: ${GENERATE_DEFAULTS.jitterAfter})`,
+      "--remove PART[,PART…]",
+      "--swap PART=WEIGHTS",
     ]
   ) assert(gen.includes(s), s);
+  const fwd = (await run(["forward", "--help"])).out;
+  for (
+    const s of ["--layer L|logits", "logits = the head", "--no-pos-embedding"]
+  ) {
+    assert(fwd.includes(s), s);
+  }
+  const grid = (await run(["grid", "--help"])).out;
+  for (const s of ["--variant LABEL=OPTIONS", "--layers L,L…", "--classes"]) {
+    assert(grid.includes(s), s);
+  }
+  const filters = (await run(["filters", "--help"])).out;
+  for (const s of ["--compare W2", "--columns N", "--scale K"]) {
+    assert(filters.includes(s), s);
+  }
   assert((await run(["demo", "--help"])).out.includes("(default: 1,12)"));
 });
 
@@ -356,6 +389,46 @@ const BAD: [string[], number, string][] = [
   [["generate"], 2, "--class"],
   [["generate", "--class", "1", "--canvas", "16"], 2, '"16"'],
   [["generate", "--class", "1", "--constant", "inf"], 2, "inf"],
+  [["invert", "--remove", "foo"], 2, '"foo"'],
+  [["invert", "--remove", "attention,bogus"], 2, "bogus"],
+  [["invert", "--remove", "attn", "--remove-layers", "4"], 2, "1..3"],
+  [["invert", "--remove", "attn", "--remove-layers", "2-x"], 2, "2-x"],
+  [["invert", "--remove-layers", "1"], 2, "without --remove"],
+  [
+    ["invert", "--remove", "a", "--remove", "b", "--remove-layers", "1"],
+    2,
+    '"a"',
+  ],
+  [
+    [
+      "invert",
+      ...["--remove", "mlp", "--remove", "ln1", "--remove", "ln2"],
+      ...["--remove-layers", "1", "--remove-layers", "2"],
+    ],
+    2,
+    "2 given for 3",
+  ],
+  [["invert", "--swap", "nope=fixture2"], 2, 'Unknown part "nope"'],
+  [["invert", "--swap", "conv_proj"], 2, "PART=WEIGHTS"],
+  [["invert", "--swap", "conv_proj=nope"], 1, 'Unknown weights "nope"'],
+  [
+    ["invert", "--swap", `conv_proj=${P4}/fixture.safetensors`],
+    2,
+    "[32,3,4,4]: expected [16,3,8,8]",
+  ],
+  [
+    ["generate", "--class", "1", "--remove", "mlp", "--remove-layers", "0"],
+    2,
+    '"0"',
+  ],
+  [["generate", "--class", "1", "--swap", "heads=x=y"], 1, '"x=y"'],
+  [["forward", "--layer", "7"], 2, '"7"'],
+  [["forward", "--layer", "0", "--only-layer"], 2, "only-layer"],
+  [["forward", "--top", "0"], 2, "--top"],
+  [["forward", "--remove", "ln3"], 2, "ln3"],
+  [["forward", "--swap", "encoder.layers.9=fixture2"], 2, "encoder.layers.9"],
+  [["filters", "--columns", "0"], 2, "--columns"],
+  [["filters", "--compare", "nope"], 1, "nope"],
   [["frobnicate"], 2, "frobnicate"],
 ];
 
@@ -368,7 +441,11 @@ Deno.test("bad input: right exit code, a message naming the value, no output", a
       const layer = cmd === "invert" && !rest.includes("--layer")
         ? ["--layer", "1"]
         : [];
-      const r = await run([cmd, ...TINY, ...layer, ...rest, "--out", out]);
+      // forward and filters have no progress bar, so no --quiet
+      const tiny = ["forward", "filters"].includes(cmd)
+        ? TINY.filter((a) => a !== "--quiet")
+        : TINY;
+      const r = await run([cmd, ...tiny, ...layer, ...rest, "--out", out]);
       assertEquals(r.code, code, r.err);
       assert(r.err.includes(text), `"${r.err}" lacks ${text}`);
       assert(!(await exists(out)), `${out} was created`);

@@ -1,0 +1,333 @@
+/**
+ * Internal to the command line (src/cli.ts): commands that look at a model
+ * without optimizing an image — `forward` (one layer's output for an image,
+ * under ablations and swaps) and `filters` (the patch-embedding filters of one
+ * or more weight sets).
+ *
+ * @module
+ */
+import { filterGrid } from "./figures.ts";
+import {
+  normalize as normalizeImage,
+  type PerChannel,
+  writePng,
+} from "./image.ts";
+import { type Layer, loadModel, type Model } from "./model.ts";
+import { sideBySide } from "./plot.ts";
+import {
+  backendOpt,
+  type Command,
+  type Context,
+  DEFAULT_IMAGE_TEXT,
+  defaultImage,
+  defaults,
+  HELP_OPT,
+  intOpt,
+  list,
+  MODEL_OPTS,
+  modelKey,
+  modelSource,
+  type Raw,
+  savedOptions,
+  type Spec,
+  str,
+  usage,
+  VARIANT_OPTS,
+} from "./_cli_options.ts";
+import {
+  checkVariantOpts,
+  modelAbout,
+  openModel,
+  weightsText,
+} from "./_cli_model.ts";
+import { loadTarget, writeJson, writeNpy } from "./_cli_io.ts";
+
+// ---------------------------------------------------------------------------
+// forward
+
+/** Options of `forward`. */
+export const FORWARD_SPEC: Spec = {
+  ...MODEL_OPTS,
+  seed: { ...MODEL_OPTS.seed, help: "seed of untrained weights" },
+  image: {
+    type: "string",
+    default: DEFAULT_IMAGE_TEXT,
+    arg: "PATH",
+    help:
+      "input image (PNG or JPEG), resized and centre-cropped to the model's size",
+    saved: true,
+  },
+  layer: {
+    type: "string",
+    default: "logits",
+    arg: "L|logits",
+    help:
+      "layer whose output to write: 0 = input processing, 1..N = encoder block, logits = the head",
+    saved: true,
+  },
+  "only-layer": {
+    type: "boolean",
+    default: false,
+    help:
+      "run encoder L alone: input processing, then encoder L (skipping 1..L−1)",
+    saved: true,
+  },
+  top: {
+    type: "string",
+    default: "5",
+    arg: "K",
+    help: "classes listed for the logits, most probable first",
+  },
+  ...VARIANT_OPTS,
+  out: {
+    type: "string",
+    default: "out/forward",
+    arg: "DIR",
+    help: "output folder: output.npy (the layer's output) and metrics.json",
+  },
+  ...HELP_OPT,
+};
+
+function layerOpt(raw: Raw, numLayers?: number): Layer {
+  const text = str(raw, "layer").trim();
+  if (text === "logits") return "logits";
+  const layer = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (
+    !Number.isSafeInteger(layer) ||
+    (numLayers !== undefined && layer > numLayers)
+  ) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "${
+          str(raw, "layer")
+        }": expected 0 (input processing), ${
+          numLayers === undefined ? "1..N" : `1..${numLayers}`
+        } (encoder blocks) or logits`,
+      ),
+    );
+  }
+  return layer;
+}
+
+function softmax(logits: Float32Array): Float64Array {
+  const max = Math.max(...logits);
+  const e = Float64Array.from(logits, (v) => Math.exp(v - max));
+  const sum = e.reduce((a, b) => a + b, 0);
+  return e.map((v) => v / sum);
+}
+
+async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
+  const raw: Raw = { ...defaults(FORWARD_SPEC), ...given };
+  const pre = layerOpt(raw);
+  const onlyLayer = raw["only-layer"] === true;
+  if (onlyLayer && (pre === "logits" || pre === 0)) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "${pre}" with --only-layer: expected an encoder block 1..N`,
+      ),
+    );
+  }
+  const top = intOpt(raw, "top", 1);
+  intOpt(raw, "seed", 0);
+  checkVariantOpts(raw);
+  backendOpt(raw);
+  if (raw.threads !== undefined) intOpt(raw, "threads", 1);
+  const out = str(raw, "out");
+  const imagePath = defaultImage(raw);
+  const source = modelSource(str(raw, "model"));
+  const { model, variant } = await openModel(raw, source);
+  try {
+    const m = model.manifest;
+    const layer = layerOpt(raw, m.num_layers);
+    const normalize = raw.normalize !== false;
+    const img = await loadTarget(imagePath, m.image_size);
+    const x = normalize
+      ? normalizeImage(
+        img,
+        m.input.mean as PerChannel,
+        m.input.std as PerChannel,
+      ).data
+      : img.data;
+    const blocks = onlyLayer ? [layer as number] : undefined;
+    const y = await model.forward(x, { layer, blocks });
+    let sq = 0;
+    for (const v of y.data) sq += v * v;
+    const l2Norm = Math.sqrt(sq);
+    let classes:
+      | {
+        rank: number;
+        index: number;
+        name: string;
+        logit: number;
+        probability: number;
+      }[]
+      | null = null;
+    if (layer === "logits") {
+      const p = softmax(y.data);
+      classes = [...p.keys()].sort((a, b) => p[b] - p[a]).slice(0, top).map((
+        index,
+        r,
+      ) => ({
+        rank: r + 1,
+        index,
+        name: m.categories?.[index] ?? `class ${index}`,
+        logit: y.data[index],
+        probability: p[index],
+      }));
+    }
+    // Inputs are valid: from here on, files.
+    await Deno.mkdir(out, { recursive: true });
+    await writeNpy(`${out}/output.npy`, y.data, y.dims);
+    await writeJson(`${out}/metrics.json`, {
+      command: "forward",
+      options: {
+        ...savedOptions(FORWARD_SPEC, raw),
+        image: imagePath,
+        model: modelKey(str(raw, "model")),
+      },
+      ...modelAbout(model, source, normalize, variant),
+      layer,
+      blocks: blocks ??
+        Array.from(
+          { length: layer === "logits" ? m.num_layers : layer },
+          (_, i) => i + 1,
+        ),
+      dims: y.dims,
+      l2Norm,
+      top: classes,
+      files: ["output.npy", "metrics.json"],
+    });
+    const what = layer === "logits"
+      ? "logits"
+      : onlyLayer
+      ? `encoder ${layer} alone`
+      : `layer ${layer}`;
+    console.log(
+      `${m.name}, ${weightsText(raw)}${
+        variant.tag ? ` (${variant.tag})` : ""
+      }: output of ${what}: dims [${y.dims.join(", ")}], L2 norm ${
+        l2Norm.toPrecision(6)
+      }`,
+    );
+    if (classes) {
+      console.log("\n| rank | class | name | logit | probability |");
+      console.log("| --- | --- | --- | --- | --- |");
+      for (const c of classes) {
+        console.log(
+          `| ${c.rank} | ${c.index} | ${c.name} | ${c.logit.toFixed(4)} | ${
+            c.probability.toFixed(4)
+          } |`,
+        );
+      }
+    }
+    console.log(`\nwrote ${out}/ (output.npy, metrics.json)`);
+    return 0;
+  } finally {
+    await model.release();
+  }
+}
+
+/** `forward`: one layer's output for an image. */
+export const FORWARD_COMMAND: Command = {
+  about:
+    "one layer's output for an image (with ablations and swaps) → output.npy; logits: top classes",
+  synopsis: "--image IMG --layer L|logits [options]",
+  spec: FORWARD_SPEC,
+  run: forwardCommand,
+};
+
+// ---------------------------------------------------------------------------
+// filters
+
+/** Options of `filters`. */
+export const FILTERS_SPEC: Spec = {
+  model: MODEL_OPTS.model,
+  weights: MODEL_OPTS.weights,
+  seed: {
+    ...MODEL_OPTS.seed,
+    help: "seed of untrained weights (of --weights and --compare)",
+  },
+  compare: {
+    type: "string",
+    multiple: true,
+    arg: "W2",
+    defaultText: "none",
+    help:
+      "another weight set (as for --weights) whose filters go beside those of --weights, each grid labelled with its weights; repeatable",
+  },
+  columns: {
+    type: "string",
+    arg: "N",
+    defaultText: "about √(2n) for n filters",
+    help: "filters per row",
+  },
+  scale: {
+    type: "string",
+    arg: "K",
+    defaultText: "1 for patches ≥ 16 px, else 2",
+    help: "pixels per weight",
+  },
+  out: {
+    type: "string",
+    default: "out/filters",
+    arg: "DIR",
+    help: "output folder: filters.png",
+  },
+  ...HELP_OPT,
+};
+
+async function filtersCommand(given: Raw, _ctx: Context): Promise<number> {
+  const raw: Raw = { ...defaults(FILTERS_SPEC), ...given };
+  const seed = intOpt(raw, "seed", 0);
+  const columns = raw.columns === undefined
+    ? undefined
+    : intOpt(raw, "columns", 1);
+  const scale = raw.scale === undefined ? undefined : intOpt(raw, "scale", 1);
+  const sets = [str(raw, "weights"), ...list(raw, "compare")];
+  const empty = sets.findIndex((w) => w.trim() === "");
+  if (empty >= 0) {
+    throw usage(
+      new TypeError(
+        `Invalid --${
+          empty === 0 ? "weights" : "compare"
+        } "": expected untrained, untrained:SEED, a weight set of the model or a .safetensors file`,
+      ),
+    );
+  }
+  const out = str(raw, "out");
+  const source = modelSource(str(raw, "model"));
+  const models: Model[] = [];
+  try {
+    for (const weights of sets) {
+      models.push(await loadModel(source, { weights, seed }));
+    }
+    const grids = models.map((m) => filterGrid(m, { columns, scale }));
+    const img = grids.length === 1
+      ? grids[0]
+      : sideBySide(grids, models.map((m) => m.weights));
+    // Inputs are valid: from here on, files.
+    await Deno.mkdir(out, { recursive: true });
+    await writePng(`${out}/filters.png`, img);
+    const [n, , p] = models[0].manifest.tensors["conv_proj.weight"].shape;
+    console.log(
+      `${models[0].manifest.name}: ${n} patch-embedding filters of 3×${p}×${p}${
+        models.length > 1
+          ? ` per weight set (${models.map((m) => m.weights).join(" | ")})`
+          : ` (${models[0].weights})`
+      }, each min-max normalized to [0, 1]`,
+    );
+    console.log(`wrote ${out}/filters.png (${img.width}×${img.height})`);
+    return 0;
+  } finally {
+    for (const m of models) await m.release();
+  }
+}
+
+/** `filters`: the patch-embedding filters as a grid image. */
+export const FILTERS_COMMAND: Command = {
+  about:
+    "the patch-embedding filters as a grid image, or several weight sets side by side",
+  synopsis: "--model M --weights W [--compare W2] [options]",
+  spec: FILTERS_SPEC,
+  run: filtersCommand,
+};
