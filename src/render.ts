@@ -348,7 +348,12 @@ export async function invert(
     }
     a = r.image;
     if (o.onStep) {
-      const go = await o.onStep({ ...row, steps: o.steps, image: a, noiseBaseline });
+      const go = await o.onStep({
+        ...row,
+        steps: o.steps,
+        image: a,
+        noiseBaseline,
+      });
       if (go === false) {
         step++;
         break;
