@@ -1,7 +1,7 @@
 // The command line, run in-process through main() (and as a subprocess where
 // the exit code or a real Ctrl-C matters), on the tiny fixture model.
 import { assert, assertEquals } from "./_assert.ts";
-import { main } from "../src/cli.ts";
+import { run, tmp } from "./_cli.ts";
 import {
   decodeNpy,
   GENERATE_DEFAULTS,
@@ -23,38 +23,6 @@ const TINY = [
 const PHOTO = `${ROOT}assets/chelsea.png`;
 /** A schedule as the help prints it. */
 const sched = (s: { start: number; end: number }) => `${s.start}:${s.end}`;
-
-/** Runs main() capturing what it prints. */
-async function run(
-  args: string[],
-  signal?: AbortSignal,
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await main(args, { signal });
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
-// Every test's files go under one folder, removed when the tests end.
-const BASE = Deno.makeTempDirSync({ prefix: "vitrep_cli_" });
-globalThis.addEventListener("unload", () => {
-  try {
-    Deno.removeSync(BASE, { recursive: true });
-  } catch {
-    // already gone
-  }
-});
-
-async function tmp(): Promise<string> {
-  return await Deno.makeTempDir({ dir: BASE });
-}
 
 async function exists(path: string): Promise<boolean> {
   try {

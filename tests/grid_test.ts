@@ -1,8 +1,8 @@
 // The forward, grid and filters commands and the ablation and swap options,
 // run in-process through main() on the tiny fixture model (32×32, 3 encoders).
 import { assert, assertEquals } from "./_assert.ts";
+import { run, tmp } from "./_cli.ts";
 import { relErr } from "./_fixtures.ts";
-import { main } from "../src/cli.ts";
 import {
   decodeNpy,
   filterGrid,
@@ -19,35 +19,6 @@ const ROOT = new URL("../", import.meta.url).pathname;
 const MODEL = `${ROOT}tests/fixtures/tiny_vit`;
 const TINY = ["--model", MODEL, "--weights", "fixture"];
 const PHOTO = `${ROOT}assets/chelsea.png`;
-
-/** Runs main() capturing what it prints. */
-async function run(
-  args: string[],
-  signal?: AbortSignal,
-): Promise<{ code: number; out: string; err: string }> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => err.push(a.join(" "));
-  try {
-    const code = await main(args, { signal });
-    return { code, out: out.join("\n"), err: err.join("\n") };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
-
-const BASE = Deno.makeTempDirSync({ prefix: "vitrep_grid_" });
-globalThis.addEventListener("unload", () => {
-  try {
-    Deno.removeSync(BASE, { recursive: true });
-  } catch {
-    // already gone
-  }
-});
-
-const tmp = () => Deno.makeTempDir({ dir: BASE });
 
 async function exists(path: string): Promise<boolean> {
   try {
