@@ -73,10 +73,11 @@ export function filterGrid(
   model: Model,
   options: FilterGridOptions = {},
 ): ImageTensor {
-  const info = model.manifest.tensors["conv_proj.weight"];
-  if (!info || info.shape.length !== 4 || info.shape[1] !== 3) {
+  const key = model.manifest.patch_filters ?? "conv_proj.weight";
+  const info = model.manifest.tensors[key];
+  if (!info || info.shape.length !== 4 || info.shape[1] !== 3 || info.shape[2] !== info.shape[3]) {
     throw new TypeError(
-      `Model ${model.manifest.name} has no patch-embedding convolution "conv_proj.weight" of shape [n,3,p,p]`,
+      `Model ${model.manifest.name} has no patch-embedding convolution "${key}" of shape [n,3,p,p]`,
     );
   }
   const [n, , p] = info.shape;
@@ -98,7 +99,7 @@ export function filterGrid(
   const data = new Float32Array(3 * width * height).fill(
     options.background ?? 1,
   );
-  const f = normalizeFilters(model.tensor("conv_proj.weight"), n, p);
+  const f = normalizeFilters(model.tensor(key), n, p);
   const plane = width * height;
   for (let k = 0; k < n; k++) {
     const x0 = gap + (k % cols) * (cell + gap);

@@ -65,6 +65,8 @@ export interface Manifest {
   weight_sets: Record<string, { file: string }>;
   /** Class names, or null. */
   categories: string[] | null;
+  /** The patch-embedding weight shown by `filters` (default `conv_proj.weight`). */
+  patch_filters?: string;
 }
 
 /** Parts of an encoder block that an ablation can remove. */
@@ -373,7 +375,19 @@ function buildSwitches(
           `Invalid ablation layer "${l}": expected an encoder layer 1..${n}`,
         );
       }
-      for (const p of parts) out[l][`use_${p}`] = 0;
+      for (const p of parts) {
+        if (!(`use_${p}` in out[l])) {
+          const has = manifest.layers[l].switches.map((s) =>
+            s.replace(/^use_/, "")
+          );
+          throw new TypeError(
+            `Ablation "${p}" has no meaning for layer ${l} of ${manifest.name} (${manifest.architecture}): its parts are ${
+              has.join(", ") || "none"
+            }`,
+          );
+        }
+        out[l][`use_${p}`] = 0;
+      }
     }
   }
   return out;
