@@ -492,6 +492,14 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
         );
       }
     }
+    const head = ["heads.head.weight", "head.weight", "fc.weight"].find((k) =>
+      m.tensors[k]
+    );
+    if (head && !raw.quiet && model.tensor(head).every((v) => v === 0)) {
+      console.error(
+        `warning: ${head} of ${model.weights} is all zeros (torchvision initializes ViT heads to zero): every logit is 0 and has no gradient, so generation only blurs the noise; use trained weights, or --swap heads=WEIGHTS`,
+      );
+    }
     const multi = indices.length > 1;
     if (
       multi && resumeDir !== undefined &&
