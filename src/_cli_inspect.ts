@@ -308,7 +308,8 @@ async function filtersCommand(given: Raw, _ctx: Context): Promise<number> {
     // Inputs are valid: from here on, files.
     await Deno.mkdir(out, { recursive: true });
     await writePng(`${out}/filters.png`, img);
-    const [n, , p] = models[0].manifest.tensors["conv_proj.weight"].shape;
+    const m0 = models[0].manifest;
+    const [n, , p] = m0.tensors[m0.patch_filters ?? "conv_proj.weight"].shape;
     console.log(
       `${models[0].manifest.name}: ${n} patch-embedding filters of 3×${p}×${p}${
         models.length > 1

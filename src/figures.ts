@@ -75,7 +75,10 @@ export function filterGrid(
 ): ImageTensor {
   const key = model.manifest.patch_filters ?? "conv_proj.weight";
   const info = model.manifest.tensors[key];
-  if (!info || info.shape.length !== 4 || info.shape[1] !== 3 || info.shape[2] !== info.shape[3]) {
+  if (
+    !info || info.shape.length !== 4 || info.shape[1] !== 3 ||
+    info.shape[2] !== info.shape[3]
+  ) {
     throw new TypeError(
       `Model ${model.manifest.name} has no patch-embedding convolution "${key}" of shape [n,3,p,p]`,
     );

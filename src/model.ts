@@ -331,8 +331,11 @@ export function resolvePart(manifest: Manifest, part: string): string {
     top.add(short === "encoder.pos_embedding" ? "pos_embedding" : short);
   }
   const examples = [...top].slice(0, 8).join(", ");
+  const vit = manifest.architecture === "vit"
+    ? ", or encoder.layers.N.ln_1, .self_attention, .ln_2, .mlp"
+    : "";
   throw new TypeError(
-    `Unknown part "${part}" of ${manifest.name}: expected a tensor or a module prefix such as ${examples}, …, or encoder.layers.N.ln_1, .self_attention, .ln_2, .mlp`,
+    `Unknown part "${part}" of ${manifest.name}: expected a tensor name or a module prefix such as ${examples}, …${vit}`,
   );
 }
 
@@ -354,7 +357,14 @@ function buildSwitches(
   const out = manifest.layers.map((l) =>
     Object.fromEntries(l.switches.map((s) => [s, 1])) as Record<string, number>
   );
-  out[0].use_pos = positionEmbedding ? 1 : 0;
+  if (!positionEmbedding) {
+    if (!("use_pos" in out[0])) {
+      throw new TypeError(
+        `Removing the position embedding has no meaning for ${manifest.name} (${manifest.architecture}): its input processing has none`,
+      );
+    }
+    out[0].use_pos = 0;
+  }
   for (const a of ablations) {
     const parts = typeof a.remove === "string" ? [a.remove] : a.remove;
     for (const p of parts) {
@@ -541,7 +551,9 @@ export class Model {
   tensor(name: string): Float32Array {
     if (!this.#rt.manifest.tensors[name]) {
       throw new TypeError(
-        `Unknown tensor "${name}" of ${this.#rt.manifest.name}: expected a torchvision state-dict key such as conv_proj.weight`,
+        `Unknown tensor "${name}" of ${this.#rt.manifest.name}: expected a state-dict key such as ${
+          Object.keys(this.#rt.manifest.tensors)[0]
+        }`,
       );
     }
     return this.#rt.weights(name).slice();

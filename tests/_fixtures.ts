@@ -1,6 +1,6 @@
 // Fixtures made by tools/make_fixtures.py: PyTorch references for the tiny models.
 import { assertEquals } from "./_assert.ts";
-import type { Layer } from "../mod.ts";
+import type { Ablation, BlockPart, Layer } from "../mod.ts";
 import { parseSafetensors, tensorToFloat32 } from "../src/safetensors.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;
@@ -37,6 +37,14 @@ export interface Case {
   photo?: string;
   canvas?: string;
   crop?: number[];
+}
+
+/** The runtime ablations of a case's `remove` (layer → switch names). */
+export function ablationsOf(c: Case): Ablation[] {
+  return Object.entries(c.ablation?.remove ?? {}).map(([layer, sw]) => ({
+    layers: [Number(layer)],
+    remove: sw.map((s) => s.slice(4) as BlockPart),
+  }));
 }
 
 /** max |a − b| / max |b|: the relative error every parity test uses. */

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Builds the test fixtures: tiny torchvision ViTs converted with tools/convert.py, and
+"""Builds the test fixtures: tiny torchvision ViTs, MLP-Mixers (both block orders) and a
+feed-forward-only ViT converted with tools/convert.py, and
 PyTorch's outputs per layer and input gradients (torch.autograd) for fixed inputs, under
 several ablations. Regenerate with:
 
@@ -165,6 +166,149 @@ def step_cases(model, cfg, tensors, cases, gen):
                   "crop": [y, x], "canvas": "step/canvas", "output": "step/generate", "value": loss.item()})
 
 
+def reference(name, model, n, size, ref, abls, gen):
+    """PyTorch's outputs at every layer and input gradients under each ablation, plus a block alone."""
+    x = torch.rand(1, 3, size, size, generator=gen)
+    tensors = {"x": x}
+    cases = []
+    for ab_name, off, use_pos in abls:
+        ab = {"name": ab_name, "remove": {str(k): v for k, v in off.items()}, "use_pos": use_pos}
+        for layer in list(range(n + 1)) + ["logits"]:
+            key = f"fwd/{ab_name}/{layer}"
+            with torch.no_grad():
+                tensors[key] = ref(model, x, off, use_pos, layer)
+            cases.append({"kind": "forward", "ablation": ab, "layer": layer, "output": key})
+        objectives = [("l2", 0), ("l2", 2), ("l1", n), ("l2", n), ("logit", "logits")]
+        for loss, layer in dict.fromkeys(objectives):
+            xr = x.clone().requires_grad_(True)
+            out = ref(model, xr, off, use_pos, layer)
+            key = f"grad/{ab_name}/{loss}/{layer}"
+            case = {"kind": "gradient", "ablation": ab, "layer": layer, "loss": loss, "grad": key}
+            if loss == "logit":
+                case.update(index=3, constant=5.0)
+                value = (5.0 - out[0, 3]).abs()
+            else:
+                target = torch.randn(out.shape, generator=gen) * out.detach().std()
+                tensors[key + "/target"] = target
+                case["target"] = key + "/target"
+                d = out - target
+                value = (d * d).sum() if loss == "l2" else d.abs().sum()
+            (g,) = torch.autograd.grad(value, xr)
+            tensors[key] = g
+            case["value"] = value.item()
+            cases.append(case)
+    # a block alone (input processing, then block n only)
+    xr = x.clone().requires_grad_(True)
+    out = ref(model, xr, {}, 1.0, n, blocks=[n])
+    target = torch.randn(out.shape, generator=gen)
+    value = ((out - target) ** 2).sum()
+    (g,) = torch.autograd.grad(value, xr)
+    tensors["only/target"], tensors["only/grad"], tensors["only/out"] = target, g, out.detach()
+    cases.append({"kind": "only", "blocks": [n], "layer": n, "loss": "l2", "value": value.item(),
+                  "target": "only/target", "grad": "only/grad", "output": "only/out"})
+    return x, tensors, cases
+
+
+def write_reference(name, tensors, cases):
+    folder = os.path.join(OUT, name)
+    convert.write_safetensors(os.path.join(folder, "reference.safetensors"),
+                              {k: v.detach() for k, v in tensors.items()}, {"torch": torch.__version__})
+    with open(os.path.join(folder, "reference.json"), "w") as f:
+        json.dump({"torch": torch.__version__, "weights": "fixture", "cases": cases}, f, indent=1)
+        f.write("\n")
+    print(f"wrote {folder}: {len(cases)} cases", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------
+# Attentionless models (tools/convert.py's reference MLP-Mixer and feed-forward-only ViT)
+
+TINY_ATTNLESS = {
+    "tiny_mixer": dict(arch="mixer", image_size=32, patch_size=8, num_layers=2, hidden_dim=16, tokens_mlp_dim=8,
+                       channels_mlp_dim=32, order="token_first", num_classes=10),
+    "tiny_mixer_cf": dict(arch="mixer", image_size=32, patch_size=8, num_layers=3, hidden_dim=16, tokens_mlp_dim=8,
+                          channels_mlp_dim=32, order="channel_first", num_classes=10),
+    "tiny_ffvit": dict(arch="ffvit", image_size=32, patch_size=8, num_layers=2, hidden_dim=16, tokens_mlp_dim=24,
+                       channels_mlp_dim=32, order="channel_first", num_classes=10),
+}
+
+ATTNLESS_SWAPS = {"mixer": ["stem", "blocks.1"], "ffvit": ["patch_embed", "blocks.1"]}
+
+
+def ref_chain_attnless(model, x, off, use_pos, layer, blocks=None):
+    """PyTorch forward with the reference modules, through the given blocks."""
+    n = len(model.blocks)
+    t = model.embed(x, use_pos)
+    last = n if layer == "logits" else layer
+    for b in blocks or range(1, last + 1):
+        t = convert.attnless_ref_block(model.blocks[b - 1], t, switches(off, b))
+    return model.pool(t) if layer == "logits" else t
+
+
+def perturb_attnless(model, gen):
+    """Every tensor non-trivial (untrained LayerNorms are 1/0, the mixer head zero, biases tiny). The
+    feed-forward-only ViT's Linear weights (std 0.02) are redrawn with std 1/sqrt(fan_in): beside biases
+    of 0.3 their outputs would hardly vary across tokens, and its norms over the tokens would then be so
+    ill-conditioned (|mean|/std ~ 200 without residuals) that PyTorch's own float32 result is 1e-5 off."""
+    ff = isinstance(model, convert.RefLinearViT)
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            parts = k.split(".")
+            if ff and len(parts) > 1 and parts[-2].startswith("fc") and parts[-1] == "weight":
+                v.copy_(torch.randn(v.shape, generator=gen) / v.shape[1] ** 0.5)
+            elif len(parts) > 1 and parts[-2].startswith("norm"):
+                base = 1.0 if k.endswith("weight") else 0.0
+                v.copy_(base + 0.2 * torch.randn(v.shape, generator=gen))
+            elif k.startswith("head") or k == "cls_token" or k.endswith("bias"):
+                v.copy_(0.3 * torch.randn(v.shape, generator=gen))
+
+
+def build_attnless(name, cfg):
+    cfg = convert.finish_cfg(cfg, cfg["image_size"])
+    cls = convert.RefMixer if cfg["arch"] == "mixer" else convert.RefLinearViT
+    mixer = cfg["arch"] == "mixer"
+    meta = {"weights": "fixture", "mean": convert.HALF if mixer else convert.IMAGENET_MEAN,
+            "std": convert.HALF if mixer else convert.IMAGENET_STD,
+            "categories": [f"class {i}" for i in range(cfg["num_classes"])]}
+    out = os.path.join(OUT, name)
+    torch.manual_seed(0)
+    model = cls(cfg).eval()
+    perturb_attnless(model, torch.Generator().manual_seed(1))
+    convert.convert_attnless(model, meta, name, out, check=True, weight_set="fixture", log=lambda s: None)
+    torch.manual_seed(7)
+    other = cls(cfg).eval()
+    perturb_attnless(other, torch.Generator().manual_seed(8))
+    convert.convert_attnless(other, dict(meta, weights="fixture2"), name, out, check=False, weight_set="fixture2",
+                             log=lambda s: None)
+    return model, other, cfg
+
+
+def attnless_swap_cases(model, other, x, n, tensors, cases, gen):
+    """A part (the patch embedding, block 2) replaced by the same part of the second weight set."""
+    import copy
+
+    for prefix in ATTNLESS_SWAPS[model.cfg["arch"]]:
+        label = prefix
+        swapped = copy.deepcopy(model)
+        sd = swapped.state_dict()
+        with torch.no_grad():
+            for k, v in other.state_dict().items():
+                if k == prefix or k.startswith(prefix + "."):
+                    sd[k].copy_(v)
+        key = f"swap/{label}"
+        with torch.no_grad():
+            tensors[key + "/logits"] = ref_chain_attnless(swapped, x, {}, 1.0, "logits")
+        xr = x.clone().requires_grad_(True)
+        out = ref_chain_attnless(swapped, xr, {}, 1.0, n)
+        target = torch.randn(out.shape, generator=gen)
+        value = ((out - target) ** 2).sum()
+        (g,) = torch.autograd.grad(value, xr)
+        tensors[key + "/target"], tensors[key + "/grad"] = target, g
+        cases.append({"kind": "swap", "part": label, "weights": "fixture2",
+                      "ablation": {"name": "none", "remove": {}, "use_pos": 1.0},
+                      "layer": n, "loss": "l2", "value": value.item(), "output": key + "/logits",
+                      "target": key + "/target", "grad": key + "/grad"})
+
+
 def main():
     warnings.filterwarnings("ignore")
     torch.set_grad_enabled(True)
@@ -172,55 +316,19 @@ def main():
         model, other = build(name, cfg)
         n = cfg["num_layers"]
         gen = torch.Generator().manual_seed(3)
-        size = cfg["image_size"]
-        x = torch.rand(1, 3, size, size, generator=gen)
-        tensors = {"x": x}
-        cases = []
-        for ab_name, off, use_pos in ablations(n):
-            ab = {"name": ab_name, "remove": {str(k): v for k, v in off.items()}, "use_pos": use_pos}
-            for layer in list(range(n + 1)) + ["logits"]:
-                key = f"fwd/{ab_name}/{layer}"
-                with torch.no_grad():
-                    tensors[key] = ref_chain(model, x, off, use_pos, layer)
-                cases.append({"kind": "forward", "ablation": ab, "layer": layer, "output": key})
-            objectives = [("l2", 0), ("l2", 2), ("l1", n), ("l2", n), ("logit", "logits")]
-            for loss, layer in dict.fromkeys(objectives):
-                xr = x.clone().requires_grad_(True)
-                out = ref_chain(model, xr, off, use_pos, layer)
-                key = f"grad/{ab_name}/{loss}/{layer}"
-                case = {"kind": "gradient", "ablation": ab, "layer": layer, "loss": loss, "grad": key}
-                if loss == "logit":
-                    case.update(index=3, constant=5.0)
-                    value = (5.0 - out[0, 3]).abs()
-                else:
-                    target = torch.randn(out.shape, generator=gen) * out.detach().std()
-                    tensors[key + "/target"] = target
-                    case["target"] = key + "/target"
-                    d = out - target
-                    value = (d * d).sum() if loss == "l2" else d.abs().sum()
-                (g,) = torch.autograd.grad(value, xr)
-                tensors[key] = g
-                case["value"] = value.item()
-                cases.append(case)
-        # a block alone (input processing, then block n only)
-        xr = x.clone().requires_grad_(True)
-        out = ref_chain(model, xr, {}, 1.0, n, blocks=[n])
-        target = torch.randn(out.shape, generator=gen)
-        value = ((out - target) ** 2).sum()
-        (g,) = torch.autograd.grad(value, xr)
-        tensors["only/target"], tensors["only/grad"], tensors["only/out"] = target, g, out.detach()
-        cases.append({"kind": "only", "blocks": [n], "layer": n, "loss": "l2", "value": value.item(),
-                      "target": "only/target", "grad": "only/grad", "output": "only/out"})
+        x, tensors, cases = reference(name, model, n, cfg["image_size"], ref_chain, ablations(n), gen)
         if name == "tiny_vit":
             step_cases(model, cfg, tensors, cases, gen)
             swap_cases(name, cfg, model, other, x, tensors, cases, gen)
-        folder = os.path.join(OUT, name)
-        convert.write_safetensors(os.path.join(folder, "reference.safetensors"),
-                                  {k: v.detach() for k, v in tensors.items()}, {"torch": torch.__version__})
-        with open(os.path.join(folder, "reference.json"), "w") as f:
-            json.dump({"torch": torch.__version__, "weights": "fixture", "cases": cases}, f, indent=1)
-            f.write("\n")
-        print(f"wrote {folder}: {len(cases)} cases", file=sys.stderr)
+        write_reference(name, tensors, cases)
+    for name, cfg in TINY_ATTNLESS.items():
+        model, other, cfg = build_attnless(name, cfg)
+        n = cfg["num_layers"]
+        gen = torch.Generator().manual_seed(3)
+        abls = [a for a in ablations(n) if cfg["arch"] == "ffvit" or a[0] != "no_pos"]
+        x, tensors, cases = reference(name, model, n, cfg["image_size"], ref_chain_attnless, abls, gen)
+        attnless_swap_cases(model, other, x, n, tensors, cases, gen)
+        write_reference(name, tensors, cases)
 
 
 if __name__ == "__main__":
