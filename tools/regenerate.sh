@@ -11,3 +11,12 @@ done
 "$PY" tools/convert.py vit_l_16 --weights untrained --image-size 512 --graphs-only --out weights/vit_l_16_512 --check --check-layers 2
 "$PY" tools/convert.py vit_h_14 --weights untrained --image-size 518 --graphs-only --out weights/vit_h_14_518 --check --check-layers 2
 "$PY" tools/make_fixtures.py
+# attentionless models: timm's mixer presets, the essay's untrained mixers (hidden 1024, patch 16 and 8,
+# feature MLP first), and the feed-forward-only ViTs
+for m in mixer_b16_224 mixer_l16_224 linear_tiny linear_base; do
+  "$PY" tools/convert.py "$m" --weights untrained --graphs-only --out "weights/$m" --check --check-layers 2
+done
+"$PY" tools/convert.py mixer --arch patch=16,layers=8,hidden=1024,tokens_mlp=512,channels_mlp=4096,order=channel_first \
+  --image-size 224 --weights untrained --graphs-only --out weights/mixer_p16_d1024 --check --check-layers 2
+"$PY" tools/convert.py mixer --arch patch=8,layers=8,hidden=1024,tokens_mlp=512,channels_mlp=4096,order=channel_first \
+  --image-size 224 --weights untrained --graphs-only --out weights/mixer_p8_d1024 --check --check-layers 2
