@@ -37,6 +37,8 @@ export const REMOVE_NAMES: Readonly<Record<string, readonly BlockPart[]>> = {
   attn: ["attn"],
   res1: ["res1"],
   res2: ["res2"],
+  batchnorm: ["bn"],
+  bn: ["bn"],
 };
 
 const SHOWN: Record<string, string> = {
@@ -45,6 +47,8 @@ const SHOWN: Record<string, string> = {
   attention: "attention",
   attn: "attention",
   mlp: "MLP",
+  batchnorm: "batch norm",
+  bn: "batch norm",
 };
 
 /** One `--remove` with its `--remove-layers`, before the model's depth is known. */
@@ -89,7 +93,7 @@ export function parseRemove(
       new TypeError(
         `Invalid --remove "${text}"${
           bad === "" || bad === text.trim().toLowerCase() ? "" : ` ("${bad}")`
-        }: expected a comma list of residual, layernorm, ln1, ln2, attention, mlp (or attn, res1, res2)`,
+        }: expected a comma list of residual, layernorm, ln1, ln2, attention, mlp, batchnorm (or attn, res1, res2, bn)`,
       ),
     );
   }

@@ -151,7 +151,7 @@ export const VARIANT_OPTS: Spec = {
     arg: "PART[,PART…]",
     defaultText: "none",
     help:
-      "remove parts of encoder blocks: residual (= res1,res2), layernorm (= ln1,ln2), ln1, ln2, attention (= attn), mlp, res1, res2. A removed op is the identity, a removed residual drops its addition. Repeatable, each with its own --remove-layers",
+      "remove parts of encoder blocks: residual (= res1,res2), layernorm (= ln1,ln2), ln1, ln2, attention (= attn), mlp, res1, res2, batchnorm (= bn; ResNets). A removed op is the identity, a removed residual drops its addition. Repeatable, each with its own --remove-layers",
     saved: true,
     identity: true,
   },

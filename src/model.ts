@@ -70,7 +70,7 @@ export interface Manifest {
 }
 
 /** Parts of an encoder block that an ablation can remove. */
-export type BlockPart = "ln1" | "attn" | "res1" | "ln2" | "mlp" | "res2";
+export type BlockPart = "ln1" | "attn" | "res1" | "ln2" | "mlp" | "res2" | "bn";
 
 /** The block parts, in graph order. */
 export const BLOCK_PARTS: readonly BlockPart[] = [
@@ -80,6 +80,7 @@ export const BLOCK_PARTS: readonly BlockPart[] = [
   "ln2",
   "mlp",
   "res2",
+  "bn", // ResNets: the blocks' batch norms
 ];
 
 /**
@@ -465,9 +466,11 @@ export async function loadModel(
     options.ablations ?? [],
     options.positionEmbedding ?? true,
   );
-  const backend = await openBackend(options.backend ?? "auto", {
-    threads: options.threads,
-  });
+  // onnxruntime-web 1.30 with threads can hang in full-size ResNet graphs with external data
+  // (seen here intermittently; one thread never hung): ResNets get one wasm thread unless asked
+  const threads = options.threads ??
+    (manifest.architecture === "resnet" && options.backend === "wasm" ? 1 : undefined);
+  const backend = await openBackend(options.backend ?? "auto", { threads });
   const rt: Runtime = {
     manifest,
     backend,

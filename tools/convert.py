@@ -1611,7 +1611,12 @@ def main(argv=None):
     warnings.filterwarnings("ignore", category=UserWarning)  # torch.onnx's constant-folding notes
     if a.list:
         list_models()
+        import resnet  # tools/resnet.py
+        resnet.list_models()
         return 0
+    if a.model in ("resnet50", "resnet_custom"):  # ResNets: tools/resnet.py
+        import resnet
+        return resnet.run(a, ap)
     mean, std = parse_triple(ap, "--mean", a.mean), parse_triple(ap, "--std", a.std)
     arch = None
     family = attnless_family(a.model) if a.model else None

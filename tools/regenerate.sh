@@ -20,3 +20,5 @@ done
   --image-size 224 --weights untrained --graphs-only --out weights/mixer_p16_d1024 --check --check-layers 2
 "$PY" tools/convert.py mixer --arch patch=8,layers=8,hidden=1024,tokens_mlp=512,channels_mlp=4096,order=channel_first \
   --image-size 224 --weights untrained --graphs-only --out weights/mixer_p8_d1024 --check --check-layers 2
+"$PY" tools/convert.py resnet50 --weights untrained --graphs-only --out weights/resnet50 --check
+"$PY" tools/make_resnet_fixtures.py

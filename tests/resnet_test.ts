@@ -1,0 +1,229 @@
+// ResNets as chains of per-block graphs (tools/resnet.py): forward outputs at every
+// chain position and input gradients against PyTorch (fixtures from
+// tools/make_resnet_fixtures.py), on every CPU backend, with and without ablations.
+import { assert, assertEquals } from "./_assert.ts";
+import {
+  type Ablation,
+  BLOCK_PARTS,
+  type BlockPart,
+  classLogit,
+  featureMatch,
+  loadModel,
+  type Model,
+} from "../mod.ts";
+import { type Case, loadReference, relErr } from "./_fixtures.ts";
+
+const TOL = 1e-5; // max |ours − torch| / max |torch|, float32
+const FIXTURES = ["tiny_resnet", "tiny_resnet_odd"];
+
+/** The case's ablation as the runtime's parts, or null where a part is not one of them. */
+function ablationsOf(c: Case): Ablation[] | null {
+  const out: Ablation[] = [];
+  for (const [layer, sw] of Object.entries(c.ablation?.remove ?? {})) {
+    const parts = sw.map((s) => s.slice(4));
+    if (parts.some((p) => !BLOCK_PARTS.includes(p as BlockPart))) return null;
+    out.push({ layers: [Number(layer)], remove: parts as BlockPart[] });
+  }
+  return out;
+}
+
+for (const fixture of FIXTURES) {
+  for (const backend of ["native", "wasm"] as const) {
+    Deno.test(`${fixture} on ${backend}: forward and input gradients match PyTorch`, async (t) => {
+      const { dir, cases, get } = await loadReference(fixture);
+      const base = await loadModel(dir, { weights: "fixture", backend });
+      assertEquals(base.backend, backend);
+      assertEquals(base.manifest.architecture, "resnet");
+      const x = get("x");
+      const models = new Map<string, Model>();
+      let worst = 0, ran = 0;
+      const skipped = new Set<string>();
+      for (
+        const c of cases.filter((c) => ["forward", "gradient"].includes(c.kind))
+      ) {
+        const ab = ablationsOf(c);
+        const name = c.ablation?.name ?? "none";
+        if (ab === null) {
+          skipped.add(name);
+          continue;
+        }
+        if (!models.has(name)) models.set(name, base.withAblations(ab));
+        const m = models.get(name)!;
+        const label = `${c.kind} ${name} layer ${c.layer} ${c.loss ?? ""}`;
+        ran++;
+        if (c.kind === "forward") {
+          const out = await m.forward(x, { layer: c.layer });
+          const e = relErr(out.data, get(c.output!));
+          worst = Math.max(worst, e);
+          assert(e <= TOL, `${label}: forward rel err ${e}`);
+          continue;
+        }
+        const objective = c.loss === "logit"
+          ? classLogit(c.index!, { constant: c.constant })
+          : featureMatch(c.layer, get(c.target!), {
+            loss: c.loss as "l1" | "l2",
+          });
+        const r = await m.inputGradient(x, objective);
+        const e = relErr(r.grad, get(c.grad!));
+        const ev = Math.abs(r.value - c.value!) /
+          Math.max(1e-30, Math.abs(c.value!));
+        worst = Math.max(worst, e, ev);
+        assert(e <= TOL, `${label}: gradient rel err ${e}`);
+        assert(
+          ev <= TOL,
+          `${label}: value ${r.value} vs torch ${c.value} (rel ${ev})`,
+        );
+      }
+      assert(ran >= 30, `only ${ran} cases ran`);
+      assertEquals(
+        [...skipped],
+        [],
+        "every ablation of the fixtures has a runtime part",
+      );
+      await t.step(
+        `worst relative error ${worst.toExponential(2)} over ${ran} cases${
+          skipped.size
+            ? ` (skipped ablations the runtime has no part for: ${
+              [...skipped].join(", ")
+            })`
+            : ""
+        }`,
+        () => {},
+      );
+      await base.release();
+    });
+  }
+
+  Deno.test(`${fixture}: a swapped block and the parts a ResNet lacks`, async () => {
+    const { dir, cases, get } = await loadReference(fixture);
+    const x = get("x");
+    const c = cases.find((c) => c.kind === "swap")!;
+    const m = await loadModel(dir, {
+      weights: "fixture",
+      backend: "native",
+      swaps: [{ part: c.part!, weights: c.weights! }],
+    });
+    const logits = await m.forward(x);
+    const e1 = relErr(logits.data, get(c.output!));
+    assert(e1 <= TOL, `swap ${c.part}: logits rel err ${e1}`);
+    const r = await m.inputGradient(x, featureMatch(c.layer, get(c.target!)));
+    const e2 = relErr(r.grad, get(c.grad!));
+    assert(e2 <= TOL, `swap ${c.part}: gradient rel err ${e2}`);
+    // every position but the stem and head is a block with the residual switches
+    const man = m.manifest;
+    assertEquals(man.layers.length, man.num_layers + 2);
+    for (const l of man.layers.slice(1, -1)) {
+      assertEquals(l.switches, ["use_bn", "use_res1", "use_res2"]);
+      assertEquals(l.prefix, `${l.name}.`);
+    }
+    // res1 and res2 each drop the block's one shortcut: removing both is the same
+    const both = await m.withAblations([{ remove: ["res1", "res2"] }]).forward(
+      x,
+    );
+    const one = await m.withAblations([{ remove: "res2" }]).forward(x);
+    assertEquals(relErr(one.data, both.data), 0);
+    for (const part of ["ln1", "attn", "ln2", "mlp"] as const) {
+      let msg = "";
+      try {
+        m.withAblations([{ remove: part }]);
+      } catch (err) {
+        msg = err instanceof Error ? err.message : String(err);
+      }
+      assert(msg.includes("has no meaning"), `${part}: ${msg}`);
+    }
+    await m.release();
+  });
+}
+
+// The converter itself (needs PyTorch; skipped with a printed reason without it).
+const ROOT = new URL("../", import.meta.url).pathname;
+const PY = Deno.env.get("VITREP_PYTHON") ?? "/usr/bin/python3";
+
+async function python(args: string[]) {
+  const out = await new Deno.Command(PY, {
+    args,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+  return { code: out.code, text };
+}
+
+let torchReason = "";
+try {
+  const r = await python(["-c", "import torch, torchvision, onnx"]);
+  if (r.code !== 0) torchReason = `PyTorch not importable by ${PY}`;
+} catch (err) {
+  torchReason = `${PY} cannot run: ${err instanceof Error ? err.message : err}`;
+}
+if (torchReason) console.log(`ResNet converter tests skipped: ${torchReason}`);
+
+Deno.test({
+  name: "convert.py --check passes on a tiny custom ResNet and the result runs",
+  ignore: torchReason !== "",
+  async fn() {
+    const out = await Deno.makeTempDir();
+    const r = await python([
+      "tools/convert.py",
+      "resnet_custom",
+      "--arch",
+      "layers=2:1:1:1,planes=4:4:8:8,stem=8,classes=5",
+      "--image-size",
+      "40",
+      "--check",
+      "--out",
+      out,
+    ]);
+    assertEquals(r.code, 0, r.text);
+    assert(/check passed: worst relative error [0-9.e-]+/.test(r.text), r.text);
+    assert(r.text.includes("layer1.1 off=res1,res2"), r.text);
+    const m = await loadModel(out, {
+      weights: "untrained-seed0",
+      backend: "native",
+    });
+    assertEquals(m.manifest.num_layers, 5);
+    const y = await m.forward(new Float32Array(3 * 40 * 40).fill(0.5));
+    assertEquals(y.dims, [1, 5]);
+    // the TypeScript untrained weights come from the same init specs
+    const w = m.tensor("layer1.0.conv2.weight");
+    const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
+    assert(Math.abs(std - Math.sqrt(2 / (4 * 9))) < 0.1, `std ${std}`);
+    await m.release();
+    await Deno.remove(out, { recursive: true });
+  },
+});
+
+Deno.test({
+  name:
+    "convert.py --check on untrained resnet50 reproduces the committed graphs",
+  ignore: torchReason !== "",
+  async fn() {
+    const out = await Deno.makeTempDir();
+    const r = await python([
+      "tools/convert.py",
+      "resnet50",
+      "--graphs-only",
+      "--check",
+      "--out",
+      out,
+    ]);
+    assertEquals(r.code, 0, r.text);
+    assert(r.text.includes("init distributions of 267 tensors match"), r.text);
+    const ours = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
+    const committed = JSON.parse(
+      await Deno.readTextFile(`${ROOT}weights/resnet50/manifest.json`),
+    );
+    for (const [name, g] of Object.entries(committed.graphs)) {
+      assertEquals(
+        ours.graphs[name].sha256,
+        (g as { sha256: string }).sha256,
+        `graph ${name} differs from the committed one`,
+      );
+    }
+    assertEquals(ours.tensors, committed.tensors);
+    assertEquals(ours.layers, committed.layers);
+    await Deno.remove(out, { recursive: true });
+  },
+});

@@ -1,0 +1,805 @@
+#!/usr/bin/env python3
+"""Convert a torchvision ResNet into per-bottleneck ONNX graphs for vitrep.
+
+The chain is the stem (conv1, bn1, relu, maxpool), one position per residual block
+(layer1.0 … layer4.2 for ResNet-50: 16 positions) and the head (avgpool, fc). Each
+position has a forward graph (x -> y plus the activations its backward pass needs) and
+a hand-written vector-Jacobian-product graph (dy + saved activations -> dx):
+
+- convolution -> ConvTranspose with the same weight, stride, padding, dilation and
+  groups, and the output_padding that gives back the input size exactly;
+- batch norm (eval mode) -> a per-channel scale w / sqrt(running_var + eps) (the shift
+  has no gradient);
+- ReLU -> a mask from its saved output;
+- max-pool -> the indices of ONNX MaxPool (flat over C·H·W) saved by the forward and a
+  ScatterElements(reduction="add") into zeros, exact for overlapping windows;
+- global average pool -> dy / (h·w) broadcast; linear -> dy @ W.
+
+Blocks of the same structure and shapes (every block of a stage after the first) share
+one graph file; the layer's `prefix` (e.g. `layer3.4.`) selects its tensors. Tensor names
+are torchvision's state-dict keys; `num_batches_tracked` (an int64 counter that eval-mode
+batch norm never reads) is left out of the manifest's tensors and of the weight sets.
+
+Switches (graph inputs, 1 = on): every block has `use_bn` (0 makes each of its batch
+norms, the shortcut's included, the identity) and `use_res1`, `use_res2`: the block's one
+shortcut is multiplied by use_res1 · use_res2, so the runtime's `res1`, `res2` and
+`residual` ablations all drop the shortcut addition. The stem has `use_bn`.
+
+    python3 tools/resnet.py resnet50 --weights untrained --graphs-only --out weights/resnet50 --check
+    python3 tools/resnet.py resnet_custom --arch layers=2:1:1:1,planes=4:8:8:16,stem=8 --image-size 64 --out /tmp/r
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import struct
+import sys
+import warnings
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import convert  # noqa: E402
+from convert import (  # noqa: E402
+    EXTERNAL, IMAGENET_MEAN, IMAGENET_STD, OPSET, Params, check_piece, dump_json, export_graph, externalize,
+    rel_err, sha256, spec_moments, write_safetensors,
+)
+
+STEM_SWITCHES = ["use_bn"]
+BLOCK_SWITCHES = ["use_bn", "use_res1", "use_res2"]
+
+SWITCH_MEANING = {
+    "use_bn": "every batch norm of the block (bn1..bn3 and the shortcut's downsample.1; the stem's bn1 at "
+              "position 0) becomes the identity",
+    "use_res1": "the block's shortcut addition (identity or downsample); the same shortcut as use_res2",
+    "use_res2": "the block's shortcut addition (identity or downsample); the same shortcut as use_res1",
+}
+
+RESNETS: Dict[str, dict] = {
+    "resnet50": dict(block="bottleneck", layers=[3, 4, 6, 3]),
+}
+DESCRIPTIONS = {
+    "resnet50": "torchvision ResNet-50 (25.6M params; IMAGENET1K_V1, V2 224), one graph per bottleneck",
+    "resnet_custom": "an untrained torchvision ResNet of any depth and width (--arch layers=..,planes=..,stem=..)",
+}
+
+
+# ---------------------------------------------------------------------------------------
+# Geometry
+
+
+def conv_geom(conv: nn.Conv2d, hw: Tuple[int, int]) -> dict:
+    """A convolution's hyper-parameters, its output size for input hw, and the
+    output_padding that makes conv_transpose2d return exactly hw."""
+    if conv.padding_mode != "zeros" or isinstance(conv.padding, str):
+        raise SystemExit(f"error: convolution {conv} has padding {conv.padding!r} ({conv.padding_mode}): "
+                         "expected explicit zero padding")
+    k, s, p, d = conv.kernel_size, conv.stride, conv.padding, conv.dilation
+    out, op = [], []
+    for i in range(2):
+        o = (hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1
+        if o < 1:
+            raise SystemExit(f"error: the image is too small: a convolution gets {hw[0]}x{hw[1]} and would output "
+                             f"{o} pixels")
+        back = (o - 1) * s[i] - 2 * p[i] + d[i] * (k[i] - 1) + 1
+        out.append(o)
+        op.append(hw[i] - back)
+        assert 0 <= op[i] < max(s[i], d[i]), (hw, conv)
+    return {"stride": tuple(s), "padding": tuple(p), "dilation": tuple(d), "groups": conv.groups,
+            "output_padding": tuple(op), "in": tuple(hw), "out": tuple(out)}
+
+
+def pool_geom(pool: nn.MaxPool2d, hw: Tuple[int, int]) -> dict:
+    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
+    k, s, p, d = pair(pool.kernel_size), pair(pool.stride), pair(pool.padding), pair(pool.dilation)
+    if pool.ceil_mode or d != (1, 1):
+        raise SystemExit("error: max-pools with ceil_mode or dilation are not supported")
+    out = tuple((hw[i] + 2 * p[i] - (k[i] - 1) - 1) // s[i] + 1 for i in range(2))
+    if min(out) < 1:
+        raise SystemExit(f"error: the image is too small: the max-pool gets {hw[0]}x{hw[1]}")
+    return {"kernel": k, "stride": s, "padding": p, "in": tuple(hw), "out": out}
+
+
+def block_kind(block: nn.Module) -> List[Tuple[str, str]]:
+    """The (conv, bn) pairs of a block's main path, in order."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck
+
+    if isinstance(block, Bottleneck):
+        return [("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3")]
+    if isinstance(block, BasicBlock):
+        return [("conv1", "bn1"), ("conv2", "bn2")]
+    raise SystemExit(f"error: unsupported residual block {type(block).__name__}: expected Bottleneck or BasicBlock")
+
+
+def check_norm(bn: nn.Module) -> None:
+    if not isinstance(bn, nn.BatchNorm2d) or not bn.affine or not bn.track_running_stats:
+        raise SystemExit(f"error: unsupported normalization {bn}: expected an affine BatchNorm2d with running stats")
+
+
+# ---------------------------------------------------------------------------------------
+# ONNX helpers: max-pool with indices, scatter-add into zeros
+
+
+class MaxPoolIdx(torch.autograd.Function):
+    """Max-pool returning (y, indices flat over C·H·W); exported as one ONNX MaxPool node
+    with its Indices output (batch 1)."""
+
+    @staticmethod
+    def forward(ctx, x, k, s, p):  # noqa: D102
+        y, i = F.max_pool2d(x, k, s, p, return_indices=True)
+        c, h, w = x.shape[1:]
+        return y, i + torch.arange(c).view(1, c, 1, 1) * (h * w)
+
+    @staticmethod
+    def symbolic(g, x, k, s, p):  # noqa: D102
+        return g.op("MaxPool", x, kernel_shape_i=list(k), strides_i=list(s), pads_i=list(p) + list(p),
+                    outputs=2)
+
+
+class ScatterAdd(torch.autograd.Function):
+    """zeros(n).scatter_add(0, idx.flatten(), src.flatten()); exported as ConstantOfShape
+    and ScatterElements(reduction="add") (no n-sized constant in the graph file)."""
+
+    @staticmethod
+    def forward(ctx, src, idx, n):  # noqa: D102
+        return src.new_zeros(n).scatter_add(0, idx.reshape(-1), src.reshape(-1))
+
+    @staticmethod
+    def symbolic(g, src, idx, n):  # noqa: D102
+        flat = g.op("Constant", value_t=torch.tensor([-1], dtype=torch.int64))
+        zeros = g.op("ConstantOfShape", g.op("Constant", value_t=torch.tensor([n], dtype=torch.int64)),
+                     value_t=torch.tensor([0.0]))
+        return g.op("ScatterElements", zeros, g.op("Reshape", idx, flat), g.op("Reshape", src, flat),
+                    axis_i=0, reduction_s="add")
+
+
+def relu_mask(dy, out):
+    """ReLU's input gradient from its saved output."""
+    return torch.where(out > 0, dy, torch.zeros((), dtype=dy.dtype))
+
+
+# ---------------------------------------------------------------------------------------
+# Graph modules
+
+
+class ResParams(Params):
+    """Params with batch norm as a per-channel affine map and convolutions by geometry."""
+
+    eps = 1e-5
+
+    def bn(self, name: str, use_bn) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(scale, shift) of an eval-mode batch norm, mixed with the identity by use_bn;
+        the scale depends on weights only, so the runtime folds it once per session."""
+        w, b = self.w(name + ".weight"), self.w(name + ".bias")
+        s = w / torch.sqrt(self.w(name + ".running_var") + self.eps)
+        t = b - self.w(name + ".running_mean") * s
+        s = use_bn * s + (1.0 - use_bn)
+        return s.reshape(1, -1, 1, 1), (use_bn * t).reshape(1, -1, 1, 1)
+
+    def bn_scale(self, name: str, use_bn) -> torch.Tensor:
+        s = self.w(name + ".weight") / torch.sqrt(self.w(name + ".running_var") + self.eps)
+        return (use_bn * s + (1.0 - use_bn)).reshape(1, -1, 1, 1)
+
+    def conv(self, x, name: str, g: dict):
+        return F.conv2d(x, self.w(name + ".weight"), None, g["stride"], g["padding"], g["dilation"], g["groups"])
+
+    def conv_t(self, dy, name: str, g: dict):
+        return F.conv_transpose2d(dy, self.w(name + ".weight"), None, g["stride"], g["padding"],
+                                  g["output_padding"], g["groups"], g["dilation"])
+
+
+class StemFwd(ResParams):
+    """image [1,3,H,W] -> [1,C,h,w]: conv1, bn1, relu, maxpool. Saves y (ReLU mask at the
+    pooled positions) and the pool's indices."""
+
+    def __init__(self, tensors, conv: dict, pool: dict, eps: float):
+        super().__init__(tensors)
+        self.g, self.pool, self.eps = conv, pool, eps
+        self.c = int(tensors["conv1.weight"].shape[0])
+
+    def forward(self, x, use_bn):
+        s, t = self.bn("bn1", use_bn)
+        a = F.relu(self.conv(x, "conv1", self.g) * s + t)
+        y, idx = MaxPoolIdx.apply(a, self.pool["kernel"], self.pool["stride"], self.pool["padding"])
+        return y, y.clone(), idx
+
+
+class StemVjp(StemFwd):
+    def forward(self, dy, use_bn, y, idx):
+        # y = a[idx], so the ReLU mask at the pooled positions is y > 0 (ties among zeros
+        # pass no gradient either way)
+        c, (h, w) = self.c, self.pool["in"]
+        da = ScatterAdd.apply(relu_mask(dy, y), idx, c * h * w).reshape(1, c, h, w)
+        return self.conv_t(da * self.bn_scale("bn1", use_bn), "conv1", self.g)
+
+
+class BlockFwd(ResParams):
+    """A residual block (Bottleneck or BasicBlock): y = relu(main(x) + r · shortcut(x)),
+    r = use_res1 · use_res2. Saves y and every inner ReLU output."""
+
+    def __init__(self, tensors, main: List[Tuple[str, str, dict]], down: Optional[Tuple[str, str, dict]], eps):
+        super().__init__(tensors)
+        self.main, self.down, self.eps = main, down, eps
+
+    def forward(self, x, use_bn, use_res1, use_res2):
+        h, saved = x, []
+        for i, (cn, bn, g) in enumerate(self.main):
+            s, t = self.bn(bn, use_bn)
+            h = self.conv(h, cn, g) * s + t
+            if i < len(self.main) - 1:
+                h = F.relu(h)
+                saved.append(h)
+        if self.down is None:
+            sc = x
+        else:
+            cn, bn, g = self.down
+            s, t = self.bn(bn, use_bn)
+            sc = self.conv(x, cn, g) * s + t
+        y = F.relu(h + use_res1 * use_res2 * sc)
+        return (y, y.clone(), *saved)
+
+
+class BlockVjp(BlockFwd):
+    def forward(self, dy, use_bn, use_res1, use_res2, y, *saved):
+        g = relu_mask(dy, y)
+        if self.down is None:
+            dsc = g
+        else:
+            cn, bn, geo = self.down
+            dsc = self.conv_t(g * self.bn_scale(bn, use_bn), cn, geo)
+        h = g
+        for i in range(len(self.main) - 1, -1, -1):
+            cn, bn, geo = self.main[i]
+            h = self.conv_t(h * self.bn_scale(bn, use_bn), cn, geo)
+            if i > 0:
+                h = relu_mask(h, saved[i - 1])
+        return h + use_res1 * use_res2 * dsc
+
+
+class HeadFwd(Params):
+    """[1,C,h,w] -> logits: global average pool and fc."""
+
+    def forward(self, x):
+        return F.linear(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1), self.w("fc.weight"), self.w("fc.bias"))
+
+
+class HeadVjp(Params):
+    def __init__(self, tensors, hw: Tuple[int, int]):
+        super().__init__(tensors)
+        self.hw, self.c = hw, int(tensors["fc.weight"].shape[1])
+
+    def forward(self, dy):
+        c = self.c
+        g = torch.matmul(dy, self.w("fc.weight")) * (1.0 / (self.hw[0] * self.hw[1]))
+        return g.reshape(1, c, 1, 1).expand(1, c, self.hw[0], self.hw[1])
+
+
+# ---------------------------------------------------------------------------------------
+# torchvision references (ground truth), with the switches built from its own submodules
+
+
+def ref_stem(model: nn.Module, x: torch.Tensor, use_bn: float) -> torch.Tensor:
+    z = model.conv1(x)
+    return model.maxpool(model.relu(model.bn1(z) if use_bn else z))
+
+
+def ref_block(block: nn.Module, x: torch.Tensor, sw: Dict[str, float]) -> torch.Tensor:
+    bn = (lambda m, t: m(t)) if sw["use_bn"] else (lambda m, t: t)  # noqa: E731
+    pairs = block_kind(block)
+    h = x
+    for i, (cn, bname) in enumerate(pairs):
+        h = bn(getattr(block, bname), getattr(block, cn)(h))
+        if i < len(pairs) - 1:
+            h = block.relu(h)
+    sc = x if block.downsample is None else bn(block.downsample[1], block.downsample[0](x))
+    return block.relu(h + sc if sw["use_res1"] and sw["use_res2"] else h)
+
+
+def ref_head(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    return model.fc(torch.flatten(model.avgpool(x), 1))
+
+
+def blocks_of(model: nn.Module) -> List[Tuple[str, nn.Module]]:
+    return [(f"layer{s}.{j}", b) for s in range(1, 5) for j, b in enumerate(getattr(model, f"layer{s}"))]
+
+
+# ---------------------------------------------------------------------------------------
+# Init distributions (torchvision's ResNet.__init__), recorded per tensor
+
+
+def init_spec(key: str, shape: Tuple[int, ...], fc_in: int) -> dict:
+    leaf = key.split(".")[-1]
+    if key.startswith("fc."):  # nn.Linear default: kaiming_uniform(a=sqrt(5)), bias U(±1/sqrt(fan_in))
+        b = 1.0 / math.sqrt(fc_in)
+        return {"kind": "uniform", "low": -b, "high": b}
+    if leaf == "weight" and len(shape) == 4:  # kaiming_normal_(mode="fan_out", nonlinearity="relu")
+        return {"kind": "normal", "mean": 0.0, "std": math.sqrt(2.0 / (shape[0] * shape[2] * shape[3]))}
+    if leaf in ("weight", "running_var"):  # batch norm
+        return {"kind": "constant", "value": 1.0}
+    return {"kind": "constant", "value": 0.0}  # batch-norm bias and running mean
+
+
+def tensor_table(sd: Dict[str, torch.Tensor]) -> Dict[str, dict]:
+    fc_in = int(sd["fc.weight"].shape[1])
+    return {k: {"shape": list(v.shape), "dtype": "float32", "init": init_spec(k, tuple(v.shape), fc_in)}
+            for k, v in sd.items()}
+
+
+def check_init(sd: Dict[str, torch.Tensor], log) -> None:
+    """init_spec describes torchvision's initialisation (mean/std within sampling error)."""
+    table = tensor_table(sd)
+    for k, v in sd.items():
+        spec = table[k]["init"]
+        mean, std = spec_moments(spec)
+        n = v.numel()
+        got_mean, got_std = v.mean().item(), v.std().item() if n > 1 else 0.0
+        if spec["kind"] == "constant":
+            ok = bool((v == spec["value"]).all())
+        else:
+            ok = abs(got_mean - mean) <= 6 * std / math.sqrt(n) + 1e-12 and \
+                abs(got_std - std) <= 6 * std * math.sqrt(2.0 / n) + 1e-12
+        if not ok:
+            raise SystemExit(f"error: init of {k} (mean {got_mean:.3g}, std {got_std:.3g}) does not match "
+                             f"the recorded {spec}")
+    log(f"  init distributions of {len(sd)} tensors match the recorded specs")
+
+
+# ---------------------------------------------------------------------------------------
+# Model construction
+
+
+def custom_resnet(block: str, layers: List[int], planes: List[int], stem: int, num_classes: int,
+                  width_per_group: int = 64, groups: int = 1) -> nn.Module:
+    """torchvision's ResNet class with its own _make_layer, blocks and init, but any
+    stem width and per-stage widths (torchvision fixes them at 64 and 64,128,256,512)."""
+    from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+    blk = {"bottleneck": Bottleneck, "basic": BasicBlock}[block]
+
+    class CustomResNet(ResNet):
+        def __init__(self):
+            nn.Module.__init__(self)
+            self._norm_layer = nn.BatchNorm2d
+            self.inplanes, self.dilation, self.groups, self.base_width = stem, 1, groups, width_per_group
+            self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+            self.bn1 = nn.BatchNorm2d(stem)
+            self.relu = nn.ReLU(inplace=True)
+            self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+            for s in range(4):
+                setattr(self, f"layer{s + 1}", self._make_layer(blk, planes[s], layers[s], stride=1 if s == 0 else 2))
+            self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+            self.fc = nn.Linear(planes[3] * blk.expansion, num_classes)
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                elif isinstance(m, nn.BatchNorm2d):
+                    nn.init.constant_(m.weight, 1)
+                    nn.init.constant_(m.bias, 0)
+
+    return CustomResNet()
+
+
+def parse_arch(ap, text: Optional[str]) -> dict:
+    """layers=2:1:1:1,planes=4:8:8:16,stem=8[,classes=10][,block=bottleneck|basic]"""
+    if not text:
+        ap.error("resnet_custom needs --arch layers=A:B:C:D,planes=A:B:C:D,stem=S[,classes=N][,block=bottleneck|basic]")
+    cfg: dict = {"block": "bottleneck", "num_classes": 1000}
+    for part in text.split(","):
+        k, _, v = part.partition("=")
+        nums = v.split(":")
+        if k == "block" and v in ("bottleneck", "basic"):
+            cfg["block"] = v
+        elif k in ("layers", "planes") and len(nums) == 4 and all(n.isdigit() and int(n) > 0 for n in nums):
+            cfg[k] = [int(n) for n in nums]
+        elif k in ("stem", "classes") and v.isdigit() and int(v) > 0:
+            cfg["stem" if k == "stem" else "num_classes"] = int(v)
+        else:
+            ap.error(f"--arch entry {part!r}: expected layers=A:B:C:D, planes=A:B:C:D (positive), stem=S, "
+                     "classes=N or block=bottleneck|basic")
+    missing = [k for k in ("layers", "planes", "stem") if k not in cfg]
+    if missing:
+        ap.error(f"--arch lacks {', '.join(missing)}")
+    return cfg
+
+
+def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
+    """A checkpoint's state dict; safetensors files may hold int64 num_batches_tracked."""
+    if not path.endswith(".safetensors"):
+        return convert.load_checkpoint(path)
+    import numpy as np
+
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    types = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__" or name.endswith("num_batches_tracked"):
+            continue
+        if info["dtype"] not in types:
+            raise SystemExit(f"error: tensor {name!r} in {path!r} has dtype {info['dtype']!r}: expected F32, F16 or F64")
+        a, b = info["data_offsets"]
+        arr = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=types[info["dtype"]]).reshape(info["shape"])
+        out[name] = torch.from_numpy(arr.astype(np.float32))
+    return out
+
+
+def build(model_name: str, weights: str, seed: int, arch: Optional[dict] = None):
+    """Returns (torchvision ResNet in eval mode, metadata dict)."""
+    import torchvision
+
+    meta = {"weights": weights, "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "categories": None}
+    enum = torchvision.models.get_model_weights(model_name) if model_name in RESNETS else None
+
+    def make(num_classes: int):
+        if arch is not None:
+            return custom_resnet(arch["block"], arch["layers"], arch["planes"], arch["stem"], num_classes)
+        return getattr(torchvision.models, model_name)(weights=None, num_classes=num_classes)
+
+    if weights == "untrained":
+        torch.manual_seed(seed)
+        model = make(arch["num_classes"] if arch else 1000)
+        meta["seed"] = seed
+        if enum is not None:
+            meta["categories"] = list(list(enum)[0].meta["categories"])
+    elif os.path.exists(weights):
+        sd = {k: v for k, v in load_state_dict(weights).items() if not k.endswith("num_batches_tracked")}
+        if "fc.weight" not in sd:
+            raise SystemExit(f"error: checkpoint {weights!r} has no 'fc.weight': not a torchvision ResNet state dict")
+        num_classes = sd["fc.weight"].shape[0]
+        model = make(num_classes)
+        missing, unexpected = model.load_state_dict(sd, strict=False)
+        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+        if missing or unexpected:
+            raise SystemExit(f"error: checkpoint {weights!r} does not fit {model_name}: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        meta["weights"] = os.path.splitext(os.path.basename(weights))[0]
+        if enum is not None and num_classes == 1000:
+            meta["categories"] = list(list(enum)[0].meta["categories"])
+    else:
+        if enum is None:
+            raise SystemExit(f"error: --weights {weights!r}: custom configurations take 'untrained' or a checkpoint file")
+        names = [w.name for w in enum]
+        if weights not in names:
+            raise SystemExit(f"error: unknown --weights {weights!r} for {model_name}: expected untrained, a "
+                             f"checkpoint file, or one of {', '.join(names)}")
+        w = enum[weights]
+        model = getattr(torchvision.models, model_name)(weights=w)
+        t = w.transforms()
+        meta["mean"], meta["std"] = list(t.mean), list(t.std)
+        meta["categories"] = list(w.meta["categories"])
+    model.eval()
+    return model, meta
+
+
+# ---------------------------------------------------------------------------------------
+# Conversion
+
+
+def plan(model: nn.Module, size: int):
+    """Geometry of every piece: (stem, [(layer name, block, main, down, graph key)], head hw)."""
+    check_norm(model.bn1)
+    conv = conv_geom(model.conv1, (size, size))
+    pool = pool_geom(model.maxpool, conv["out"])
+    hw = pool["out"]
+    blocks = []
+    for name, block in blocks_of(model):
+        main = []
+        h = hw
+        for cn, bn in block_kind(block):
+            check_norm(getattr(block, bn))
+            if getattr(block, cn).bias is not None:
+                raise SystemExit(f"error: {name}.{cn} has a bias: torchvision ResNets have none")
+            g = conv_geom(getattr(block, cn), h)
+            main.append((cn, bn, g))
+            h = g["out"]
+        down = None
+        if block.downsample is not None:
+            ds = block.downsample
+            if len(ds) != 2 or not isinstance(ds[0], nn.Conv2d):
+                raise SystemExit(f"error: {name}.downsample is not (conv, batch norm)")
+            check_norm(ds[1])
+            g = conv_geom(ds[0], hw)
+            if g["out"] != h:
+                raise SystemExit(f"error: {name}: shortcut and main path sizes differ")
+            down = ("downsample.0", "downsample.1", g)
+        blocks.append((name, block, main, down))
+        hw = h
+    return conv, pool, blocks, hw
+
+
+def block_tensors(sd, prefix: str, main, down) -> Dict[str, torch.Tensor]:
+    keys = []
+    for cn, bn, _ in main + ([down] if down else []):
+        keys += [cn + ".weight"] + [f"{bn}.{p}" for p in ("weight", "bias", "running_mean", "running_var")]
+    return {k: sd[prefix + k] for k in keys}
+
+
+STEM_KEYS = ["conv1.weight", "bn1.weight", "bn1.bias", "bn1.running_mean", "bn1.running_var"]
+HEAD_KEYS = ["fc.weight", "fc.bias"]
+SW_SETTINGS = [
+    {"use_bn": 1.0, "use_res1": 1.0, "use_res2": 1.0},
+    {"use_bn": 1.0, "use_res1": 0.0, "use_res2": 0.0},
+    {"use_bn": 1.0, "use_res1": 0.0, "use_res2": 1.0},
+    {"use_bn": 1.0, "use_res1": 1.0, "use_res2": 0.0},
+    {"use_bn": 0.0, "use_res1": 1.0, "use_res2": 1.0},
+    {"use_bn": 0.0, "use_res1": 0.0, "use_res2": 0.0},
+]
+
+
+def convert_resnet(model, meta: dict, model_name: str, out: str, check: bool = True, write_weights: bool = True,
+                   weight_set: Optional[str] = None, log: Callable[[str], None] = print, tol: float = 1e-5,
+                   check_layers: int = 10**9, image_size: int = 224) -> dict:
+    """Writes out/manifest.json, out/graphs/*.onnx and out/<weight_set>.safetensors."""
+    torch.set_grad_enabled(True)
+    model.eval()
+    sd = {k: v.detach().float() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    size = image_size
+    eps = float(model.bn1.eps)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d) and float(m.eps) != eps:
+            raise SystemExit("error: batch norms with different eps are not supported")
+    conv, pool, blocks, head_hw = plan(model, size)
+    num_classes, hidden = sd["fc.weight"].shape
+    os.makedirs(os.path.join(out, "graphs"), exist_ok=True)
+
+    # graphs: one per distinct block structure and geometry, named after its stage
+    groups: Dict[tuple, str] = {}
+    layer_graph = []
+    for name, block, main, down in blocks:
+        local = block_tensors(sd, name + ".", main, down)
+        key = (type(block).__name__, tuple((k, tuple(v.shape)) for k, v in local.items()),
+               tuple((c, b, tuple(sorted(g.items()))) for c, b, g in main),
+               None if down is None else tuple(sorted(down[2].items())))
+        if key not in groups:
+            base = f"{name.split('.')[0]}.{'down' if down is not None else 'block'}"
+            gname, i = base, 1
+            while gname in groups.values():
+                i += 1
+                gname = f"{base}{i}"
+            groups[key] = gname
+        layer_graph.append(groups[key])
+
+    stem_t = {k: sd[k] for k in STEM_KEYS}
+    head_t = {k: sd[k] for k in HEAD_KEYS}
+    one = torch.tensor(1.0)
+
+    if check:
+        log(f"checking {model_name} ({meta['weights']}) at {size}x{size} against torch.autograd, "
+            f"tolerance {tol:g} relative")
+        torch.manual_seed(1234)
+        worst = 0.0
+        sf, sv = StemFwd(stem_t, conv, pool, eps), StemVjp(stem_t, conv, pool, eps)
+        for use_bn in (1.0, 0.0):
+            worst = max(worst, check_piece(f"stem use_bn={use_bn:g}", sf, sv, (torch.tensor(use_bn),),
+                                           (torch.tensor(use_bn),), lambda x: ref_stem(model, x, use_bn),
+                                           torch.rand(1, 3, size, size), None, tol, log))
+        hw, chans = pool["out"], stem_t["conv1.weight"].shape[0]
+        seen = set()
+        for i, (name, block, main, down) in enumerate(blocks):
+            if i >= check_layers:
+                break
+            bt = block_tensors(sd, name + ".", main, down)
+            fwd, vjp = BlockFwd(bt, main, down, eps), BlockVjp(bt, main, down, eps)
+            first = layer_graph[i] not in seen
+            seen.add(layer_graph[i])
+            x = torch.relu(torch.randn(1, chans, *hw))
+            for sw in (SW_SETTINGS if first else SW_SETTINGS[:2]):
+                st = [torch.tensor(sw[s]) for s in BLOCK_SWITCHES]
+                off = ",".join(s[4:] for s in BLOCK_SWITCHES if not sw[s]) or "none"
+                worst = max(worst, check_piece(f"{name} off={off}", fwd, vjp, st, st,
+                                               lambda x: ref_block(block, x, sw), x, None, tol, log))
+            if first:
+                with torch.no_grad():
+                    a, r = rel_err(fwd(x, one, one, one)[0], block(x))
+                log(f"  {name + ' vs torchvision block':<28} forward max abs {a:.2e} rel {r:.2e}")
+                if r > tol:
+                    raise SystemExit(f"error: {name} differs from torchvision's block by {r:.2e}")
+            hw, chans = main[-1][2]["out"], bt[main[-1][0] + ".weight"].shape[0]
+        if check_layers >= len(blocks):
+            worst = max(worst, check_piece("head", HeadFwd(head_t), HeadVjp(head_t, head_hw), (), (),
+                                           lambda x: ref_head(model, x), torch.rand(1, hidden, *head_hw), None,
+                                           tol, log))
+        # the whole chain with the graphs' math against torchvision's own model
+        x = torch.rand(1, 3, size, size)
+        with torch.no_grad():
+            t = sf(x, one)[0]
+            for (name, block, main, down) in blocks:
+                t = BlockFwd(block_tensors(sd, name + ".", main, down), main, down, eps)(t, one, one, one)[0]
+            a, r = rel_err(HeadFwd(head_t)(t), model(x))
+        log(f"  {'whole model logits':<28} max abs {a:.2e} rel {r:.2e}")
+        if r > tol:
+            raise SystemExit(f"error: chained logits differ from torchvision by {r:.2e}")
+        if meta["weights"] == "untrained":
+            check_init(sd, log)
+        log(f"check passed: worst relative error {worst:.2e}")
+
+    # Export from modules holding random, pairwise-distinct values: the exporter merges
+    # identical initializers (e.g. all-one batch-norm weights), which would break per-tensor
+    # weight swapping. The values never reach the graph files: they become external data.
+    gen = torch.Generator().manual_seed(0)
+    rnd = lambda t: {k: torch.rand(v.shape, generator=gen) + 0.5 for k, v in t.items()}  # noqa: E731
+    graphs = {}
+
+    def emit(gname, fwd, vjp, x, sw, sw_names, fwd_outs, vjp_sw):
+        with torch.no_grad():
+            outs = fwd(x, *sw)
+            outs = outs if isinstance(outs, tuple) else (outs,)
+        saved = list(outs[1:])
+        dy = torch.randn_like(outs[0])
+        specs = [
+            (f"{gname}.fwd", fwd, (x, *sw), ["x"] + sw_names, fwd_outs),
+            (f"{gname}.vjp", vjp, (dy, *(sw if vjp_sw else ()), *saved),
+             ["dy"] + (sw_names if vjp_sw else []) + fwd_outs[1:], ["dx"]),
+        ]
+        for gn, mod, args, ins, outs_ in specs:
+            g = export_graph(mod, args, ins, outs_)
+            params = list(mod._names)
+            present = {i.name for i in g.graph.initializer}
+            layout = externalize(g, [n for n in params if n in present])
+            stray = [i.name for i in g.graph.initializer if i.data_location != 1
+                     and i.name.split(".")[-1] in ("weight", "bias", "running_mean", "running_var")]
+            if stray:
+                raise RuntimeError(f"{gn}: exporter renamed parameters {stray}")
+            got_in = [i.name for i in g.graph.input]
+            if got_in != ins:
+                raise RuntimeError(f"{gn}: graph inputs {got_in}, expected {ins}")
+            fname = f"graphs/{gn}.onnx"
+            data = g.SerializeToString()
+            tmp = os.path.join(out, fname + ".tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, os.path.join(out, fname))
+            graphs[gn] = {"file": fname, "sha256": hashlib.sha256(data).hexdigest(), "inputs": ins,
+                          "outputs": outs_, "params": layout, "unused_params": [n for n in params if n not in present]}
+
+    sw1 = [one]
+    et = rnd(stem_t)
+    emit("stem", StemFwd(et, conv, pool, eps), StemVjp(et, conv, pool, eps), torch.rand(1, 3, size, size), sw1,
+         STEM_SWITCHES, ["y", "s_y", "s_idx"], True)
+    hw, chans = pool["out"], stem_t["conv1.weight"].shape[0]
+    done = set()
+    for (name, block, main, down), gname in zip(blocks, layer_graph):
+        bt = block_tensors(sd, name + ".", main, down)
+        if gname not in done:
+            done.add(gname)
+            et = rnd(bt)
+            outs = ["y", "s_y"] + [f"s_a{i + 1}" for i in range(len(main) - 1)]
+            emit(gname, BlockFwd(et, main, down, eps), BlockVjp(et, main, down, eps),
+                 torch.relu(torch.randn(1, chans, *hw)), [one] * 3, BLOCK_SWITCHES, outs, True)
+        hw, chans = main[-1][2]["out"], bt[main[-1][0] + ".weight"].shape[0]
+    et = rnd(head_t)
+    emit("head", HeadFwd(et), HeadVjp(et, head_hw), torch.rand(1, hidden, *head_hw), [], [], ["y"], False)
+
+    tensors = tensor_table(sd)
+    if write_weights:
+        weight_set = weight_set or meta["weights"]
+        fname = f"{weight_set}.safetensors"
+        write_safetensors(os.path.join(out, fname), sd, {"model": model_name, "weights": weight_set})
+        weight_sets = {weight_set: {"file": fname, "source": meta["weights"],
+                                    "sha256": {k: sha256(v) for k, v in sd.items()}}}
+    else:
+        weight_sets = {}
+    layers = [{"name": "stem", "graph": "stem", "prefix": "", "switches": STEM_SWITCHES}]
+    layers += [{"name": name, "graph": gname, "prefix": name + ".", "switches": BLOCK_SWITCHES}
+               for (name, *_), gname in zip(blocks, layer_graph)]
+    layers.append({"name": "logits", "graph": "head", "prefix": "", "switches": []})
+    stages = [len(getattr(model, f"layer{s}")) for s in range(1, 5)]
+    manifest = {
+        "format": "vitrep-model/1",
+        "name": model_name,
+        "architecture": "resnet",
+        "image_size": size,
+        "patch_size": 0,
+        "hidden_dim": int(hidden),
+        "num_layers": len(blocks),
+        "seq_length": 0,
+        "num_classes": int(num_classes),
+        "block": "bottleneck" if len(blocks[0][2]) == 3 else "basic",
+        "stages": stages,
+        "batch_norm_eps": eps,
+        "input": {"shape": [1, 3, size, size], "mean": meta["mean"], "std": meta["std"],
+                  "range": [0, 1], "layout": "NCHW"},
+        "opset": OPSET,
+        "converter": {"torch": torch.__version__, "script": "tools/resnet.py"},
+        "patch_filters": "conv1.weight",
+        "switch_meaning": SWITCH_MEANING,
+        "external_data": EXTERNAL,
+        "graphs": graphs,
+        "layers": layers,
+        "tensors": tensors,
+        "weight_sets": weight_sets,
+        "categories": meta["categories"],
+    }
+    old = os.path.join(out, "manifest.json")
+    if os.path.exists(old):
+        with open(old) as f:
+            prev = json.load(f)
+        # keep weight sets converted earlier for the same graphs
+        if all(prev.get(k) == manifest[k] for k in ("architecture", "image_size", "num_layers", "stages", "tensors")):
+            for k, v in prev.get("weight_sets", {}).items():
+                manifest["weight_sets"].setdefault(k, v)
+    tmp = old + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(dump_json(manifest))
+        f.write("\n")
+    os.replace(tmp, old)
+    return manifest
+
+
+def list_models() -> None:
+    print("ResNets (torchvision names and init, ImageNet mean/std; one graph per residual block; tools/resnet.py):")
+    for k, v in DESCRIPTIONS.items():
+        print(f"  {k:<14} {v}")
+    print("  switches: " + "; ".join(f"{s} = {m}" for s, m in SWITCH_MEANING.items()))
+
+
+def run(a, ap) -> int:
+    """Converts from parsed convert.py-style arguments (model, weights, seed, image_size,
+    out, name, check, no_verify, check_layers, graphs_only, arch, and mean/std where the
+    parser has them)."""
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch 1.13 on g.op in symbolic functions
+    arch = None
+    if a.model == "resnet_custom":
+        arch = parse_arch(ap, a.arch)
+        if a.weights != "untrained" and not os.path.exists(a.weights):
+            ap.error("resnet_custom takes --weights untrained or a checkpoint file")
+    elif a.model not in RESNETS:
+        ap.error(f"unknown model {a.model!r}: expected one of {', '.join(RESNETS)}, or resnet_custom")
+    elif a.arch:
+        ap.error(f"--arch is for resnet_custom, not {a.model}")
+    if not a.out:
+        ap.error("--out DIR is required")
+    size = a.image_size if a.image_size is not None else 224
+    if size <= 0:
+        ap.error(f"--image-size {size}: expected a positive integer")
+    model, meta = build(a.model, a.weights, a.seed, arch)
+    for k in ("mean", "std"):
+        if getattr(a, k, None) is not None:
+            meta[k] = convert.parse_triple(ap, "--" + k, getattr(a, k))
+    name = a.name or (f"untrained-seed{a.seed}" if a.weights == "untrained" else meta["weights"])
+    convert_resnet(model, meta, a.model, a.out, check=not a.no_verify, write_weights=not a.graphs_only,
+                   weight_set=name, log=print if a.check else (lambda s: None), check_layers=a.check_layers,
+                   image_size=size)
+    print(f"wrote {a.out}/manifest.json ({a.model}, image {size}, weights {name})", file=sys.stderr)
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", nargs="?", help="one of " + ", ".join(RESNETS) + ", or 'resnet_custom' with --arch")
+    ap.add_argument("--arch", metavar="K=V,...", help="resnet_custom: layers=2:1:1:1,planes=4:8:8:16,stem=8"
+                                                      "[,classes=10][,block=bottleneck|basic]")
+    ap.add_argument("--weights", default="untrained",
+                    help="'untrained', a torchvision weights name (e.g. IMAGENET1K_V2) or a checkpoint file")
+    ap.add_argument("--seed", type=int, default=0, help="seed for untrained weights (default 0)")
+    ap.add_argument("--image-size", type=int, help="image size the graphs are exported for (default 224)")
+    ap.add_argument("--mean", metavar="R,G,B", help="input normalization mean recorded in the manifest")
+    ap.add_argument("--std", metavar="R,G,B", help="input normalization std recorded in the manifest")
+    ap.add_argument("--out", help="output folder")
+    ap.add_argument("--name", help="weight-set name in the manifest (default: the weights' name)")
+    ap.add_argument("--check", action="store_true", help="print errors against torch.autograd (always verified)")
+    ap.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
+    ap.add_argument("--check-layers", type=int, default=10**9, metavar="K",
+                    help="verify only the first K blocks one by one (default: all; the chained whole-model "
+                         "check always runs)")
+    ap.add_argument("--graphs-only", action="store_true", help="write graphs and manifest but no weight file")
+    ap.add_argument("--list", action="store_true", help="list the models this converter knows")
+    a = ap.parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    if a.list:
+        list_models()
+        return 0
+    return run(a, ap)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
