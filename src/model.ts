@@ -469,7 +469,9 @@ export async function loadModel(
   // onnxruntime-web 1.30 with threads can hang in full-size ResNet graphs with external data
   // (seen here intermittently; one thread never hung): ResNets get one wasm thread unless asked
   const threads = options.threads ??
-    (manifest.architecture === "resnet" && options.backend === "wasm" ? 1 : undefined);
+    (manifest.architecture === "resnet" && options.backend === "wasm"
+      ? 1
+      : undefined);
   const backend = await openBackend(options.backend ?? "auto", { threads });
   const rt: Runtime = {
     manifest,

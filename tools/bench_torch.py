@@ -57,8 +57,17 @@ def main():
         results[str(layer)] = statistics.median(times)
     blas = "unknown"
     try:
-        cfg = torch.__config__.show()
-        blas = "openblas" if "openblas" in cfg.lower() else ("mkl" if "mkl" in cfg.lower() else "other")
+        info = torch.__config__.show()
+        if "BLAS_INFO=mkl" in info:
+            blas = "mkl"
+        elif "BLAS_INFO=generic" in info:  # Debian: the system libblas, i.e. what alternatives point at
+            import glob
+            import os
+
+            links = glob.glob("/etc/alternatives/libblas.so.3*")
+            blas = os.path.basename(os.path.dirname(os.path.realpath(links[0]))) if links else "generic"
+            if blas in ("blas", "x86_64-linux-gnu"):
+                blas = "reference BLAS (install libopenblas0-openmp for a fair baseline)"
     except Exception:  # noqa: BLE001
         pass
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas,
