@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import convert  # noqa: E402
 from convert import (  # noqa: E402
     EXTERNAL, IMAGENET_MEAN, IMAGENET_STD, OPSET, Params, check_piece, dump_json, export_graph, externalize,
-    rel_err, sha256, spec_moments, write_safetensors,
+    rel_err, sha256, write_safetensors,
 )
 
 STEM_SWITCHES = ["use_bn"]
@@ -335,20 +335,7 @@ def tensor_table(sd: Dict[str, torch.Tensor]) -> Dict[str, dict]:
 def check_init(sd: Dict[str, torch.Tensor], log) -> None:
     """init_spec describes torchvision's initialisation (mean/std within sampling error)."""
     table = tensor_table(sd)
-    for k, v in sd.items():
-        spec = table[k]["init"]
-        mean, std = spec_moments(spec)
-        n = v.numel()
-        got_mean, got_std = v.mean().item(), v.std().item() if n > 1 else 0.0
-        if spec["kind"] == "constant":
-            ok = bool((v == spec["value"]).all())
-        else:
-            ok = abs(got_mean - mean) <= 6 * std / math.sqrt(n) + 1e-12 and \
-                abs(got_std - std) <= 6 * std * math.sqrt(2.0 / n) + 1e-12
-        if not ok:
-            raise SystemExit(f"error: init of {k} (mean {got_mean:.3g}, std {got_std:.3g}) does not match "
-                             f"the recorded {spec}")
-    log(f"  init distributions of {len(sd)} tensors match the recorded specs")
+    convert.check_init(sd, log, spec_fn=lambda k, _shape: table[k]["init"])
 
 
 # ---------------------------------------------------------------------------------------
