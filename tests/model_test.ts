@@ -2,23 +2,14 @@
 // (fixtures from tools/make_fixtures.py), on every CPU backend.
 import { assert, assertEquals } from "./_assert.ts";
 import {
-  type Ablation,
-  type BlockPart,
   classLogit,
   featureMatch,
   loadModel,
   type Model,
 } from "../mod.ts";
-import { type Case, loadReference, relErr } from "./_fixtures.ts";
+import { ablationsOf, type Case, loadReference, relErr } from "./_fixtures.ts";
 
 const TOL = 1e-5; // max |ours − torch| / max |torch|, float32
-
-function ablationsOf(c: Case): Ablation[] {
-  return Object.entries(c.ablation?.remove ?? {}).map(([layer, sw]) => ({
-    layer: Number(layer),
-    remove: sw.map((s) => s.slice(4) as BlockPart),
-  })).map(({ layer, remove }) => ({ layers: [layer], remove }));
-}
 
 const BACKENDS = ["native", "wasm"] as const;
 
