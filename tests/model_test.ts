@@ -1,12 +1,7 @@
 // Forward outputs and input gradients of the ONNX chain against PyTorch
 // (fixtures from tools/make_fixtures.py), on every CPU backend.
 import { assert, assertEquals } from "./_assert.ts";
-import {
-  classLogit,
-  featureMatch,
-  loadModel,
-  type Model,
-} from "../mod.ts";
+import { classLogit, featureMatch, loadModel, type Model } from "../mod.ts";
 import { ablationsOf, type Case, loadReference, relErr } from "./_fixtures.ts";
 
 const TOL = 1e-5; // max |ours − torch| / max |torch|, float32
