@@ -2,34 +2,11 @@
 // reproducibility of the committed graphs, and its errors. Needs PyTorch (Debian:
 // python3-torch python3-torchvision python3-onnx); skipped with a printed reason without it.
 import { assert, assertEquals } from "./_assert.ts";
+import { python, torchReason } from "./_python.ts";
 import { featureMatch, loadModel, type Manifest } from "../mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
-const PY = Deno.env.get("VITREP_PYTHON") ?? "/usr/bin/python3";
 
-async function python(args: string[]) {
-  const out = await new Deno.Command(PY, {
-    args,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) +
-    new TextDecoder().decode(out.stderr);
-  return { code: out.code, text };
-}
-
-let torchReason = "";
-try {
-  const r = await python(["-c", "import torch, torchvision, onnx"]);
-  if (r.code !== 0) {
-    torchReason = `PyTorch not importable by ${PY}: ${
-      r.text.trim().split("\n").at(-1)
-    }`;
-  }
-} catch (err) {
-  torchReason = `${PY} cannot run: ${err instanceof Error ? err.message : err}`;
-}
 if (torchReason) console.log(`converter tests skipped: ${torchReason}`);
 
 Deno.test({

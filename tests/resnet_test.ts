@@ -2,6 +2,7 @@
 // chain position and input gradients against PyTorch (fixtures from
 // tools/make_resnet_fixtures.py), on every CPU backend, with and without ablations.
 import { assert, assertEquals } from "./_assert.ts";
+import { python, torchReason } from "./_python.ts";
 import { classLogit, featureMatch, loadModel, type Model } from "../mod.ts";
 import { ablationsOf, loadReference, relErr } from "./_fixtures.ts";
 
@@ -103,27 +104,7 @@ for (const fixture of FIXTURES) {
 
 // The converter itself (needs PyTorch; skipped with a printed reason without it).
 const ROOT = new URL("../", import.meta.url).pathname;
-const PY = Deno.env.get("VITREP_PYTHON") ?? "/usr/bin/python3";
 
-async function python(args: string[]) {
-  const out = await new Deno.Command(PY, {
-    args,
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout) +
-    new TextDecoder().decode(out.stderr);
-  return { code: out.code, text };
-}
-
-let torchReason = "";
-try {
-  const r = await python(["-c", "import torch, torchvision, onnx"]);
-  if (r.code !== 0) torchReason = `PyTorch not importable by ${PY}`;
-} catch (err) {
-  torchReason = `${PY} cannot run: ${err instanceof Error ? err.message : err}`;
-}
 if (torchReason) console.log(`ResNet converter tests skipped: ${torchReason}`);
 
 Deno.test({

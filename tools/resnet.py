@@ -25,8 +25,8 @@ norms, the shortcut's included, the identity) and `use_res1`, `use_res2`: the bl
 shortcut is multiplied by use_res1 · use_res2, so the runtime's `res1`, `res2` and
 `residual` ablations all drop the shortcut addition. The stem has `use_bn`.
 
-    python3 tools/resnet.py resnet50 --weights untrained --graphs-only --out weights/resnet50 --check
-    python3 tools/resnet.py resnet_custom --arch layers=2:1:1:1,planes=4:8:8:16,stem=8 --image-size 64 --out /tmp/r
+    python3 tools/convert.py resnet50 --weights untrained --graphs-only --out weights/resnet50 --check
+    python3 tools/convert.py resnet_custom --arch layers=2:1:1:1,planes=4:8:8:16,stem=8 --image-size 64 --out /tmp/r
 """
 
 from __future__ import annotations
@@ -758,35 +758,3 @@ def run(a, ap) -> int:
                    image_size=size)
     print(f"wrote {a.out}/manifest.json ({a.model}, image {size}, weights {name})", file=sys.stderr)
     return 0
-
-
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("model", nargs="?", help="one of " + ", ".join(RESNETS) + ", or 'resnet_custom' with --arch")
-    ap.add_argument("--arch", metavar="K=V,...", help="resnet_custom: layers=2:1:1:1,planes=4:8:8:16,stem=8"
-                                                      "[,classes=10][,block=bottleneck|basic]")
-    ap.add_argument("--weights", default="untrained",
-                    help="'untrained', a torchvision weights name (e.g. IMAGENET1K_V2) or a checkpoint file")
-    ap.add_argument("--seed", type=int, default=0, help="seed for untrained weights (default 0)")
-    ap.add_argument("--image-size", type=int, help="image size the graphs are exported for (default 224)")
-    ap.add_argument("--mean", metavar="R,G,B", help="input normalization mean recorded in the manifest")
-    ap.add_argument("--std", metavar="R,G,B", help="input normalization std recorded in the manifest")
-    ap.add_argument("--out", help="output folder")
-    ap.add_argument("--name", help="weight-set name in the manifest (default: the weights' name)")
-    ap.add_argument("--check", action="store_true", help="print errors against torch.autograd (always verified)")
-    ap.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
-    ap.add_argument("--check-layers", type=int, default=10**9, metavar="K",
-                    help="verify only the first K blocks one by one (default: all; the chained whole-model "
-                         "check always runs)")
-    ap.add_argument("--graphs-only", action="store_true", help="write graphs and manifest but no weight file")
-    ap.add_argument("--list", action="store_true", help="list the models this converter knows")
-    a = ap.parse_args(argv)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    if a.list:
-        list_models()
-        return 0
-    return run(a, ap)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,36 @@
+// Runs the repository's Python (the converter and its checks) for the converter tests.
+// Needs PyTorch (Debian: python3-torch python3-torchvision python3-onnx); where it is
+// missing, `torchReason` says why and the tests that need it are skipped.
+
+const ROOT = new URL("../", import.meta.url).pathname;
+const PY = Deno.env.get("VITREP_PYTHON") ?? "/usr/bin/python3";
+
+/** Runs PY with args in the repository root; stdout and stderr together. */
+export async function python(
+  args: string[],
+): Promise<{ code: number; text: string }> {
+  const out = await new Deno.Command(PY, {
+    args,
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+  return { code: out.code, text };
+}
+
+async function reason(): Promise<string> {
+  try {
+    const r = await python(["-c", "import torch, torchvision, onnx"]);
+    if (r.code === 0) return "";
+    return `PyTorch not importable by ${PY}: ${
+      r.text.trim().split("\n").at(-1)
+    }`;
+  } catch (err) {
+    return `${PY} cannot run: ${err instanceof Error ? err.message : err}`;
+  }
+}
+
+/** Why the converter tests cannot run here, or "" when they can. */
+export const torchReason: string = await reason();
