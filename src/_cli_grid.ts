@@ -12,7 +12,7 @@
 import { resolve as resolvePath } from "node:path";
 import { resolveClass } from "./classes.ts";
 import { type ImageTensor, writePng } from "./image.ts";
-import type { Model } from "./model.ts";
+import type { Manifest, Model } from "./model.ts";
 import { decodeNpy } from "./npy.ts";
 import { montage } from "./plot.ts";
 import { DivergedError, GENERATE_DEFAULTS, INVERT_DEFAULTS } from "./render.ts";
@@ -43,6 +43,7 @@ import {
 import {
   checkVariantOpts,
   describeOptions,
+  layerArg,
   modelAbout,
   openModel,
   removedParts,
@@ -118,7 +119,7 @@ export const GRID_SPEC: Spec = {
     arg: "L,L…",
     defaultText: "none",
     help:
-      "an invert grid: the layers (columns), e.g. 1,4,8,12 or 1-3; 0 = input processing",
+      "an invert grid: the layers (columns), e.g. 1,4,8,12 or 1-3; 0 = input processing; layer names too, e.g. stem,layer1,layer2,layer3,layer4 for a ResNet's stages",
   },
   classes: {
     type: "string",
@@ -261,19 +262,31 @@ function gridMode(given: Raw): Mode {
   );
 }
 
-function parseGridLayers(text: string): number[] {
-  const out: number[] = [];
+/** A column's name: `layer 7`, and for a ResNet the block's own name, `layer2.3 (7)`. */
+function layerLabel(m: Manifest, layer: number): string {
+  return m.architecture === "resnet"
+    ? `${m.layers[layer].name} (${layer})`
+    : `layer ${layer}`;
+}
+
+/** --layers as items: numbers (ranges expanded) and layer names, resolved once the model is known. */
+function parseGridLayers(text: string): string[] {
+  const out: string[] = [];
   for (const item of text.split(",").map((s) => s.trim())) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(item);
+    if (!m && /^[A-Za-z_][\w.]*$/.test(item)) {
+      if (!out.includes(item)) out.push(item);
+      continue;
+    }
     const a = m ? Number(m[1]) : NaN, b = m?.[2] ? Number(m[2]) : a;
     if (!m || b < a || !Number.isSafeInteger(b)) {
       throw usage(
         new RangeError(
-          `Invalid --layers "${text}": expected comma-separated layers or ranges, e.g. 1,4,8,12 or 1-3`,
+          `Invalid --layers "${text}": expected comma-separated layers, ranges or layer names, e.g. 1,4,8,12, 1-3 or layer1,layer4 (ResNets)`,
         ),
       );
     }
-    for (let l = a; l <= b; l++) if (!out.includes(l)) out.push(l);
+    for (let l = a; l <= b; l++) if (!out.includes(`${l}`)) out.push(`${l}`);
   }
   return out;
 }
@@ -661,7 +674,10 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
   for (const [k, v] of Object.entries(given)) {
     if (k in spec && v !== undefined) base[k] = v;
   }
-  const layers = mode === "invert" ? parseGridLayers(str(given, "layers")) : [];
+  const layerItems = mode === "invert"
+    ? parseGridLayers(str(given, "layers"))
+    : [];
+  let layers = layerItems.map(Number);
   const queries = mode === "generate" ? gridClasses(given) : [];
   const traceEvery = intOpt(graw, "trace-every", 1);
   const quiet = graw.quiet === true;
@@ -733,16 +749,11 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
     const m = rows[0].model.manifest;
     const size = m.image_size;
     const n = m.num_layers;
-    const beyond = layers.find((l) => l > n);
-    if (beyond !== undefined) {
-      throw usage(
-        new RangeError(
-          `Invalid --layers "${
-            str(given, "layers")
-          }" (layer ${beyond}): expected 0 (input processing) to ${n} (encoder blocks) for this model`,
-        ),
-      );
-    }
+    layers = [
+      ...new Set(
+        layerItems.map((t) => layerArg(t, "layers", m, str(given, "layers"))),
+      ),
+    ];
     const target = imagePath === null
       ? null
       : await loadTarget(imagePath, size);
@@ -786,7 +797,7 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
         if (mode === "invert") {
           const s = await inRow(
             specs[r].label,
-            () => invertSettings({ ...row.raw, layer: String(layers[c]) }, n),
+            () => invertSettings({ ...row.raw, layer: String(layers[c]) }, m),
           );
           await inRow(specs[r].label, () => checkKernel(s.kernelSize, size));
           cell.invert = s;
@@ -835,7 +846,7 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
     }));
     const colName = (c: Cell) =>
       mode === "invert"
-        ? `layer ${layers[c.col]}`
+        ? layerLabel(m, layers[c.col])
         : `class ${classes[c.col].index}`;
     const order = [...cells.keys()].sort((a, b) =>
       [...groups.keys()].indexOf(groupOf[cells[a].row]) -
@@ -978,7 +989,7 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
       ? [
         "target",
         ...layers.map((l) =>
-          base["only-layer"] === true ? `encoder ${l} alone` : `layer ${l}`
+          base["only-layer"] === true ? `encoder ${l} alone` : layerLabel(m, l)
         ),
       ]
       : classes.map((c) =>

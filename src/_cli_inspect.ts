@@ -12,7 +12,7 @@ import {
   type PerChannel,
   writePng,
 } from "./image.ts";
-import { type Layer, loadModel, type Model } from "./model.ts";
+import { type Layer, loadModel, type Manifest, type Model } from "./model.ts";
 import { sideBySide } from "./plot.ts";
 import {
   backendOpt,
@@ -36,6 +36,7 @@ import {
 } from "./_cli_options.ts";
 import {
   checkVariantOpts,
+  layerArg,
   modelAbout,
   openModel,
   weightsText,
@@ -62,7 +63,7 @@ export const FORWARD_SPEC: Spec = {
     default: "logits",
     arg: "L|logits",
     help:
-      "layer whose output to write: 0 = input processing, 1..N = encoder block, logits = the head",
+      "layer whose output to write: 0 = input processing, 1..N = encoder block (a ResNet: bottleneck), a layer name (stem, layer2.3, a ResNet stage layer1…layer4), logits = the head",
     saved: true,
   },
   "only-layer": {
@@ -88,25 +89,10 @@ export const FORWARD_SPEC: Spec = {
   ...HELP_OPT,
 };
 
-function layerOpt(raw: Raw, numLayers?: number): Layer {
+function layerOpt(raw: Raw, manifest?: Manifest): Layer {
   const text = str(raw, "layer").trim();
   if (text === "logits") return "logits";
-  const layer = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (
-    !Number.isSafeInteger(layer) ||
-    (numLayers !== undefined && layer > numLayers)
-  ) {
-    throw usage(
-      new RangeError(
-        `Invalid --layer "${
-          str(raw, "layer")
-        }": expected 0 (input processing), ${
-          numLayers === undefined ? "1..N" : `1..${numLayers}`
-        } (encoder blocks) or logits`,
-      ),
-    );
-  }
-  return layer;
+  return layerArg(text, "layer", manifest);
 }
 
 function softmax(logits: Float32Array): Float64Array {
@@ -138,7 +124,16 @@ async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
   const { model, variant } = await openModel(raw, source);
   try {
     const m = model.manifest;
-    const layer = layerOpt(raw, m.num_layers);
+    const layer = layerOpt(raw, m);
+    if (onlyLayer && layer === 0) {
+      throw usage(
+        new RangeError(
+          `Invalid --layer "${
+            str(raw, "layer")
+          }" with --only-layer: it is input processing (0): expected a block 1..${m.num_layers}`,
+        ),
+      );
+    }
     const normalize = raw.normalize !== false;
     const img = await loadTarget(imagePath, m.image_size);
     const x = normalize

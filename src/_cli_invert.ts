@@ -7,7 +7,7 @@
  */
 import { resolve as resolvePath } from "node:path";
 import { type ImageTensor, writePng } from "./image.ts";
-import type { Model } from "./model.ts";
+import type { Manifest, Model } from "./model.ts";
 import { linePlot } from "./plot.ts";
 import {
   DivergedError,
@@ -47,6 +47,7 @@ import {
 import {
   canonicalVariant,
   checkVariantOpts,
+  layerArg,
   modelAbout,
   openModel,
   weightsText,
@@ -94,7 +95,8 @@ export const INVERT_SPEC: Spec = {
     type: "string",
     default: String(INVERT_DEFAULTS.layer),
     arg: "L",
-    help: "layer to represent: 0 = input processing, 1..N = encoder block",
+    help:
+      "layer to represent: 0 = input processing, 1..N = encoder block (a ResNet: bottleneck), or a layer name: stem, layer2.3, or a ResNet stage layer1…layer4 (its last bottleneck)",
     saved: true,
     identity: true,
   },
@@ -201,17 +203,11 @@ const INVERT_COLUMNS = [
 ];
 
 /** Typed settings from raw options (usage errors for bad values). */
-export function invertSettings(raw: Raw, numLayers?: number): InvertSettings {
-  const layer = intOpt(raw, "layer", 0);
-  if (numLayers !== undefined && layer > numLayers) {
-    throw usage(
-      new RangeError(
-        `Invalid --layer "${
-          str(raw, "layer")
-        }": expected 0 (input processing) to ${numLayers} (encoder blocks) for this model`,
-      ),
-    );
-  }
+export function invertSettings(
+  raw: Raw,
+  manifest?: Manifest,
+): InvertSettings {
+  const layer = layerArg(str(raw, "layer"), "layer", manifest);
   const onlyLayer = raw["only-layer"] === true;
   if (onlyLayer && layer === 0) {
     throw usage(
@@ -494,7 +490,7 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
   const source = modelSource(str(raw, "model"));
   const { model, variant } = await openModel(raw, source);
   try {
-    const s = invertSettings(raw, model.manifest.num_layers);
+    const s = invertSettings(raw, model.manifest);
     const size = model.manifest.image_size;
     checkKernel(s.kernelSize, size);
     const target = await loadTarget(imagePath, size);
@@ -555,13 +551,7 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
   const raw: Raw = { ...defaults(DEMO_SPEC), ...given };
   const layerText = str(raw, "layers");
   const layers = layerText.split(",").map((t) => t.trim());
-  if (layers.some((t) => !/^\d+$/.test(t))) {
-    throw usage(
-      new RangeError(
-        `Invalid --layers "${layerText}": expected comma-separated layer numbers, e.g. 1,12`,
-      ),
-    );
-  }
+  for (const t of layers) layerArg(t, "layers", undefined, layerText);
   const base = invertSettings({ ...raw, layer: "0" });
   const ctlOpts = controlOpts({ ...raw, "save-every": "0" });
   checkVariantOpts(raw);
@@ -573,9 +563,7 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
   const { model, variant } = await openModel(raw, source);
   try {
     const m = model.manifest;
-    const settings = layers.map((l) =>
-      invertSettings({ ...raw, layer: l }, m.num_layers)
-    );
+    const settings = layers.map((l) => invertSettings({ ...raw, layer: l }, m));
     checkKernel(base.kernelSize, m.image_size);
     const target = await loadTarget(imagePath, m.image_size);
     for (const s of settings) await model.prepare(s.layer, { gradient: true });

@@ -133,7 +133,9 @@ export interface ForwardOptions {
   layer?: Layer;
   /**
    * Encoder blocks to apply, 1-based, in order (default `1..layer`, or all
-   * blocks for the logits). `[L]` represents block L alone.
+   * blocks for the logits). `[L]` represents block L alone. In a ResNet a
+   * block must follow the stem or a block of the stage it follows in the
+   * model (its input shape), so `[1]` and `[1, 3]` are valid, `[5]` is not.
    */
   blocks?: readonly number[];
 }
@@ -298,6 +300,43 @@ async function resolveWeights(
     if (!t) throw new TypeError(`Unknown tensor "${name}"`);
     return tensorToFloat32(t);
   };
+}
+
+/**
+ * The layer number (as `forward`'s `layer` takes it) of a layer given by
+ * number or by name: `"7"`, a name from the manifest's `layers` (`stem`,
+ * `input`, `layer2.3`, `encoder_layer_0`, `block_5`), or for ResNets a stage,
+ * `layer1` … `layer4`, meaning its last bottleneck. 0 is input processing.
+ *
+ * @example
+ * ```ts
+ * import { layerIndex, loadModel } from "../mod.ts";
+ * const model = await loadModel("weights/resnet50");
+ * console.log(layerIndex(model.manifest, "layer2")); // 7: layer2.3, the end of stage 2
+ * ```
+ */
+export function layerIndex(manifest: Manifest, layer: string | number): number {
+  const text = String(layer).trim();
+  const n = manifest.num_layers;
+  if (/^\d+$/.test(text) && Number(text) <= n) return Number(text);
+  const names = manifest.layers.slice(0, n + 1).map((l) => l.name);
+  const exact = names.indexOf(text);
+  if (exact >= 0 && !/^\d+$/.test(text)) return exact;
+  const stage = names.findLastIndex((s) => s.startsWith(`${text}.`));
+  if (stage >= 0 && /^[A-Za-z_]\w*$/.test(text)) return stage;
+  const stages = [
+    ...new Set(
+      names.filter((s) => s.includes(".")).map((s) => s.split(".")[0]),
+    ),
+  ];
+  const named = [names[0], names[1], "…", names[n]].join(", ");
+  throw new RangeError(
+    `Invalid layer "${layer}" for ${manifest.name}: expected 0 (input processing) to ${n}, or a layer name (${named})${
+      stages.length > 0
+        ? ` or a stage (${stages.join(", ")}: its last block)`
+        : ""
+    }`,
+  );
 }
 
 /**
@@ -760,6 +799,24 @@ export class Model {
       throw new RangeError(
         `Invalid blocks [${blocks}] for layer ${layer}: the last block must be the layer`,
       );
+    }
+    if (blocks && this.#rt.manifest.architecture === "resnet") {
+      // a block takes the shape its predecessor in the model gives: the same stage's (or the stem's)
+      const names = this.#rt.manifest.layers.map((l) => l.name);
+      const stage = (p: number) => p === 0 ? "stem" : names[p].split(".")[0];
+      let prev = 0;
+      for (const b of list) {
+        if (stage(prev) !== stage(b - 1)) {
+          throw new RangeError(
+            `Invalid blocks [${blocks}] for ${this.#rt.manifest.name}: block ${b} (${
+              names[b]
+            }) takes the output of ${names[b - 1]}, not of ${
+              names[prev]
+            }: a ResNet block follows the stem or a block of the stage it follows in the model (e.g. [1], or [1, 3])`,
+          );
+        }
+        prev = b;
+      }
     }
     return [0, ...list, ...(layer === "logits" ? [n + 1] : [])];
   }

@@ -73,6 +73,61 @@ Deno.test({
   },
 });
 
+// The essay's untrained mixer and the FF-only ViT at full size: the same commands as
+// tools/regenerate.sh, checked against PyTorch and compared with the committed graphs.
+const FULL_ATTNLESS: [string, string[]][] = [
+  ["mixer_p16_d1024", [
+    "mixer",
+    "--arch",
+    "patch=16,layers=8,hidden=1024,tokens_mlp=512,channels_mlp=4096,order=channel_first",
+    "--image-size",
+    "224",
+  ]],
+  ["linear_base", ["linear_base"]],
+];
+
+for (const [folder, args] of FULL_ATTNLESS) {
+  Deno.test({
+    name:
+      `convert.py --check on untrained ${folder} reproduces the committed graphs`,
+    ignore: torchReason !== "",
+    async fn() {
+      const out = await Deno.makeTempDir();
+      const r = await python([
+        "tools/convert.py",
+        ...args,
+        "--weights",
+        "untrained",
+        "--graphs-only",
+        "--check",
+        "--check-layers",
+        "2",
+        "--out",
+        out,
+      ]);
+      assertEquals(r.code, 0, r.text);
+      const worst = /check passed: worst relative error ([0-9.e+-]+)/.exec(
+        r.text,
+      );
+      assert(worst && Number(worst[1]) <= 1e-5, r.text);
+      const ours = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
+      const committed = JSON.parse(
+        await Deno.readTextFile(`${ROOT}weights/${folder}/manifest.json`),
+      );
+      for (const [name, g] of Object.entries(committed.graphs)) {
+        assertEquals(
+          ours.graphs[name].sha256,
+          (g as { sha256: string }).sha256,
+          `graph ${name} differs from the committed one`,
+        );
+      }
+      assertEquals(ours.tensors, committed.tensors);
+      assertEquals(ours.layers, committed.layers);
+      await Deno.remove(out, { recursive: true });
+    },
+  });
+}
+
 Deno.test({
   name:
     "convert.py --check passes on tiny custom MLP-Mixers and feed-forward-only ViTs (both block orders) and the results run",

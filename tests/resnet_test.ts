@@ -3,15 +3,33 @@
 // tools/make_resnet_fixtures.py), on every CPU backend, with and without ablations.
 import { assert, assertEquals } from "./_assert.ts";
 import { python, torchReason } from "./_python.ts";
-import { classLogit, featureMatch, loadModel, type Model } from "../mod.ts";
+import {
+  classLogit,
+  featureMatch,
+  layerIndex,
+  loadModel,
+  type Model,
+} from "../mod.ts";
 import { ablationsOf, loadReference, relErr } from "./_fixtures.ts";
 
 const TOL = 1e-5; // max |ours − torch| / max |torch|, float32
 const FIXTURES = ["tiny_resnet", "tiny_resnet_odd"];
 
+// WebGPU where an adapter exists (CI installs Mesa's CPU Vulkan driver): the stem's
+// max-pool VJP needs no Indices output or int64 scatter, which WebGPU lacks.
+const gpu = (navigator as { gpu?: { requestAdapter(): Promise<unknown> } }).gpu;
+const hasAdapter = gpu ? (await gpu.requestAdapter()) !== null : false;
+if (!hasAdapter) {
+  console.log("ResNet on webgpu skipped: no WebGPU adapter here");
+}
+
 for (const fixture of FIXTURES) {
-  for (const backend of ["native", "wasm"] as const) {
-    Deno.test(`${fixture} on ${backend}: forward and input gradients match PyTorch`, async (t) => {
+  for (const backend of ["native", "wasm", "webgpu"] as const) {
+    Deno.test({
+      name:
+        `${fixture} on ${backend}: forward and input gradients match PyTorch`,
+      ignore: backend === "webgpu" && !hasAdapter,
+    }, async (t) => {
       const { dir, cases, get } = await loadReference(fixture);
       const base = await loadModel(dir, { weights: "fixture", backend });
       assertEquals(base.backend, backend);
@@ -101,6 +119,59 @@ for (const fixture of FIXTURES) {
     await m.release();
   });
 }
+
+Deno.test("a ResNet's blocks chain only where the shapes allow", async () => {
+  const { dir, get } = await loadReference("tiny_resnet");
+  const m = await loadModel(dir, { weights: "fixture", backend: "native" });
+  const x = get("x");
+  // block 1 alone is blocks 1..1; skipping layer1.1 keeps layer1's shape
+  const one = await m.forward(x, { layer: 1, blocks: [1] });
+  assertEquals(relErr(one.data, (await m.forward(x, { layer: 1 })).data), 0);
+  const skip = await m.forward(x, { layer: 3, blocks: [1, 3] });
+  assertEquals(skip.dims, (await m.forward(x, { layer: 3 })).dims);
+  for (const blocks of [[2], [4], [1, 2, 4, 6]]) {
+    let msg = "";
+    try {
+      await m.forward(x, { layer: blocks.at(-1), blocks });
+    } catch (err) {
+      assert(err instanceof RangeError);
+      msg = err.message;
+    }
+    assert(msg.includes(`Invalid blocks [${blocks}]`), msg);
+    assert(msg.includes("a ResNet block follows the stem"), msg);
+  }
+  await m.release();
+});
+
+Deno.test("layerIndex: ResNet layers by number, block name or stage", async () => {
+  const dir = new URL("./fixtures/tiny_resnet", import.meta.url).pathname;
+  const m = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
+  // stages [3,1,1,1]: stem, layer1.0, layer1.1, layer1.2, layer2.0, layer3.0, layer4.0
+  const cases: [string | number, number][] = [
+    ["stem", 0],
+    [0, 0],
+    ["layer1.1", 2],
+    ["layer1", 3],
+    ["layer2", 4],
+    ["layer4", 6],
+    [" 4 ", 4],
+  ];
+  for (const [given, want] of cases) {
+    assertEquals(layerIndex(m, given), want, String(given));
+  }
+  for (const bad of ["logits", "layer5", "layer1.3", "7", "-1", "layer"]) {
+    let msg = "";
+    try {
+      layerIndex(m, bad);
+    } catch (err) {
+      assert(err instanceof RangeError);
+      msg = err.message;
+    }
+    assert(msg.includes(`"${bad}"`), `${bad}: ${msg}`);
+    assert(msg.includes("0 (input processing) to 6"), msg);
+    assert(msg.includes("layer1, layer2, layer3, layer4"), msg);
+  }
+});
 
 // The converter itself (needs PyTorch; skipped with a printed reason without it).
 const ROOT = new URL("../", import.meta.url).pathname;

@@ -1,18 +1,96 @@
 #!/usr/bin/env python3
 """PyTorch side of `deno task bench`: the same step as vitrep's inputGradient —
-forward through input processing and encoders 1..L, an L2 feature loss, and the
-gradient with respect to the image — timed on the CPU. Prints one JSON line.
+forward through the model's input processing and blocks 1..L, an L2 feature
+loss, and the gradient with respect to the image — timed on the CPU, for the
+untrained model a weights/ folder describes (ViT: torchvision; ResNet:
+torchvision, L counted in bottlenecks; MLP-Mixer and FF-only ViT: the
+converter's reference modules). Prints one JSON line.
 
     python3 tools/bench_torch.py --model vit_b_32 --layers 1,4,12 --repeats 9 --threads 2
+    python3 tools/bench_torch.py --model resnet50 --layers 3,16
+    python3 tools/bench_torch.py --model mixer_p16_d1024 --layers 1,8
 """
 
 import argparse
 import json
+import os
+import re
 import statistics
+import sys
 import time
 import warnings
 
 import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def features(name: str):
+    """(image size, f(x, L)) for the untrained model of weights/NAME: f runs input processing, then blocks 1..L."""
+    with open(os.path.join(HERE, "..", "weights", name, "manifest.json")) as f:
+        m = json.load(f)
+    arch, size = m["architecture"], m["image_size"]
+    import torchvision
+
+    if arch == "vit":
+        model = getattr(torchvision.models, re.match(r"vit_[blh]_\d+", name).group(0))(image_size=size)
+
+        def f(x, layer):
+            t = model._process_input(x)
+            t = torch.cat([model.class_token.expand(1, -1, -1), t], dim=1) + model.encoder.pos_embedding
+            for i in range(layer):
+                t = model.encoder.layers[i](t)
+            return t
+    elif arch == "resnet":
+        if name != "resnet50":
+            raise SystemExit(f"error: --model {name!r}: the ResNet baseline is torchvision's resnet50")
+        model = torchvision.models.resnet50()
+        blocks = [b for s in (model.layer1, model.layer2, model.layer3, model.layer4) for b in s]
+
+        def f(x, layer):
+            t = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+            for b in blocks[:layer]:
+                t = b(t)
+            return t
+    elif arch in ("mixer", "ffvit"):
+        sys.path.insert(0, HERE)
+        import convert
+
+        cfg = convert.finish_cfg(dict(arch=arch, patch_size=m["patch_size"], num_layers=m["num_layers"],
+                                      hidden_dim=m["hidden_dim"], tokens_mlp_dim=m["tokens_mlp_dim"],
+                                      channels_mlp_dim=m["channels_mlp_dim"], order=m["block_order"],
+                                      num_classes=m["num_classes"]), size)
+        model = (convert.RefMixer if arch == "mixer" else convert.RefLinearViT)(cfg)
+
+        def f(x, layer):
+            t = model.embed(x)
+            for b in model.blocks[:layer]:
+                t = b(t)
+            return t
+    else:
+        raise SystemExit(f"error: --model {name!r}: unknown architecture {arch!r}")
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return size, f
+
+
+def blas_name() -> str:
+    try:
+        info = torch.__config__.show()
+        if "BLAS_INFO=mkl" in info:
+            return "mkl"
+        if "BLAS_INFO=generic" in info:  # Debian: the system libblas, i.e. what alternatives point at
+            import glob
+
+            links = glob.glob("/etc/alternatives/libblas.so.3*")
+            blas = os.path.basename(os.path.dirname(os.path.realpath(links[0]))) if links else "generic"
+            if blas in ("blas", "x86_64-linux-gnu"):
+                blas = "reference BLAS (install libopenblas0-openmp for a fair baseline)"
+            return blas
+    except Exception:  # noqa: BLE001
+        pass
+    return "unknown"
 
 
 def main():
@@ -22,55 +100,27 @@ def main():
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--image-size", type=int, default=224)
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
-    import torchvision
-
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    model = getattr(torchvision.models, a.model)(image_size=a.image_size).eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    x0 = torch.rand(1, 3, a.image_size, a.image_size)
-
-    def tokens(x, layer):
-        t = model._process_input(x)
-        t = torch.cat([model.class_token.expand(1, -1, -1), t], dim=1) + model.encoder.pos_embedding
-        for i in range(layer):
-            t = model.encoder.layers[i](t)
-        return t
-
+    size, f = features(a.model)
+    x0 = torch.rand(1, 3, size, size)
     results = {}
     for layer in [int(v) for v in a.layers.split(",")]:
         with torch.no_grad():
-            target = tokens(x0, layer) + 0.1
+            target = f(x0, layer) + 0.1
         times = []
         for i in range(a.warmup + a.repeats):
             x = x0.clone().requires_grad_(True)
             t = time.perf_counter()
-            loss = ((tokens(x, layer) - target) ** 2).sum()
+            loss = ((f(x, layer) - target) ** 2).sum()
             loss.backward()
             _ = x.grad
             if i >= a.warmup:
                 times.append((time.perf_counter() - t) * 1000)
         results[str(layer)] = statistics.median(times)
-    blas = "unknown"
-    try:
-        info = torch.__config__.show()
-        if "BLAS_INFO=mkl" in info:
-            blas = "mkl"
-        elif "BLAS_INFO=generic" in info:  # Debian: the system libblas, i.e. what alternatives point at
-            import glob
-            import os
-
-            links = glob.glob("/etc/alternatives/libblas.so.3*")
-            blas = os.path.basename(os.path.dirname(os.path.realpath(links[0]))) if links else "generic"
-            if blas in ("blas", "x86_64-linux-gnu"):
-                blas = "reference BLAS (install libopenblas0-openmp for a fair baseline)"
-    except Exception:  # noqa: BLE001
-        pass
-    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas,
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_name(),
                       "model": a.model, "median_ms": results}))
 
 

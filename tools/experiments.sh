@@ -1,20 +1,49 @@
 #!/usr/bin/env bash
-# Regenerates the measured tables and montages in docs/ (untrained ViT-B/32, the demo photo,
-# a fixed budget of 1500 steps per cell, as the essay's n). Cells are cached under docs/runs/
-# (not committed), so an interrupted run continues where it stopped. About 30 minutes on 2 cores.
+# Regenerates the measured tables and montages in docs/. Cells are cached under docs/runs/ (not
+# committed), so an interrupted run continues where it stopped.
+#
+#   bash tools/experiments.sh [vit] [architectures]     (default: both)
+#
+# vit: untrained ViT-B/32, the demo photo, 1500 steps per cell (the essay's n); ~30 min on 2 cores.
+# architectures: untrained ResNet50, MLP-Mixers (patch 16 and 8, hidden 1024) and the FF-only ViT
+# (linear_base) next to ViT-B/32, a fixed budget of 300 steps per cell; ~45 min on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DENO=${DENO:-deno}
 RUN="$DENO run -A mod.ts"
 COMMON=(--model vit_b_32 --weights untrained --seed 0 --image assets/chelsea.png --steps 1500 --quiet)
+ARCH=(--weights untrained --seed 0 --image assets/chelsea.png --steps 300 --quiet)
+SECTIONS=("${@:-vit architectures}")
 mkdir -p docs/runs
+want() { [[ " ${SECTIONS[*]} " == *" $1 "* ]]; }
 
-grid() { # NAME, then grid options
+grid() { # NAME, then grid options (the ViT-B/32 settings)
   local name=$1; shift
   $RUN grid "${COMMON[@]}" --out "docs/runs/$name" "$@"
   cp "docs/runs/$name/grid.png" "docs/$name.png"
   cp "docs/runs/$name/grid.md" "docs/$name.md"
 }
+
+arch() { # NAME, then grid options (--model, --layers, rows) at the architectures' budget
+  local name=$1; shift
+  $RUN grid "${ARCH[@]}" --out "docs/runs/$name" "$@"
+  cp "docs/runs/$name/grid.png" "docs/$name.png"
+  cp "docs/runs/$name/grid.md" "docs/$name.md"
+}
+
+if want architectures; then
+  NOLN=(--variant "intact=" --variant "no layer norms=--remove layernorm")
+  # (1) ResNet50 against depth (the end of each stage, and its first bottleneck), next to ViT-B/32
+  arch arch_vit_b_32 --model vit_b_32 --layers 1,4,8,12 "${NOLN[@]}"
+  arch arch_resnet50 --model resnet50 --layers 1,layer1,layer2,layer3,layer4 --variant "intact="
+  # (2) mixer patch 16 vs patch 8 (hidden 1024, 8 blocks), with and without layer norms; patch 8
+  #     has 4x the tokens and costs ~2 s a step at block 8, so it stops at block 4
+  arch arch_mixer_p16 --model mixer_p16_d1024 --layers 1,4,8 "${NOLN[@]}"
+  arch arch_mixer_p8 --model mixer_p8_d1024 --layers 1,4 "${NOLN[@]}"
+  # (3) the FF-only ViT (Melas-Kyriazi's linear_base, patch 16) against ViT-B/32 above
+  arch arch_ffvit --model linear_base --layers 1,4,8,12 "${NOLN[@]}"
+fi
+want vit || { echo "docs/ updated" >&2; exit 0; }
 
 # Issue "procedures": representation against depth. Issue "ablations" (1): with and without layer norms.
 grid depth --layers 1,4,8,12 --variant "intact=" --variant "no layer norms=--remove layernorm"

@@ -124,40 +124,35 @@ def check_norm(bn: nn.Module) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# ONNX helpers: max-pool with indices, scatter-add into zeros
+# Max-pool's input gradient without indices
 
 
-class MaxPoolIdx(torch.autograd.Function):
-    """Max-pool returning (y, indices flat over C·H·W); exported as one ONNX MaxPool node
-    with its Indices output (batch 1)."""
-
-    @staticmethod
-    def forward(ctx, x, k, s, p):  # noqa: D102
-        y, i = F.max_pool2d(x, k, s, p, return_indices=True)
-        c, h, w = x.shape[1:]
-        return y, i + torch.arange(c).view(1, c, 1, 1) * (h * w)
-
-    @staticmethod
-    def symbolic(g, x, k, s, p):  # noqa: D102
-        return g.op("MaxPool", x, kernel_shape_i=list(k), strides_i=list(s), pads_i=list(p) + list(p),
-                    outputs=2)
-
-
-class ScatterAdd(torch.autograd.Function):
-    """zeros(n).scatter_add(0, idx.flatten(), src.flatten()); exported as ConstantOfShape
-    and ScatterElements(reduction="add") (no n-sized constant in the graph file)."""
-
-    @staticmethod
-    def forward(ctx, src, idx, n):  # noqa: D102
-        return src.new_zeros(n).scatter_add(0, idx.reshape(-1), src.reshape(-1))
-
-    @staticmethod
-    def symbolic(g, src, idx, n):  # noqa: D102
-        flat = g.op("Constant", value_t=torch.tensor([-1], dtype=torch.int64))
-        zeros = g.op("ConstantOfShape", g.op("Constant", value_t=torch.tensor([n], dtype=torch.int64)),
-                     value_t=torch.tensor([0.0]))
-        return g.op("ScatterElements", zeros, g.op("Reshape", idx, flat), g.op("Reshape", src, flat),
-                    axis_i=0, reduction_s="add")
+def maxpool_vjp(dy, a, pool: dict):
+    """Max-pool's input gradient from its input a: dy goes to the first maximum of each window
+    in row-major order (PyTorch's choice among ties). Built from plain ops — the window's
+    K = kh·kw strided views of a padded with -inf, a running one-hot of the first maximum, and a
+    grouped transposed convolution with one-hot kernels that adds each view back where it came
+    from — so no backend needs MaxPool's Indices output or int64 scatters (WebGPU has neither)."""
+    (kh, kw), (sh, sw), (ph, pw) = pool["kernel"], pool["stride"], pool["padding"]
+    (h, w), (oh, ow) = pool["in"], pool["out"]
+    c = a.shape[1]
+    ap = F.pad(a, (pw, pw, ph, ph), value=float("-inf"))
+    views = [ap[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
+    m = views[0]
+    for v in views[1:]:
+        m = torch.maximum(m, v)
+    taken = torch.zeros_like(m)
+    parts = []
+    for v in views:
+        first = (v == m).to(dy.dtype) * (1.0 - taken)
+        taken = taken + first
+        parts.append(dy * first)
+    k = kh * kw
+    g = torch.stack(parts, dim=2).reshape(1, c * k, oh, ow)
+    onehot = torch.eye(k, dtype=dy.dtype).reshape(k, 1, kh, kw).repeat(c, 1, 1, 1)
+    op = tuple(size - ((o - 1) * st - 2 * pd + kk) for size, o, st, pd, kk in
+               ((h, oh, sh, ph, kh), (w, ow, sw, pw, kw)))
+    return F.conv_transpose2d(g, onehot, None, (sh, sw), (ph, pw), op, c)
 
 
 def relu_mask(dy, out):
@@ -196,8 +191,8 @@ class ResParams(Params):
 
 
 class StemFwd(ResParams):
-    """image [1,3,H,W] -> [1,C,h,w]: conv1, bn1, relu, maxpool. Saves y (ReLU mask at the
-    pooled positions) and the pool's indices."""
+    """image [1,3,H,W] -> [1,C,h,w]: conv1, bn1, relu, maxpool. Saves the pool's input (the
+    ReLU output), from which the VJP finds each window's maximum."""
 
     def __init__(self, tensors, conv: dict, pool: dict, eps: float):
         super().__init__(tensors)
@@ -207,17 +202,14 @@ class StemFwd(ResParams):
     def forward(self, x, use_bn):
         s, t = self.bn("bn1", use_bn)
         a = F.relu(self.conv(x, "conv1", self.g) * s + t)
-        y, idx = MaxPoolIdx.apply(a, self.pool["kernel"], self.pool["stride"], self.pool["padding"])
-        return y, y.clone(), idx
+        y = F.max_pool2d(a, self.pool["kernel"], self.pool["stride"], self.pool["padding"])
+        return y, a
 
 
 class StemVjp(StemFwd):
-    def forward(self, dy, use_bn, y, idx):
-        # y = a[idx], so the ReLU mask at the pooled positions is y > 0 (ties among zeros
-        # pass no gradient either way)
-        c, (h, w) = self.c, self.pool["in"]
-        da = ScatterAdd.apply(relu_mask(dy, y), idx, c * h * w).reshape(1, c, h, w)
-        return self.conv_t(da * self.bn_scale("bn1", use_bn), "conv1", self.g)
+    def forward(self, dy, use_bn, a):
+        da = maxpool_vjp(dy, a, self.pool)
+        return self.conv_t(relu_mask(da, a) * self.bn_scale("bn1", use_bn), "conv1", self.g)
 
 
 class BlockFwd(ResParams):
@@ -651,7 +643,7 @@ def convert_resnet(model, meta: dict, model_name: str, out: str, check: bool = T
     sw1 = [one]
     et = rnd(stem_t)
     emit("stem", StemFwd(et, conv, pool, eps), StemVjp(et, conv, pool, eps), torch.rand(1, 3, size, size), sw1,
-         STEM_SWITCHES, ["y", "s_y", "s_idx"], True)
+         STEM_SWITCHES, ["y", "s_a"], True)
     hw, chans = pool["out"], stem_t["conv1.weight"].shape[0]
     done = set()
     for (name, block, main, down), gname in zip(blocks, layer_graph):
