@@ -262,6 +262,11 @@ function gridMode(given: Raw): Mode {
   );
 }
 
+/** The model as --model names it (a folder's or URL's last part), else the manifest's name. */
+function modelTitle(given: string, m: Manifest): string {
+  return given.replace(/[/\\]+$/, "").split(/[/\\]/).pop() || m.name;
+}
+
 /** A column's name: `layer 7`, and for a ResNet the block's own name, `layer2.3 (7)`. */
 function layerLabel(m: Manifest, layer: number): string {
   return m.architecture === "resnet"
@@ -1005,7 +1010,7 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
         cells: grid,
         rowLabels: rows.map((r) => r.label),
         colLabels,
-        title: `${m.name}: ${
+        title: `${modelTitle(str(base, "model"), m)}: ${
           mode === "invert" ? "layer representations" : "generated inputs"
         }${steps}`,
         cellSize: [side, side],
