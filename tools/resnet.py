@@ -92,7 +92,7 @@ def conv_geom(conv: nn.Conv2d, hw: Tuple[int, int]) -> dict:
         out.append(o)
         op.append(hw[i] - back)
         assert 0 <= op[i] < max(s[i], d[i]), (hw, conv)
-    return {"stride": tuple(s), "padding": tuple(p), "dilation": tuple(d), "groups": conv.groups,
+    return {"kernel": tuple(k), "stride": tuple(s), "padding": tuple(p), "dilation": tuple(d), "groups": conv.groups,
             "output_padding": tuple(op), "in": tuple(hw), "out": tuple(out)}
 
 
@@ -186,8 +186,17 @@ class ResParams(Params):
         return F.conv2d(x, self.w(name + ".weight"), None, g["stride"], g["padding"], g["dilation"], g["groups"])
 
     def conv_t(self, dy, name: str, g: dict):
-        return F.conv_transpose2d(dy, self.w(name + ".weight"), None, g["stride"], g["padding"],
-                                  g["output_padding"], g["groups"], g["dilation"])
+        """The convolution's input gradient. A stride-1 convolution's is itself a convolution
+        (transposed, flipped kernel), which onnxruntime runs with its blocked NCHWc kernels, far
+        faster than ConvTranspose; strided ones stay transposed convolutions."""
+        w, k = self.w(name + ".weight"), g["kernel"]
+        pad = tuple(k[i] - 1 - g["padding"][i] for i in range(2))
+        if (g["stride"] == (1, 1) and g["dilation"] == (1, 1) and g["groups"] == 1
+                and g["output_padding"] == (0, 0) and min(pad) >= 0):
+            wt = w.transpose(0, 1)
+            return F.conv2d(dy, wt if k == (1, 1) else wt.flip([2, 3]), None, 1, pad)
+        return F.conv_transpose2d(dy, w, None, g["stride"], g["padding"], g["output_padding"], g["groups"],
+                                  g["dilation"])
 
 
 class StemFwd(ResParams):
