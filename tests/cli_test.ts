@@ -396,7 +396,7 @@ const BAD: [string[], number, string][] = [
   [["forward", "--layer", "layer2"], 2, 'Invalid --layer "layer2"'],
   [["forward", "--layer", "1.5"], 2, '"1.5"'],
   [["invert", "--layer", "encoder_layer_7"], 2, "encoder_layer_2"],
-  [["grid", "--layers", "1,layer9"], 2, '"layer9"'],
+  [["grid", "--layers", "1,layer9"], 2, '"1,layer9" (layer layer9)'],
   [["forward", "--top", "0"], 2, "--top"],
   [["forward", "--remove", "ln3"], 2, "ln3"],
   [["forward", "--swap", "encoder.layers.9=fixture2"], 2, "encoder.layers.9"],
