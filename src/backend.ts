@@ -118,7 +118,11 @@ const TABLE: Record<Exclude<BackendName, "auto">, Table> = {
     configure(ort) {
       ort.env.wasm.numThreads = 1;
     },
-    sessionOptions: () => ({ preferredOutputLocation: "gpu-buffer" }),
+    sessionOptions: () => ({
+      preferredOutputLocation: "gpu-buffer",
+      // errors only: every session otherwise warns that shape ops run on the CPU
+      logSeverityLevel: 3,
+    }),
     memoryLimit: Infinity,
     gpu: true,
   },
