@@ -2,6 +2,8 @@
 // Needs PyTorch (Debian: python3-torch python3-torchvision python3-onnx); where it is
 // missing, `torchReason` says why and the tests that need it are skipped.
 
+import { assertEquals } from "./_assert.ts";
+
 const ROOT = new URL("../", import.meta.url).pathname;
 const PY = Deno.env.get("VITREP_PYTHON") ?? "/usr/bin/python3";
 
@@ -34,3 +36,31 @@ async function reason(): Promise<string> {
 
 /** Why the converter tests cannot run here, or "" when they can. */
 export const torchReason: string = await reason();
+
+/**
+ * Asserts that the converter's output folder `out` has the committed
+ * `weights/<folder>`'s graphs (by sha256), tensors and layers.
+ */
+export async function assertSameAsCommitted(
+  out: string,
+  folder: string,
+): Promise<void> {
+  type Man = {
+    graphs: Record<string, { sha256: string }>;
+    tensors: unknown;
+    layers: unknown;
+  };
+  const read = async (path: string): Promise<Man> =>
+    JSON.parse(await Deno.readTextFile(path));
+  const ours = await read(`${out}/manifest.json`);
+  const committed = await read(`${ROOT}weights/${folder}/manifest.json`);
+  for (const [name, g] of Object.entries(committed.graphs)) {
+    assertEquals(
+      ours.graphs[name]?.sha256,
+      g.sha256,
+      `graph ${name} differs from the committed one`,
+    );
+  }
+  assertEquals(ours.tensors, committed.tensors);
+  assertEquals(ours.layers, committed.layers);
+}

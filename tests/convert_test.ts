@@ -2,10 +2,8 @@
 // reproducibility of the committed graphs, and its errors. Needs PyTorch (Debian:
 // python3-torch python3-torchvision python3-onnx); skipped with a printed reason without it.
 import { assert, assertEquals } from "./_assert.ts";
-import { python, torchReason } from "./_python.ts";
-import { featureMatch, loadModel, type Manifest } from "../mod.ts";
-
-const ROOT = new URL("../", import.meta.url).pathname;
+import { assertSameAsCommitted, python, torchReason } from "./_python.ts";
+import { featureMatch, loadModel } from "../mod.ts";
 
 if (torchReason) console.log(`converter tests skipped: ${torchReason}`);
 
@@ -54,21 +52,7 @@ Deno.test({
     ]);
     assertEquals(r.code, 0, r.text);
     assert(r.text.includes("init distributions of 152 tensors match"), r.text);
-    const ours: Manifest & { graphs: Record<string, { sha256: string }> } = JSON
-      .parse(
-        await Deno.readTextFile(`${out}/manifest.json`),
-      );
-    const committed: typeof ours = JSON.parse(
-      await Deno.readTextFile(`${ROOT}weights/vit_b_32/manifest.json`),
-    );
-    for (const [name, g] of Object.entries(committed.graphs)) {
-      assertEquals(
-        ours.graphs[name].sha256,
-        g.sha256,
-        `graph ${name} differs from the committed one`,
-      );
-    }
-    assertEquals(ours.tensors, committed.tensors);
+    await assertSameAsCommitted(out, "vit_b_32");
     await Deno.remove(out, { recursive: true });
   },
 });
@@ -110,19 +94,7 @@ for (const [folder, args] of FULL_ATTNLESS) {
         r.text,
       );
       assert(worst && Number(worst[1]) <= 1e-5, r.text);
-      const ours = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
-      const committed = JSON.parse(
-        await Deno.readTextFile(`${ROOT}weights/${folder}/manifest.json`),
-      );
-      for (const [name, g] of Object.entries(committed.graphs)) {
-        assertEquals(
-          ours.graphs[name].sha256,
-          (g as { sha256: string }).sha256,
-          `graph ${name} differs from the committed one`,
-        );
-      }
-      assertEquals(ours.tensors, committed.tensors);
-      assertEquals(ours.layers, committed.layers);
+      await assertSameAsCommitted(out, folder);
       await Deno.remove(out, { recursive: true });
     },
   });

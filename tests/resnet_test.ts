@@ -2,7 +2,7 @@
 // chain position and input gradients against PyTorch (fixtures from
 // tools/make_resnet_fixtures.py), on every CPU backend, with and without ablations.
 import { assert, assertEquals } from "./_assert.ts";
-import { python, torchReason } from "./_python.ts";
+import { assertSameAsCommitted, python, torchReason } from "./_python.ts";
 import {
   classLogit,
   featureMatch,
@@ -174,7 +174,6 @@ Deno.test("layerIndex: ResNet layers by number, block name or stage", async () =
 });
 
 // The converter itself (needs PyTorch; skipped with a printed reason without it).
-const ROOT = new URL("../", import.meta.url).pathname;
 
 if (torchReason) console.log(`ResNet converter tests skipped: ${torchReason}`);
 
@@ -229,19 +228,7 @@ Deno.test({
     ]);
     assertEquals(r.code, 0, r.text);
     assert(r.text.includes("init distributions of 267 tensors match"), r.text);
-    const ours = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
-    const committed = JSON.parse(
-      await Deno.readTextFile(`${ROOT}weights/resnet50/manifest.json`),
-    );
-    for (const [name, g] of Object.entries(committed.graphs)) {
-      assertEquals(
-        ours.graphs[name].sha256,
-        (g as { sha256: string }).sha256,
-        `graph ${name} differs from the committed one`,
-      );
-    }
-    assertEquals(ours.tensors, committed.tensors);
-    assertEquals(ours.layers, committed.layers);
+    await assertSameAsCommitted(out, "resnet50");
     await Deno.remove(out, { recursive: true });
   },
 });
