@@ -89,10 +89,22 @@ export const FORWARD_SPEC: Spec = {
   ...HELP_OPT,
 };
 
+/** --layer: a number, a layer name (once the model is known) or logits; a block with --only-layer. */
 function layerOpt(raw: Raw, manifest?: Manifest): Layer {
   const text = str(raw, "layer").trim();
-  if (text === "logits") return "logits";
-  return layerArg(text, "layer", manifest);
+  const layer = text === "logits"
+    ? "logits"
+    : layerArg(text, "layer", manifest);
+  if (raw["only-layer"] === true && (layer === "logits" || layer === 0)) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "${text}" with --only-layer: expected an encoder block 1..${
+          manifest?.num_layers ?? "N"
+        }`,
+      ),
+    );
+  }
+  return layer;
 }
 
 function softmax(logits: Float32Array): Float64Array {
@@ -104,15 +116,8 @@ function softmax(logits: Float32Array): Float64Array {
 
 async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
   const raw: Raw = { ...defaults(FORWARD_SPEC), ...given };
-  const pre = layerOpt(raw);
+  layerOpt(raw);
   const onlyLayer = raw["only-layer"] === true;
-  if (onlyLayer && (pre === "logits" || pre === 0)) {
-    throw usage(
-      new RangeError(
-        `Invalid --layer "${pre}" with --only-layer: expected an encoder block 1..N`,
-      ),
-    );
-  }
   const top = intOpt(raw, "top", 1);
   intOpt(raw, "seed", 0);
   checkVariantOpts(raw);
@@ -125,15 +130,6 @@ async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
   try {
     const m = model.manifest;
     const layer = layerOpt(raw, m);
-    if (onlyLayer && layer === 0) {
-      throw usage(
-        new RangeError(
-          `Invalid --layer "${
-            str(raw, "layer")
-          }" with --only-layer: it is input processing (0): expected a block 1..${m.num_layers}`,
-        ),
-      );
-    }
     const normalize = raw.normalize !== false;
     const img = await loadTarget(imagePath, m.image_size);
     const x = normalize
