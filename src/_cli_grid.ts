@@ -682,19 +682,20 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
   const layerItems = mode === "invert"
     ? parseGridLayers(str(given, "layers"))
     : [];
-  let layers = layerItems.map(Number);
+  // the layers given by number; a name is NaN until the model is known
+  const numbered = layerItems.map(Number);
   const queries = mode === "generate" ? gridClasses(given) : [];
   const traceEvery = intOpt(graw, "trace-every", 1);
   const quiet = graw.quiet === true;
   backendOpt(base);
   if (base.threads !== undefined) intOpt(base, "threads", 1);
-  checkRow(base, mode, layers);
+  checkRow(base, mode, numbered);
   const specs: RowSpec[] = given.variant === undefined
     ? [{ label: null, text: "", given: {} }]
     : parseVariants(list(given, "variant"), mode);
   const raws = specs.map((r) => rowOptions(base, r.given));
   for (let i = 0; i < specs.length; i++) {
-    await inRow(specs[i].label, () => checkRow(raws[i], mode, layers));
+    await inRow(specs[i].label, () => checkRow(raws[i], mode, numbered));
   }
   const out = str(graw, "out");
   const imagePath = mode === "invert" ? defaultImage(base) : null;
@@ -754,7 +755,7 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
     const m = rows[0].model.manifest;
     const size = m.image_size;
     const n = m.num_layers;
-    layers = [
+    const layers = [
       ...new Set(
         layerItems.map((t) => layerArg(t, "layers", m, str(given, "layers"))),
       ),
