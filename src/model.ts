@@ -318,12 +318,15 @@ async function resolveWeights(
 export function layerIndex(manifest: Manifest, layer: string | number): number {
   const text = String(layer).trim();
   const n = manifest.num_layers;
-  if (/^\d+$/.test(text) && Number(text) <= n) return Number(text);
   const names = manifest.layers.slice(0, n + 1).map((l) => l.name);
-  const exact = names.indexOf(text);
-  if (exact >= 0 && !/^\d+$/.test(text)) return exact;
-  const stage = names.findLastIndex((s) => s.startsWith(`${text}.`));
-  if (stage >= 0 && /^[A-Za-z_]\w*$/.test(text)) return stage;
+  if (/^\d+$/.test(text)) {
+    if (Number(text) <= n) return Number(text);
+  } else {
+    const exact = names.indexOf(text);
+    if (exact >= 0) return exact;
+    const stage = names.findLastIndex((s) => s.startsWith(`${text}.`));
+    if (stage >= 0) return stage;
+  }
   const stages = [
     ...new Set(
       names.filter((s) => s.includes(".")).map((s) => s.split(".")[0]),
