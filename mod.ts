@@ -14,21 +14,21 @@
  *
  * @module
  */
-export * from "./src/model.ts";
-export * from "./src/objective.ts";
-export * from "./src/backend.ts";
-export * from "./src/image.ts";
-export * from "./src/safetensors.ts";
-export * from "./src/rng.ts";
-export * from "./src/transform.ts";
-export * from "./src/render.ts";
-export * from "./src/classes.ts";
-export * from "./src/plot.ts";
-export * from "./src/npy.ts";
-export * from "./src/figures.ts";
-export * from "./src/metrics.ts";
+export * from "./src/model/model.ts";
+export * from "./src/optimize/objective.ts";
+export * from "./src/model/backend.ts";
+export * from "./src/io/image.ts";
+export * from "./src/io/safetensors.ts";
+export * from "./src/model/rng.ts";
+export * from "./src/optimize/transform.ts";
+export * from "./src/optimize/render.ts";
+export * from "./src/model/classes.ts";
+export * from "./src/figures/plot.ts";
+export * from "./src/io/npy.ts";
+export * from "./src/figures/filters.ts";
+export * from "./src/optimize/metrics.ts";
 
 if (import.meta.main) {
-  const { main } = await import("./src/cli.ts");
+  const { main } = await import("./src/cli/main.ts");
   Deno.exit(await main(Deno.args));
 }

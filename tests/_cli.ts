@@ -1,6 +1,6 @@
 // The CLI test harness shared by cli_test.ts and grid_test.ts: runs main() in-process
 // capturing what it prints, and gives each test a temporary folder removed at the end.
-import { main } from "../src/cli.ts";
+import { main } from "../src/cli/main.ts";
 
 /** Runs main() capturing what it prints. */
 export async function run(

@@ -16,7 +16,7 @@ import {
   resizeBilinear,
   resizeShorterSide,
   writePng,
-} from "../src/image.ts";
+} from "../src/io/image.ts";
 
 function crc32(bytes: Uint8Array): number {
   let c = ~0;

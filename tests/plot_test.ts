@@ -1,4 +1,4 @@
-import type { ImageTensor } from "../src/image.ts";
+import type { ImageTensor } from "../src/io/image.ts";
 import {
   type Color,
   createCanvas,
@@ -9,7 +9,7 @@ import {
   measureText,
   montage,
   sideBySide,
-} from "../src/plot.ts";
+} from "../src/figures/plot.ts";
 import { assert, assertClose, assertEquals, assertRejects } from "./_assert.ts";
 
 function pixel(img: ImageTensor, x: number, y: number): number[] {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type InitSpec, Rng, sampleInit } from "../src/rng.ts";
+import { type InitSpec, Rng, sampleInit } from "../src/model/rng.ts";
 
 const N = 200_000;
 

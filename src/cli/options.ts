@@ -8,11 +8,11 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BACKEND_NAMES, type BackendName } from "./backend.ts";
-import { parseSchedule, type Schedule } from "./transform.ts";
+import { BACKEND_NAMES, type BackendName } from "../model/backend.ts";
+import { parseSchedule, type Schedule } from "../optimize/transform.ts";
 
 /** The repository root (for weights/ and assets/). */
-export const ROOT: URL = new URL("../", import.meta.url);
+export const ROOT: URL = new URL("../../", import.meta.url);
 /** `--image` as the help shows its default. */
 export const DEFAULT_IMAGE_TEXT = "assets/chelsea.png";
 const DEFAULT_IMAGE = new URL(DEFAULT_IMAGE_TEXT, ROOT);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Layer, Tensor } from "./model.ts";
+import type { Layer, Tensor } from "../model/model.ts";
 
 /** A scalar function of one layer's output. */
 export interface Objective {

@@ -6,9 +6,9 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { type ImageTensor, writePng } from "./image.ts";
-import type { Manifest, Model } from "./model.ts";
-import { linePlot } from "./plot.ts";
+import { type ImageTensor, writePng } from "../io/image.ts";
+import type { Manifest, Model } from "../model/model.ts";
+import { linePlot } from "../figures/plot.ts";
 import {
   DivergedError,
   invert,
@@ -16,9 +16,9 @@ import {
   type InvertResult,
   psnr,
   randomStart,
-} from "./render.ts";
-import { ssim } from "./metrics.ts";
-import type { Schedule } from "./transform.ts";
+} from "../optimize/render.ts";
+import { ssim } from "../optimize/metrics.ts";
+import type { Schedule } from "../optimize/transform.ts";
 import {
   backendOpt,
   checkKernel,
@@ -43,7 +43,7 @@ import {
   str,
   usage,
   VARIANT_OPTS,
-} from "./_cli_options.ts";
+} from "./options.ts";
 import {
   canonicalVariant,
   checkVariantOpts,
@@ -51,7 +51,7 @@ import {
   modelAbout,
   openModel,
   weightsText,
-} from "./_cli_model.ts";
+} from "./model.ts";
 import {
   checkFinite,
   cleanEmpty,
@@ -77,7 +77,7 @@ import {
   writeJson,
   writeNpy,
   writeSnapshot,
-} from "./_cli_io.ts";
+} from "./io.ts";
 
 /** Options of `invert`. */
 export const INVERT_SPEC: Spec = {

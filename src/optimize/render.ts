@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { Model, Tensor } from "./model.ts";
+import type { Model, Tensor } from "../model/model.ts";
 import { classLogit, featureMatch, type Objective } from "./objective.ts";
-import { Rng } from "./rng.ts";
-import { resizeBilinear } from "./image.ts";
+import { Rng } from "../model/rng.ts";
+import { resizeBilinear } from "../io/image.ts";
 import { gaussianBlur, type Schedule, scheduleAt } from "./transform.ts";
 
 /** One row of a run's trace. */
@@ -222,7 +222,7 @@ function modelSpace(model: Model, normalize: boolean) {
  *
  * @example
  * ```ts
- * import { featureMatch, gradientStep, loadModel } from "../mod.ts";
+ * import { featureMatch, gradientStep, loadModel } from "../../mod.ts";
  * const model = await loadModel("weights/vit_b_32");
  * const a = new Float32Array(3 * 224 * 224).fill(0.5);
  * const target = await model.forward(a.map((v) => v + 0.1), { layer: 1 });
@@ -266,7 +266,7 @@ export async function gradientStep(
  *
  * @example
  * ```ts
- * import { invert, loadModel } from "../mod.ts";
+ * import { invert, loadModel } from "../../mod.ts";
  * const model = await loadModel("weights/vit_b_32");
  * const target = new Float32Array(3 * 224 * 224).fill(0.4);
  * const r = await invert(model, target, { layer: 1, steps: 5 });
@@ -539,7 +539,7 @@ function paste(
  *
  * @example
  * ```ts
- * import { generate, loadModel } from "../mod.ts";
+ * import { generate, loadModel } from "../../mod.ts";
  * const model = await loadModel("tests/fixtures/tiny_vit", { weights: "fixture" });
  * const r = await generate(model, 3, { steps: 10, jitterAfter: 5, canvasSize: 48 });
  * console.log(r.final.probability);

@@ -15,9 +15,9 @@ import {
   type Session,
   type Value,
 } from "./backend.ts";
-import type { Objective } from "./objective.ts";
+import type { Objective } from "../optimize/objective.ts";
 import { type InitSpec, Rng, sampleInit } from "./rng.ts";
-import { parseSafetensors, tensorToFloat32 } from "./safetensors.ts";
+import { parseSafetensors, tensorToFloat32 } from "../io/safetensors.ts";
 
 /** One graph of a converted model, as listed in `manifest.json`. */
 export interface GraphEntry {
@@ -310,7 +310,7 @@ async function resolveWeights(
  *
  * @example
  * ```ts
- * import { layerIndex, loadModel } from "../mod.ts";
+ * import { layerIndex, loadModel } from "../../mod.ts";
  * const model = await loadModel("weights/resnet50");
  * console.log(layerIndex(model.manifest, "layer2")); // 7: layer2.3, the end of stage 2
  * ```
@@ -349,7 +349,7 @@ export function layerIndex(manifest: Manifest, layer: string | number): number {
  *
  * @example
  * ```ts
- * import { loadModel, resolvePart } from "../mod.ts";
+ * import { loadModel, resolvePart } from "../../mod.ts";
  * const model = await loadModel("weights/vit_b_32");
  * console.log(resolvePart(model.manifest, "encoder.layers.0.ln_1")); // "encoder.layers.encoder_layer_0.ln_1"
  * ```
@@ -662,7 +662,7 @@ export class Model {
    *
    * @example
    * ```ts
-   * import { featureMatch, loadModel } from "../mod.ts";
+   * import { featureMatch, loadModel } from "../../mod.ts";
    * const model = await loadModel("weights/vit_b_32");
    * const x = new Float32Array(3 * 224 * 224).fill(0.5);
    * const target = await model.forward(x, { layer: 1 });

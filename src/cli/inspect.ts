@@ -6,14 +6,19 @@
  *
  * @module
  */
-import { filterGrid } from "./figures.ts";
+import { filterGrid } from "../figures/filters.ts";
 import {
   normalize as normalizeImage,
   type PerChannel,
   writePng,
-} from "./image.ts";
-import { type Layer, loadModel, type Manifest, type Model } from "./model.ts";
-import { sideBySide } from "./plot.ts";
+} from "../io/image.ts";
+import {
+  type Layer,
+  loadModel,
+  type Manifest,
+  type Model,
+} from "../model/model.ts";
+import { sideBySide } from "../figures/plot.ts";
 import {
   backendOpt,
   type Command,
@@ -33,15 +38,15 @@ import {
   str,
   usage,
   VARIANT_OPTS,
-} from "./_cli_options.ts";
+} from "./options.ts";
 import {
   checkVariantOpts,
   layerArg,
   modelAbout,
   openModel,
   weightsText,
-} from "./_cli_model.ts";
-import { loadTarget, writeJson, writeNpy } from "./_cli_io.ts";
+} from "./model.ts";
+import { loadTarget, writeJson, writeNpy } from "./io.ts";
 
 // ---------------------------------------------------------------------------
 // forward

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { ImageTensor } from "./image.ts";
-import type { Model } from "./model.ts";
+import type { ImageTensor } from "../io/image.ts";
+import type { Model } from "../model/model.ts";
 
 /** Options of {@linkcode filterGrid}. */
 export interface FilterGridOptions {
@@ -25,7 +25,7 @@ export interface FilterGridOptions {
  *
  * @example
  * ```ts
- * import { normalizeFilters } from "./figures.ts";
+ * import { normalizeFilters } from "./filters.ts";
  * const f = normalizeFilters(new Float32Array([0, 2, 4, 6, 1, 1, 1, 1, 1, 1, 1, 1]), 1, 2);
  * console.log(f[1]); // 1/3
  * ```
@@ -64,7 +64,7 @@ export function normalizeFilters(
  *
  * @example
  * ```ts
- * import { filterGrid, loadModel } from "../mod.ts";
+ * import { filterGrid, loadModel } from "../../mod.ts";
  * const model = await loadModel("weights/vit_b_32");
  * const img = filterGrid(model); // 768 filters of 32×32
  * ```

@@ -5,11 +5,11 @@
  *
  * @module
  */
-import { fitToSize, type ImageTensor, readImage } from "./image.ts";
-import { decodeNpy, encodeNpy } from "./npy.ts";
-import { montage } from "./plot.ts";
-import { DivergedError } from "./render.ts";
-import { defaults, type Raw, type Spec, str, usage } from "./_cli_options.ts";
+import { fitToSize, type ImageTensor, readImage } from "../io/image.ts";
+import { decodeNpy, encodeNpy } from "../io/npy.ts";
+import { montage } from "../figures/plot.ts";
+import { DivergedError } from "../optimize/render.ts";
+import { defaults, type Raw, type Spec, str, usage } from "./options.ts";
 
 /** The `format` of snapshot.json. */
 export const SNAPSHOT_FORMAT = "vitrep-snapshot/1";

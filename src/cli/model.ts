@@ -17,15 +17,8 @@ import {
   type Model,
   resolvePart,
   type Swap,
-} from "./model.ts";
-import {
-  backendOpt,
-  intOpt,
-  list,
-  type Raw,
-  str,
-  usage,
-} from "./_cli_options.ts";
+} from "../model/model.ts";
+import { backendOpt, intOpt, list, type Raw, str, usage } from "./options.ts";
 
 /**
  * The layer option `--NAME` gives: a number, or a layer name (`stem`,

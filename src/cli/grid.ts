@@ -10,12 +10,16 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { resolveClass } from "./classes.ts";
-import { type ImageTensor, writePng } from "./image.ts";
-import type { Manifest, Model } from "./model.ts";
-import { decodeNpy } from "./npy.ts";
-import { montage } from "./plot.ts";
-import { DivergedError, GENERATE_DEFAULTS, INVERT_DEFAULTS } from "./render.ts";
+import { resolveClass } from "../model/classes.ts";
+import { type ImageTensor, writePng } from "../io/image.ts";
+import type { Manifest, Model } from "../model/model.ts";
+import { decodeNpy } from "../io/npy.ts";
+import { montage } from "../figures/plot.ts";
+import {
+  DivergedError,
+  GENERATE_DEFAULTS,
+  INVERT_DEFAULTS,
+} from "../optimize/render.ts";
 import {
   asUsage,
   backendOpt,
@@ -39,7 +43,7 @@ import {
   str,
   usage,
   VARIANT_OPTS,
-} from "./_cli_options.ts";
+} from "./options.ts";
 import {
   checkVariantOpts,
   describeOptions,
@@ -51,7 +55,7 @@ import {
   resolveAblations,
   type Variant,
   weightsText,
-} from "./_cli_model.ts";
+} from "./model.ts";
 import {
   INVERT_SPEC,
   type InvertResume,
@@ -59,7 +63,7 @@ import {
   invertSettings,
   type InvertSummary,
   runInvert,
-} from "./_cli_invert.ts";
+} from "./invert.ts";
 import {
   classState,
   GENERATE_SPEC,
@@ -67,7 +71,7 @@ import {
   generateSettings,
   type GenerateSummary,
   runGenerate,
-} from "./_cli_generate.ts";
+} from "./generate.ts";
 import {
   type Control,
   enlargedSide,
@@ -81,7 +85,7 @@ import {
   Stopper,
   writeAtomic,
   writeJson,
-} from "./_cli_io.ts";
+} from "./io.ts";
 
 type Mode = "invert" | "generate";
 

@@ -20,12 +20,12 @@
  *
  * @module
  */
-import { type Command, type Opt, parse, type Spec } from "./_cli_options.ts";
-import { isUsage } from "./_cli_options.ts";
-import { DEMO_COMMAND, INVERT_COMMAND } from "./_cli_invert.ts";
-import { GENERATE_COMMAND } from "./_cli_generate.ts";
-import { FILTERS_COMMAND, FORWARD_COMMAND } from "./_cli_inspect.ts";
-import { GRID_COMMAND } from "./_cli_grid.ts";
+import { type Command, type Opt, parse, type Spec } from "./options.ts";
+import { isUsage } from "./options.ts";
+import { DEMO_COMMAND, INVERT_COMMAND } from "./invert.ts";
+import { GENERATE_COMMAND } from "./generate.ts";
+import { FILTERS_COMMAND, FORWARD_COMMAND } from "./inspect.ts";
+import { GRID_COMMAND } from "./grid.ts";
 
 const COMMANDS: Record<string, Command> = {
   invert: INVERT_COMMAND,
@@ -121,7 +121,7 @@ ${EXIT_HELP}
  *
  * @example
  * ```ts ignore
- * import { main } from "./cli.ts";
+ * import { main } from "./main.ts";
  * const stop = new AbortController();
  * setTimeout(() => stop.abort(), 60_000); // like Ctrl-C after a minute
  * const code = await main(["invert", "--layer", "1"], { signal: stop.signal });
@@ -138,7 +138,7 @@ export interface MainOptions {
  *
  * @example
  * ```ts ignore
- * import { main } from "./cli.ts";
+ * import { main } from "./main.ts";
  * Deno.exit(await main(["invert", "--layer", "4", "--steps", "100", "--out", "out/cat"]));
  * ```
  */

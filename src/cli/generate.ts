@@ -6,19 +6,19 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { resolveClass } from "./classes.ts";
-import { type ImageTensor, writePng } from "./image.ts";
-import type { Model } from "./model.ts";
-import { decodeNpy } from "./npy.ts";
-import { linePlot, montage } from "./plot.ts";
+import { resolveClass } from "../model/classes.ts";
+import { type ImageTensor, writePng } from "../io/image.ts";
+import type { Model } from "../model/model.ts";
+import { decodeNpy } from "../io/npy.ts";
+import { linePlot, montage } from "../figures/plot.ts";
 import {
   DivergedError,
   generate,
   GENERATE_DEFAULTS,
   type GenerateResult,
   randomStart,
-} from "./render.ts";
-import type { Schedule } from "./transform.ts";
+} from "../optimize/render.ts";
+import type { Schedule } from "../optimize/transform.ts";
 import {
   asUsage,
   backendOpt,
@@ -42,13 +42,13 @@ import {
   str,
   usage,
   VARIANT_OPTS,
-} from "./_cli_options.ts";
+} from "./options.ts";
 import {
   canonicalVariant,
   checkVariantOpts,
   modelAbout,
   openModel,
-} from "./_cli_model.ts";
+} from "./model.ts";
 import {
   checkFinite,
   cleanEmpty,
@@ -74,7 +74,7 @@ import {
   writeJson,
   writeNpy,
   writeSnapshot,
-} from "./_cli_io.ts";
+} from "./io.ts";
 
 /** Options of `generate`. */
 export const GENERATE_SPEC: Spec = {
