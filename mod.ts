@@ -14,19 +14,10 @@
  *
  * @module
  */
-export * from "./src/model/model.ts";
-export * from "./src/optimize/objective.ts";
-export * from "./src/model/backend.ts";
-export * from "./src/io/image.ts";
-export * from "./src/io/safetensors.ts";
-export * from "./src/model/rng.ts";
-export * from "./src/optimize/transform.ts";
-export * from "./src/optimize/render.ts";
-export * from "./src/model/classes.ts";
-export * from "./src/figures/plot.ts";
-export * from "./src/io/npy.ts";
-export * from "./src/figures/filters.ts";
-export * from "./src/optimize/metrics.ts";
+export * from "./src/model/mod.ts";
+export * from "./src/optimize/mod.ts";
+export * from "./src/io/mod.ts";
+export * from "./src/figures/mod.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli/main.ts");

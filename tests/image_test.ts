@@ -16,7 +16,7 @@ import {
   resizeBilinear,
   resizeShorterSide,
   writePng,
-} from "../src/io/image.ts";
+} from "../src/io/mod.ts";
 
 function crc32(bytes: Uint8Array): number {
   let c = ~0;

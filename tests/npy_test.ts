@@ -1,4 +1,4 @@
-import { decodeNpy, encodeNpy } from "../src/io/npy.ts";
+import { decodeNpy, encodeNpy } from "../src/io/mod.ts";
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 
 const FIXTURES = new URL("./fixtures/npy/", import.meta.url);

@@ -1,4 +1,4 @@
-import type { ImageTensor } from "../src/io/image.ts";
+import type { ImageTensor } from "../src/io/mod.ts";
 import {
   type Color,
   createCanvas,
@@ -9,7 +9,7 @@ import {
   measureText,
   montage,
   sideBySide,
-} from "../src/figures/plot.ts";
+} from "../src/figures/mod.ts";
 import { assert, assertClose, assertEquals, assertRejects } from "./_assert.ts";
 
 function pixel(img: ImageTensor, x: number, y: number): number[] {

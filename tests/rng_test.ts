@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { type InitSpec, Rng, sampleInit } from "../src/model/rng.ts";
+import { type InitSpec, Rng, sampleInit } from "../src/model/mod.ts";
 
 const N = 200_000;
 

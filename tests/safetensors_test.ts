@@ -5,7 +5,7 @@ import {
   type SafetensorsTensor,
   serializeSafetensors,
   tensorToFloat32,
-} from "../src/io/safetensors.ts";
+} from "../src/io/mod.ts";
 
 /** Builds a file from a raw header object and data buffer. */
 function build(header: unknown, data: Uint8Array, pad = 0): Uint8Array {

@@ -6,19 +6,19 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { resolveClass } from "../model/classes.ts";
-import { type ImageTensor, writePng } from "../io/image.ts";
-import type { Model } from "../model/model.ts";
-import { decodeNpy } from "../io/npy.ts";
-import { linePlot, montage } from "../figures/plot.ts";
+import { resolveClass } from "../model/mod.ts";
+import { type ImageTensor, writePng } from "../io/mod.ts";
+import type { Model } from "../model/mod.ts";
+import { decodeNpy } from "../io/mod.ts";
+import { linePlot, montage } from "../figures/mod.ts";
 import {
   DivergedError,
   generate,
   GENERATE_DEFAULTS,
   type GenerateResult,
   randomStart,
-} from "../optimize/render.ts";
-import type { Schedule } from "../optimize/transform.ts";
+} from "../optimize/mod.ts";
+import type { Schedule } from "../optimize/mod.ts";
 import {
   asUsage,
   backendOpt,

@@ -10,16 +10,16 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { resolveClass } from "../model/classes.ts";
-import { type ImageTensor, writePng } from "../io/image.ts";
-import type { Manifest, Model } from "../model/model.ts";
-import { decodeNpy } from "../io/npy.ts";
-import { montage } from "../figures/plot.ts";
+import { resolveClass } from "../model/mod.ts";
+import { type ImageTensor, writePng } from "../io/mod.ts";
+import type { Manifest, Model } from "../model/mod.ts";
+import { decodeNpy } from "../io/mod.ts";
+import { montage } from "../figures/mod.ts";
 import {
   DivergedError,
   GENERATE_DEFAULTS,
   INVERT_DEFAULTS,
-} from "../optimize/render.ts";
+} from "../optimize/mod.ts";
 import {
   asUsage,
   backendOpt,

@@ -6,19 +6,19 @@
  *
  * @module
  */
-import { filterGrid } from "../figures/filters.ts";
+import { filterGrid } from "../figures/mod.ts";
 import {
   normalize as normalizeImage,
   type PerChannel,
   writePng,
-} from "../io/image.ts";
+} from "../io/mod.ts";
 import {
   type Layer,
   loadModel,
   type Manifest,
   type Model,
-} from "../model/model.ts";
-import { sideBySide } from "../figures/plot.ts";
+} from "../model/mod.ts";
+import { sideBySide } from "../figures/mod.ts";
 import {
   backendOpt,
   type Command,

@@ -6,9 +6,9 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { type ImageTensor, writePng } from "../io/image.ts";
-import type { Manifest, Model } from "../model/model.ts";
-import { linePlot } from "../figures/plot.ts";
+import { type ImageTensor, writePng } from "../io/mod.ts";
+import type { Manifest, Model } from "../model/mod.ts";
+import { linePlot } from "../figures/mod.ts";
 import {
   DivergedError,
   invert,
@@ -16,9 +16,9 @@ import {
   type InvertResult,
   psnr,
   randomStart,
-} from "../optimize/render.ts";
-import { ssim } from "../optimize/metrics.ts";
-import type { Schedule } from "../optimize/transform.ts";
+} from "../optimize/mod.ts";
+import { ssim } from "../optimize/mod.ts";
+import type { Schedule } from "../optimize/mod.ts";
 import {
   backendOpt,
   checkKernel,

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import { fitToSize, type ImageTensor, readImage } from "../io/image.ts";
-import { decodeNpy, encodeNpy } from "../io/npy.ts";
-import { montage } from "../figures/plot.ts";
-import { DivergedError } from "../optimize/render.ts";
+import { fitToSize, type ImageTensor, readImage } from "../io/mod.ts";
+import { decodeNpy, encodeNpy } from "../io/mod.ts";
+import { montage } from "../figures/mod.ts";
+import { DivergedError } from "../optimize/mod.ts";
 import { defaults, type Raw, type Spec, str, usage } from "./options.ts";
 
 /** The `format` of snapshot.json. */

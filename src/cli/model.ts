@@ -17,7 +17,7 @@ import {
   type Model,
   resolvePart,
   type Swap,
-} from "../model/model.ts";
+} from "../model/mod.ts";
 import { backendOpt, intOpt, list, type Raw, str, usage } from "./options.ts";
 
 /**

@@ -8,8 +8,8 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BACKEND_NAMES, type BackendName } from "../model/backend.ts";
-import { parseSchedule, type Schedule } from "../optimize/transform.ts";
+import { BACKEND_NAMES, type BackendName } from "../model/mod.ts";
+import { parseSchedule, type Schedule } from "../optimize/mod.ts";
 
 /** The repository root (for weights/ and assets/). */
 export const ROOT: URL = new URL("../../", import.meta.url);

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { ImageTensor } from "../io/image.ts";
-import type { Model } from "../model/model.ts";
+import type { ImageTensor } from "../io/mod.ts";
+import type { Model } from "../model/mod.ts";
 
 /** Options of {@linkcode filterGrid}. */
 export interface FilterGridOptions {

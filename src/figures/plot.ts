@@ -7,7 +7,7 @@
  * @example Plot a loss curve and save it
  * ```ts ignore
  * import { linePlot } from "./plot.ts";
- * import { writePng } from "../io/image.ts";
+ * import { writePng } from "../io/mod.ts";
  *
  * const steps = [0, 1, 2, 3, 4];
  * const img = linePlot({
@@ -24,7 +24,7 @@
  * @module
  */
 
-import { type ImageTensor, resizeBilinear } from "../io/image.ts";
+import { type ImageTensor, resizeBilinear } from "../io/mod.ts";
 
 /** An RGB colour, each component in [0, 1].
  *

@@ -15,9 +15,8 @@ import {
   type Session,
   type Value,
 } from "./backend.ts";
-import type { Objective } from "../optimize/objective.ts";
 import { type InitSpec, Rng, sampleInit } from "./rng.ts";
-import { parseSafetensors, tensorToFloat32 } from "../io/safetensors.ts";
+import { parseSafetensors, tensorToFloat32 } from "../io/mod.ts";
 
 /** One graph of a converted model, as listed in `manifest.json`. */
 export interface GraphEntry {
@@ -95,6 +94,16 @@ export interface Ablation {
 }
 
 /** A float32 tensor on the CPU. */
+/** A scalar function of one layer's output. */
+export interface Objective {
+  /** A readable name, e.g. `l1(layer 4)`. */
+  readonly name: string;
+  /** The layer whose output it reads. */
+  readonly layer: Layer;
+  /** Value and gradient with respect to the output. */
+  evaluate(output: Tensor): { value: number; grad: Float32Array };
+}
+
 export interface Tensor {
   /** Values in row-major order. */
   data: Float32Array;

@@ -6,17 +6,9 @@
  * @module
  */
 
-import type { Layer, Tensor } from "../model/model.ts";
+import type { Layer, Objective, Tensor } from "../model/mod.ts";
 
-/** A scalar function of one layer's output. */
-export interface Objective {
-  /** A readable name, e.g. `l1(layer 4)`. */
-  readonly name: string;
-  /** The layer whose output it reads. */
-  readonly layer: Layer;
-  /** Value and gradient with respect to the output. */
-  evaluate(output: Tensor): { value: number; grad: Float32Array };
-}
+export type { Objective };
 
 /** Options of {@linkcode featureMatch}. */
 export interface FeatureMatchOptions {

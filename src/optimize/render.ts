@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { Model, Tensor } from "../model/model.ts";
+import type { Model, Tensor } from "../model/mod.ts";
 import { classLogit, featureMatch, type Objective } from "./objective.ts";
-import { Rng } from "../model/rng.ts";
-import { resizeBilinear } from "../io/image.ts";
+import { Rng } from "../model/mod.ts";
+import { resizeBilinear } from "../io/mod.ts";
 import { gaussianBlur, type Schedule, scheduleAt } from "./transform.ts";
 
 /** One row of a run's trace. */

@@ -1,0 +1,8 @@
+/**
+ * src/io/: everything this folder exports, for the other folders and mod.ts.
+ *
+ * @module
+ */
+export * from "./image.ts";
+export * from "./npy.ts";
+export * from "./safetensors.ts";

@@ -1,0 +1,9 @@
+/**
+ * src/model/: everything this folder exports, for the other folders and mod.ts.
+ *
+ * @module
+ */
+export * from "./backend.ts";
+export * from "./classes.ts";
+export * from "./model.ts";
+export * from "./rng.ts";
