@@ -6,7 +6,17 @@
  * @module
  */
 import { fitToSize, type ImageTensor, readImage } from "../io/mod.ts";
-import { decodeNpy, encodeNpy } from "../io/mod.ts";
+import {
+  decodeNpy,
+  encodeNpy,
+  readCsv,
+  type Row,
+  toCsv,
+  writeAtomic,
+  writeJson,
+} from "../io/mod.ts";
+
+export { readCsv, type Row, toCsv, writeAtomic, writeJson };
 import { montage } from "../figures/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
 import { defaults, type Raw, type Spec, str, usage } from "./options.ts";
@@ -19,27 +29,6 @@ export const EXIT_INTERRUPTED = 130;
 // ---------------------------------------------------------------------------
 // Files.
 
-/** Writes to a temporary name in the same folder, then renames over `path`. */
-export async function writeAtomic(
-  path: string,
-  data: Uint8Array | string,
-): Promise<void> {
-  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-  try {
-    if (typeof data === "string") await Deno.writeTextFile(tmp, data);
-    else await Deno.writeFile(tmp, data);
-    await Deno.rename(tmp, path);
-  } catch (err) {
-    await Deno.remove(tmp).catch(() => {});
-    throw err;
-  }
-}
-
-/** Writes pretty-printed JSON atomically. */
-export function writeJson(path: string, value: unknown): Promise<void> {
-  return writeAtomic(path, JSON.stringify(value, null, 2) + "\n");
-}
-
 /** Writes an npy file atomically: by default a square [1, 3, S, S] image. */
 export function writeNpy(
   path: string,
@@ -48,40 +37,6 @@ export function writeNpy(
 ): Promise<void> {
   const side = Math.round(Math.sqrt(data.length / 3));
   return writeAtomic(path, encodeNpy(data, shape ?? [1, 3, side, side]));
-}
-
-/** One row of a trace table. */
-export type Row = Record<string, number | null>;
-
-/** A CSV table of numeric rows (null as an empty field). */
-export function toCsv(
-  columns: readonly string[],
-  rows: readonly Row[],
-): string {
-  const lines = rows.map((r) =>
-    columns.map((c) => (r[c] === null || r[c] === undefined ? "" : r[c]))
-      .join(",")
-  );
-  return [columns.join(","), ...lines].join("\n") + "\n";
-}
-
-/** Reads a CSV written by {@linkcode toCsv} (no rows when the file is missing). */
-export async function readCsv(path: string): Promise<Row[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return [];
-    throw err;
-  }
-  const [head, ...lines] = text.trim().split("\n");
-  const cols = head.split(",");
-  return lines.filter((l) => l.trim() !== "").map((l) => {
-    const cells = l.split(",");
-    return Object.fromEntries(
-      cols.map((c, i) => [c, cells[i] === "" ? null : Number(cells[i])]),
-    );
-  });
 }
 
 /** Every k-th row and the last. */

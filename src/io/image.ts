@@ -15,6 +15,7 @@
  */
 
 import { Buffer } from "node:buffer";
+import { writeAtomic } from "./files.ts";
 // @ts-types="npm:@types/pngjs@6.0.5"
 import { PNG } from "npm:pngjs@7.0.0";
 import jpeg from "npm:jpeg-js@0.4.4";
@@ -576,13 +577,5 @@ export async function readImage(path: string): Promise<ImageTensor> {
  * ```
  */
 export async function writePng(path: string, img: ImageTensor): Promise<void> {
-  const bytes = encodePng(img);
-  const tmp = `${path}.${crypto.randomUUID()}.tmp`;
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  await writeAtomic(path, encodePng(img));
 }

@@ -6,3 +6,4 @@
 export * from "./image.ts";
 export * from "./npy.ts";
 export * from "./safetensors.ts";
+export * from "./files.ts";
