@@ -34,3 +34,41 @@ globalThis.addEventListener("unload", () => {
 export function tmp(): Promise<string> {
   return Deno.makeTempDir({ dir: BASE });
 }
+
+/** The repository root (a path ending in /). */
+export const ROOT: string = new URL("../", import.meta.url).pathname;
+
+/** The tiny fixture ViT (32², 3 layers) with its fixture weights, quiet. */
+export const TINY: string[] = [
+  "--model",
+  `${ROOT}tests/fixtures/tiny_vit`,
+  "--weights",
+  "fixture",
+  "--quiet",
+];
+
+/** Whether `path` exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A JSON file's contents. */
+// deno-lint-ignore no-explicit-any
+export async function json(path: string): Promise<any> {
+  return JSON.parse(await Deno.readTextFile(path));
+}
+
+/** Runs `deno run -A mod.ts ARGS` from the repository root as a child process (stdout, stderr piped). */
+export function spawnCli(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}mod.ts`, ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}

@@ -1,6 +1,6 @@
 // Fixtures made by tools/make_fixtures.py: PyTorch references for the tiny models.
 import { assertEquals } from "./_assert.ts";
-import type { Ablation, BlockPart, Layer } from "../mod.ts";
+import type { Ablation, BlockPart, Layer } from "../src/model/mod.ts";
 import { parseSafetensors, tensorToFloat32 } from "../src/io/mod.ts";
 
 const FIXTURES = new URL("./fixtures/", import.meta.url).pathname;

@@ -219,7 +219,7 @@ Deno.test("generate with two classes writes the grid and per-class files", async
     ...perClass.map((f) => `class_5/${f}`),
     "generated_grid.png",
     "metrics.json",
-    "snapshot.json",
+    "snapshot/state.json",
   ]);
   const top = await json(`${out}/metrics.json`);
   assertEquals(top.classes.map((c: { index: number }) => c.index), [3, 5]);
@@ -498,12 +498,16 @@ Deno.test("NaN/Inf: names the step, keeps the last finite image, exits 1", async
   ]);
   assertEquals(r.code, 1);
   assert(/diverged at step \d+/.test(r.err), r.err);
-  const snap = await json(`${out}/snapshot.json`);
+  const snap = await json(`${out}/snapshot/state.json`);
   assert(r.err.includes(`step ${snap.step}`), r.err);
-  const img = await npy(`${out}/snapshot.npy`);
+  const img = await npy(`${out}/snapshot/image.npy`);
   assertEquals(img.shape, [1, 3, 32, 32]);
   assert(img.data.every(Number.isFinite));
-  assert(!(await exists(`${out}/metrics.json`)));
+  // metrics.json names the outcome; no image outputs of a diverged run
+  const m = await json(`${out}/metrics.json`);
+  assertEquals(m.outcome, `non-finite at step ${snap.step}`);
+  assertEquals(m.interrupted, true);
+  assert(!(await exists(`${out}/representation.npy`)));
 });
 
 const INV = (out: string, ...more: string[]) => [
@@ -528,7 +532,7 @@ Deno.test("--resume after a stop equals an uninterrupted run", async () => {
   assertEquals(pm.interrupted, true);
   assertEquals(pm.stopReason, "stop-at");
   assertEquals(pm.final.steps, 6);
-  assertEquals((await json(`${dir}/part/snapshot.json`)).step, 6);
+  assertEquals((await json(`${dir}/part/snapshot/state.json`)).step, 6);
   const resumed = await run([
     "invert",
     "--quiet",
@@ -573,11 +577,16 @@ Deno.test("--save-every writes snapshots that resume to the same result", async 
     INV(`${dir}/saved`, "--steps", "10", "--save-every", "4"),
   );
   assertEquals(saved.code, 0, saved.err);
-  const snap = await json(`${dir}/saved/snapshot.json`);
+  const snap = await json(`${dir}/saved/snapshot/state.json`);
   assertEquals(snap.step, 8); // the last multiple of 4 before the end
   assertEquals(snap.command, "invert");
   assertEquals(snap.options.steps, "10");
-  assertEquals((await npy(`${dir}/saved/snapshot.npy`)).shape, [1, 3, 32, 32]);
+  assertEquals((await npy(`${dir}/saved/snapshot/image.npy`)).shape, [
+    1,
+    3,
+    32,
+    32,
+  ]);
   const resumed = await run([
     "invert",
     "--quiet",
@@ -620,7 +629,12 @@ Deno.test("generate: --resume (one class and several) equals an uninterrupted ru
     (await run(gen(`${dir}/one`, "--class", "4", "--stop-at", "15"))).code,
     0,
   );
-  assertEquals((await npy(`${dir}/one/snapshot.npy`)).shape, [1, 3, 48, 48]);
+  assertEquals((await npy(`${dir}/one/snapshot/image.npy`)).shape, [
+    1,
+    3,
+    48,
+    48,
+  ]);
   const r1 = await run(["generate", "--quiet", "--resume", `${dir}/one`]);
   assertEquals(r1.code, 0, r1.err);
   assertEquals(
@@ -658,7 +672,7 @@ Deno.test("an abort (as Ctrl-C) stops after the step and writes image, metrics a
   assertEquals(m.interrupted, true);
   assertEquals(m.final.steps, 1);
   assert(await exists(`${out}/representation.png`));
-  assertEquals((await json(`${out}/snapshot.json`)).step, 1);
+  assertEquals((await json(`${out}/snapshot/state.json`)).step, 1);
 });
 
 Deno.test("Ctrl-C on a running process: exit 130, outputs with interrupted: true", async () => {
@@ -690,7 +704,7 @@ Deno.test("Ctrl-C on a running process: exit 130, outputs with interrupted: true
   const m = await json(`${out}/metrics.json`);
   assertEquals(m.interrupted, true);
   assertEquals(m.stopReason, "SIGINT");
-  const snap = await json(`${out}/snapshot.json`);
+  const snap = await json(`${out}/snapshot/state.json`);
   assertEquals(snap.step, m.final.steps);
   assert(await exists(`${out}/representation.npy`));
 });

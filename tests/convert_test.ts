@@ -7,6 +7,140 @@ import { featureMatch, loadModel } from "../mod.ts";
 
 if (torchReason) console.log(`converter tests skipped: ${torchReason}`);
 
+// The manifest contract (tools/vitrep_convert/manifest.py): every manifest has these
+// fields, and each family exactly its own others (no placeholders such as a ResNet's
+// patch_size 0).
+const COMMON = [
+  "format",
+  "name",
+  "architecture",
+  "image_size",
+  "num_layers",
+  "num_classes",
+  "input",
+  "opset",
+  "converter",
+  "patch_filters",
+  "external_data",
+  "graphs",
+  "layers",
+  "tensors",
+  "weight_sets",
+  "categories",
+];
+const TOKEN_MIXING = [
+  "patch_size",
+  "hidden_dim",
+  "tokens_mlp_dim",
+  "channels_mlp_dim",
+  "block_order",
+  "class_token",
+  "seq_length",
+  "layer_norm_eps",
+  "switch_meaning",
+];
+const FAMILY: Record<string, string[]> = {
+  vit: [
+    "patch_size",
+    "hidden_dim",
+    "num_heads",
+    "mlp_dim",
+    "seq_length",
+    "layer_norm_eps",
+  ],
+  mixer: TOKEN_MIXING,
+  ffvit: TOKEN_MIXING,
+  resnet: ["hidden_dim", "block", "stages", "batch_norm_eps", "switch_meaning"],
+};
+
+type Json = Record<string, unknown>;
+
+async function sha256Hex(path: string): Promise<string> {
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    await Deno.readFile(path),
+  );
+  return Array.from(new Uint8Array(digest))
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Checks one manifest against the contract; graph files by their sha256. */
+async function checkContract(dir: string): Promise<void> {
+  const m: Json = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
+  const arch = m.architecture as string;
+  assert(arch in FAMILY, `${dir}: architecture ${arch}`);
+  assertEquals(
+    Object.keys(m).sort(),
+    [...COMMON, ...FAMILY[arch]].sort(),
+    `${dir}: fields`,
+  );
+  assertEquals(m.format, "vitrep-model/1", dir);
+  assertEquals(m.opset, 17, dir);
+  assertEquals((m.converter as Json).script, "tools/convert.py", dir);
+  const size = m.image_size as number;
+  const input = m.input as Json;
+  assertEquals(input.shape, [1, 3, size, size], `${dir}: input.shape`);
+  assertEquals(input.range, [0, 1], `${dir}: input.range`);
+  assertEquals(input.layout, "NCHW", `${dir}: input.layout`);
+  assertEquals((input.mean as number[]).length, 3, `${dir}: input.mean`);
+  assert((input.std as number[]).every((s) => s > 0), `${dir}: input.std`);
+  const tensors = m.tensors as Record<string, { shape: number[] }>;
+  const filters = tensors[m.patch_filters as string]?.shape;
+  assert(
+    filters?.length === 4 && filters[1] === 3,
+    `${dir}: patch_filters ${m.patch_filters} is not a [n,3,p,p] tensor`,
+  );
+  const graphs = m.graphs as Record<string, { file: string; sha256: string }>;
+  for (const [name, g] of Object.entries(graphs)) {
+    assertEquals(
+      await sha256Hex(`${dir}/${g.file}`),
+      g.sha256,
+      `${dir}: graph ${name}`,
+    );
+  }
+  const layers = m.layers as { graph: string }[];
+  assertEquals(layers.length, (m.num_layers as number) + 2, `${dir}: layers`);
+  for (const l of layers) {
+    assert(`${l.graph}.fwd` in graphs && `${l.graph}.vjp` in graphs, dir);
+  }
+  const categories = m.categories as string[] | null;
+  assert(
+    categories === null || categories.length === m.num_classes,
+    `${dir}: categories`,
+  );
+  for (const w of Object.values(m.weight_sets as Record<string, Json>)) {
+    assertEquals(
+      Object.keys(w.sha256 as Json).sort(),
+      Object.keys(tensors).sort(),
+      `${dir}: weight set ${w.file}`,
+    );
+  }
+}
+
+Deno.test("every committed manifest follows the manifest contract", async () => {
+  const dirs: string[] = [];
+  for (const base of ["weights", "tests/fixtures"]) {
+    const root = new URL(`../${base}/`, import.meta.url).pathname;
+    for await (const e of Deno.readDir(root)) {
+      const dir = `${root}${e.name}`;
+      const has = await Deno.stat(`${dir}/manifest.json`).then(
+        () => true,
+        () => false,
+      );
+      if (e.isDirectory && has) dirs.push(dir);
+    }
+  }
+  assert(dirs.length >= 21, `found only ${dirs.length} manifests`);
+  for (const dir of dirs.sort()) await checkContract(dir);
+  const archs = new Set<string>();
+  for (const dir of dirs) {
+    archs.add(
+      JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`)).architecture,
+    );
+  }
+  assertEquals([...archs].sort(), ["ffvit", "mixer", "resnet", "vit"]);
+});
+
 Deno.test({
   name: "convert.py --check passes on a tiny custom ViT and the result runs",
   ignore: torchReason !== "",
@@ -52,7 +186,7 @@ Deno.test({
     ]);
     assertEquals(r.code, 0, r.text);
     assert(r.text.includes("init distributions of 152 tensors match"), r.text);
-    await assertSameAsCommitted(out, "vit_b_32");
+    await assertSameAsCommitted(out, "vit_b_32"); // the whole manifest
     await Deno.remove(out, { recursive: true });
   },
 });

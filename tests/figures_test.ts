@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { filterGrid, loadModel, normalizeFilters } from "../mod.ts";
+import { filterGrid, loadModel } from "../mod.ts";
+import { normalizeFilters } from "../src/figures/mod.ts";
 
 const TINY = new URL("./fixtures/tiny_vit", import.meta.url).pathname;
 
@@ -37,6 +38,12 @@ Deno.test("filterGrid() lays out every patch filter of the tiny model", async ()
     () => filterGrid(model, { columns: 0 }),
     RangeError,
     'columns "0"',
+  );
+  // A typo in --scale must not allocate gigabytes: refused before drawing.
+  await assertRejects(
+    () => filterGrid(model, { columns: 4, scale: 5000 }),
+    RangeError,
+    'Invalid figure size "160005×160005": 160005×160005 px exceeds the limit of 40 megapixels',
   );
   await model.release();
 });

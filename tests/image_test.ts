@@ -11,12 +11,20 @@ import {
   encodePng,
   fitToSize,
   type ImageTensor,
+  MAX_IMAGE_ASPECT,
+  MAX_IMAGE_BYTES,
+  MAX_IMAGE_PIXELS,
   normalize,
   readImage,
   resizeBilinear,
   resizeShorterSide,
   writePng,
 } from "../src/io/mod.ts";
+
+// Test photographs, in the repo (licences in their folders' SOURCES.md).
+const CHELSEA = new URL("../assets/chelsea.png", import.meta.url).pathname;
+const ROCKET =
+  new URL("./fixtures/images/rocket.jpg", import.meta.url).pathname;
 
 function crc32(bytes: Uint8Array): number {
   let c = ~0;
@@ -266,7 +274,7 @@ Deno.test("normalize() and denormalize() are inverses", () => {
 });
 
 Deno.test("readImage() decodes the chelsea photo", async () => {
-  const img = await readImage("/work/shared/images/chelsea.png");
+  const img = await readImage(CHELSEA);
   assert.deepEqual([img.channels, img.height, img.width], [3, 300, 451]);
   assert.equal(img.data.length, 3 * 300 * 451);
   let min = Infinity, max = -Infinity;
@@ -277,8 +285,6 @@ Deno.test("readImage() decodes the chelsea photo", async () => {
     Deno.errors.NotFound,
   );
 });
-
-const ROCKET = "/work/shared/images/rocket.jpg";
 
 Deno.test("readImage() decodes the rocket JPEG", async () => {
   const img = await readImage(ROCKET);
@@ -385,5 +391,211 @@ Deno.test("writePng() writes atomically and leaves nothing on error", async () =
     );
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("decodePng() checks the declared size before decoding", () => {
+  // A 100-byte file that declares 10^10 pixels: refused from IHDR, before
+  // pngjs allocates anything.
+  const huge = makePng(100000, 100000, 8, 2, [[0, 0, 0]]);
+  assert.throws(() => decodePng(huge), {
+    name: "RangeError",
+    message:
+      /Invalid PNG size "100000×100000": 100000×100000 px exceeds the limit of 40 megapixels/,
+  });
+  // Just above the pixel limit.
+  const side = Math.floor(Math.sqrt(MAX_IMAGE_PIXELS)) + 1;
+  assert.throws(() => decodePng(makePng(side, side, 8, 0, [[0]])), {
+    name: "RangeError",
+    message: /exceeds the limit of 40 megapixels/,
+  });
+  // Few pixels, but an aspect ratio the resize would blow up.
+  const w = MAX_IMAGE_ASPECT + 1;
+  const thin = makePng(w, 1, 8, 0, [Array(w).fill(128)]);
+  assert.throws(() => decodePng(thin), {
+    name: "RangeError",
+    message: /"101×1": an aspect ratio of 101:1 exceeds the limit of 100:1/,
+  });
+  // At the limit it decodes.
+  const ok = makePng(MAX_IMAGE_ASPECT, 1, 8, 0, [Array(100).fill(51)]);
+  assert.equal(decodePng(ok).width, 100);
+});
+
+Deno.test("decodePng() refuses too little pixel data instead of zero-filling", () => {
+  // 4 rows declared, 1 row of data: pngjs alone would return 3 black rows.
+  const short = makePng(2, 4, 8, 2, [[10, 20, 30, 40, 50, 60]]);
+  assert.throws(() => decodePng(short), {
+    name: "TypeError",
+    message:
+      /Invalid PNG data \(\d+ bytes\): "7" bytes of pixel rows for 2×4: expected 28 \(truncated image data\?\)/,
+  });
+  // Interlaced (Adam7) images count their passes' rows: 1x1 needs 2 bytes.
+  const ihdrInterlaced = makePng(1, 1, 8, 0, [[7]]);
+  ihdrInterlaced[28] = 1; // IHDR interlace byte; fix its CRC.
+  const crc = crc32(ihdrInterlaced.subarray(12, 29));
+  new DataView(ihdrInterlaced.buffer).setUint32(29, crc);
+  assertClose(decodePng(ihdrInterlaced).data, [7 / 255, 7 / 255, 7 / 255]);
+});
+
+/** The rocket JPEG with its frame header's size replaced. */
+async function rocketDeclaring(height: number, width: number) {
+  const bytes = await Deno.readFile(ROCKET);
+  const view = new DataView(bytes.buffer);
+  for (let pos = 2;;) {
+    const marker = bytes[pos + 1];
+    if (marker === 0xc0 || marker === 0xc2) {
+      assert.deepEqual([view.getUint16(pos + 5), view.getUint16(pos + 7)], [
+        427,
+        640,
+      ]);
+      view.setUint16(pos + 5, height);
+      view.setUint16(pos + 7, width);
+      return bytes;
+    }
+    pos += 2 + view.getUint16(pos + 2);
+  }
+}
+
+Deno.test("decodeJpeg() checks the declared size before decoding", async () => {
+  assert.throws(() => decodeJpeg(Uint8Array.of(0)), TypeError);
+  const big = await rocketDeclaring(65000, 65000);
+  assert.throws(() => decodeJpeg(big), {
+    name: "RangeError",
+    message:
+      /Invalid JPEG size "65000×65000": 65000×65000 px exceeds the limit of 40 megapixels/,
+  });
+  const thin = await rocketDeclaring(8, 6400);
+  assert.throws(() => decodeJpeg(thin), {
+    name: "RangeError",
+    message: /"6400×8": an aspect ratio of 800:1 exceeds the limit of 100:1/,
+  });
+});
+
+Deno.test("resizeBilinear() and resizeShorterSide() refuse huge outputs", () => {
+  // A 1×100 strip is fine in memory, but its shorter side at 224 px makes a
+  // 224×22400 image; at 2000 px it would be 2000×200000 (400 megapixels).
+  const strip = constant(1, 100, [0.5, 0.5, 0.5]);
+  assert.equal(resizeShorterSide(strip, 224).width, 22400);
+  assert.throws(() => resizeShorterSide(strip, 2000), {
+    name: "RangeError",
+    message:
+      /Invalid output size "200000×2000": 200000×2000 px exceeds the limit of 40 megapixels/,
+  });
+  assert.throws(() => resizeBilinear(strip, 10000, 10000), RangeError);
+});
+
+/** Rejects unless `promise` settles within `ms` (today's unbounded reads
+ * would hang the test instead of failing it). */
+function within<T>(promise: Promise<T>, ms = 10_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+Deno.test("readImage() refuses non-regular and oversized files by stat", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(() => within(readImage("/dev/zero")), {
+      name: "TypeError",
+      message:
+        /Invalid image file "\/dev\/zero": it is a device: expected a regular PNG or JPEG file/,
+    });
+    await assert.rejects(() => within(readImage(dir)), {
+      name: "TypeError",
+      message: /it is a folder/,
+    });
+    const fifo = `${dir}/pipe.png`;
+    const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    assert.ok(made.success, "mkfifo");
+    await assert.rejects(() => within(readImage(fifo)), {
+      name: "TypeError",
+      message: /pipe\.png": it is a fifo/,
+    });
+    // A sparse file one byte over the cap: refused without reading it.
+    const big = `${dir}/big.png`;
+    await Deno.writeFile(big, encodePng(constant(2, 2, [0, 0, 0])));
+    await Deno.truncate(big, MAX_IMAGE_BYTES + 1);
+    await assert.rejects(() => within(readImage(big)), {
+      name: "RangeError",
+      message: new RegExp(
+        `big\\.png": ${
+          MAX_IMAGE_BYTES + 1
+        } bytes exceeds the limit of ${MAX_IMAGE_BYTES} bytes`,
+      ),
+    });
+    // A symlink to a regular file is followed.
+    await Deno.symlink(CHELSEA, `${dir}/link.png`);
+    assert.equal((await readImage(`${dir}/link.png`)).width, 451);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readImage() reads file: and http(s) URLs with the same limits", async () => {
+  const cat = await Deno.readFile(CHELSEA);
+  const expected = decodePng(cat);
+  assert.deepEqual(await readImage(new URL(`file://${CHELSEA}`)), expected);
+  assert.deepEqual(await readImage(`file://${CHELSEA}`), expected);
+  const big = MAX_IMAGE_BYTES + 1;
+  const server = Deno.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    onListen: () => {},
+  }, (req) => {
+    const path = new URL(req.url).pathname;
+    if (path === "/cat.png") return new Response(cat);
+    if (path === "/endless.png") {
+      // No Content-Length: a stream of zeros that never ends.
+      const chunk = new Uint8Array(1 << 20);
+      return new Response(
+        new ReadableStream({ pull: (c) => c.enqueue(chunk) }),
+      );
+    }
+    if (path === "/slow.png") {
+      return new Response(
+        new ReadableStream({ pull: () => new Promise(() => {}) }),
+      );
+    }
+    return new Response("no such image", { status: 404 });
+  });
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    assert.deepEqual(await readImage(`${base}/cat.png`), expected);
+    await assert.rejects(() => readImage(`${base}/nope.png`), {
+      name: "TypeError",
+      message: new RegExp(`Cannot fetch image "${base}/nope\\.png": HTTP 404`),
+    });
+    // A raw server, since Deno.serve sets Content-Length from the body.
+    const raw = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const answer = (async () => {
+      const conn = await raw.accept();
+      await conn.read(new Uint8Array(4096));
+      const head = `HTTP/1.1 200 OK\r\nContent-Length: ${big}\r\n\r\n`;
+      await conn.write(new TextEncoder().encode(head)).catch(() => {});
+      conn.close();
+    })();
+    const rawUrl = `http://127.0.0.1:${(raw.addr as Deno.NetAddr).port}/x.png`;
+    await assert.rejects(() => within(readImage(rawUrl)), {
+      name: "RangeError",
+      message: new RegExp(`x\\.png": ${big} bytes exceeds the limit`),
+    });
+    await answer;
+    raw.close();
+    await assert.rejects(() => within(readImage(`${base}/endless.png`)), {
+      name: "RangeError",
+      message: /endless\.png": \d+ bytes exceeds the limit of 268435456 bytes/,
+    });
+    await assert.rejects(
+      () => within(readImage(`${base}/slow.png`, { timeoutMs: 200 })),
+      { name: "TypeError", message: /Cannot fetch image ".*slow\.png"/ },
+    );
+    await assert.rejects(() => readImage("ftp://example.com/x.png"), {
+      name: "TypeError",
+      message: /expected a file path, or a file:, http: or https: URL/,
+    });
+  } finally {
+    await server.shutdown();
   }
 });

@@ -1,15 +1,14 @@
 import type { ImageTensor } from "../src/io/mod.ts";
 import {
   type Color,
-  createCanvas,
-  drawLine,
-  drawText,
-  fillRect,
   linePlot,
-  measureText,
+  missingGlyphs,
   montage,
   sideBySide,
 } from "../src/figures/mod.ts";
+// The drawing primitives are internal to src/figures; tested here directly.
+import { createCanvas, drawLine, fill } from "../src/figures/_canvas.ts";
+import { drawText, measureText } from "../src/figures/_font.ts";
 import { assert, assertClose, assertEquals, assertRejects } from "./_assert.ts";
 
 function pixel(img: ImageTensor, x: number, y: number): number[] {
@@ -73,13 +72,13 @@ Deno.test("drawText() draws inside the box measureText() gives", () => {
   drawText(a, -20, 8, "clipped", [1, 0, 0], 3);
 });
 
-Deno.test("drawLine() and fillRect() draw crisp axis-aligned shapes", () => {
+Deno.test("drawLine() and fill() draw crisp axis-aligned shapes", () => {
   const canvas = createCanvas(20, 20);
   drawLine(canvas, 2, 10, 17, 10, BLUE, 1);
   for (let x = 2; x <= 17; x++) assert(near(canvas, x, 10, BLUE));
   assertEquals(pixel(canvas, 5, 9), [1, 1, 1]);
   assertEquals(pixel(canvas, 5, 11), [1, 1, 1]);
-  fillRect(canvas, 0, 0, 3, 2, RED);
+  fill(canvas, 0, 0, 3, 2, RED);
   assertEquals(pixel(canvas, 2, 1), [1, 0, 0]);
   assertEquals(pixel(canvas, 3, 1), [1, 1, 1]);
   // Dashes leave gaps.
@@ -316,4 +315,104 @@ Deno.test("montage() and sideBySide() reject bad options", async () => {
     'labels length "1": expected one per image (2)',
   );
   await assertRejects(() => sideBySide([]), RangeError, "at least one image");
+});
+
+/** Ink of one character drawn alone (at scale 1). */
+function glyph(ch: string): Float32Array {
+  const canvas = createCanvas(7, 11);
+  drawText(canvas, 1, 1, ch);
+  return canvas.data;
+}
+
+Deno.test("drawText() has glyphs for accents, Greek and superscripts", () => {
+  const unknown = glyph("€");
+  const blank = glyph(" ");
+  for (
+    const ch of ["ö", "é", "Ä", "ñ", "ç", "δ", "θ", "ω", "Σ", "³", "₁", "⁻"]
+  ) {
+    const ink = glyph(ch);
+    assert(ink.some((v, i) => v !== unknown[i]), `${ch} is drawn as "?"`);
+    assert(ink.some((v, i) => v !== blank[i]), `${ch} is blank`);
+  }
+  // Accented letters differ from their base letter and from each other.
+  const [e, eAcute, eGrave] = [glyph("e"), glyph("é"), glyph("è")];
+  assert(
+    eAcute.some((v, i) => v !== e[i]) && eAcute.some((v, i) => v !== eGrave[i]),
+  );
+  // A decomposed "é" (e + U+0301) is one character, drawn as the composed one.
+  assertEquals(glyph("e\u0301"), eAcute);
+  assertEquals(measureText("e\u0301", 1), measureText("é", 1));
+  // ³ is not ² (the font had ² only), and superscripts differ from subscripts.
+  assert(glyph("³").some((v, i) => v !== glyph("²")[i]));
+  assert(glyph("³").some((v, i) => v !== glyph("₃")[i]));
+  assertEquals(missingGlyphs("Größe δ=10³ é ₂"), []);
+  assertEquals(missingGlyphs("€ 5 € ж"), ["€", "ж"]);
+});
+
+Deno.test("linePlot() and montage() warn about characters drawn as ?", () => {
+  const warnings: string[] = [];
+  const onWarning = (m: string) => warnings.push(m);
+  const series = [{ label: "Größe ж", x: [0, 1], y: [1, 2] }];
+  linePlot({ title: "δ in €", series, onWarning });
+  assertEquals(warnings.length, 1);
+  assert(warnings[0].includes('"ж" (U+0436)'), warnings[0]);
+  assert(warnings[0].includes('"€" (U+20AC)'), warnings[0]);
+  assert(warnings[0].includes('"δ in €"') && warnings[0].includes('"Größe ж"'));
+  assert(!warnings[0].includes('"δ"'), "δ has a glyph");
+  // Covered text: no warning.
+  linePlot({
+    title: "δ = 10⁻³, é",
+    series: [{ ...series[0], label: "ö" }],
+    onWarning,
+  });
+  assertEquals(warnings.length, 1);
+  const img = createCanvas(4, 4);
+  montage({ cells: [[img]], rowLabels: ["ж"], colLabels: ["ok"], onWarning });
+  assertEquals(warnings.length, 2);
+  assert(warnings[1].includes('"ж" (U+0436)') && warnings[1].includes("?"));
+});
+
+Deno.test("linePlot() labels a log tick inside a short run's range", () => {
+  // Five steps from 4.9 down to 2.05: the decade's labels 2 and 5 both fall
+  // just outside the data, so the run itself would carry no number.
+  const y = [4.9, 4.0, 3.1, 2.5, 2.05];
+  const img = linePlot({
+    width: 400,
+    height: 300,
+    logY: true,
+    series: [{ label: "", x: [0, 1, 2, 3, 4], y, color: RED }],
+  });
+  const [c0, c1] = columnsOf(img, RED);
+  const top = rowOf(img, c0 + 1, RED), bottom = rowOf(img, c1 - 1, RED);
+  // Labelled ticks get a full-width grid line; look for one between the
+  // series' first and last rows, in a column right of the series.
+  const gridRows: number[] = [];
+  for (let row = 0; row < img.height; row++) {
+    const [r, g, b] = pixel(img, c1 - 1, row);
+    if (Math.abs(r - 0.91) < 1e-6 && r === g && g === b) gridRows.push(row);
+  }
+  assert(
+    gridRows.some((row) => row > top + 2 && row < bottom - 2),
+    `no labelled tick between rows ${top} and ${bottom}: ${gridRows}`,
+  );
+});
+
+Deno.test("linePlot() and montage() refuse figures over the pixel limit", async () => {
+  const s = { label: "a", x: [0, 1], y: [1, 2] };
+  await assertRejects(
+    () => linePlot({ width: 100000, height: 100000, series: [s] }),
+    RangeError,
+    'Invalid figure size "100000×100000": 100000×100000 px exceeds the limit of 40 megapixels',
+  );
+  const img = createCanvas(4, 4);
+  await assertRejects(
+    () => montage({ cells: [[img, img]], cellSize: [20000, 20000] }),
+    RangeError,
+    "exceeds the limit of 40 megapixels (MAX_IMAGE_PIXELS)",
+  );
+  await assertRejects(
+    () => montage({ cells: [[img]], padding: 1e6 }),
+    RangeError,
+    "exceeds the limit of 40 megapixels",
+  );
 });

@@ -1,4 +1,4 @@
-// ResNets as chains of per-block graphs (tools/resnet.py): forward outputs at every
+// ResNets as chains of per-block graphs (tools/vitrep_convert/resnet.py): forward outputs at every
 // chain position and input gradients against PyTorch (fixtures from
 // tools/make_resnet_fixtures.py), on every CPU backend, with and without ablations.
 import { assert, assertEquals } from "./_assert.ts";

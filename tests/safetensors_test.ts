@@ -175,3 +175,36 @@ Deno.test("parseSafetensors() rejects corrupt files", () => {
     message: /JSON/,
   });
 });
+
+Deno.test("parseSafetensors() refuses overlapping, shifted and gapped data_offsets", () => {
+  const data = new Uint8Array(16);
+  const f32 = (a: number, b: number) => ({
+    dtype: "F32",
+    shape: [(b - a) / 4],
+    data_offsets: [a, b],
+  });
+  const cases: [Record<string, unknown>, RegExp][] = [
+    // b starts inside a: the two share bytes 4..8
+    [
+      { a: f32(0, 8), b: f32(4, 12), c: f32(12, 16) },
+      /"b".*begin at 8.*overlap/,
+    ],
+    // every tensor shifted by 4: the first leaves a gap at the start
+    [{ a: f32(4, 12), b: f32(12, 16) }, /"a".*begin at 0.*gap/],
+    // a hole between a and b
+    [{ a: f32(0, 4), b: f32(8, 16) }, /"b".*begin at 4.*gap/],
+    // both tensors read the same bytes
+    [{ a: f32(0, 8), b: f32(0, 8) }, /"b".*overlap/],
+    // the tensors stop short of the data buffer's end
+    [{ a: f32(0, 8), b: f32(8, 12) }, /16 bytes.*end at 12/],
+  ];
+  for (const [header, message] of cases) {
+    assert.throws(() => parseSafetensors(build(header, data)), {
+      name: "RangeError",
+      message,
+    });
+  }
+  // the same tensors tiling the buffer in any header order parse
+  const ok = parseSafetensors(build({ b: f32(8, 16), a: f32(0, 8) }, data));
+  assert.deepEqual([...ok.tensors.keys()], ["b", "a"]);
+});

@@ -2,13 +2,21 @@
  * `deno task bench`: one gradient step (forward to block L, L2 feature loss,
  * VJP chain back to the image) on untrained models at 224², for each CPU
  * backend, and the same workload in PyTorch (tools/bench_torch.py) in the same
- * run. Prints a markdown table of median milliseconds and ratios to PyTorch.
+ * run. Prints a markdown table of median milliseconds, ratios to PyTorch, the
+ * step's GFLOP (counted by PyTorch) and the GFLOP/s each backend achieves
+ * against a measured 2-thread sgemm peak.
+ *
+ * PyTorch is the fair baseline: its command runs with OPENBLAS_CORETYPE and
+ * OPENBLAS_L2_SIZE unset (machines that set them force an older OpenBLAS kernel,
+ * 2-5x slower). `--torch-env-as-set` adds a labelled column with PyTorch run
+ * under the environment as it is.
  * The default models are ViT-B/32 (L = encoders), ResNet50 (L = bottlenecks:
  * 3 is the end of layer1, 16 of layer4) and an MLP-Mixer with patch 16 and
  * hidden dim 1024 (L = mixer blocks).
  *
  *     deno task bench [--models vit_b_32,resnet50,mixer_p16_d1024] [--layers 1,4,12]
  *                     [--repeats 9] [--backends native,wasm] [--threads 2]
+ *                     [--torch-env-as-set]
  *
  * @module
  */
@@ -30,6 +38,7 @@ const { values: opts } = parseArgs({
     backends: { type: "string", default: "native,wasm" },
     threads: { type: "string", default: String(navigator.hardwareConcurrency) },
     python: { type: "string", default: "/usr/bin/python3" },
+    "torch-env-as-set": { type: "boolean", default: false },
   },
 });
 const repeats = Number(opts.repeats);
@@ -56,6 +65,8 @@ interface Row {
   ms: Record<string, number>;
   threads: Record<string, number>;
   torch?: number;
+  torchEnv?: number;
+  gflop?: number;
 }
 
 async function timeVitrep(
@@ -100,16 +111,28 @@ async function timeVitrep(
 
 interface TorchResult {
   median_ms: Record<string, number>;
+  step_gflop: Record<string, number>;
+  sgemm_gflops: number;
   torch: string;
   blas: string;
+  blas_config: { config?: string; kernel?: string };
 }
 
+/** The variables that make OpenBLAS fall back to an older kernel on these machines. */
+const SLOW_BLAS_VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"];
+
+/** PyTorch's timing of the same steps; `fair` unsets {@linkcode SLOW_BLAS_VARS} for its command only. */
 async function timeTorch(
   name: string,
   layers: string,
+  fair: boolean,
 ): Promise<TorchResult | null> {
+  const env = Deno.env.toObject();
+  if (fair) { for (const v of SLOW_BLAS_VARS) delete env[v]; }
   try {
     const out = await new Deno.Command(opts.python, {
+      clearEnv: true,
+      env,
       args: [
         new URL("./bench_torch.py", import.meta.url).pathname,
         "--model",
@@ -135,29 +158,52 @@ async function timeTorch(
 
 const rows: Row[] = [];
 let about = "PyTorch n/a";
+let peak: number | undefined;
 for (const name of opts.models.split(",")) {
   const layers = opts.layers ?? DEFAULT_LAYERS[name] ?? "1";
   const mine = await timeVitrep(name, layers.split(",").map(Number));
-  const torch = await timeTorch(name, layers);
-  if (torch) about = `PyTorch ${torch.torch} (${torch.blas})`;
-  for (const row of mine) row.torch = torch?.median_ms[String(row.layer)];
+  const torch = await timeTorch(name, layers, true);
+  const asSet = opts["torch-env-as-set"]
+    ? await timeTorch(name, layers, false)
+    : null;
+  if (torch) {
+    const c = torch.blas_config;
+    about = `PyTorch ${torch.torch} (${torch.blas}` +
+      (c.kernel ? `, kernel ${c.kernel}: ${c.config}` : "") + ")";
+    peak = Math.max(peak ?? 0, torch.sgemm_gflops);
+  }
+  for (const row of mine) {
+    row.torch = torch?.median_ms[String(row.layer)];
+    row.torchEnv = asSet?.median_ms[String(row.layer)];
+    row.gflop = torch?.step_gflop[String(row.layer)];
+  }
   rows.push(...mine);
 }
 
+const fix = (v: number | undefined, d: number, unit = "") =>
+  v === undefined ? "n/a" : v.toFixed(d) + unit;
 const head = [
   "model",
   "L",
   ...backends.map((b) => `${b} ms`),
   "PyTorch ms",
+  ...(opts["torch-env-as-set"] ? ["PyTorch ms (env as set)"] : []),
   ...backends.map((b) => `${b} / PyTorch`),
+  "GFLOP",
+  ...backends.map((b) => `${b} GFLOP/s (% of peak)`),
 ];
 console.log(
-  `\n224², ${threads} threads (ResNet on wasm: 1), median of ${repeats}; ${about}\n`,
+  `\n224², ${threads} threads (ResNet on wasm: 1), median of ${repeats}; ${about}; ` +
+    `PyTorch with ${SLOW_BLAS_VARS.join(" and ")} unset`,
+);
+console.log(
+  `sgemm peak (1024³, ${threads} threads, PyTorch): ${fix(peak, 0)} GFLOP/s\n`,
 );
 console.log(`| ${head.join(" | ")} |`);
 console.log(`| ${head.map(() => "---").join(" | ")} |`);
 for (const r of rows) {
   const t = r.torch;
+  const rate = (b: string) => r.gflop && r.gflop / (r.ms[b] / 1000);
   const cells = [
     r.model,
     String(r.layer),
@@ -165,8 +211,15 @@ for (const r of rows) {
       r.ms[b].toFixed(1) +
       (r.threads[b] !== threads ? ` (${r.threads[b]} thread)` : "")
     ),
-    t ? t.toFixed(1) : "n/a",
+    fix(t, 1),
+    ...(opts["torch-env-as-set"] ? [fix(r.torchEnv, 1)] : []),
     ...backends.map((b) => (t ? (r.ms[b] / t).toFixed(2) + "x" : "n/a")),
+    fix(r.gflop, 2),
+    ...backends.map((b) =>
+      `${fix(rate(b), 0)} (${
+        fix(peak && rate(b) && 100 * rate(b)! / peak, 0, "%")
+      })`
+    ),
   ];
   console.log(`| ${cells.join(" | ")} |`);
 }

@@ -4,7 +4,13 @@ forward through the model's input processing and blocks 1..L, an L2 feature
 loss, and the gradient with respect to the image — timed on the CPU, for the
 untrained model a weights/ folder describes (ViT: torchvision; ResNet:
 torchvision, L counted in bottlenecks; MLP-Mixer and FF-only ViT: the
-converter's reference modules). Prints one JSON line.
+converter's reference modules). Prints one JSON line with the median times,
+the FLOPs of each step, the BLAS build and kernel in use, and the measured
+single-precision GEMM peak (1024³) at the same thread count.
+
+For a fair baseline run it with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
+(`deno task bench` does): on machines that set them, OpenBLAS falls back to an
+older kernel and PyTorch runs 2-5x slower.
 
     python3 tools/bench_torch.py --model vit_b_32 --layers 1,4,12 --repeats 9 --threads 2
     python3 tools/bench_torch.py --model resnet50 --layers 3,16
@@ -16,7 +22,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import time
 import warnings
 
@@ -53,14 +58,14 @@ def features(name: str):
                 t = b(t)
             return t
     elif arch in ("mixer", "ffvit"):
-        sys.path.insert(0, HERE)
-        import convert
+        from vitrep_convert.mixer import finish_cfg
+        from vitrep_convert.mixer_ref import RefLinearViT, RefMixer
 
-        cfg = convert.finish_cfg(dict(arch=arch, patch_size=m["patch_size"], num_layers=m["num_layers"],
+        cfg = finish_cfg(dict(arch=arch, patch_size=m["patch_size"], num_layers=m["num_layers"],
                                       hidden_dim=m["hidden_dim"], tokens_mlp_dim=m["tokens_mlp_dim"],
                                       channels_mlp_dim=m["channels_mlp_dim"], order=m["block_order"],
                                       num_classes=m["num_classes"]), size)
-        model = (convert.RefMixer if arch == "mixer" else convert.RefLinearViT)(cfg)
+        model = (RefMixer if arch == "mixer" else RefLinearViT)(cfg)
 
         def f(x, layer):
             t = model.embed(x)
@@ -93,6 +98,68 @@ def blas_name() -> str:
     return "unknown"
 
 
+def blas_config() -> dict:
+    """The OpenBLAS build and kernel this process loaded (empty when the BLAS is not OpenBLAS)."""
+    import ctypes
+
+    torch.mm(torch.ones(8, 8), torch.ones(8, 8))  # make sure the BLAS is loaded
+    with open("/proc/self/maps") as f:
+        paths = sorted({line.split()[-1] for line in f if "openblas" in line and ".so" in line})
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+            lib.openblas_get_config.restype = ctypes.c_char_p
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return {"config": lib.openblas_get_config().decode(), "kernel": lib.openblas_get_corename().decode(),
+                    "library": path}
+        except (OSError, AttributeError):
+            continue
+    return {}
+
+
+def sgemm_peak(n: int = 1024, repeats: int = 9) -> float:
+    """Median GFLOP/s of an n×n×n float32 matrix product (2n³ FLOPs) at the current thread count."""
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    for _ in range(2):
+        torch.mm(a, b)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t)
+    return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def forward_flops(f, x, layer: int) -> float:
+    """FLOPs of f(x, layer) counted from the matrix products and convolutions PyTorch dispatches."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    aten = torch.ops.aten
+    total = [0.0]
+
+    def numel(shape):
+        n = 1
+        for d in shape:
+            n *= d
+        return n
+
+    class Count(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            p = func.overloadpacket
+            if p in (aten.mm, aten.addmm, aten.bmm, aten.baddbmm):
+                a, b = (args[0], args[1]) if p in (aten.mm, aten.bmm) else (args[1], args[2])
+                total[0] += 2 * numel(a.shape) * b.shape[-1]
+            elif p is aten.convolution:
+                w = args[1]
+                total[0] += 2 * numel(out.shape) * numel(w.shape[1:])
+            return out
+
+    with Count():  # with a gradient, as in the timed step (no fused attention fast path)
+        f(x.clone().requires_grad_(True), layer)
+    return total[0]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="vit_b_32")
@@ -106,8 +173,10 @@ def main():
     torch.manual_seed(0)
     size, f = features(a.model)
     x0 = torch.rand(1, 3, size, size)
-    results = {}
+    results, flops = {}, {}
     for layer in [int(v) for v in a.layers.split(",")]:
+        # the input gradient repeats every forward product once more (dX = dY·Wᵀ), with no weight gradients
+        flops[str(layer)] = 2 * forward_flops(f, x0, layer) / 1e9
         with torch.no_grad():
             target = f(x0, layer) + 0.1
         times = []
@@ -120,8 +189,10 @@ def main():
             if i >= a.warmup:
                 times.append((time.perf_counter() - t) * 1000)
         results[str(layer)] = statistics.median(times)
+    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_name(),
-                      "model": a.model, "median_ms": results}))
+                      "blas_config": blas_config(), "env": env, "sgemm_gflops": sgemm_peak(),
+                      "model": a.model, "median_ms": results, "step_gflop": flops}))
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ import warnings
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import convert  # noqa: E402
+from fixture_cases import gradient_case, swapped
+from vitrep_convert import mixer, mixer_ref, vit
+from vitrep_convert.tokens import SWITCHES
+from vitrep_convert.weights import HALF, IMAGENET_MEAN, IMAGENET_STD, write_safetensors
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
 
@@ -45,17 +47,17 @@ def ablations(n):
 
 
 def switches(off: dict, layer: int) -> dict:
-    return {s: 0.0 if s in off.get(layer, []) else 1.0 for s in convert.SWITCHES}
+    return {s: 0.0 if s in off.get(layer, []) else 1.0 for s in SWITCHES}
 
 
 def ref_chain(model, x, off, use_pos, layer, blocks=None):
     """PyTorch forward with the torchvision modules, through the given blocks."""
     n = len(model.encoder.layers)
-    t = convert.ref_stem(model, x, use_pos)
+    t = vit.ref_stem(model, x, use_pos)
     last = n if layer == "logits" else layer
     for b in blocks or range(1, last + 1):
-        t = convert.ref_block(model.encoder.layers[b - 1], t, switches(off, b))
-    return convert.ref_head(model, t) if layer == "logits" else t
+        t = vit.ref_block(model.encoder.layers[b - 1], t, switches(off, b))
+    return vit.ref_head(model, t) if layer == "logits" else t
 
 
 def perturb(model, gen):
@@ -75,16 +77,16 @@ def build(name, cfg):
     torch.manual_seed(0)
     model = VisionTransformer(**cfg).eval()
     perturb(model, torch.Generator().manual_seed(1))
-    meta = {"weights": "fixture", "mean": convert.IMAGENET_MEAN, "std": convert.IMAGENET_STD,
+    meta = {"weights": "fixture", "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
             "categories": [f"class {i}" for i in range(cfg["num_classes"])]}
     out = os.path.join(OUT, name)
-    convert.convert(model, meta, name, out, check=True, weight_set="fixture", log=lambda s: None)
+    vit.convert(model, meta, name, out, check=True, weight_set="fixture", log=lambda s: None)
     # a second weight set with the same graphs (for swaps and weight-set selection)
     torch.manual_seed(7)
     other = VisionTransformer(**cfg).eval()
     perturb(other, torch.Generator().manual_seed(8))
     meta2 = dict(meta, weights="fixture2")
-    convert.convert(other, meta2, name, out, check=False, weight_set="fixture2", log=lambda s: None)
+    vit.convert(other, meta2, name, out, check=False, weight_set="fixture2", log=lambda s: None)
     return model, other
 
 
@@ -99,23 +101,16 @@ SWAPS = [
 
 def swap_cases(name, cfg, model, other, x, tensors, cases, gen):
     """A part of the model replaced by the same part of the second weight set (fixture2)."""
-    import copy
-
     n = cfg["num_layers"]
     abl = {a[0]: (a[1], a[2]) for a in ablations(n)}
     for label, prefix, ab_name in SWAPS:
-        swapped = copy.deepcopy(model)
-        sd = swapped.state_dict()
-        with torch.no_grad():
-            for k, v in other.state_dict().items():
-                if k == prefix or k.startswith(prefix + "."):
-                    sd[k].copy_(v)
+        sw_model = swapped(model, other, prefix)
         off, use_pos = abl[ab_name] if ab_name else ({}, 1.0)
         key = f"swap/{label}"
         with torch.no_grad():
-            tensors[key + "/logits"] = ref_chain(swapped, x, off, use_pos, "logits")
+            tensors[key + "/logits"] = ref_chain(sw_model, x, off, use_pos, "logits")
         xr = x.clone().requires_grad_(True)
-        out = ref_chain(swapped, xr, off, use_pos, n)
+        out = ref_chain(sw_model, xr, off, use_pos, n)
         target = torch.randn(out.shape, generator=gen)
         value = ((out - target) ** 2).sum()
         (g,) = torch.autograd.grad(value, xr)
@@ -132,8 +127,8 @@ def step_cases(model, cfg, tensors, cases, gen):
     from torchvision.transforms.functional import gaussian_blur
 
     size = cfg["image_size"]
-    mean = torch.tensor(convert.IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(convert.IMAGENET_STD).view(1, 3, 1, 1)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     a0 = 0.7 + torch.randn(1, 3, size, size, generator=gen) / 20
     photo = torch.rand(1, 3, size, size, generator=gen)
     tensors["step/a0"], tensors["step/photo"] = a0, photo
@@ -180,22 +175,9 @@ def reference(name, model, n, size, ref, abls, gen):
             cases.append({"kind": "forward", "ablation": ab, "layer": layer, "output": key})
         objectives = [("l2", 0), ("l2", 2), ("l1", n), ("l2", n), ("logit", "logits")]
         for loss, layer in dict.fromkeys(objectives):
-            xr = x.clone().requires_grad_(True)
-            out = ref(model, xr, off, use_pos, layer)
-            key = f"grad/{ab_name}/{loss}/{layer}"
-            case = {"kind": "gradient", "ablation": ab, "layer": layer, "loss": loss, "grad": key}
-            if loss == "logit":
-                case.update(index=3, constant=5.0)
-                value = (5.0 - out[0, 3]).abs()
-            else:
-                target = torch.randn(out.shape, generator=gen) * out.detach().std()
-                tensors[key + "/target"] = target
-                case["target"] = key + "/target"
-                d = out - target
-                value = (d * d).sum() if loss == "l2" else d.abs().sum()
-            (g,) = torch.autograd.grad(value, xr)
-            tensors[key] = g
-            case["value"] = value.item()
+            case = {"kind": "gradient", "ablation": ab, "layer": layer}
+            gradient_case(case, lambda t: ref(model, t, off, use_pos, layer), x, loss,
+                          f"grad/{ab_name}/{loss}/{layer}", gen, tensors)
             cases.append(case)
     # a block alone (input processing, then block n only)
     xr = x.clone().requires_grad_(True)
@@ -211,7 +193,7 @@ def reference(name, model, n, size, ref, abls, gen):
 
 def write_reference(name, tensors, cases):
     folder = os.path.join(OUT, name)
-    convert.write_safetensors(os.path.join(folder, "reference.safetensors"),
+    write_safetensors(os.path.join(folder, "reference.safetensors"),
                               {k: v.detach() for k, v in tensors.items()}, {"torch": torch.__version__})
     with open(os.path.join(folder, "reference.json"), "w") as f:
         json.dump({"torch": torch.__version__, "weights": "fixture", "cases": cases}, f, indent=1)
@@ -240,7 +222,7 @@ def ref_chain_attnless(model, x, off, use_pos, layer, blocks=None):
     t = model.embed(x, use_pos)
     last = n if layer == "logits" else layer
     for b in blocks or range(1, last + 1):
-        t = convert.attnless_ref_block(model.blocks[b - 1], t, switches(off, b))
+        t = mixer_ref.ref_block(model.blocks[b - 1], t, switches(off, b))
     return model.pool(t) if layer == "logits" else t
 
 
@@ -249,7 +231,7 @@ def perturb_attnless(model, gen):
     feed-forward-only ViT's Linear weights (std 0.02) are redrawn with std 1/sqrt(fan_in): beside biases
     of 0.3 their outputs would hardly vary across tokens, and its norms over the tokens would then be so
     ill-conditioned (|mean|/std ~ 200 without residuals) that PyTorch's own float32 result is 1e-5 off."""
-    ff = isinstance(model, convert.RefLinearViT)
+    ff = isinstance(model, mixer_ref.RefLinearViT)
     with torch.no_grad():
         for k, v in model.state_dict().items():
             parts = k.split(".")
@@ -263,42 +245,35 @@ def perturb_attnless(model, gen):
 
 
 def build_attnless(name, cfg):
-    cfg = convert.finish_cfg(cfg, cfg["image_size"])
-    cls = convert.RefMixer if cfg["arch"] == "mixer" else convert.RefLinearViT
-    mixer = cfg["arch"] == "mixer"
-    meta = {"weights": "fixture", "mean": convert.HALF if mixer else convert.IMAGENET_MEAN,
-            "std": convert.HALF if mixer else convert.IMAGENET_STD,
+    cfg = mixer.finish_cfg(cfg, cfg["image_size"])
+    cls = mixer_ref.RefMixer if cfg["arch"] == "mixer" else mixer_ref.RefLinearViT
+    is_mixer = cfg["arch"] == "mixer"
+    meta = {"weights": "fixture", "mean": HALF if is_mixer else IMAGENET_MEAN,
+            "std": HALF if is_mixer else IMAGENET_STD,
             "categories": [f"class {i}" for i in range(cfg["num_classes"])]}
     out = os.path.join(OUT, name)
     torch.manual_seed(0)
     model = cls(cfg).eval()
     perturb_attnless(model, torch.Generator().manual_seed(1))
-    convert.convert_attnless(model, meta, name, out, check=True, weight_set="fixture", log=lambda s: None)
+    mixer.convert(model, meta, name, out, check=True, weight_set="fixture", log=lambda s: None)
     torch.manual_seed(7)
     other = cls(cfg).eval()
     perturb_attnless(other, torch.Generator().manual_seed(8))
-    convert.convert_attnless(other, dict(meta, weights="fixture2"), name, out, check=False, weight_set="fixture2",
-                             log=lambda s: None)
+    mixer.convert(other, dict(meta, weights="fixture2"), name, out, check=False, weight_set="fixture2",
+                  log=lambda s: None)
     return model, other, cfg
 
 
 def attnless_swap_cases(model, other, x, n, tensors, cases, gen):
     """A part (the patch embedding, block 2) replaced by the same part of the second weight set."""
-    import copy
-
     for prefix in ATTNLESS_SWAPS[model.cfg["arch"]]:
         label = prefix
-        swapped = copy.deepcopy(model)
-        sd = swapped.state_dict()
-        with torch.no_grad():
-            for k, v in other.state_dict().items():
-                if k == prefix or k.startswith(prefix + "."):
-                    sd[k].copy_(v)
+        sw_model = swapped(model, other, prefix)
         key = f"swap/{label}"
         with torch.no_grad():
-            tensors[key + "/logits"] = ref_chain_attnless(swapped, x, {}, 1.0, "logits")
+            tensors[key + "/logits"] = ref_chain_attnless(sw_model, x, {}, 1.0, "logits")
         xr = x.clone().requires_grad_(True)
-        out = ref_chain_attnless(swapped, xr, {}, 1.0, n)
+        out = ref_chain_attnless(sw_model, xr, {}, 1.0, n)
         target = torch.randn(out.shape, generator=gen)
         value = ((out - target) ** 2).sum()
         (g,) = torch.autograd.grad(value, xr)

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Builds the ResNet test fixtures: tiny torchvision ResNets converted with tools/resnet.py,
+"""Builds the ResNet test fixtures: tiny torchvision ResNets converted with tools/convert.py's
+ResNet family (tools/vitrep_convert/resnet.py),
 and PyTorch's outputs per chain position and input gradients (torch.autograd) for a fixed
 input, with and without ablations. Regenerate with:
 
@@ -10,7 +11,6 @@ Everything is seeded, so the files are the same on every run with the same torch
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import sys
@@ -19,9 +19,9 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import convert  # noqa: E402
-import resnet  # noqa: E402
+from fixture_cases import gradient_case, swapped
+from vitrep_convert import resnet
+from vitrep_convert.weights import IMAGENET_MEAN, IMAGENET_STD, write_safetensors
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures")
 
@@ -127,7 +127,7 @@ def main():
         out = os.path.join(OUT, name)
         model = build(name, cfg, 0)
         other = build(name, cfg, 7)
-        meta = {"weights": "fixture", "mean": convert.IMAGENET_MEAN, "std": convert.IMAGENET_STD,
+        meta = {"weights": "fixture", "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
                 "categories": [f"class {i}" for i in range(cfg["arch"]["num_classes"])]}
         resnet.convert_resnet(model, meta, name, out, check=True, weight_set="fixture", log=lambda s: None,
                               image_size=cfg["size"])
@@ -156,38 +156,20 @@ def main():
             if ab_name not in ("none", "no_residual"):
                 objectives = [("l2", n), ("logit", "logits")]
             for loss, layer in objectives:
-                xr = x.clone().requires_grad_(True)
-                o = ref_chain(model, xr, off, layer)
-                key = f"grad/{ab_name}/{loss}/{layer}"
-                case = {"kind": "gradient", "ablation": ab, "layer": layer, "loss": loss, "grad": key}
-                if loss == "logit":
-                    case.update(index=3, constant=5.0)
-                    value = (5.0 - o[0, 3]).abs()
-                else:
-                    target = torch.randn(o.shape, generator=gen) * o.detach().std()
-                    tensors[key + "/target"] = target
-                    case["target"] = key + "/target"
-                    d = o - target
-                    if loss == "l1":
-                        margin = min(margin, d.abs().min().item() / o.abs().max().item())
-                    value = (d * d).sum() if loss == "l2" else d.abs().sum()
-                (g,) = torch.autograd.grad(value, xr)
-                tensors[key] = g
-                case["value"] = value.item()
+                case = {"kind": "gradient", "ablation": ab, "layer": layer}
+                _, o, d = gradient_case(case, lambda t: ref_chain(model, t, off, layer), x, loss,
+                                        f"grad/{ab_name}/{loss}/{layer}", gen, tensors)
+                if loss == "l1":
+                    margin = min(margin, d.abs().min().item() / o.abs().max().item())
                 cases.append(case)
         # a block's tensors swapped in from the second weight set (a shared graph where there is one)
         part = "layer1.1" if name == "tiny_resnet" else "layer2.1"
-        swapped = copy.deepcopy(model)
-        sd = swapped.state_dict()
-        with torch.no_grad():
-            for k, v in other.state_dict().items():
-                if k.startswith(part + "."):
-                    sd[k].copy_(v)
+        sw_model = swapped(model, other, part)
         key = f"swap/{part}"
         with torch.no_grad():
-            tensors[key + "/logits"] = ref_chain(swapped, x, {}, "logits")
+            tensors[key + "/logits"] = ref_chain(sw_model, x, {}, "logits")
         xr = x.clone().requires_grad_(True)
-        o = ref_chain(swapped, xr, {}, n)
+        o = ref_chain(sw_model, xr, {}, n)
         target = torch.randn(o.shape, generator=gen) * o.detach().std()
         value = ((o - target) ** 2).sum()
         (g,) = torch.autograd.grad(value, xr)
@@ -195,7 +177,7 @@ def main():
         cases.append({"kind": "swap", "part": part, "weights": "fixture2", "layer": n, "loss": "l2",
                       "value": value.item(), "output": key + "/logits", "target": key + "/target",
                       "grad": key + "/grad"})
-        convert.write_safetensors(os.path.join(out, "reference.safetensors"),
+        write_safetensors(os.path.join(out, "reference.safetensors"),
                                   {k: v.detach() for k, v in tensors.items()}, {"torch": torch.__version__})
         with open(os.path.join(out, "reference.json"), "w") as f:
             json.dump({"torch": torch.__version__, "weights": "fixture", "input_seed": seed, "margin": margin,

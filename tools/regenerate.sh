@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Regenerates every committed graph folder under weights/ and the test fixtures.
 # Needs PyTorch, torchvision and onnx (Debian: python3-torch python3-torchvision python3-onnx).
+# tools/convert.py is the converter's command line (the package tools/vitrep_convert). The graphs come
+# out byte-identical for the same torch/onnx; the fixtures' reference outputs (float32 sums) can differ
+# in their last bits between machines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-/usr/bin/python3}

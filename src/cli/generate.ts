@@ -6,29 +6,29 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { resolveClass } from "../model/mod.ts";
-import { type ImageTensor, writePng } from "../io/mod.ts";
-import type { Model } from "../model/mod.ts";
-import { decodeNpy } from "../io/mod.ts";
+import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
+import {
+  decodeNpy,
+  encodePng,
+  type ImageTensor,
+  type Row,
+  writeFiles,
+} from "../io/mod.ts";
 import { linePlot, montage } from "../figures/mod.ts";
 import {
-  DivergedError,
   generate,
   GENERATE_DEFAULTS,
-  type GenerateResult,
+  type GenerateStepInfo,
   randomStart,
 } from "../optimize/mod.ts";
 import type { Schedule } from "../optimize/mod.ts";
 import {
   asUsage,
-  backendOpt,
   checkKernel,
   type Command,
   type Context,
-  controlOpts,
-  defaults,
   intOpt,
-  kernelOpt,
+  LIMITS,
   MODEL_OPTS,
   modelKey,
   modelSource,
@@ -36,45 +36,33 @@ import {
   type Raw,
   RUN_OPTS,
   savedOptions,
-  schedOpt,
   SCHEDULE_OPTS,
+  scheduleSettings,
   type Spec,
+  stepsOpt,
   str,
   usage,
   VARIANT_OPTS,
 } from "./options.ts";
+import { canonicalModel, modelAbout, openModel } from "./model.ts";
+import { imageOf, labelledRow } from "./io.ts";
+import { EXIT_INTERRUPTED } from "./progress.ts";
 import {
-  canonicalVariant,
-  checkVariantOpts,
-  modelAbout,
-  openModel,
-} from "./model.ts";
-import {
-  checkFinite,
-  cleanEmpty,
   type Control,
-  exists,
-  EXIT_INTERRUPTED,
-  imageOf,
-  labelledRow,
-  mergeResume,
-  progress,
-  readCsv,
-  readSnapshotImage,
-  readSnapshotJson,
-  type Row,
-  type Snapshot,
-  SNAPSHOT_FORMAT,
-  Stopper,
+  finish,
+  harness,
+  npyFile,
+  type Resume,
   type StopReason,
-  stopReason,
-  thin,
-  toCsv,
-  writeAtomic,
-  writeJson,
-  writeNpy,
-  writeSnapshot,
-} from "./io.ts";
+  type Task,
+} from "./harness.ts";
+import {
+  hasSnapshot,
+  readSnapshotState,
+  saveSnapshot,
+  type Snapshot,
+} from "./snapshot.ts";
+import { inOut, type Prelude, prelude, readResume } from "./run.ts";
 
 /** Options of `generate`. */
 export const GENERATE_SPEC: Spec = {
@@ -150,7 +138,8 @@ export interface GenerateSummary {
   image: Float32Array;
 }
 
-const GENERATE_COLUMNS = [
+/** The columns of a generate run's traces.csv. */
+export const GENERATE_COLUMNS: readonly string[] = [
   "step",
   "loss",
   "logit",
@@ -161,9 +150,12 @@ const GENERATE_COLUMNS = [
   "crop_x",
 ];
 
+/** The trace columns empty before the jitter phase. */
+export const GENERATE_NULLABLE: readonly string[] = ["crop_y", "crop_x"];
+
 /** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
 export function generateSettings(raw: Raw, size?: number): GenerateSettings {
-  const canvasSize = intOpt(raw, "canvas", 1);
+  const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
   if (size !== undefined && canvasSize < size) {
     throw usage(
       new RangeError(
@@ -175,14 +167,10 @@ export function generateSettings(raw: Raw, size?: number): GenerateSettings {
   }
   return {
     constant: numOpt(raw, "constant"),
-    steps: intOpt(raw, "steps", 1),
-    jitterAfter: intOpt(raw, "jitter-after", 0),
+    steps: stepsOpt(raw, "steps", 1),
+    jitterAfter: stepsOpt(raw, "jitter-after", 0),
     canvasSize,
-    lr: schedOpt(raw, "lr"),
-    sigma: schedOpt(raw, "sigma"),
-    kernelSize: kernelOpt(raw),
-    normalize: raw.normalize !== false,
-    seed: intOpt(raw, "seed", 0),
+    ...scheduleSettings(raw),
   };
 }
 
@@ -204,11 +192,55 @@ export function classQueries(raw: Raw): string[] {
 }
 
 /** Where a generation continues from. */
-export interface GenerateResume {
-  image: Float32Array;
-  step: number;
-  rows: Row[];
-  from: string;
+export type GenerateResume = Resume;
+
+/** The harness task of a generation: its trace row and progress text. */
+function generateTask(
+  index: number,
+  s: GenerateSettings,
+  size: number,
+  resume?: GenerateResume,
+): Task<GenerateStepInfo> {
+  return {
+    command: "generate",
+    columns: GENERATE_COLUMNS,
+    nullable: GENERATE_NULLABLE,
+    start: resume ? resume.image : randomStart(3 * size * size, s.seed),
+    settings: { ...s, index },
+    row: (info) => ({
+      step: info.step,
+      loss: info.loss,
+      logit: info.logit,
+      probability: info.probability,
+      lr: info.lr,
+      sigma: info.sigma,
+      crop_y: info.crop?.[0] ?? null,
+      crop_x: info.crop?.[1] ?? null,
+    }),
+    status: (info) =>
+      `logit ${info.logit.toPrecision(4)} p ${info.probability.toPrecision(3)}`,
+  };
+}
+
+/** The logit/probability plot of a generation's trace rows. */
+function progressPlot(title: string, written: readonly Row[]): ImageTensor {
+  const steps = written.map((r) => r.step as number);
+  return linePlot({
+    title,
+    xLabel: "step",
+    yLabel: "logit",
+    y2Label: "softmax probability",
+    series: [
+      { label: "logit", x: steps, y: written.map((r) => r.logit as number) },
+      {
+        label: "probability",
+        x: steps,
+        y: written.map((r) => r.probability as number),
+        axis: "right",
+      },
+    ],
+    y2Range: [0, 1],
+  });
 }
 
 /** Runs one generation into `ctl.out` and writes all its files: the path shared by generate and grid. */
@@ -221,170 +253,66 @@ export async function runGenerate(
 ): Promise<GenerateSummary> {
   const name = model.manifest.categories?.[index] ?? `class ${index}`;
   const size = model.manifest.image_size;
-  let prev = resume ? resume.image : randomStart(3 * size * size, s.seed);
-  const rows: Row[] = resume
-    ? resume.rows.filter((r) => (r.step as number) < resume.step)
-    : [];
-  let reason = null as StopReason;
-  const bar = progress(ctl.label, ctl.quiet);
-  const started = performance.now();
-  const traces = () => toCsv(GENERATE_COLUMNS, thin(rows, ctl.traceEvery));
-  let result: GenerateResult;
-  try {
-    result = await generate(model, index, {
-      constant: s.constant,
-      steps: s.steps,
-      jitterAfter: s.jitterAfter,
-      canvasSize: s.canvasSize,
-      lr: s.lr,
-      sigma: s.sigma,
-      kernelSize: s.kernelSize,
-      normalize: s.normalize,
-      seed: s.seed,
-      resume: resume ? { image: resume.image, step: resume.step } : undefined,
-      onStep: async (info) => {
-        checkFinite(info.step, info.image, prev);
-        prev = info.image;
-        rows.push({
-          step: info.step,
-          loss: info.loss,
-          logit: info.logit,
-          probability: info.probability,
-          lr: info.lr,
-          sigma: info.sigma,
-          crop_y: info.crop?.[0] ?? null,
-          crop_x: info.crop?.[1] ?? null,
-        });
-        bar.update(
-          info.step,
-          info.steps,
-          `logit ${info.logit.toPrecision(4)} p ${
-            info.probability.toPrecision(3)
-          }`,
-        );
-        const next = info.step + 1;
-        if (ctl.saveEvery > 0 && next % ctl.saveEvery === 0 && next < s.steps) {
-          await writeSnapshot(
-            ctl.out,
-            "generate",
-            info.image,
-            next,
-            ctl.options,
-          );
-          await writeAtomic(`${ctl.out}/traces.csv`, traces());
-        }
-        reason = stopReason(ctl, next, s.steps);
-        return reason === null;
-      },
-    });
-  } catch (err) {
-    bar.done();
-    if (err instanceof DivergedError) {
-      await writeSnapshot(
-        ctl.out,
-        "generate",
-        err.lastImage,
-        err.step,
-        ctl.options,
-      );
-      await writeAtomic(`${ctl.out}/traces.csv`, traces());
-      console.error(
-        `vitrep: kept the last finite image (before step ${err.step}) in ${ctl.out}/snapshot.npy; continue with --resume ${ctl.out} and a lower --lr`,
-      );
-    }
-    throw err;
-  }
-  bar.done();
-  const interrupted = reason !== null;
-  if (interrupted) {
-    await writeSnapshot(
-      ctl.out,
-      "generate",
-      result.canvas ?? result.image,
-      result.final.steps,
-      ctl.options,
-    );
-  }
-  const written = thin(rows, ctl.traceEvery);
-  await writePng(`${ctl.out}/generated.png`, imageOf(result.image));
-  await writeNpy(`${ctl.out}/generated.npy`, result.image);
-  if (result.canvas) {
-    await writePng(`${ctl.out}/canvas.png`, imageOf(result.canvas));
-  }
-  await writeAtomic(`${ctl.out}/traces.csv`, toCsv(GENERATE_COLUMNS, written));
-  const steps = written.map((r) => r.step as number);
-  await writePng(
-    `${ctl.out}/progress.png`,
-    linePlot({
-      title: `Class ${index} (${name})${ctl.tag ? `, ${ctl.tag}` : ""}`,
-      xLabel: "step",
-      yLabel: "logit",
-      y2Label: "softmax probability",
-      series: [
-        { label: "logit", x: steps, y: written.map((r) => r.logit as number) },
-        {
-          label: "probability",
-          x: steps,
-          y: written.map((r) => r.probability as number),
-          axis: "right",
-        },
-      ],
-      y2Range: [0, 1],
-    }),
+  const task = generateTask(index, s, size, resume);
+  const run = await harness(
+    ctl,
+    task,
+    resume,
+    (drive) => generate(model, index, { ...s, ...drive }),
   );
+  const result = run.result;
+  const written = run.written;
   const summary: GenerateSummary = {
     index,
     name,
     logit: result.final.logit,
     probability: result.final.probability,
     steps: result.final.steps,
-    interrupted,
-    stopReason: reason,
+    interrupted: run.interrupted,
+    stopReason: run.reason,
     image: result.image,
   };
-  await writeJson(`${ctl.out}/metrics.json`, {
-    command: "generate",
-    options: ctl.options,
-    ...ctl.about,
-    class: { index, name },
-    settings: { ...s, index, canvasSize: result.canvasSize },
-    final: {
-      logit: result.final.logit,
-      probability: result.final.probability,
-      steps: result.final.steps,
-    },
-    trace: {
-      step: steps,
-      logit: written.map((r) => r.logit),
-      probability: written.map((r) => r.probability),
-    },
-    interrupted,
-    stopReason: reason,
-    resumedFrom: resume ? { dir: resume.from, step: resume.step } : null,
-    seconds: (performance.now() - started) / 1000,
-    files: [
-      "generated.png",
-      "generated.npy",
-      ...(result.canvas ? ["canvas.png"] : []),
-      "traces.csv",
-      "progress.png",
-      ...(interrupted ? ["snapshot.npy", "snapshot.json"] : []),
+  const title = `Class ${index} (${name})${ctl.tag ? `, ${ctl.tag}` : ""}`;
+  await finish(
+    ctl,
+    { ...task, settings: { ...s, index, canvasSize: result.canvasSize } },
+    run,
+    resume,
+    [
+      { name: "generated.png", data: encodePng(imageOf(result.image)) },
+      npyFile("generated.npy", result.image),
+      ...(result.canvas
+        ? [{ name: "canvas.png", data: encodePng(imageOf(result.canvas)) }]
+        : []),
+      { name: "progress.png", data: encodePng(progressPlot(title, written)) },
     ],
-  });
+    {
+      class: { index, name },
+      final: {
+        logit: result.final.logit,
+        probability: result.final.probability,
+        steps: result.final.steps,
+      },
+      outcome: run.interrupted
+        ? `stopped at step ${result.final.steps}`
+        : "completed",
+      trace: {
+        step: written.map((r) => r.step),
+        logit: written.map((r) => r.logit),
+        probability: written.map((r) => r.probability),
+      },
+    },
+  );
   return summary;
 }
 
 /** The options that fix a generate run's result, for --resume checks. */
 export function canonicalGenerate(raw: Raw): Record<string, unknown> {
   return {
-    model: modelKey(str(raw, "model")),
-    weights: str(raw, "weights"),
-    seed: Number(str(raw, "seed")),
-    normalize: raw.normalize !== false,
+    ...canonicalModel(raw),
     constant: Number(str(raw, "constant")),
     "jitter-after": Number(str(raw, "jitter-after")),
     canvas: Number(str(raw, "canvas")),
-    ...canonicalVariant(raw),
   };
 }
 
@@ -416,16 +344,19 @@ export async function classState(
   } catch {
     // not finished
   }
-  if (await exists(`${dir}/snapshot.json`)) {
-    const snap = await readSnapshotJson(dir, "generate");
+  if (await hasSnapshot(dir)) {
+    const snap = await readSnapshotState(dir, "generate", {
+      spec: GENERATE_SPEC,
+    });
     return {
       kind: "snapshot",
-      resume: {
-        image: await readSnapshotImage(dir, [size, canvas]),
-        step: snap.step,
-        rows: await readCsv(`${dir}/traces.csv`),
-        from: resolvePath(dir),
-      },
+      resume: await readResume(
+        dir,
+        snap,
+        [size, canvas],
+        GENERATE_COLUMNS,
+        GENERATE_NULLABLE,
+      ),
     };
   }
   return { kind: "fresh" };
@@ -437,132 +368,205 @@ export type ClassState =
   | { kind: "snapshot"; resume: GenerateResume }
   | { kind: "fresh" };
 
-async function generateCommand(given: Raw, ctx: Context): Promise<number> {
-  let raw: Raw = { ...defaults(GENERATE_SPEC), ...given };
-  let snap: Snapshot | null = null;
-  const resumeDir = given.resume as string | undefined;
-  if (resumeDir !== undefined) {
-    snap = await readSnapshotJson(resumeDir, "generate");
-    raw = mergeResume(
-      GENERATE_SPEC,
-      given,
-      snap,
-      resumeDir,
-      canonicalGenerate,
+/** The class indices of `--class`, checked against a resumed run's. */
+function resolveClasses(
+  raw: Raw,
+  m: Manifest,
+  given: Raw,
+  snap: Snapshot | null,
+  resumeDir?: string,
+): number[] {
+  const indices = [
+    ...new Set(
+      classQueries(raw).map((q) =>
+        asUsage(() => resolveClass(q, m.categories, m.num_classes))
+      ),
+    ),
+  ];
+  if (snap && given.class !== undefined) {
+    const before = String(snap.options.class ?? "");
+    if (indices.join(",") !== before) {
+      throw usage(
+        new RangeError(
+          `Invalid --class "${
+            str(given, "class")
+          }" with --resume: the snapshot in "${resumeDir}" is of class ${before}; leave --class out to continue that run`,
+        ),
+      );
+    }
+  }
+  return indices;
+}
+
+/** Warns when the model's head is all zeros (untrained torchvision ViTs): generation then only blurs. */
+function warnZeroHead(model: Model, quiet: boolean): void {
+  const m = model.manifest;
+  const head = ["heads.head.weight", "head.weight", "fc.weight"].find((k) =>
+    m.tensors[k]
+  );
+  if (head && !quiet && model.tensor(head).every((v) => v === 0)) {
+    console.error(
+      `warning: ${head} of ${model.weights} is all zeros (torchvision initializes ViT heads to zero): every logit is 0 and has no gradient, so generation only blurs the noise; use trained weights, or --swap heads=WEIGHTS`,
     );
   }
-  const queries = classQueries(raw);
-  const pre = generateSettings(raw);
-  const ctlOpts = controlOpts(raw);
-  checkVariantOpts(raw);
-  backendOpt(raw);
-  if (raw.threads !== undefined) intOpt(raw, "threads", 1);
-  const out = given.out === undefined && resumeDir !== undefined
-    ? resumeDir
-    : str(raw, "out");
-  if (snap && snap.step > pre.steps) {
+}
+
+/** Where each class continues from on --resume (reads only). */
+async function resumeStates(
+  pre: Prelude,
+  indices: readonly number[],
+  size: number,
+  canvas: number,
+): Promise<Map<number, ClassState>> {
+  const states = new Map<number, ClassState>();
+  const { snap, resumeDir } = pre;
+  if (snap === null || resumeDir === undefined) return states;
+  const multi = indices.length > 1;
+  if (multi && resolvePath(pre.out) !== resolvePath(resumeDir)) {
     throw usage(
       new RangeError(
-        `Invalid --steps "${pre.steps}" with --resume: the snapshot is at step ${snap.step}: expected at least that many steps`,
+        `Invalid --out "${pre.out}" with --resume "${resumeDir}": a run of several classes continues in its own folder: leave --out out`,
       ),
     );
   }
+  for (const i of indices) {
+    states.set(
+      i,
+      multi ? await classState(`${resumeDir}/class_${i}`, i, size, canvas) : {
+        kind: "snapshot",
+        resume: await readResume(
+          resumeDir,
+          snap,
+          [size, canvas],
+          GENERATE_COLUMNS,
+          GENERATE_NULLABLE,
+        ),
+      },
+    );
+  }
+  return states;
+}
+
+/** The montage and metrics.json of a run of several classes. */
+async function writeClassGrid(
+  out: string,
+  m: Manifest,
+  indices: readonly number[],
+  summaries: readonly GenerateSummary[],
+  record: Record<string, unknown>,
+): Promise<void> {
+  const byIndex = new Map(summaries.map((x) => [x.index, x]));
+  const cols = indices.length <= 4
+    ? indices.length
+    : Math.ceil(Math.sqrt(indices.length));
+  const cells = indices.map((i) => {
+    const x = byIndex.get(i);
+    const label = m.categories ? `${i}: ${m.categories[i]}` : `${i}`;
+    return labelledRow([x ? imageOf(x.image) : null], [label]);
+  });
+  const grid: (ImageTensor | null)[][] = [];
+  for (let r = 0; r < cells.length; r += cols) {
+    grid.push(cells.slice(r, r + cols));
+  }
+  const classes = indices.map((i) => {
+    const x = byIndex.get(i);
+    return {
+      index: i,
+      name: m.categories?.[i] ?? null,
+      dir: `class_${i}`,
+      final: x
+        ? { logit: x.logit, probability: x.probability, steps: x.steps }
+        : null,
+      interrupted: x ? x.interrupted : true,
+    };
+  });
+  const metrics = {
+    ...record,
+    classes,
+    interrupted: summaries.length < indices.length ||
+      summaries.some((x) => x.interrupted),
+    files: ["generated_grid.png", "snapshot/"],
+  };
+  await writeFiles(out, [
+    { name: "generated_grid.png", data: encodePng(montage({ cells: grid })) },
+    { name: "metrics.json", data: JSON.stringify(metrics, null, 2) + "\n" },
+  ]);
+}
+
+/** Prints the table of the classes run and where the files went. */
+function printClasses(
+  out: string,
+  summaries: readonly GenerateSummary[],
+  total: number,
+): void {
+  console.log("| class | name | logit | probability | steps |");
+  console.log("| --- | --- | --- | --- | --- |");
+  for (const x of summaries) {
+    console.log(
+      `| ${x.index} | ${x.name} | ${x.logit.toFixed(3)} | ${
+        x.probability.toFixed(4)
+      } | ${x.steps}${x.interrupted ? " (stopped)" : ""} |`,
+    );
+  }
+  const stopped = summaries.length < total ||
+    summaries.some((x) => x.interrupted);
+  console.log(
+    stopped
+      ? `\nstopped; wrote ${out}/ with snapshots: continue with --resume ${out}`
+      : `\nwrote ${out}/ (${
+        total > 1
+          ? "generated_grid.png, metrics.json, class_*/"
+          : "generated.png, canvas.png, progress.png, traces.csv, metrics.json"
+      })`,
+  );
+}
+
+async function generateCommand(given: Raw, ctx: Context): Promise<number> {
+  const pre = await prelude(
+    "generate",
+    GENERATE_SPEC,
+    given,
+    canonicalGenerate,
+  );
+  const { raw, out } = pre;
+  classQueries(raw);
+  generateSettings(raw);
   const source = modelSource(str(raw, "model"));
   const { model, variant } = await openModel(raw, source);
   try {
     const m = model.manifest;
     const s = generateSettings(raw, m.image_size);
     checkKernel(s.kernelSize, m.image_size);
-    const indices = [
-      ...new Set(
-        queries.map((q) =>
-          asUsage(() => resolveClass(q, m.categories, m.num_classes))
-        ),
-      ),
-    ];
-    if (snap && given.class !== undefined) {
-      const before = String(snap.options.class ?? "");
-      if (indices.join(",") !== before) {
-        throw usage(
-          new RangeError(
-            `Invalid --class "${
-              str(given, "class")
-            }" with --resume: the snapshot in "${resumeDir}" is of class ${before}; leave --class out to continue that run`,
-          ),
-        );
-      }
-    }
-    const head = ["heads.head.weight", "head.weight", "fc.weight"].find((k) =>
-      m.tensors[k]
-    );
-    if (head && !raw.quiet && model.tensor(head).every((v) => v === 0)) {
-      console.error(
-        `warning: ${head} of ${model.weights} is all zeros (torchvision initializes ViT heads to zero): every logit is 0 and has no gradient, so generation only blurs the noise; use trained weights, or --swap heads=WEIGHTS`,
-      );
-    }
+    const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
+    warnZeroHead(model, raw.quiet === true);
     const multi = indices.length > 1;
-    if (
-      multi && resumeDir !== undefined &&
-      resolvePath(out) !== resolvePath(resumeDir)
-    ) {
-      throw usage(
-        new RangeError(
-          `Invalid --out "${out}" with --resume "${resumeDir}": a run of several classes continues in its own folder: leave --out out`,
-        ),
-      );
-    }
-    const dirOf = (i: number) => multi ? `${out}/class_${i}` : out;
-    // Resume state per class (reads only).
-    const states = new Map<number, Awaited<ReturnType<typeof classState>>>();
-    if (resumeDir !== undefined) {
-      for (const i of indices) {
-        const dir = multi ? `${resumeDir}/class_${i}` : resumeDir;
-        states.set(
-          i,
-          multi
-            ? await classState(dir, i, m.image_size, s.canvasSize)
-            : snap && snap.step !== undefined
-            ? {
-              kind: "snapshot",
-              resume: {
-                image: await readSnapshotImage(dir, [
-                  m.image_size,
-                  s.canvasSize,
-                ]),
-                step: snap.step,
-                rows: await readCsv(`${dir}/traces.csv`),
-                from: resolvePath(dir),
-              },
-            }
-            : { kind: "fresh" },
-        );
-      }
-    }
+    const states = await resumeStates(pre, indices, m.image_size, s.canvasSize);
     await model.prepare("logits", { gradient: true });
     // Inputs are valid: from here on, files.
-    const existed = await exists(out);
-    await Deno.mkdir(out, { recursive: true });
-    const baseOptions = {
+    const options = {
       ...savedOptions(GENERATE_SPEC, raw),
       class: indices.join(","),
       model: modelKey(str(raw, "model")),
     };
     const about = modelAbout(model, source, s.normalize, variant);
-    if (multi) {
-      // The run's descriptor, so --resume finds the classes.
-      await writeJson(`${out}/snapshot.json`, {
-        format: SNAPSHOT_FORMAT,
-        command: "generate",
-        step: null,
-        options: baseOptions,
-        classes: indices.map((i) => ({ index: i, dir: `class_${i}` })),
-      });
-    }
-    const stopper = new Stopper(ctx.signal);
-    stopper.install();
-    const summaries: GenerateSummary[] = [];
-    let sigint = false;
-    try {
+    const claim = {
+      command: "generate",
+      options,
+      overwrite: raw.overwrite === true,
+      continuing: pre.continuing,
+    };
+    return await inOut(out, claim, ctx, async (stopper) => {
+      if (multi) {
+        // The run's descriptor, so --resume finds the classes.
+        await saveSnapshot(out, {
+          command: "generate",
+          step: null,
+          options,
+          classes: indices.map((i) => ({ index: i, dir: `class_${i}` })),
+        });
+      }
+      const summaries: GenerateSummary[] = [];
+      let sigint = false;
       for (const i of indices) {
         const state = states.get(i) ?? { kind: "fresh" as const };
         if (state.kind === "done") {
@@ -570,13 +574,13 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
           continue;
         }
         if (sigint) break;
-        const dir = dirOf(i);
+        const dir = multi ? `${out}/class_${i}` : out;
         await Deno.mkdir(dir, { recursive: true });
         const summary = await runGenerate(model, i, s, {
           out: dir,
-          ...ctlOpts,
+          ...pre.control,
           stopper,
-          options: { ...baseOptions, class: String(i) },
+          options: { ...options, class: String(i) },
           about,
           label: `class ${i}${m.categories ? ` (${m.categories[i]})` : ""}`,
           tag: variant.tag,
@@ -584,70 +588,17 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
         summaries.push(summary);
         if (summary.stopReason === "SIGINT") sigint = true;
       }
-    } catch (err) {
-      if (!(err instanceof DivergedError)) await cleanEmpty(out, existed);
-      throw err;
-    } finally {
-      stopper.remove();
-    }
-    if (multi) {
-      const byIndex = new Map(summaries.map((x) => [x.index, x]));
-      const cols = indices.length <= 4
-        ? indices.length
-        : Math.ceil(Math.sqrt(indices.length));
-      const cells = indices.map((i) => {
-        const x = byIndex.get(i);
-        const label = m.categories ? `${i}: ${m.categories[i]}` : `${i}`;
-        return labelledRow([x ? imageOf(x.image) : null], [label]);
-      });
-      const grid: (ImageTensor | null)[][] = [];
-      for (let r = 0; r < cells.length; r += cols) {
-        grid.push(cells.slice(r, r + cols));
+      if (multi) {
+        await writeClassGrid(out, m, indices, summaries, {
+          command: "generate",
+          options,
+          ...about,
+          settings: s,
+        });
       }
-      await writePng(`${out}/generated_grid.png`, montage({ cells: grid }));
-      await writeJson(`${out}/metrics.json`, {
-        command: "generate",
-        options: baseOptions,
-        ...about,
-        settings: s,
-        classes: indices.map((i) => {
-          const x = byIndex.get(i);
-          return {
-            index: i,
-            name: m.categories?.[i] ?? null,
-            dir: `class_${i}`,
-            final: x
-              ? { logit: x.logit, probability: x.probability, steps: x.steps }
-              : null,
-            interrupted: x ? x.interrupted : true,
-          };
-        }),
-        interrupted: summaries.length < indices.length ||
-          summaries.some((x) => x.interrupted),
-        files: ["generated_grid.png", "snapshot.json"],
-      });
-    }
-    console.log("| class | name | logit | probability | steps |");
-    console.log("| --- | --- | --- | --- | --- |");
-    for (const x of summaries) {
-      console.log(
-        `| ${x.index} | ${x.name} | ${x.logit.toFixed(3)} | ${
-          x.probability.toFixed(4)
-        } | ${x.steps}${x.interrupted ? " (stopped)" : ""} |`,
-      );
-    }
-    const stopped = summaries.length < indices.length ||
-      summaries.some((x) => x.interrupted);
-    console.log(
-      stopped
-        ? `\nstopped; wrote ${out}/ with snapshots: continue with --resume ${out}`
-        : `\nwrote ${out}/ (${
-          multi
-            ? "generated_grid.png, metrics.json, class_*/"
-            : "generated.png, canvas.png, progress.png, traces.csv, metrics.json"
-        })`,
-    );
-    return sigint ? EXIT_INTERRUPTED : 0;
+      printClasses(out, summaries, indices.length);
+      return sigint ? EXIT_INTERRUPTED : 0;
+    });
   } finally {
     await model.release();
   }

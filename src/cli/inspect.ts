@@ -8,8 +8,10 @@
  */
 import { filterGrid } from "../figures/mod.ts";
 import {
+  encodeNpy,
   normalize as normalizeImage,
   type PerChannel,
+  writeFiles,
   writePng,
 } from "../io/mod.ts";
 import {
@@ -20,6 +22,7 @@ import {
 } from "../model/mod.ts";
 import { sideBySide } from "../figures/mod.ts";
 import {
+  absoluteWeights,
   backendOpt,
   type Command,
   type Context,
@@ -28,6 +31,7 @@ import {
   defaults,
   HELP_OPT,
   intOpt,
+  LIMITS,
   list,
   MODEL_OPTS,
   modelKey,
@@ -36,6 +40,7 @@ import {
   savedOptions,
   type Spec,
   str,
+  threadsOpt,
   usage,
   VARIANT_OPTS,
 } from "./options.ts";
@@ -46,7 +51,8 @@ import {
   openModel,
   weightsText,
 } from "./model.ts";
-import { loadTarget, writeJson, writeNpy } from "./io.ts";
+import { loadTarget } from "./io.ts";
+import { checkOutPath } from "./outdir.ts";
 
 // ---------------------------------------------------------------------------
 // forward
@@ -119,16 +125,52 @@ function softmax(logits: Float32Array): Float64Array {
   return e.map((v) => v / sum);
 }
 
+/** The top classes of logits, most probable first. */
+function topClasses(logits: Float32Array, m: Manifest, top: number) {
+  const p = softmax(logits);
+  return [...p.keys()].sort((a, b) => p[b] - p[a]).slice(0, top).map((
+    index,
+    r,
+  ) => ({
+    rank: r + 1,
+    index,
+    name: m.categories?.[index] ?? `class ${index}`,
+    logit: logits[index],
+    probability: p[index],
+  }));
+}
+
+/** Prints forward's summary line and the table of top classes. */
+function printForward(
+  head: string,
+  classes: ReturnType<typeof topClasses> | null,
+  out: string,
+): void {
+  console.log(head);
+  if (classes) {
+    console.log("\n| rank | class | name | logit | probability |");
+    console.log("| --- | --- | --- | --- | --- |");
+    for (const c of classes) {
+      console.log(
+        `| ${c.rank} | ${c.index} | ${c.name} | ${c.logit.toFixed(4)} | ${
+          c.probability.toFixed(4)
+        } |`,
+      );
+    }
+  }
+  console.log(`\nwrote ${out}/ (output.npy, metrics.json)`);
+}
+
 async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
-  const raw: Raw = { ...defaults(FORWARD_SPEC), ...given };
+  const raw: Raw = { ...defaults(FORWARD_SPEC), ...absoluteWeights(given) };
   layerOpt(raw);
   const onlyLayer = raw["only-layer"] === true;
   const top = intOpt(raw, "top", 1);
   intOpt(raw, "seed", 0);
   checkVariantOpts(raw);
   backendOpt(raw);
-  if (raw.threads !== undefined) intOpt(raw, "threads", 1);
-  const out = str(raw, "out");
+  threadsOpt(raw);
+  const out = checkOutPath(str(raw, "out"));
   const imagePath = defaultImage(raw);
   const source = modelSource(str(raw, "model"));
   const { model, variant } = await openModel(raw, source);
@@ -149,32 +191,10 @@ async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
     let sq = 0;
     for (const v of y.data) sq += v * v;
     const l2Norm = Math.sqrt(sq);
-    let classes:
-      | {
-        rank: number;
-        index: number;
-        name: string;
-        logit: number;
-        probability: number;
-      }[]
-      | null = null;
-    if (layer === "logits") {
-      const p = softmax(y.data);
-      classes = [...p.keys()].sort((a, b) => p[b] - p[a]).slice(0, top).map((
-        index,
-        r,
-      ) => ({
-        rank: r + 1,
-        index,
-        name: m.categories?.[index] ?? `class ${index}`,
-        logit: y.data[index],
-        probability: p[index],
-      }));
-    }
+    const classes = layer === "logits" ? topClasses(y.data, m, top) : null;
     // Inputs are valid: from here on, files.
     await Deno.mkdir(out, { recursive: true });
-    await writeNpy(`${out}/output.npy`, y.data, y.dims);
-    await writeJson(`${out}/metrics.json`, {
+    const metrics = {
       command: "forward",
       options: {
         ...savedOptions(FORWARD_SPEC, raw),
@@ -192,31 +212,25 @@ async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
       l2Norm,
       top: classes,
       files: ["output.npy", "metrics.json"],
-    });
+    };
+    await writeFiles(out, [
+      { name: "output.npy", data: encodeNpy(y.data, y.dims) },
+      { name: "metrics.json", data: JSON.stringify(metrics, null, 2) + "\n" },
+    ]);
     const what = layer === "logits"
       ? "logits"
       : onlyLayer
       ? `encoder ${layer} alone`
       : `layer ${layer}`;
-    console.log(
+    printForward(
       `${m.name}, ${weightsText(raw)}${
         variant.tag ? ` (${variant.tag})` : ""
       }: output of ${what}: dims [${y.dims.join(", ")}], L2 norm ${
         l2Norm.toPrecision(6)
       }`,
+      classes,
+      out,
     );
-    if (classes) {
-      console.log("\n| rank | class | name | logit | probability |");
-      console.log("| --- | --- | --- | --- | --- |");
-      for (const c of classes) {
-        console.log(
-          `| ${c.rank} | ${c.index} | ${c.name} | ${c.logit.toFixed(4)} | ${
-            c.probability.toFixed(4)
-          } |`,
-        );
-      }
-    }
-    console.log(`\nwrote ${out}/ (output.npy, metrics.json)`);
     return 0;
   } finally {
     await model.release();
@@ -272,13 +286,49 @@ export const FILTERS_SPEC: Spec = {
   ...HELP_OPT,
 };
 
+/** Checks --columns against the filter count and the figure against {@linkcode LIMITS}.figurePixels. */
+function checkFilterFigure(
+  model: Model,
+  columns: number | undefined,
+  scale: number | undefined,
+  sets: number,
+): void {
+  const m = model.manifest;
+  const info = m.tensors[m.patch_filters];
+  if (!info || info.shape.length !== 4) return; // filterGrid names the problem
+  const [n, , p] = info.shape;
+  if (columns !== undefined && columns > n) {
+    throw usage(
+      new RangeError(
+        `Invalid --columns "${columns}": expected at most ${n}, the number of filters of ${m.name}`,
+      ),
+    );
+  }
+  const cols = columns ?? Math.ceil(Math.sqrt(2 * n));
+  const cell = p * (scale ?? (p >= 16 ? 1 : 2));
+  const w = cols * (cell + 1) + 1, h = Math.ceil(n / cols) * (cell + 1) + 1;
+  if (w * h * sets > LIMITS.figurePixels) {
+    throw usage(
+      new RangeError(
+        `Invalid --scale "${scale ?? "default"}" with --columns "${
+          columns ?? "default"
+        }": the figure would be ${w}×${h} px${
+          sets > 1 ? ` per weight set (${sets})` : ""
+        }: expected at most ${LIMITS.figurePixels} px in all (4096²); lower --scale`,
+      ),
+    );
+  }
+}
+
 async function filtersCommand(given: Raw, _ctx: Context): Promise<number> {
-  const raw: Raw = { ...defaults(FILTERS_SPEC), ...given };
+  const raw: Raw = { ...defaults(FILTERS_SPEC), ...absoluteWeights(given) };
   const seed = intOpt(raw, "seed", 0);
   const columns = raw.columns === undefined
     ? undefined
     : intOpt(raw, "columns", 1);
-  const scale = raw.scale === undefined ? undefined : intOpt(raw, "scale", 1);
+  const scale = raw.scale === undefined
+    ? undefined
+    : intOpt(raw, "scale", 1, LIMITS.scale);
   const sets = [str(raw, "weights"), ...list(raw, "compare")];
   const empty = sets.findIndex((w) => w.trim() === "");
   if (empty >= 0) {
@@ -290,13 +340,14 @@ async function filtersCommand(given: Raw, _ctx: Context): Promise<number> {
       ),
     );
   }
-  const out = str(raw, "out");
+  const out = checkOutPath(str(raw, "out"));
   const source = modelSource(str(raw, "model"));
   const models: Model[] = [];
   try {
     for (const weights of sets) {
       models.push(await loadModel(source, { weights, seed }));
     }
+    checkFilterFigure(models[0], columns, scale, models.length);
     const grids = models.map((m) => filterGrid(m, { columns, scale }));
     const img = grids.length === 1
       ? grids[0]
@@ -305,7 +356,7 @@ async function filtersCommand(given: Raw, _ctx: Context): Promise<number> {
     await Deno.mkdir(out, { recursive: true });
     await writePng(`${out}/filters.png`, img);
     const m0 = models[0].manifest;
-    const [n, , p] = m0.tensors[m0.patch_filters ?? "conv_proj.weight"].shape;
+    const [n, , p] = m0.tensors[m0.patch_filters].shape;
     console.log(
       `${models[0].manifest.name}: ${n} patch-embedding filters of 3×${p}×${p}${
         models.length > 1

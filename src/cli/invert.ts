@@ -5,17 +5,20 @@
  *
  * @module
  */
-import { resolve as resolvePath } from "node:path";
-import { type ImageTensor, writePng } from "../io/mod.ts";
+import {
+  encodePng,
+  type ImageTensor,
+  writeFiles,
+  writePng,
+} from "../io/mod.ts";
 import type { Manifest, Model } from "../model/mod.ts";
 import { linePlot } from "../figures/mod.ts";
 import {
-  DivergedError,
   invert,
   INVERT_DEFAULTS,
-  type InvertResult,
   psnr,
   randomStart,
+  type StepInfo,
 } from "../optimize/mod.ts";
 import { ssim } from "../optimize/mod.ts";
 import type { Schedule } from "../optimize/mod.ts";
@@ -28,8 +31,6 @@ import {
   DEFAULT_IMAGE_TEXT,
   defaultImage,
   defaults,
-  intOpt,
-  kernelOpt,
   MODEL_OPTS,
   modelKey,
   modelSource,
@@ -37,47 +38,38 @@ import {
   type Raw,
   RUN_OPTS,
   savedOptions,
-  schedOpt,
   SCHEDULE_OPTS,
+  scheduleSettings,
   type Spec,
+  stepsOpt,
   str,
+  threadsOpt,
   usage,
   VARIANT_OPTS,
 } from "./options.ts";
 import {
-  canonicalVariant,
+  canonicalModel,
   checkVariantOpts,
   layerArg,
   modelAbout,
   openModel,
   weightsText,
 } from "./model.ts";
+import { imageOf, labelledRow, loadTarget } from "./io.ts";
+import type { Row } from "../io/mod.ts";
+import { EXIT_INTERRUPTED } from "./progress.ts";
 import {
-  checkFinite,
-  cleanEmpty,
   type Control,
-  exists,
-  EXIT_INTERRUPTED,
-  imageOf,
-  labelledRow,
-  loadTarget,
-  mergeResume,
-  progress,
-  readCsv,
-  readSnapshotImage,
-  readSnapshotJson,
-  type Row,
-  type Snapshot,
-  Stopper,
+  finish,
+  harness,
+  npyFile,
+  type Resume,
   type StopReason,
-  stopReason,
-  thin,
-  toCsv,
-  writeAtomic,
-  writeJson,
-  writeNpy,
-  writeSnapshot,
-} from "./io.ts";
+  type Task,
+} from "./harness.ts";
+import { readSnapshotState } from "./snapshot.ts";
+import { checkOutPath } from "./outdir.ts";
+import { inOut, prelude, readResume } from "./run.ts";
 
 /** Options of `invert`. */
 export const INVERT_SPEC: Spec = {
@@ -166,12 +158,9 @@ export interface InvertSettings {
 }
 
 /** Where an inversion continues from. */
-export interface InvertResume {
-  image: Float32Array;
-  step: number;
-  rows: Row[];
+export interface InvertResume extends Resume {
+  /** The first step meeting the noise criterion before the resumed step. */
   criterionStep: number | null;
-  from: string;
 }
 
 /** Final figures of an invert run, as in metrics.json. */
@@ -189,7 +178,8 @@ export interface InvertSummary {
   stopReason: StopReason;
 }
 
-const INVERT_COLUMNS = [
+/** The columns of an invert run's traces.csv. */
+export const INVERT_COLUMNS: readonly string[] = [
   "step",
   "loss",
   "embedding_distance",
@@ -226,13 +216,100 @@ export function invertSettings(
     layer,
     onlyLayer,
     loss,
-    steps: intOpt(raw, "steps", 1),
-    lr: schedOpt(raw, "lr"),
-    sigma: schedOpt(raw, "sigma"),
-    kernelSize: kernelOpt(raw),
-    normalize: raw.normalize !== false,
-    seed: intOpt(raw, "seed", 0),
+    steps: stepsOpt(raw, "steps", 1),
+    ...scheduleSettings(raw),
   };
+}
+
+/** Where the invert run in `dir` continues from: its snapshot, every field checked (runtime errors naming file and field). */
+export async function readInvertResume(
+  dir: string,
+  size: number,
+): Promise<InvertResume> {
+  const snap = await readSnapshotState(dir, "invert", { spec: INVERT_SPEC });
+  return {
+    ...await readResume(dir, snap, [size], INVERT_COLUMNS),
+    criterionStep: snap.criterionStep ?? null,
+  };
+}
+
+/** The harness task of an inversion: its trace row, progress text and snapshot state. */
+function invertTask(
+  s: InvertSettings,
+  target: ImageTensor,
+  size: number,
+  resume?: InvertResume,
+): Task<StepInfo> {
+  let criterionStep = resume?.criterionStep ?? null;
+  return {
+    command: "invert",
+    columns: INVERT_COLUMNS,
+    start: resume ? resume.image : randomStart(3 * size * size, s.seed),
+    settings: {
+      ...s,
+      blocks: s.onlyLayer
+        ? [s.layer]
+        : Array.from({ length: s.layer }, (_, i) => i + 1),
+    },
+    row(info, before) {
+      const below = info.embeddingDistance < info.noiseBaseline;
+      if (below && criterionStep === null) criterionStep = info.step;
+      return {
+        step: info.step,
+        loss: info.loss,
+        embedding_distance: info.embeddingDistance,
+        input_distance: info.inputDistance,
+        noise_baseline: info.noiseBaseline,
+        below_noise_baseline: below ? 1 : 0,
+        psnr: psnr(before, target.data),
+        ssim: ssim(before, target.data, size),
+        lr: info.lr,
+        sigma: info.sigma,
+      };
+    },
+    status: (info) =>
+      `emb ${info.embeddingDistance.toPrecision(4)} (noise ${
+        info.noiseBaseline.toPrecision(4)
+      })`,
+    state: () => ({ criterionStep }),
+  };
+}
+
+/** The convergence plot of an inversion's trace rows. */
+function convergencePlot(
+  title: string,
+  written: readonly Row[],
+  noiseBaseline: number,
+): ImageTensor {
+  const steps = written.map((r) => r.step as number);
+  return linePlot({
+    title,
+    xLabel: "step",
+    yLabel: "‖O(a) − O(a_g)‖₂",
+    y2Label: "‖a − a_g‖₂",
+    logY: true,
+    logY2: true,
+    series: [
+      {
+        label: "embedding distance",
+        x: steps,
+        y: written.map((r) => r.embedding_distance as number),
+      },
+      {
+        label: "input distance",
+        x: steps,
+        y: written.map((r) => r.input_distance as number),
+        axis: "right",
+      },
+    ],
+    hlines: [{ label: "noise baseline", y: noiseBaseline, dashed: true }],
+  });
+}
+
+/** What a finished inversion's metrics.json calls its outcome. */
+function invertOutcome(summary: InvertSummary): string {
+  if (summary.interrupted) return `stopped at step ${summary.steps}`;
+  return summary.criterionMet ? "criterion met" : "criterion not met";
 }
 
 /** Runs one inversion into `ctl.out` and writes all its files: the path shared by invert, demo and grid. */
@@ -244,184 +321,58 @@ export async function runInvert(
   resume?: InvertResume,
 ): Promise<{ summary: InvertSummary; image: Float32Array }> {
   const size = model.manifest.image_size;
-  const n = 3 * size * size;
-  const rows: Row[] = resume
-    ? resume.rows.filter((r) => (r.step as number) < resume.step)
-    : [];
-  let prev = resume ? resume.image : randomStart(n, s.seed);
-  let criterionStep = resume?.criterionStep ?? null;
-  let reason = null as StopReason;
-  const bar = progress(ctl.label, ctl.quiet);
-  const started = performance.now();
-  const traces = () => toCsv(INVERT_COLUMNS, thin(rows, ctl.traceEvery));
-  let result: InvertResult;
-  try {
-    result = await invert(model, target.data, {
-      layer: s.layer,
-      blocks: s.onlyLayer ? [s.layer] : undefined,
-      steps: s.steps,
-      lr: s.lr,
-      sigma: s.sigma,
-      kernelSize: s.kernelSize,
-      loss: s.loss,
-      normalize: s.normalize,
-      seed: s.seed,
-      resume: resume ? { image: resume.image, step: resume.step } : undefined,
-      onStep: async (info) => {
-        checkFinite(info.step, info.image, prev);
-        const baseline = info.noiseBaseline;
-        const below = info.embeddingDistance < baseline;
-        rows.push({
-          step: info.step,
-          loss: info.loss,
-          embedding_distance: info.embeddingDistance,
-          input_distance: info.inputDistance,
-          noise_baseline: baseline,
-          below_noise_baseline: below ? 1 : 0,
-          psnr: psnr(prev, target.data),
-          ssim: ssim(prev, target.data, size),
-          lr: info.lr,
-          sigma: info.sigma,
-        });
-        if (below && criterionStep === null) criterionStep = info.step;
-        prev = info.image;
-        bar.update(
-          info.step,
-          info.steps,
-          `emb ${info.embeddingDistance.toPrecision(4)} (noise ${
-            baseline.toPrecision(4)
-          })`,
-        );
-        const next = info.step + 1;
-        if (ctl.saveEvery > 0 && next % ctl.saveEvery === 0 && next < s.steps) {
-          await writeSnapshot(
-            ctl.out,
-            "invert",
-            info.image,
-            next,
-            ctl.options,
-            { criterionStep },
-          );
-          await writeAtomic(`${ctl.out}/traces.csv`, traces());
-        }
-        reason = stopReason(ctl, next, s.steps);
-        return reason === null;
-      },
-    });
-  } catch (err) {
-    bar.done();
-    if (err instanceof DivergedError) {
-      await writeSnapshot(
-        ctl.out,
-        "invert",
-        err.lastImage,
-        err.step,
-        ctl.options,
-        { criterionStep },
-      );
-      await writeAtomic(`${ctl.out}/traces.csv`, traces());
-      console.error(
-        `vitrep: kept the last finite image (before step ${err.step}) in ${ctl.out}/snapshot.npy; continue with --resume ${ctl.out} and a lower --lr`,
-      );
-    }
-    throw err;
-  }
-  bar.done();
-  const rep = imageOf(result.image);
-  const interrupted = reason !== null;
-  if (interrupted) {
-    await writeSnapshot(
-      ctl.out,
-      "invert",
-      result.image,
-      result.final.steps,
-      ctl.options,
-      { criterionStep: resume?.criterionStep ?? result.criterionStep },
-    );
-  }
-  const written = thin(rows, ctl.traceEvery);
-  const finalCriterion = resume?.criterionStep ?? result.criterionStep;
+  const task = invertTask(s, target, size, resume);
+  const run = await harness(
+    ctl,
+    task,
+    resume,
+    (drive) =>
+      invert(model, target.data, {
+        ...s,
+        blocks: s.onlyLayer ? [s.layer] : undefined,
+        ...drive,
+      }),
+  );
+  const result = run.result;
+  const criterionStep = resume?.criterionStep ?? result.criterionStep;
   const summary: InvertSummary = {
     layer: s.layer,
     steps: result.final.steps,
     embeddingDistance: result.final.embeddingDistance,
     inputDistance: result.final.inputDistance,
     noiseBaseline: result.noiseBaseline,
-    criterionMet: finalCriterion !== null,
-    criterionStep: finalCriterion,
+    criterionMet: criterionStep !== null,
+    criterionStep,
     psnr: result.final.psnr,
     ssim: ssim(result.image, target.data, size),
-    interrupted,
-    stopReason: reason,
+    interrupted: run.interrupted,
+    stopReason: run.reason,
   };
-  await writePng(`${ctl.out}/representation.png`, rep);
-  await writeNpy(`${ctl.out}/representation.npy`, result.image);
-  await writePng(`${ctl.out}/target.png`, target);
+  const rep = imageOf(result.image);
   const what = s.onlyLayer ? `encoder ${s.layer} alone` : `layer ${s.layer}`;
   const tag = ctl.tag ? `, ${ctl.tag}` : "";
-  await writePng(
-    `${ctl.out}/side_by_side.png`,
-    labelledRow([target, rep], [
-      "target",
-      `representation (${what}${tag}, ${result.final.steps} steps)`,
-    ]),
-  );
-  await writeAtomic(`${ctl.out}/traces.csv`, toCsv(INVERT_COLUMNS, written));
-  const steps = written.map((r) => r.step as number);
-  await writePng(
-    `${ctl.out}/convergence.png`,
-    linePlot({
-      title: `Representation of ${what}${tag}`,
-      xLabel: "step",
-      yLabel: "‖O(a) − O(a_g)‖₂",
-      y2Label: "‖a − a_g‖₂",
-      logY: true,
-      logY2: true,
-      series: [
-        {
-          label: "embedding distance",
-          x: steps,
-          y: written.map((r) => r.embedding_distance as number),
-        },
-        {
-          label: "input distance",
-          x: steps,
-          y: written.map((r) => r.input_distance as number),
-          axis: "right",
-        },
-      ],
-      hlines: [{
-        label: "noise baseline",
-        y: result.noiseBaseline,
-        dashed: true,
-      }],
-    }),
-  );
-  await writeJson(`${ctl.out}/metrics.json`, {
-    command: "invert",
-    options: ctl.options,
-    ...ctl.about,
-    settings: {
-      ...s,
-      blocks: s.onlyLayer
-        ? [s.layer]
-        : Array.from({ length: s.layer }, (_, i) => i + 1),
+  await finish(ctl, task, run, resume, [
+    { name: "representation.png", data: encodePng(rep) },
+    npyFile("representation.npy", result.image),
+    { name: "target.png", data: encodePng(target) },
+    {
+      name: "side_by_side.png",
+      data: encodePng(labelledRow([target, rep], [
+        "target",
+        `representation (${what}${tag}, ${result.final.steps} steps)`,
+      ])),
     },
-    final: summary,
-    interrupted,
-    stopReason: reason,
-    resumedFrom: resume ? { dir: resume.from, step: resume.step } : null,
-    seconds: (performance.now() - started) / 1000,
-    files: [
-      "representation.png",
-      "representation.npy",
-      "target.png",
-      "side_by_side.png",
-      "traces.csv",
-      "convergence.png",
-      ...(interrupted ? ["snapshot.npy", "snapshot.json"] : []),
-    ],
-  });
+    {
+      name: "convergence.png",
+      data: encodePng(
+        convergencePlot(
+          `Representation of ${what}${tag}`,
+          run.written,
+          result.noiseBaseline,
+        ),
+      ),
+    },
+  ], { final: summary, outcome: invertOutcome(summary) });
   return { summary, image: result.image };
 }
 
@@ -450,42 +401,18 @@ export function figuresTable(
 /** The options that fix an invert run's result, for --resume checks. */
 export function canonicalInvert(raw: Raw): Record<string, unknown> {
   return {
-    model: modelKey(str(raw, "model")),
-    weights: str(raw, "weights"),
-    seed: Number(str(raw, "seed")),
-    normalize: raw.normalize !== false,
+    ...canonicalModel(raw),
     image: defaultImage(raw),
     layer: Number(str(raw, "layer")),
     "only-layer": raw["only-layer"] === true,
     loss: str(raw, "loss"),
-    ...canonicalVariant(raw),
   };
 }
 
 async function invertCommand(given: Raw, ctx: Context): Promise<number> {
-  let raw: Raw = { ...defaults(INVERT_SPEC), ...given };
-  let snap: Snapshot | null = null;
-  const resumeDir = given.resume as string | undefined;
-  if (resumeDir !== undefined) {
-    snap = await readSnapshotJson(resumeDir, "invert");
-    raw = mergeResume(INVERT_SPEC, given, snap, resumeDir, canonicalInvert);
-  }
-  // Everything that needs no model first.
-  const pre = invertSettings(raw);
-  const ctlOpts = controlOpts(raw);
-  checkVariantOpts(raw);
-  backendOpt(raw);
-  if (raw.threads !== undefined) intOpt(raw, "threads", 1);
-  const out = given.out === undefined && resumeDir !== undefined
-    ? resumeDir
-    : str(raw, "out");
-  if (snap && snap.step > pre.steps) {
-    throw usage(
-      new RangeError(
-        `Invalid --steps "${pre.steps}" with --resume: the snapshot is at step ${snap.step}: expected at least that many steps`,
-      ),
-    );
-  }
+  const pre = await prelude("invert", INVERT_SPEC, given, canonicalInvert);
+  const { raw, snap, resumeDir, out } = pre;
+  invertSettings(raw); // everything that needs no model first
   const imagePath = defaultImage(raw);
   const source = modelSource(str(raw, "model"));
   const { model, variant } = await openModel(raw, source);
@@ -494,47 +421,40 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
     const size = model.manifest.image_size;
     checkKernel(s.kernelSize, size);
     const target = await loadTarget(imagePath, size);
-    let resume: InvertResume | undefined;
-    if (snap && resumeDir !== undefined) {
-      resume = {
-        image: await readSnapshotImage(resumeDir, [size]),
-        step: snap.step,
-        rows: await readCsv(`${resumeDir}/traces.csv`),
-        criterionStep: snap.criterionStep ?? null,
-        from: resolvePath(resumeDir),
-      };
-    }
+    const resume = snap && resumeDir !== undefined
+      ? await readInvertResume(resumeDir, size)
+      : undefined;
     await model.prepare(s.layer, {
       gradient: true,
       blocks: s.onlyLayer ? [s.layer] : undefined,
     });
     // Inputs are valid: from here on, files.
-    const existed = await exists(out);
-    await Deno.mkdir(out, { recursive: true });
     const options = {
       ...savedOptions(INVERT_SPEC, raw),
       image: imagePath,
       model: modelKey(str(raw, "model")),
     };
-    const stopper = new Stopper(ctx.signal);
-    stopper.install();
-    let summary: InvertSummary;
-    try {
-      ({ summary } = await runInvert(model, target, s, {
-        out,
-        ...ctlOpts,
-        stopper,
-        options,
-        about: modelAbout(model, source, s.normalize, variant),
-        label: `invert ${s.onlyLayer ? "encoder" : "layer"} ${s.layer}`,
-        tag: variant.tag,
-      }, resume));
-    } catch (err) {
-      if (!(err instanceof DivergedError)) await cleanEmpty(out, existed);
-      throw err;
-    } finally {
-      stopper.remove();
-    }
+    const claim = {
+      command: "invert",
+      options,
+      overwrite: raw.overwrite === true,
+      continuing: pre.continuing,
+    };
+    const { summary } = await inOut(
+      out,
+      claim,
+      ctx,
+      (stopper) =>
+        runInvert(model, target, s, {
+          out,
+          ...pre.control,
+          stopper,
+          options,
+          about: modelAbout(model, source, s.normalize, variant),
+          label: `invert ${s.onlyLayer ? "encoder" : "layer"} ${s.layer}`,
+          tag: variant.tag,
+        }, resume),
+    );
     console.log(figuresTable([summary]));
     console.log(
       summary.interrupted
@@ -556,8 +476,8 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
   const ctlOpts = controlOpts({ ...raw, "save-every": "0" });
   checkVariantOpts(raw);
   backendOpt(raw);
-  if (raw.threads !== undefined) intOpt(raw, "threads", 1);
-  const out = str(raw, "out");
+  threadsOpt(raw);
+  const out = checkOutPath(str(raw, "out"));
   const imagePath = defaultImage(raw);
   const source = modelSource(str(raw, "model"));
   const { model, variant } = await openModel(raw, source);
@@ -567,17 +487,22 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
     checkKernel(base.kernelSize, m.image_size);
     const target = await loadTarget(imagePath, m.image_size);
     for (const s of settings) await model.prepare(s.layer, { gradient: true });
-    await Deno.mkdir(out, { recursive: true });
-    await writePng(`${out}/target.png`, target);
-    console.error(
-      `vitrep demo: ${m.name}, weights ${model.weights}, on ${model.backend}, ${base.steps} steps per layer`,
-    );
-    const about = modelAbout(model, source, base.normalize, variant);
-    const stopper = new Stopper(ctx.signal);
-    stopper.install();
-    const rows: InvertSummary[] = [];
-    const images: ImageTensor[] = [];
-    try {
+    // Inputs are valid: from here on, files.
+    const options = savedOptions(DEMO_SPEC, raw);
+    const claim = {
+      command: "demo",
+      options,
+      overwrite: raw.overwrite === true,
+      continuing: false,
+    };
+    return await inOut(out, claim, ctx, async (stopper) => {
+      await writePng(`${out}/target.png`, target);
+      console.error(
+        `vitrep demo: ${m.name}, weights ${model.weights}, on ${model.backend}, ${base.steps} steps per layer`,
+      );
+      const about = modelAbout(model, source, base.normalize, variant);
+      const rows: InvertSummary[] = [];
+      const images: ImageTensor[] = [];
       for (const s of settings) {
         if (stopper.requested) break;
         const dir = `${out}/layer${s.layer}`;
@@ -586,11 +511,7 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
           out: dir,
           ...ctlOpts,
           stopper,
-          options: {
-            ...savedOptions(DEMO_SPEC, raw),
-            layer: String(s.layer),
-            image: imagePath,
-          },
+          options: { ...options, layer: String(s.layer), image: imagePath },
           about,
           label: `layer ${s.layer}`,
           tag: variant.tag,
@@ -598,34 +519,41 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
         rows.push(r.summary);
         images.push(imageOf(r.image));
       }
-    } finally {
-      stopper.remove();
-    }
-    await writePng(
-      `${out}/demo.png`,
-      labelledRow(
-        [target, ...images],
-        ["target", ...rows.map((r) => `layer ${r.layer}`)],
-        `${m.name}, ${weightsText(raw)}${
-          variant.tag ? ` (${variant.tag})` : ""
-        }: representations after ${base.steps} steps`,
-      ),
-    );
-    await writeJson(`${out}/metrics.json`, {
-      command: "demo",
-      options: savedOptions(DEMO_SPEC, raw),
-      ...about,
-      steps: base.steps,
-      layers: rows,
-      interrupted: stopper.requested,
+      const title = `${m.name}, ${weightsText(raw)}${
+        variant.tag ? ` (${variant.tag})` : ""
+      }: representations after ${base.steps} steps`;
+      await writeFiles(out, [{
+        name: "demo.png",
+        data: encodePng(
+          labelledRow(
+            [target, ...images],
+            ["target", ...rows.map((r) => `layer ${r.layer}`)],
+            title,
+          ),
+        ),
+      }, {
+        name: "metrics.json",
+        data: JSON.stringify(
+          {
+            command: "demo",
+            options,
+            ...about,
+            steps: base.steps,
+            layers: rows,
+            interrupted: stopper.requested,
+          },
+          null,
+          2,
+        ) + "\n",
+      }]);
+      console.log(figuresTable(rows));
+      console.log(
+        `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
+          rows.map((r) => `layer${r.layer}/`).join(", ")
+        })`,
+      );
+      return stopper.requested ? EXIT_INTERRUPTED : 0;
     });
-    console.log(figuresTable(rows));
-    console.log(
-      `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
-        rows.map((r) => `layer${r.layer}/`).join(", ")
-      })`,
-    );
-    return stopper.requested ? EXIT_INTERRUPTED : 0;
   } finally {
     await model.release();
   }

@@ -13,10 +13,15 @@
  * interrupted (Ctrl-C).
  *
  * This module holds the dispatch and the help; the commands live in
- * `_cli_invert.ts` (invert, demo), `_cli_generate.ts`, `_cli_inspect.ts`
- * (forward, filters) and `_cli_grid.ts`, on the shared pieces in
- * `_cli_options.ts` (option tables, parsing), `_cli_model.ts` (ablations,
- * swaps, loading) and `_cli_io.ts` (files, snapshots, progress).
+ * `invert.ts` (invert, demo), `generate.ts`, `inspect.ts` (forward, filters)
+ * and `grid.ts`. Invert and generate run under one harness (`harness.ts`:
+ * trace, progress, snapshots, stops, outputs written as a set), with
+ * `run.ts` (resume merge, checks before the model, the output folder claimed),
+ * `outdir.ts` (refused folders, the lock, other runs), `snapshot.ts` (the
+ * snapshot folder, written as one unit and checked field by field on
+ * resume) and `progress.ts` (progress on stderr, Ctrl-C); `options.ts` holds
+ * the option tables, parsing and limits, `model.ts` ablations, swaps and
+ * loading, `io.ts` images in and out.
  *
  * @module
  */
@@ -26,6 +31,11 @@ import { DEMO_COMMAND, INVERT_COMMAND } from "./invert.ts";
 import { GENERATE_COMMAND } from "./generate.ts";
 import { FILTERS_COMMAND, FORWARD_COMMAND } from "./inspect.ts";
 import { GRID_COMMAND } from "./grid.ts";
+import denoJson from "../../deno.json" with { type: "json" };
+import { ESSAY_COMMAND } from "./essay.ts";
+
+/** The version, from deno.json. */
+export const VERSION: string = denoJson.version;
 
 const COMMANDS: Record<string, Command> = {
   invert: INVERT_COMMAND,
@@ -34,6 +44,7 @@ const COMMANDS: Record<string, Command> = {
   forward: FORWARD_COMMAND,
   grid: GRID_COMMAND,
   filters: FILTERS_COMMAND,
+  essay: ESSAY_COMMAND,
 };
 
 // ---------------------------------------------------------------------------
@@ -150,6 +161,10 @@ export async function main(
   if (!command) {
     console.error(mainHelp());
     return 2;
+  }
+  if (command === "--version" || command === "-V") {
+    console.log(`vitrep ${VERSION}`);
+    return 0;
   }
   if (command === "--help" || command === "-h" || command === "help") {
     if (rest[0] && Object.hasOwn(COMMANDS, rest[0])) {

@@ -17,8 +17,18 @@ import {
   type Model,
   resolvePart,
   type Swap,
+  VerifyCache,
 } from "../model/mod.ts";
-import { backendOpt, intOpt, list, type Raw, str, usage } from "./options.ts";
+import {
+  backendOpt,
+  intOpt,
+  list,
+  modelKey,
+  type Raw,
+  str,
+  threadsOpt,
+  usage,
+} from "./options.ts";
 
 /**
  * The layer option `--NAME` gives: a number, or a layer name (`stem`,
@@ -92,8 +102,8 @@ export interface RemoveRequest {
   parts: BlockPart[];
   /** `--remove-layers` as given. */
   layersText: string;
-  /** The layers, or all of them. */
-  layers: number[] | "all";
+  /** The layers as sorted, merged ranges [first, last] (not expanded: checked against the model first), or all of them. */
+  layers: [number, number][] | "all";
 }
 
 /** One `--swap PART=WEIGHTS`. */
@@ -134,11 +144,26 @@ export function parseRemove(
   return { names, parts: BLOCK_PARTS.filter((p) => set.has(p)) };
 }
 
-/** Parses a `--remove-layers` value: `all`, or numbers and ranges such as `1-4` or `3,7`. */
-export function parseLayers(text: string): number[] | "all" {
+/** Sorted, merged ranges: the same for every way of writing the same layers. */
+function mergeRanges(ranges: [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [a, b] of [...ranges].sort((x, y) => x[0] - y[0])) {
+    const last = out.at(-1);
+    if (last && a <= last[1] + 1) last[1] = Math.max(last[1], b);
+    else out.push([a, b]);
+  }
+  return out;
+}
+
+/**
+ * Parses a `--remove-layers` value: `all`, or numbers and ranges such as `1-4`
+ * or `3,7`, kept as ranges (a range is never expanded before it is checked
+ * against the model's depth).
+ */
+export function parseLayers(text: string): [number, number][] | "all" {
   const t = text.trim().toLowerCase();
   if (t === "all") return "all";
-  const out = new Set<number>();
+  const ranges: [number, number][] = [];
   for (const item of t.split(",").map((s) => s.trim())) {
     const m = /^(\d+)(?:-(\d+))?$/.exec(item);
     const a = m ? Number(m[1]) : NaN, b = m?.[2] ? Number(m[2]) : a;
@@ -151,9 +176,30 @@ export function parseLayers(text: string): number[] | "all" {
         ),
       );
     }
-    for (let l = a; l <= b; l++) out.add(l);
+    ranges.push([a, b]);
   }
-  return [...out].sort((x, y) => x - y);
+  return mergeRanges(ranges);
+}
+
+/** The layers of ranges checked against `numLayers`, as a list. */
+function expand(
+  r: RemoveRequest,
+  numLayers: number,
+): number[] {
+  if (r.layers === "all") {
+    return Array.from({ length: numLayers }, (_, i) => i + 1);
+  }
+  const top = r.layers.at(-1)?.[1] ?? 0;
+  if (top > numLayers) {
+    throw usage(
+      new RangeError(
+        `Invalid --remove-layers "${r.layersText}" (layer ${top}): expected encoder layers 1..${numLayers} or all for this model`,
+      ),
+    );
+  }
+  return r.layers.flatMap(([a, b]) =>
+    Array.from({ length: b - a + 1 }, (_, i) => a + i)
+  );
 }
 
 /** `--remove` and `--remove-layers` paired: one layer list for all, or one per `--remove`. */
@@ -196,49 +242,39 @@ export function resolveAblations(
   requests: readonly RemoveRequest[],
   numLayers: number,
 ): Ablation[] {
-  return requests.map((r) => {
-    if (r.layers !== "all") {
-      const bad = r.layers.find((l) => l > numLayers);
-      if (bad !== undefined) {
-        throw usage(
-          new RangeError(
-            `Invalid --remove-layers "${r.layersText}" (layer ${bad}): expected encoder layers 1..${numLayers} or all for this model`,
-          ),
-        );
-      }
-    }
-    return {
-      remove: r.parts,
-      layers: r.layers === "all"
-        ? Array.from({ length: numLayers }, (_, i) => i + 1)
-        : r.layers,
-    };
-  });
+  return requests.map((r) => ({
+    remove: r.parts,
+    layers: expand(r, numLayers),
+  }));
 }
 
 /**
- * What is removed, per block part: the layers, or "all" when the depth is not
- * known. The same for every way of writing the same ablation (`--remove
- * layernorm` is `--remove ln1,ln2`), so it keys caches and --resume checks.
+ * What is removed, per block part: the layers (with `numLayers`; a usage
+ * error beyond it), or before the depth is known "all" or the merged ranges.
+ * The same for every way of writing the same ablation (`--remove layernorm` is
+ * `--remove ln1,ln2`), so it keys caches and --resume checks.
  */
 export function removedParts(
   requests: readonly RemoveRequest[],
   numLayers?: number,
-): Partial<Record<BlockPart, number[] | "all">> {
-  const out: Partial<Record<BlockPart, number[] | "all">> = {};
+): Partial<Record<BlockPart, number[] | [number, number][] | "all">> {
+  const out: Partial<
+    Record<BlockPart, number[] | [number, number][] | "all">
+  > = {};
   for (const p of BLOCK_PARTS) {
     const rs = requests.filter((r) => r.parts.includes(p));
     if (rs.length === 0) continue;
-    if (rs.some((r) => r.layers === "all")) {
-      out[p] = numLayers === undefined
-        ? "all"
-        : Array.from({ length: numLayers }, (_, i) => i + 1);
-      continue;
+    if (numLayers !== undefined) {
+      out[p] = [...new Set(rs.flatMap((r) => expand(r, numLayers)))].sort((
+        a,
+        b,
+      ) => a - b);
+    } else if (rs.some((r) => r.layers === "all")) out[p] = "all";
+    else {
+      out[p] = mergeRanges(
+        rs.flatMap((r) => r.layers as [number, number][]),
+      );
     }
-    out[p] = [...new Set(rs.flatMap((r) => r.layers as number[]))].sort((
-      a,
-      b,
-    ) => a - b);
   }
   return out;
 }
@@ -285,6 +321,17 @@ export function checkVariantOpts(raw: Raw): void {
   swapRequests(raw);
 }
 
+/** The model options (model, weights, seed, normalization, variant) in a form equal for equal models (for --resume checks). */
+export function canonicalModel(raw: Raw): Record<string, unknown> {
+  return {
+    model: modelKey(str(raw, "model")),
+    weights: str(raw, "weights"),
+    seed: Number(str(raw, "seed")),
+    normalize: raw.normalize !== false,
+    ...canonicalVariant(raw),
+  };
+}
+
 /** The variant options in a form that is equal for equal variants (for --resume checks). */
 export function canonicalVariant(raw: Raw): Record<string, unknown> {
   const seed = Number(str(raw, "seed"));
@@ -300,15 +347,10 @@ export function canonicalVariant(raw: Raw): Record<string, unknown> {
   };
 }
 
-function layerText(layers: readonly number[]): string {
-  const runs: string[] = [];
-  for (let i = 0; i < layers.length;) {
-    let j = i;
-    while (j + 1 < layers.length && layers[j + 1] === layers[j] + 1) j++;
-    runs.push(j > i ? `${layers[i]}-${layers[j]}` : `${layers[i]}`);
-    i = j + 1;
-  }
-  return `${layers.length > 1 ? "layers" : "layer"} ${runs.join(",")}`;
+function layerText(ranges: readonly [number, number][]): string {
+  const runs = ranges.map(([a, b]) => (b > a ? `${a}-${b}` : `${a}`));
+  const one = ranges.length === 1 && ranges[0][0] === ranges[0][1];
+  return `${one ? "layer" : "layers"} ${runs.join(",")}`;
 }
 
 /**
@@ -324,8 +366,11 @@ export function describeVariant(
   const items = removes.map((r) => {
     const what = [...new Set(r.names.map((n) => SHOWN[n] ?? n))].join("+");
     const all = r.layers === "all" ||
-      (numLayers !== undefined && r.layers.length === numLayers);
-    return `no ${what}${all ? "" : ` in ${layerText(r.layers as number[])}`}`;
+      (numLayers !== undefined && r.layers.length === 1 &&
+        r.layers[0][0] === 1 && r.layers[0][1] === numLayers);
+    return `no ${what}${
+      all ? "" : ` in ${layerText(r.layers as [number, number][])}`
+    }`;
   });
   if (!positionEmbedding) items.push("no pos embedding");
   for (const s of swaps) items.push(`${s.part} from ${s.weights}`);
@@ -352,6 +397,9 @@ export function describeOptions(raw: Raw, numLayers?: number): string {
   );
 }
 
+/** Files this process has verified already (a grid loads the same weights for many cells). */
+export const VERIFIED: VerifyCache = new VerifyCache();
+
 /**
  * Loads the model the options describe: weights, then (usage errors) the
  * ablation layers against its depth and the swapped parts against its
@@ -361,9 +409,7 @@ export async function openModel(
   raw: Raw,
   source: string,
 ): Promise<{ model: Model; variant: Variant }> {
-  const threads = raw.threads === undefined
-    ? undefined
-    : intOpt(raw, "threads", 1);
+  const threads = threadsOpt(raw);
   const removes = removeRequests(raw);
   const requests = swapRequests(raw);
   const positionEmbedding = raw["pos-embedding"] !== false;
@@ -373,6 +419,8 @@ export async function openModel(
     seed,
     backend: backendOpt(raw),
     threads,
+    verify: raw.verify !== false,
+    verifyCache: VERIFIED,
   };
   let model = await loadModel(source, opts);
   try {
@@ -444,6 +492,7 @@ export function modelAbout(
       classes: m.num_classes,
     },
     weights: model.weights,
+    verified: model.verified,
     ablations: variant?.ablations ?? [],
     positionEmbedding: variant?.positionEmbedding ?? true,
     swaps: variant?.swaps ?? [],

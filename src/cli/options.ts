@@ -126,6 +126,13 @@ export const MODEL_OPTS: Spec = {
     saved: true,
     identity: true,
   },
+  verify: {
+    type: "boolean",
+    default: true,
+    help:
+      "check the graphs' and weights' sha256 and that weights are finite on load (--no-verify: skip; metrics.json records it)",
+    saved: true,
+  },
   backend: {
     type: "string",
     default: "auto",
@@ -236,7 +243,7 @@ export const RUN_OPTS = (out: string): Spec => ({
     default: "0",
     arg: "K",
     help:
-      "every K steps write snapshot.npy + snapshot.json into --out, to --resume from (0: only on Ctrl-C)",
+      "every K steps write a snapshot (DIR/snapshot/: image, step, traces) into --out, to --resume from (0: only on Ctrl-C)",
     saved: true,
   },
   "stop-at": {
@@ -251,7 +258,13 @@ export const RUN_OPTS = (out: string): Spec => ({
     arg: "DIR",
     defaultText: "none",
     help:
-      "continue the run whose snapshot is in DIR (options come from DIR/snapshot.json; given ones override)",
+      "continue the run whose snapshot is in DIR (options come from DIR/snapshot/state.json; given ones override)",
+  },
+  overwrite: {
+    type: "boolean",
+    default: false,
+    help:
+      "replace the results of another run in --out (without it, a folder holding a run with other options is refused)",
   },
   quiet: {
     type: "boolean",
@@ -266,8 +279,32 @@ export const HELP_OPT: Spec = {
   help: { type: "boolean", default: false, help: "show this help" },
 };
 
+/**
+ * The arguments with `-h` as `--help`, and a value that starts with a dash
+ * (`--steps -1`, `--lr -0.1:0`) joined to its option (`--steps=-1`), so that
+ * the option's own check names it instead of parseArgs' "ambiguous" error.
+ */
+function normalizeArgs(spec: Spec, args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    const name = a.startsWith("--") ? a.slice(2) : "";
+    const next = args[i + 1];
+    if (a === "-h") out.push("--help");
+    else if (
+      spec[name]?.type === "string" && next !== undefined &&
+      /^-[\d.]/.test(next)
+    ) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
 /** Parses a command's arguments: only the options given (no defaults). */
-export function parse(cmd: string, spec: Spec, args: string[]): Raw {
+export function parse(cmd: string, spec: Spec, argv: string[]): Raw {
+  const args = normalizeArgs(spec, argv);
   const options: ParseArgsOptionsConfig = Object.fromEntries(
     Object.entries(spec).map(([name, o]) => [
       name,
@@ -333,8 +370,31 @@ export function list(raw: Raw, name: string): string[] {
   return Array.isArray(v) ? v : [String(v)];
 }
 
-/** An integer option ≥ `min` (a usage error naming the value otherwise). */
-export function intOpt(raw: Raw, name: string, min: number): number {
+/**
+ * Upper bounds of numeric options, so that one typo cannot take the machine:
+ * step counts bound the trace kept in memory (a row per step), the canvas
+ * bounds generate's image buffer, threads bound what the CPU backends start.
+ */
+export const LIMITS = {
+  /** --steps, --stop-at, --save-every, --trace-every, --jitter-after. */
+  steps: 1_000_000,
+  /** --canvas (pixels per side). */
+  canvas: 4096,
+  /** --threads: four per logical core. */
+  threads: 4 * Math.max(1, navigator.hardwareConcurrency ?? 1),
+  /** --scale of filters (pixels per weight). */
+  scale: 64,
+  /** Pixels of one figure (filters): 4096². */
+  figurePixels: 4096 * 4096,
+};
+
+/** An integer option in `min`..`max` (a usage error naming the value and the range otherwise). */
+export function intOpt(
+  raw: Raw,
+  name: string,
+  min: number,
+  max: number = Number.MAX_SAFE_INTEGER,
+): number {
   const text = str(raw, name).trim();
   const v = Number(text);
   if (!/^\+?\d+$/.test(text) || !Number.isSafeInteger(v) || v < min) {
@@ -346,11 +406,37 @@ export function intOpt(raw: Raw, name: string, min: number): number {
             : min === 1
             ? "a positive"
             : `an ≥ ${min}`
-        } integer`,
+        } integer${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ""}`,
+      ),
+    );
+  }
+  if (v > max) {
+    throw usage(
+      new RangeError(
+        `Invalid --${name} "${str(raw, name)}": expected at most ${max}`,
       ),
     );
   }
   return v;
+}
+
+/** A step count option (`--steps`, `--save-every`, …) in `min`..{@linkcode LIMITS}.steps. */
+export function stepsOpt(raw: Raw, name: string, min: number): number {
+  return intOpt(raw, name, min, LIMITS.steps);
+}
+
+/** `--threads` (undefined when not given): 1..{@linkcode LIMITS}.threads, four per logical core. */
+export function threadsOpt(raw: Raw): number | undefined {
+  if (raw.threads === undefined) return undefined;
+  const text = str(raw, "threads").trim();
+  if (/^\+?\d+$/.test(text) && Number(text) > LIMITS.threads) {
+    throw usage(
+      new RangeError(
+        `Invalid --threads "${text}": expected at most ${LIMITS.threads} (four per logical core of this machine)`,
+      ),
+    );
+  }
+  return intOpt(raw, "threads", 1);
 }
 
 /** A finite number option (a usage error naming the value otherwise). */
@@ -396,6 +482,23 @@ export function checkKernel(kernelSize: number, size: number): void {
   }
 }
 
+/** The settings invert and generate share: schedules, blur kernel, normalization, seed. */
+export function scheduleSettings(raw: Raw): {
+  lr: Schedule;
+  sigma: Schedule;
+  kernelSize: number;
+  normalize: boolean;
+  seed: number;
+} {
+  return {
+    lr: schedOpt(raw, "lr"),
+    sigma: schedOpt(raw, "sigma"),
+    kernelSize: kernelOpt(raw),
+    normalize: raw.normalize !== false,
+    seed: intOpt(raw, "seed", 0),
+  };
+}
+
 /** `--backend`: one of the backend names. */
 export function backendOpt(raw: Raw): BackendName {
   const b = str(raw, "backend") as BackendName;
@@ -410,11 +513,16 @@ export function backendOpt(raw: Raw): BackendName {
 }
 
 /** Control options shared by invert and generate. */
-export function controlOpts(raw: Raw) {
+export function controlOpts(raw: Raw): {
+  traceEvery: number;
+  saveEvery: number;
+  stopAt: number | null;
+  quiet: boolean;
+} {
   return {
-    traceEvery: intOpt(raw, "trace-every", 1),
-    saveEvery: intOpt(raw, "save-every", 0),
-    stopAt: raw["stop-at"] === undefined ? null : intOpt(raw, "stop-at", 1),
+    traceEvery: stepsOpt(raw, "trace-every", 1),
+    saveEvery: stepsOpt(raw, "save-every", 0),
+    stopAt: raw["stop-at"] === undefined ? null : stepsOpt(raw, "stop-at", 1),
     quiet: raw.quiet === true,
   };
 }
@@ -479,11 +587,45 @@ export function absolutePath(path: string): string {
   return /^https?:\/\//.test(path) ? path : resolvePath(path);
 }
 
-/** `--image` made absolute; the default photo wherever the repository is. */
+/** A `.safetensors` weights path made absolute (URLs and weight-set names as given). */
+function absoluteWeightsPath(w: string): string {
+  return w.endsWith(".safetensors") && !/^[a-z][a-z0-9+.-]*:\/\//i.test(w)
+    ? resolvePath(w)
+    : w;
+}
+
+/**
+ * The options with `.safetensors` paths of `--weights`, `--swap` and
+ * `--compare` made absolute, so that a relative path means the current folder
+ * (like `--image`) and a snapshot works from anywhere.
+ */
+export function absoluteWeights(raw: Raw): Raw {
+  const out: Raw = { ...raw };
+  if (typeof raw.weights === "string") {
+    out.weights = absoluteWeightsPath(raw.weights);
+  }
+  if (raw.swap !== undefined) {
+    out.swap = list(raw, "swap").map((t) => {
+      const i = t.indexOf("=");
+      return i < 0
+        ? t
+        : `${t.slice(0, i)}=${absoluteWeightsPath(t.slice(i + 1).trim())}`;
+    });
+  }
+  if (raw.compare !== undefined) {
+    out.compare = list(raw, "compare").map(absoluteWeightsPath);
+  }
+  return out;
+}
+
+/** `--image` made absolute (URLs as given); the default photo beside the module, wherever it is served from. */
 export function defaultImage(raw: Raw): string {
   const v = str(raw, "image");
-  if (v === DEFAULT_IMAGE_TEXT && DEFAULT_IMAGE.protocol === "file:") {
-    return fileURLToPath(DEFAULT_IMAGE);
+  if (v === DEFAULT_IMAGE_TEXT) {
+    // beside this module: a file in a checkout, a URL when run by URL
+    return DEFAULT_IMAGE.protocol === "file:"
+      ? fileURLToPath(DEFAULT_IMAGE)
+      : DEFAULT_IMAGE.href;
   }
   return absolutePath(v);
 }

@@ -5,9 +5,20 @@
  * @module
  */
 import type { ImageTensor } from "../io/mod.ts";
+import { checkFigureSize } from "./_canvas.ts";
 import type { Model } from "../model/mod.ts";
 
-/** Options of {@linkcode filterGrid}. */
+/** Options of {@linkcode filterGrid}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { FilterGridOptions } from "./filters.ts";
+ *
+ * const opts: FilterGridOptions = { columns: 32, scale: 2, gap: 1 };
+ * assert.equal(opts.columns, 32);
+ * ```
+ */
 export interface FilterGridOptions {
   /** Filters per row (default: about √(2n), a wide grid). */
   columns?: number;
@@ -25,9 +36,11 @@ export interface FilterGridOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalizeFilters } from "./filters.ts";
+ *
  * const f = normalizeFilters(new Float32Array([0, 2, 4, 6, 1, 1, 1, 1, 1, 1, 1, 1]), 1, 2);
- * console.log(f[1]); // 1/3
+ * assert.equal(f[1], Math.fround(1 / 3)); // (2 − 0) / (6 − 0)
  * ```
  */
 export function normalizeFilters(
@@ -64,16 +77,21 @@ export function normalizeFilters(
  *
  * @example
  * ```ts
- * import { filterGrid, loadModel } from "../../mod.ts";
- * const model = await loadModel("weights/vit_b_32");
- * const img = filterGrid(model); // 768 filters of 32×32
+ * import assert from "node:assert/strict";
+ * import { loadModel } from "../model/mod.ts";
+ * import { filterGrid } from "./filters.ts";
+ *
+ * // The tiny test ViT: 16 filters of 3×8×8, drawn 2 pixels per weight.
+ * const model = await loadModel("tests/fixtures/tiny_vit", { weights: "fixture" });
+ * const img = filterGrid(model, { columns: 4 });
+ * assert.deepEqual([img.width, img.height], [4 * 16 + 5, 4 * 16 + 5]);
  * ```
  */
 export function filterGrid(
   model: Model,
   options: FilterGridOptions = {},
 ): ImageTensor {
-  const key = model.manifest.patch_filters ?? "conv_proj.weight";
+  const key = model.manifest.patch_filters;
   const info = model.manifest.tensors[key];
   if (
     !info || info.shape.length !== 4 || info.shape[1] !== 3 ||
@@ -99,6 +117,7 @@ export function filterGrid(
   const cell = p * scale;
   const width = cols * cell + (cols + 1) * gap;
   const height = rows * cell + (rows + 1) * gap;
+  checkFigureSize(width, height);
   const data = new Float32Array(3 * width * height).fill(
     options.background ?? 1,
   );

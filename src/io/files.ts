@@ -31,23 +31,165 @@ export async function writeAtomic(
   }
 }
 
-/** Writes pretty-printed JSON atomically. */
+/**
+ * Writes pretty-printed JSON atomically.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeJson } from "./files.ts";
+ * const path = await Deno.makeTempFile();
+ * await writeJson(path, { a: 1 });
+ * assert.deepEqual(JSON.parse(Deno.readTextFileSync(path)), { a: 1 });
+ * ```
+ */
 export function writeJson(path: string, value: unknown): Promise<void> {
   return writeAtomic(path, JSON.stringify(value, null, 2) + "\n");
+}
+
+/**
+ * The SHA-256 of bytes or of a string's UTF-8, as 64 hex digits.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { sha256Hex } from "./files.ts";
+ * assert.equal(
+ *   await sha256Hex("abc"),
+ *   "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+ * );
+ * ```
+ */
+export async function sha256Hex(data: Uint8Array | string): Promise<string> {
+  const bytes = typeof data === "string"
+    ? new TextEncoder().encode(data)
+    : data;
+  const digest = await crypto.subtle.digest(
+    "SHA-256",
+    bytes as Uint8Array<ArrayBuffer>,
+  );
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/** One file of a set written by {@linkcode writeFiles}: its name in the folder and its contents. */
+export interface FileData {
+  /** The file's name inside the folder. */
+  name: string;
+  /** Its contents. */
+  data: Uint8Array | string;
+}
+
+/**
+ * Writes a set of files into `dir` as one unit, as far as a filesystem allows:
+ * every file is first written to a temporary name (`NAME.UUID.tmp`), and only
+ * when all are written are they renamed into place, in the order given (put
+ * the file that marks the set complete, e.g. metrics.json, last). A failure
+ * while writing (a full disk) removes the temporaries and leaves the previous
+ * files untouched; renames need no space.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeFiles } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeFiles(dir, [{ name: "a.txt", data: "A" }, { name: "b.txt", data: "B" }]);
+ * assert.equal(Deno.readTextFileSync(`${dir}/b.txt`), "B");
+ * assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), ["a.txt", "b.txt"]);
+ * ```
+ */
+export async function writeFiles(
+  dir: string,
+  files: readonly FileData[],
+): Promise<void> {
+  const tmps: string[] = [];
+  try {
+    for (const f of files) {
+      const tmp = `${dir}/${f.name}.${crypto.randomUUID()}.tmp`;
+      tmps.push(tmp);
+      if (typeof f.data === "string") await Deno.writeTextFile(tmp, f.data);
+      else await Deno.writeFile(tmp, f.data);
+    }
+  } catch (err) {
+    for (const t of tmps) await Deno.remove(t).catch(() => {});
+    throw err;
+  }
+  for (let i = 0; i < files.length; i++) {
+    await Deno.rename(tmps[i], `${dir}/${files[i].name}`);
+  }
+}
+
+/**
+ * Removes the temporaries a killed writer may have left in `dir`: files named
+ * `*.tmp` (from {@linkcode writeAtomic} and {@linkcode writeFiles}); returns
+ * their names. Call it only while no other process writes into `dir` (e.g.
+ * holding its lock).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { removeTemporaries } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/x.json.1234.tmp`, "partial");
+ * await Deno.writeTextFile(`${dir}/x.json`, "{}");
+ * assert.deepEqual(await removeTemporaries(dir), ["x.json.1234.tmp"]);
+ * ```
+ */
+export async function removeTemporaries(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && e.name.endsWith(".tmp")) {
+        await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+        removed.push(e.name);
+      }
+    }
+  } catch (err) {
+    if (!(err instanceof Deno.errors.NotFound)) throw err;
+  }
+  return removed.sort();
 }
 
 /** One row of a trace table. */
 export type Row = Record<string, number | null>;
 
-/** A CSV table of numeric rows (null as an empty field). */
+/**
+ * One row of a table with text cells too (grid.csv).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type CsvRow, toCsv } from "./files.ts";
+ * const row: CsvRow = { variant: "no LN", layer: 4, psnr: null };
+ * assert.equal(toCsv(["variant", "layer", "psnr"], [row]), "variant,layer,psnr\nno LN,4,\n");
+ * ```
+ */
+export type CsvRow = Record<string, number | string | null>;
+
+/** A CSV field: null as empty, text quoted when it holds a comma, quote or newline. */
+function csvField(v: number | string | null | undefined): string {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "number") return String(v);
+  return /[",\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v;
+}
+
+/**
+ * A CSV table: numeric rows (null as an empty field), or rows with text cells,
+ * quoted where needed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { toCsv } from "./files.ts";
+ * assert.equal(toCsv(["a", "b"], [{ a: 1, b: null }]), "a,b\n1,\n");
+ * assert.equal(toCsv(["v"], [{ v: "x, y" }]), 'v\n"x, y"\n');
+ * ```
+ */
 export function toCsv(
   columns: readonly string[],
-  rows: readonly Row[],
+  rows: readonly (Row | CsvRow)[],
 ): string {
-  const lines = rows.map((r) =>
-    columns.map((c) => (r[c] === null || r[c] === undefined ? "" : r[c]))
-      .join(",")
-  );
+  const lines = rows.map((r) => columns.map((c) => csvField(r[c])).join(","));
   return [columns.join(","), ...lines].join("\n") + "\n";
 }
 

@@ -4,17 +4,21 @@
  * cropping.
  *
  * @example Load, preprocess and normalize a photo
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { fitToSize, normalize, readImage } from "./image.ts";
  *
- * const img = await readImage("photo.png");
+ * const img = await readImage(new URL("../../assets/chelsea.png", import.meta.url).pathname);
  * const x = normalize(fitToSize(img, 224), [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]);
+ * assert.equal(x.data.length, 3 * 224 * 224);
  * ```
  *
  * @module
  */
 
 import { Buffer } from "node:buffer";
+import { fileURLToPath } from "node:url";
+import { inflateSync } from "node:zlib";
 import { writeAtomic } from "./files.ts";
 // @ts-types="npm:@types/pngjs@6.0.5"
 import { PNG } from "npm:pngjs@7.0.0";
@@ -24,9 +28,11 @@ import jpeg from "npm:jpeg-js@0.4.4";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ImageTensor } from "./image.ts";
  *
  * const black: ImageTensor = { data: new Float32Array(3 * 2 * 2), channels: 3, height: 2, width: 2 };
+ * assert.equal(black.data.length, 3 * black.height * black.width);
  * ```
  */
 export interface ImageTensor {
@@ -42,6 +48,69 @@ export interface ImageTensor {
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const JPEG_SIGNATURE = [0xff, 0xd8, 0xff];
+
+/** The largest image, in pixels, that is decoded or produced by a resize:
+ * 40 megapixels (a 50-megapixel camera's 8688×5792 is refused; 7296×5472
+ * passes). Its float32 tensor takes 480 MB, and decoding needs about as much
+ * again, so one typo or a hostile header cannot exhaust memory.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_IMAGE_PIXELS } from "./image.ts";
+ *
+ * assert.ok(8000 * 5000 <= MAX_IMAGE_PIXELS);
+ * ```
+ */
+export const MAX_IMAGE_PIXELS = 40_000_000;
+
+/** The largest ratio of an image's long side to its short side: 100 (a
+ * 360° panorama is about 8). Beyond it, resizing the short side to a
+ * model's input size would make the long side enormous.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_IMAGE_ASPECT } from "./image.ts";
+ *
+ * assert.equal(MAX_IMAGE_ASPECT, 100);
+ * ```
+ */
+export const MAX_IMAGE_ASPECT = 100;
+
+/** The largest image file {@linkcode readImage} reads: 256 MiB (an
+ * uncompressed 40-megapixel RGB PNG is 120 MB).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_IMAGE_BYTES } from "./image.ts";
+ *
+ * assert.equal(MAX_IMAGE_BYTES, 256 * 1024 * 1024);
+ * ```
+ */
+export const MAX_IMAGE_BYTES = 256 * 1024 * 1024;
+
+/** Refuses a declared or requested size above the limits, before anything
+ * of that size is allocated. */
+function checkLimits(what: string, height: number, width: number): void {
+  const size = `${width}×${height}`;
+  if (width * height > MAX_IMAGE_PIXELS) {
+    throw new RangeError(
+      `Invalid ${what} "${size}": ${size} px exceeds the limit of ${
+        MAX_IMAGE_PIXELS / 1e6
+      } megapixels (downscale the image first)`,
+    );
+  }
+  const aspect = Math.max(width, height) / Math.min(width, height);
+  if (aspect > MAX_IMAGE_ASPECT) {
+    throw new RangeError(
+      `Invalid ${what} "${size}": an aspect ratio of ${
+        Math.round(aspect)
+      }:1 exceeds the limit of ${MAX_IMAGE_ASPECT}:1 (crop the image first)`,
+    );
+  }
+}
 
 function startsWith(bytes: Uint8Array, signature: number[]): boolean {
   return signature.every((b, i) => bytes[i] === b);
@@ -112,8 +181,95 @@ function checkImage(img: ImageTensor): void {
   }
 }
 
+/** Checks an image and an output size (positive, within the limits). */
+function checkTarget(
+  img: ImageTensor,
+  height: number,
+  width: number,
+): ImageTensor {
+  checkImage(img);
+  checkSize("height", height);
+  checkSize("width", width);
+  if (height * width > MAX_IMAGE_PIXELS) {
+    throw new RangeError(
+      `Invalid output size "${width}×${height}": ${width}×${height} px exceeds the limit of ${
+        MAX_IMAGE_PIXELS / 1e6
+      } megapixels (MAX_IMAGE_PIXELS)`,
+    );
+  }
+  return img;
+}
+
 function image(data: Float32Array, height: number, width: number) {
   return { data, channels: 3 as const, height, width };
+}
+
+/** Samples per pixel of each PNG colour type. */
+const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/** Adam7 passes: x start, y start, x step, y step. */
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+];
+
+/** Checks a PNG's declared size against the limits (from IHDR, before any
+ * pixel is decoded) and that its compressed data holds every row: a short
+ * IDAT would otherwise decode as zero-filled (black) rows. */
+function checkPixelData(bytes: Uint8Array, end: number): void {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, end);
+  const width = view.getUint32(16), height = view.getUint32(20);
+  const [depth, colorType, , , interlace] = bytes.subarray(24, 29);
+  if (!(width > 0 && height > 0)) {
+    throw new TypeError(
+      `Invalid PNG size "${width}×${height}": expected a positive width and height`,
+    );
+  }
+  checkLimits("PNG size", height, width);
+  const bpp = (PNG_CHANNELS[colorType] ?? 0) * depth;
+  if (bpp === 0) return; // pngjs names the bad colour type.
+  const rowBytes = (w: number) => 1 + Math.ceil(w * bpp / 8);
+  const passes = interlace === 1 ? ADAM7 : [[0, 0, 1, 1]];
+  let expected = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    const w = Math.ceil((width - x0) / dx), h = Math.ceil((height - y0) / dy);
+    if (w > 0 && h > 0) expected += h * rowBytes(w);
+  }
+  const idat: Uint8Array[] = [];
+  for (let pos = 8; pos < end;) {
+    const size = view.getUint32(pos);
+    if (String.fromCharCode(...bytes.subarray(pos + 4, pos + 8)) === "IDAT") {
+      idat.push(bytes.subarray(pos + 8, pos + 8 + size));
+    }
+    pos += 12 + size;
+  }
+  let got: number;
+  try {
+    got = inflateSync(concat(idat), { maxOutputLength: expected + 1 }).length;
+  } catch (e) {
+    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") return;
+    const message = e instanceof Error ? e.message : String(e);
+    throw new TypeError(
+      `Invalid PNG data (${bytes.length} bytes): the compressed pixel data is corrupt (${message})`,
+    );
+  }
+  if (got < expected) {
+    throw new TypeError(
+      `Invalid PNG data (${bytes.length} bytes): "${got}" bytes of pixel rows for ${width}×${height}: expected ${expected} (truncated image data?)`,
+    );
+  }
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) [out.set(p, at), at += p.length];
+  return out;
 }
 
 /** Decodes a PNG (any color type and bit depth) to an RGB image; alpha is
@@ -121,17 +277,24 @@ function image(data: Float32Array, height: number, width: number) {
  *
  * @param bytes The PNG file contents.
  * @returns The image, values in [0, 1].
- * @throws {TypeError} If the data is not a valid PNG.
+ * @throws {TypeError} If the data is not a valid PNG, or its compressed
+ * pixel data holds fewer rows than its header declares.
+ * @throws {RangeError} If the header declares more than
+ * {@linkcode MAX_IMAGE_PIXELS} pixels or an aspect ratio above
+ * {@linkcode MAX_IMAGE_ASPECT} (checked before decoding).
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { decodePng } from "./image.ts";
  *
- * const img = decodePng(await Deno.readFile("photo.png"));
+ * const img = decodePng(await Deno.readFile(new URL("../../assets/chelsea.png", import.meta.url)));
+ * assert.deepEqual([img.height, img.width], [300, 451]);
  * ```
  */
 export function decodePng(bytes: Uint8Array): ImageTensor {
   const end = checkChunks(bytes);
+  checkPixelData(bytes, end);
   let png;
   try {
     png = PNG.sync.read(
@@ -159,6 +322,33 @@ export function decodePng(bytes: Uint8Array): ImageTensor {
   return image(out, height, width);
 }
 
+/** The height and width a JPEG's frame header (SOFn) declares, read by
+ * walking the marker segments up to the first scan; undefined when there is
+ * none before it (the decoder then reports the file as corrupt). */
+function jpegSize(bytes: Uint8Array): [number, number] | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (let pos = 2; pos + 4 <= bytes.length;) {
+    if (bytes[pos] !== 0xff) return undefined;
+    const marker = bytes[pos + 1];
+    if (marker === 0xff) {
+      pos++; // Fill byte.
+      continue;
+    }
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) {
+      pos += 2; // No length.
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9) return undefined;
+    const sof = marker >= 0xc0 && marker <= 0xcf &&
+      marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc;
+    if (sof && pos + 9 <= bytes.length) {
+      return [view.getUint16(pos + 5), view.getUint16(pos + 7)];
+    }
+    pos += 2 + view.getUint16(pos + 2);
+  }
+  return undefined;
+}
+
 /** Decodes a baseline or progressive JPEG (grayscale, YCbCr or RGB) to an
  * RGB image with the pure-JavaScript decoder jpeg-js. The EXIF orientation
  * tag is not applied: pixels come in stored order.
@@ -167,14 +357,18 @@ export function decodePng(bytes: Uint8Array): ImageTensor {
  * @returns The image, values in [0, 1] (multiples of 1/255).
  * @throws {TypeError} If the data is not a valid JPEG (wrong signature,
  * truncated or corrupt stream, unsupported color mode such as CMYK).
- * @throws {RangeError} If the image exceeds the decoder's limits (100
- * megapixels, 1 GiB of working memory).
+ * @throws {RangeError} If the frame header declares more than
+ * {@linkcode MAX_IMAGE_PIXELS} pixels or an aspect ratio above
+ * {@linkcode MAX_IMAGE_ASPECT} (checked before decoding), or decoding needs
+ * more than 1 GiB of working memory.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeJpeg } from "./image.ts";
  *
- * const img = decodeJpeg(await Deno.readFile("photo.jpg"));
+ * // Not a JPEG: the error names the first bytes.
+ * assert.throws(() => decodeJpeg(new Uint8Array([0x89, 0x50, 0x4e])), TypeError);
  * ```
  */
 export function decodeJpeg(bytes: Uint8Array): ImageTensor {
@@ -185,12 +379,15 @@ export function decodeJpeg(bytes: Uint8Array): ImageTensor {
       }": expected ff d8 ff (is this a JPEG file?)`,
     );
   }
+  const size = jpegSize(bytes);
+  if (size && size[0] > 0 && size[1] > 0) checkLimits("JPEG size", ...size);
   let decoded;
   try {
     decoded = jpeg.decode(bytes, {
       useTArray: true,
       formatAsRGBA: true,
       maxMemoryUsageInMB: 1024,
+      maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6,
     });
   } catch (e) {
     const message = e instanceof Error ? e.message : String(e);
@@ -228,9 +425,11 @@ export function decodeJpeg(bytes: Uint8Array): ImageTensor {
  *
  * @example
  * ```ts
- * import { encodePng } from "./image.ts";
+ * import assert from "node:assert/strict";
+ * import { decodePng, encodePng } from "./image.ts";
  *
  * const png = encodePng({ data: new Float32Array(3).fill(0.5), channels: 3, height: 1, width: 1 });
+ * assert.deepEqual([...decodePng(png).data], [128 / 255, 128 / 255, 128 / 255].map(Math.fround));
  * ```
  */
 export function encodePng(
@@ -294,10 +493,11 @@ function coefficients(inSize: number, outSize: number) {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resizeBilinear } from "./image.ts";
  *
  * const img = { data: new Float32Array(3 * 4 * 4), channels: 3 as const, height: 4, width: 4 };
- * resizeBilinear(img, 2, 2).height; // 2
+ * assert.equal(resizeBilinear(img, 2, 2).height, 2);
  * ```
  */
 export function resizeBilinear(
@@ -305,10 +505,7 @@ export function resizeBilinear(
   height: number,
   width: number,
 ): ImageTensor {
-  checkImage(img);
-  checkSize("height", height);
-  checkSize("width", width);
-  const { height: h, width: w, data } = img;
+  const { height: h, width: w, data } = checkTarget(img, height, width);
   if (h === height && w === width) return image(data.slice(), h, w);
   const cx = coefficients(w, width), cy = coefficients(h, height);
   const tmp = new Float32Array(3 * h * width);
@@ -355,10 +552,11 @@ function roundHalfEven(x: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { centerCrop } from "./image.ts";
  *
  * const img = { data: new Float32Array(3 * 4 * 6), channels: 3 as const, height: 4, width: 6 };
- * centerCrop(img, 2, 2).width; // 2
+ * assert.equal(centerCrop(img, 2, 2).width, 2);
  * ```
  */
 export function centerCrop(
@@ -366,10 +564,7 @@ export function centerCrop(
   height: number,
   width: number,
 ): ImageTensor {
-  checkImage(img);
-  checkSize("height", height);
-  checkSize("width", width);
-  const { height: h, width: w, data } = img;
+  const { height: h, width: w, data } = checkTarget(img, height, width);
   if (height > h || width > w) {
     throw new RangeError(
       `Invalid crop size "${height}x${width}": expected at most the image size ${h}x${w}`,
@@ -397,10 +592,11 @@ export function centerCrop(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resizeShorterSide } from "./image.ts";
  *
  * const img = { data: new Float32Array(3 * 4 * 8), channels: 3 as const, height: 4, width: 8 };
- * resizeShorterSide(img, 2).width; // 4
+ * assert.equal(resizeShorterSide(img, 2).width, 4);
  * ```
  */
 export function resizeShorterSide(img: ImageTensor, size: number): ImageTensor {
@@ -422,10 +618,11 @@ export function resizeShorterSide(img: ImageTensor, size: number): ImageTensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fitToSize } from "./image.ts";
  *
  * const img = { data: new Float32Array(3 * 6 * 9), channels: 3 as const, height: 6, width: 9 };
- * fitToSize(img, 4).width; // 4
+ * assert.deepEqual([fitToSize(img, 4).height, fitToSize(img, 4).width], [4, 4]);
  * ```
  */
 export function fitToSize(img: ImageTensor, size: number): ImageTensor {
@@ -436,9 +633,11 @@ export function fitToSize(img: ImageTensor, size: number): ImageTensor {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { PerChannel } from "./image.ts";
  *
  * const imagenetMean: PerChannel = [0.485, 0.456, 0.406];
+ * assert.equal(imagenetMean.length, 3);
  * ```
  */
 export type PerChannel = [number, number, number];
@@ -483,10 +682,11 @@ function affine(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { normalize } from "./image.ts";
  *
  * const img = { data: new Float32Array(3).fill(0.5), channels: 3 as const, height: 1, width: 1 };
- * normalize(img, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]).data; // [0, 0, 0]
+ * assert.deepEqual([...normalize(img, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]).data], [0, 0, 0]);
  * ```
  */
 export function normalize(
@@ -508,10 +708,11 @@ export function normalize(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { denormalize } from "./image.ts";
  *
  * const img = { data: new Float32Array(3), channels: 3 as const, height: 1, width: 1 };
- * denormalize(img, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]).data; // [0.5, 0.5, 0.5]
+ * assert.deepEqual([...denormalize(img, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]).data], [0.5, 0.5, 0.5]);
  * ```
  */
 export function denormalize(
@@ -522,24 +723,173 @@ export function denormalize(
   return affine(img, mean, std, true);
 }
 
-/** Reads a PNG or JPEG file. The format is detected from the first bytes,
- * not the extension, so a mislabelled file still decodes.
+/** Describes what a non-regular file is, for the error. */
+function kindOf(info: Deno.FileInfo): string {
+  return info.isDirectory
+    ? "a folder"
+    : info.isFifo
+    ? "a fifo"
+    : info.isCharDevice || info.isBlockDevice
+    ? "a device"
+    : info.isSocket
+    ? "a socket"
+    : "not a regular file";
+}
+
+/** Refuses a non-regular file or one larger than the limit. */
+function checkFile(path: string, info: Deno.FileInfo): void {
+  if (!info.isFile) {
+    throw new TypeError(
+      `Invalid image file "${path}": it is ${
+        kindOf(info)
+      }: expected a regular PNG or JPEG file`,
+    );
+  }
+  if (info.size > MAX_IMAGE_BYTES) {
+    throw new RangeError(
+      `Invalid image file "${path}": ${info.size} bytes exceeds the limit of ${MAX_IMAGE_BYTES} bytes (MAX_IMAGE_BYTES, 256 MiB)`,
+    );
+  }
+}
+
+/** Reads a regular file of at most {@linkcode MAX_IMAGE_BYTES}: the kind
+ * and size are checked by stat before opening (opening a fifo would block;
+ * reading `/dev/zero` would never end), again on the open file, and the read
+ * stops one byte past the limit should the file grow meanwhile. */
+async function readLimited(path: string): Promise<Uint8Array> {
+  checkFile(path, await Deno.stat(path));
+  using file = await Deno.open(path);
+  const info = await file.stat();
+  checkFile(path, info);
+  const bytes = new Uint8Array(Math.min(info.size, MAX_IMAGE_BYTES) + 1);
+  let n = 0;
+  while (n < bytes.length) {
+    const got = await file.read(bytes.subarray(n));
+    if (got === null) break;
+    n += got;
+  }
+  if (n > MAX_IMAGE_BYTES) checkFile(path, { ...info, size: n });
+  return bytes.subarray(0, n);
+}
+
+/** Options of {@linkcode readImage}.
  *
- * @param path The file path.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import type { ReadImageOptions } from "./image.ts";
+ *
+ * const opts: ReadImageOptions = { timeoutMs: 5000 };
+ * assert.equal(opts.timeoutMs, 5000);
+ * ```
+ */
+export interface ReadImageOptions {
+  /** For http(s) URLs: give up when the whole download takes longer
+   * (milliseconds, default 30 000). */
+  timeoutMs?: number;
+}
+
+/** Downloads at most {@linkcode MAX_IMAGE_BYTES} over http(s): a larger
+ * declared Content-Length is refused before reading, and a body that runs
+ * past the limit is cancelled. Errors name the URL. */
+async function fetchLimited(url: URL, timeoutMs: number): Promise<Uint8Array> {
+  const fail = (what: string, cause?: unknown) =>
+    new TypeError(`Cannot fetch image "${url.href}": ${what}`, { cause });
+  let response: Response;
+  try {
+    response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
+  } catch (e) {
+    throw fail(e instanceof Error ? e.message : String(e), e);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw fail(`HTTP ${response.status} ${response.statusText}`.trim());
+  }
+  const tooBig = (n: number) =>
+    new RangeError(
+      `Invalid image file "${url.href}": ${n} bytes exceeds the limit of ${MAX_IMAGE_BYTES} bytes (MAX_IMAGE_BYTES, 256 MiB)`,
+    );
+  const declared = Number(response.headers.get("content-length") ?? NaN);
+  if (declared > MAX_IMAGE_BYTES) {
+    await response.body?.cancel();
+    throw tooBig(declared);
+  }
+  const parts: Uint8Array[] = [];
+  let n = 0;
+  try {
+    for await (const part of response.body ?? []) {
+      n += part.length;
+      if (n > MAX_IMAGE_BYTES) throw tooBig(n);
+      parts.push(part);
+    }
+  } catch (e) {
+    if (e instanceof RangeError) throw e;
+    throw fail(e instanceof Error ? e.message : String(e), e);
+  }
+  const bytes = new Uint8Array(n);
+  parts.reduce((at, p) => (bytes.set(p, at), at + p.length), 0);
+  return bytes;
+}
+
+/** Reads the bytes of a path, a `file:` URL or an http(s) URL. */
+function readSource(
+  source: string | URL,
+  timeoutMs: number,
+): Promise<Uint8Array> {
+  const url = source instanceof URL
+    ? source
+    : /^[a-z][a-z0-9+.-]*:\/\//i.test(source)
+    ? new URL(source)
+    : undefined;
+  if (!url) return readLimited(source as string);
+  if (url.protocol === "file:") return readLimited(fileURLToPath(url));
+  if (url.protocol === "http:" || url.protocol === "https:") {
+    return fetchLimited(url, timeoutMs);
+  }
+  throw new TypeError(
+    `Invalid image URL "${url.href}": expected a file path, or a file:, http: or https: URL`,
+  );
+}
+
+/** Reads a PNG or JPEG image from a file path, a `file:` URL or an http(s)
+ * URL. The format is detected from the first bytes, not the extension, so a
+ * mislabelled file still decodes. A file must be a regular file; any source
+ * may hold at most {@linkcode MAX_IMAGE_BYTES}, and its header must declare
+ * at most {@linkcode MAX_IMAGE_PIXELS} pixels and an aspect ratio of at most
+ * {@linkcode MAX_IMAGE_ASPECT}: all checked before decoding.
+ *
+ * @param source The file path, or a `file:`, `http:` or `https:` URL (as a
+ * `URL` or a string starting with the scheme).
+ * @param options A download timeout for http(s).
  * @returns The decoded image.
- * @throws {TypeError} If the file is neither PNG nor JPEG, or is corrupt; the
- * message names the path.
+ * @throws {TypeError} If the path is not a regular file, the download fails
+ * (HTTP error, timeout), or the bytes are neither PNG nor JPEG or are
+ * corrupt; the message names the path or URL.
+ * @throws {RangeError} If the file or the image it declares exceeds a limit;
+ * the message names the path or URL and the limit.
  * @throws {Deno.errors.NotFound} If the file does not exist.
  *
  * @example
- * ```ts ignore
+ * ```ts
+ * import assert from "node:assert/strict";
  * import { readImage } from "./image.ts";
  *
- * const img = await readImage("photo.jpg");
+ * const img = await readImage(new URL("../../assets/chelsea.png", import.meta.url));
+ * assert.deepEqual([img.height, img.width], [300, 451]);
  * ```
  */
-export async function readImage(path: string): Promise<ImageTensor> {
-  const bytes = await Deno.readFile(path);
+export async function readImage(
+  source: string | URL,
+  options: ReadImageOptions = {},
+): Promise<ImageTensor> {
+  const timeoutMs = options.timeoutMs ?? 30_000;
+  if (!(Number.isFinite(timeoutMs) && timeoutMs > 0)) {
+    throw new RangeError(
+      `Invalid timeoutMs "${timeoutMs}": expected a positive number of milliseconds`,
+    );
+  }
+  const bytes = await readSource(source, timeoutMs);
+  const path = source instanceof URL ? source.href : source;
   const decode = startsWith(bytes, PNG_SIGNATURE)
     ? decodePng
     : startsWith(bytes, JPEG_SIGNATURE)
@@ -570,10 +920,14 @@ export async function readImage(path: string): Promise<ImageTensor> {
  * @throws {RangeError} If the image is malformed.
  *
  * @example
- * ```ts ignore
- * import { writePng } from "./image.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readImage, writePng } from "./image.ts";
  *
- * await writePng("out.png", { data: new Float32Array(3), channels: 3, height: 1, width: 1 });
+ * const path = `${await Deno.makeTempDir()}/out.png`;
+ * await writePng(path, { data: new Float32Array(3), channels: 3, height: 1, width: 1 });
+ * assert.deepEqual([...(await readImage(path)).data], [0, 0, 0]);
+ * await Deno.remove(path);
  * ```
  */
 export async function writePng(path: string, img: ImageTensor): Promise<void> {

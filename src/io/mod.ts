@@ -7,3 +7,4 @@ export * from "./image.ts";
 export * from "./npy.ts";
 export * from "./safetensors.ts";
 export * from "./files.ts";
+export * from "./lock.ts";

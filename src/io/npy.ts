@@ -4,10 +4,13 @@
  *
  * @example Save an array for NumPy and read it back
  * ```ts
+ * import assert from "node:assert/strict";
  * import { decodeNpy, encodeNpy } from "./npy.ts";
  *
  * const bytes = encodeNpy(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
- * const { data, shape } = decodeNpy(bytes); // shape: [2, 3]
+ * const { data, shape } = decodeNpy(bytes);
+ * assert.deepEqual(shape, [2, 3]);
+ * assert.deepEqual([...data], [1, 2, 3, 4, 5, 6]);
  * ```
  *
  * @module
@@ -56,10 +59,11 @@ function checkShape(shape: readonly number[]): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { encodeNpy } from "./npy.ts";
  *
  * const bytes = encodeNpy(new Float32Array(6), [2, 3]);
- * bytes.length; // 128 + 6 * 4; saved to a file, np.load gives shape (2, 3)
+ * assert.equal(bytes.length, 128 + 6 * 4); // np.load gives shape (2, 3)
  * ```
  */
 export function encodeNpy(
@@ -119,10 +123,12 @@ export function encodeNpy(
  * order (save `np.ascontiguousarray(arr)` instead).
  *
  * @example
- * ```ts ignore
- * import { decodeNpy } from "./npy.ts";
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeNpy, encodeNpy } from "./npy.ts";
  *
- * const { data, shape } = decodeNpy(await Deno.readFile("x.npy"));
+ * const { data, shape } = decodeNpy(encodeNpy(new Float32Array([0.5, 2]), [2, 1]));
+ * assert.deepEqual([shape, [...data]], [[2, 1], [0.5, 2]]);
  * ```
  */
 export function decodeNpy(

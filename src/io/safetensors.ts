@@ -117,12 +117,58 @@ function checkShape(name: string, shape: unknown): number {
   return shape.reduce((a: number, b: number) => a * b, 1);
 }
 
+/** The dtype, shape and data offsets of one header entry, checked. */
+function checkEntry(
+  name: string,
+  entry: unknown,
+  dataLength: number,
+): { dtype: string; shape: number[]; begin: number; end: number } {
+  const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as Record<
+    string,
+    unknown
+  >;
+  if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_SIZES, dtype)) {
+    throw new TypeError(
+      `Invalid dtype "${dtype}" for tensor "${name}": expected one of ${
+        Object.keys(DTYPE_SIZES).join(", ")
+      }`,
+    );
+  }
+  const size = DTYPE_SIZES[dtype];
+  const numel = checkShape(name, shape);
+  if (
+    !Array.isArray(offsets) || offsets.length !== 2 ||
+    !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
+  ) {
+    throw new TypeError(
+      `Invalid data_offsets ${
+        JSON.stringify(offsets)
+      } for tensor "${name}": expected [begin, end] non-negative integers`,
+    );
+  }
+  const [begin, end] = offsets;
+  if (begin > end || end > dataLength) {
+    throw new RangeError(
+      `Invalid data_offsets [${begin}, ${end}] for tensor "${name}": expected 0 <= begin <= end <= ${dataLength} (data buffer size)`,
+    );
+  }
+  if (end - begin !== numel * size) {
+    throw new RangeError(
+      `Invalid data_offsets [${begin}, ${end}] for tensor "${name}": expected ${
+        numel * size
+      } bytes for ${dtype} of shape [${shape}]`,
+    );
+  }
+  return { dtype, shape: shape as number[], begin, end };
+}
+
 /** Parses a safetensors file. Tensor bytes are views into `bytes`.
  *
  * @param bytes The whole file.
  * @returns The metadata and the tensors, in header order.
  * @throws {RangeError} If the header or a tensor's data lies outside the file,
- * or a tensor's byte size disagrees with its dtype and shape.
+ * a tensor's byte size disagrees with its dtype and shape, or the tensors do
+ * not tile the data buffer (overlapping, shifted or with gaps).
  * @throws {TypeError} If the header is not valid JSON or has a bad entry.
  *
  * @example
@@ -173,6 +219,7 @@ export function parseSafetensors(bytes: Uint8Array): SafetensorsFile {
   const dataLength = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, SafetensorsTensor>();
+  const spans: { name: string; begin: number; end: number }[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === "__metadata__") {
       if (typeof entry !== "object" || entry === null || Array.isArray(entry)) {
@@ -194,46 +241,46 @@ export function parseSafetensors(bytes: Uint8Array): SafetensorsFile {
       }
       continue;
     }
-    const { dtype, shape, data_offsets: offsets } = entry ?? {};
-    if (typeof dtype !== "string" || !Object.hasOwn(DTYPE_SIZES, dtype)) {
-      throw new TypeError(
-        `Invalid dtype "${dtype}" for tensor "${name}": expected one of ${
-          Object.keys(DTYPE_SIZES).join(", ")
-        }`,
-      );
-    }
-    const size = DTYPE_SIZES[dtype];
-    const numel = checkShape(name, shape);
-    if (
-      !Array.isArray(offsets) || offsets.length !== 2 ||
-      !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)
-    ) {
-      throw new TypeError(
-        `Invalid data_offsets ${
-          JSON.stringify(offsets)
-        } for tensor "${name}": expected [begin, end] non-negative integers`,
-      );
-    }
-    const [begin, end] = offsets;
-    if (begin > end || end > dataLength) {
-      throw new RangeError(
-        `Invalid data_offsets [${begin}, ${end}] for tensor "${name}": expected 0 <= begin <= end <= ${dataLength} (data buffer size)`,
-      );
-    }
-    if (end - begin !== numel * size) {
-      throw new RangeError(
-        `Invalid data_offsets [${begin}, ${end}] for tensor "${name}": expected ${
-          numel * size
-        } bytes for ${dtype} of shape [${shape}]`,
-      );
-    }
+    const { dtype, shape, begin, end } = checkEntry(name, entry, dataLength);
     tensors.set(name, {
       dtype,
       shape: [...shape],
       bytes: bytes.subarray(dataStart + begin, dataStart + end),
     });
+    spans.push({ name, begin, end });
   }
+  checkLayout(spans, dataLength);
   return { metadata, tensors };
+}
+
+/**
+ * The tensors must tile the data buffer: sorted by offset, each begins where
+ * the previous ends, from 0 to the buffer's end (as the reference
+ * implementation requires), so no two overlap and none is shifted.
+ */
+function checkLayout(
+  spans: { name: string; begin: number; end: number }[],
+  dataLength: number,
+): void {
+  spans.sort((a, b) => a.begin - b.begin || a.end - b.end);
+  let at = 0;
+  let prev = "";
+  for (const { name, begin, end } of spans) {
+    if (begin !== at) {
+      throw new RangeError(
+        `Invalid data_offsets [${begin}, ${end}] for tensor "${name}": expected it to begin at ${at}, ${
+          prev ? `where tensor "${prev}" ends` : "the start of the data buffer"
+        } (${begin < at ? "the tensors overlap" : "a gap before it"})`,
+      );
+    }
+    at = end;
+    prev = name;
+  }
+  if (at !== dataLength) {
+    throw new RangeError(
+      `Invalid safetensors data buffer of ${dataLength} bytes: the tensors end at ${at}: expected them to cover it exactly`,
+    );
+  }
 }
 
 /** Converts an IEEE 754 half-precision bit pattern to a number.

@@ -15,58 +15,28 @@ import {
   type Session,
   type Value,
 } from "./backend.ts";
-import { type InitSpec, Rng, sampleInit } from "./rng.ts";
-import { parseSafetensors, tensorToFloat32 } from "../io/mod.ts";
-
-/** One graph of a converted model, as listed in `manifest.json`. */
-export interface GraphEntry {
-  /** Path of the ONNX file, relative to the model folder. */
-  file: string;
-  /** Graph input names. */
-  inputs: string[];
-  /** Graph output names (forward graphs: `y` then saved activations `s_*`). */
-  outputs: string[];
-  /** The graph's parameters and their place in the external-data buffer. */
-  params: { name: string; shape: number[]; offset: number; length: number }[];
-}
-
-/** The `manifest.json` written by `tools/convert.py`. */
-export interface Manifest {
-  /** Format tag, `vitrep-model/1`. */
-  format: string;
-  /** Model name, e.g. `vit_b_32`. */
-  name: string;
-  /** Architecture family, e.g. `vit`. */
-  architecture: string;
-  /** Input image side in pixels. */
-  image_size: number;
-  /** Patch side in pixels. */
-  patch_size: number;
-  /** Token width. */
-  hidden_dim: number;
-  /** Number of encoder blocks. */
-  num_layers: number;
-  /** Tokens per image, class token included. */
-  seq_length: number;
-  /** Number of output classes. */
-  num_classes: number;
-  /** Input normalization of the weights. */
-  input: { shape: number[]; mean: number[]; std: number[] };
-  /** Name of the external-data file the graphs reference. */
-  external_data: string;
-  /** Graphs by name (`stem.fwd`, `block.vjp`, …). */
-  graphs: Record<string, GraphEntry>;
-  /** The chain: input processing, encoder blocks, head. */
-  layers: { name: string; graph: string; prefix: string; switches: string[] }[];
-  /** Every tensor of a weight set, with its untrained init distribution. */
-  tensors: Record<string, { shape: number[]; dtype: string; init: InitSpec }>;
-  /** Weight sets stored beside the manifest. */
-  weight_sets: Record<string, { file: string }>;
-  /** Class names, or null. */
-  categories: string[] | null;
-  /** The patch-embedding weight shown by `filters` (default `conv_proj.weight`). */
-  patch_filters?: string;
-}
+import {
+  type GraphEntry,
+  type Manifest,
+  parseManifest,
+  resolvePart,
+} from "./manifest.ts";
+import {
+  DEFAULT_RETRIES,
+  DEFAULT_TIMEOUT_MS,
+  describe,
+  inModel,
+  modelFolder,
+  type NetOptions,
+  readLocation,
+} from "./_source.ts";
+import {
+  type ReadContext,
+  readGraph,
+  resolveWeights,
+  type Weights,
+} from "./_weights.ts";
+import type { VerifyCache } from "./weights.ts";
 
 /** Parts of an encoder block that an ablation can remove. */
 export type BlockPart = "ln1" | "attn" | "res1" | "ln2" | "mlp" | "res2" | "bn";
@@ -93,7 +63,6 @@ export interface Ablation {
   layers?: readonly number[] | "all";
 }
 
-/** A float32 tensor on the CPU. */
 /** A scalar function of one layer's output. */
 export interface Objective {
   /** A readable name, e.g. `l1(layer 4)`. */
@@ -104,6 +73,7 @@ export interface Objective {
   evaluate(output: Tensor): { value: number; grad: Float32Array };
 }
 
+/** A float32 tensor on the CPU. */
 export interface Tensor {
   /** Values in row-major order. */
   data: Float32Array;
@@ -118,8 +88,10 @@ export type Layer = number | "logits";
 export interface LoadOptions {
   /**
    * `"untrained"` (generated from the manifest's init distributions with
-   * `seed`), the name of a weight set in the model folder, or a safetensors
-   * path or URL. Default: `"untrained"`.
+   * `seed`), `"untrained:SEED"`, the name of a weight set in the model folder
+   * (its file resolves against the model folder or URL), or a `.safetensors`
+   * path (relative paths resolve against the current directory, like any
+   * file path) or http(s) URL. Default: `"untrained"`.
    */
   weights?: string;
   /** Seed for untrained weights (default 0). */
@@ -134,6 +106,17 @@ export interface LoadOptions {
   positionEmbedding?: boolean;
   /** Parts whose tensors come from other weight sets (later swaps win). */
   swaps?: readonly Swap[];
+  /**
+   * Check each graph file's SHA-256 and each weight set's tensors (SHA-256 as
+   * the manifest records them, finite values) on load (default true).
+   */
+  verify?: boolean;
+  /** Files verified earlier in this process, skipped when unchanged (default: none kept). */
+  verifyCache?: VerifyCache;
+  /** Limit per http(s) request in milliseconds (default 30000). */
+  timeoutMs?: number;
+  /** Extra attempts after a connection error or HTTP 5xx/408/429 (default 2). */
+  retries?: number;
 }
 
 /** Options of {@linkcode Model.forward}. */
@@ -159,15 +142,13 @@ export interface Gradient {
   output: Tensor;
 }
 
-type Weights = (name: string) => Float32Array;
-
 /** Input x: a [1,3,H,W] Float32Array or an object holding one (an ImageTensor). */
 export type ImageInput = Float32Array | { data: Float32Array };
 
 interface Runtime {
   manifest: Manifest;
   backend: Backend;
-  base: string;
+  read: ReadContext;
   weights: Weights;
   weightsName: string;
   sessions: Map<string, Promise<Session>>;
@@ -177,218 +158,9 @@ interface Runtime {
 
 const TEXT = new TextDecoder();
 
-function isUrl(s: string): boolean {
-  return /^(https?|file):\/\//.test(s);
-}
-
-async function readBytes(base: string, rel: string): Promise<Uint8Array> {
-  if (isUrl(base) || isUrl(rel)) {
-    const url = isUrl(rel)
-      ? rel
-      : new URL(rel, base.endsWith("/") ? base : base + "/").href;
-    const res = await fetch(url);
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw new TypeError(
-        `Cannot fetch "${url}": HTTP ${res.status} ${res.statusText}`,
-      );
-    }
-    return new Uint8Array(await res.arrayBuffer());
-  }
-  const path = rel.startsWith("/") || !base
-    ? rel
-    : `${base.replace(/\/$/, "")}/${rel}`;
-  try {
-    return await Deno.readFile(path);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) {
-      throw new TypeError(`Cannot read "${path}": no such file`);
-    }
-    throw err;
-  }
-}
-
 /** Bytes of a graph's external-data buffer. */
 function graphBytes(entry: GraphEntry): number {
   return entry.params.reduce((m, p) => Math.max(m, p.offset + p.length), 0);
-}
-
-/** FNV-1a of a string, for per-tensor seeds. */
-function hash32(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h;
-}
-
-/**
- * Untrained weights from the manifest's init distributions. Each tensor has its
- * own generator seeded by (seed, tensor name), so a tensor is the same whichever
- * layers are built, and in whatever order.
- *
- * @example
- * ```ts
- * import { untrainedTensor } from "./model.ts";
- * const w = untrainedTensor({ kind: "normal", std: 0.02 }, [4, 4], "w", 0);
- * console.log(w.length); // 16
- * ```
- */
-export function untrainedTensor(
-  init: InitSpec,
-  shape: readonly number[],
-  name: string,
-  seed: number,
-): Float32Array {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const rng = new Rng((BigInt(seed) << 32n) | BigInt(hash32(name)));
-  return sampleInit(init, size, rng);
-}
-
-async function resolveWeights(
-  manifest: Manifest,
-  base: string,
-  weights: string,
-  seed: number,
-  needed: (name: string) => boolean = () => true,
-): Promise<Weights> {
-  const known = manifest.tensors;
-  const m = /^untrained:(-?\d+)$/.exec(weights);
-  if (m) {
-    weights = "untrained";
-    seed = Number(m[1]);
-  }
-  if (weights === "untrained") {
-    if (!Number.isSafeInteger(seed)) {
-      throw new RangeError(`Invalid seed "${seed}": expected an integer`);
-    }
-    // generated on demand and not kept: a tensor is the same each time it is drawn
-    return (name) => {
-      const t = known[name];
-      if (!t) throw new TypeError(`Unknown tensor "${name}"`);
-      return untrainedTensor(t.init, t.shape, name, seed);
-    };
-  }
-  let rel: string;
-  if (manifest.weight_sets[weights]) rel = manifest.weight_sets[weights].file;
-  else if (weights.endsWith(".safetensors")) rel = weights;
-  else {
-    const sets = [
-      "untrained",
-      "untrained:SEED",
-      ...Object.keys(manifest.weight_sets),
-    ];
-    throw new TypeError(
-      `Unknown weights "${weights}": expected one of ${
-        sets.join(", ")
-      }, or a .safetensors path or URL`,
-    );
-  }
-  const bytes = await readBytes(
-    isUrl(rel) || rel.startsWith("/") ? "" : base,
-    rel,
-  );
-  const file = parseSafetensors(bytes);
-  for (const [name, info] of Object.entries(known)) {
-    if (!needed(name)) continue;
-    const t = file.tensors.get(name);
-    if (!t) {
-      throw new TypeError(
-        `Weights "${weights}" lack tensor "${name}": expected a state dict of ${manifest.name}`,
-      );
-    }
-    if (t.shape.join("x") !== info.shape.join("x")) {
-      throw new RangeError(
-        `Tensor "${name}" of weights "${weights}" has shape [${t.shape}]: expected [${info.shape}]`,
-      );
-    }
-  }
-  return (name) => {
-    const t = file.tensors.get(name);
-    if (!t) throw new TypeError(`Unknown tensor "${name}"`);
-    return tensorToFloat32(t);
-  };
-}
-
-/**
- * The layer number (as `forward`'s `layer` takes it) of a layer given by
- * number or by name: `"7"`, a name from the manifest's `layers` (`stem`,
- * `input`, `layer2.3`, `encoder_layer_0`, `block_5`), or for ResNets a stage,
- * `layer1` … `layer4`, meaning its last bottleneck. 0 is input processing.
- *
- * @example
- * ```ts
- * import { layerIndex, loadModel } from "../../mod.ts";
- * const model = await loadModel("weights/resnet50");
- * console.log(layerIndex(model.manifest, "layer2")); // 7: layer2.3, the end of stage 2
- * ```
- */
-export function layerIndex(manifest: Manifest, layer: string | number): number {
-  const text = String(layer).trim();
-  const n = manifest.num_layers;
-  const names = manifest.layers.slice(0, n + 1).map((l) => l.name);
-  if (/^\d+$/.test(text)) {
-    if (Number(text) <= n) return Number(text);
-  } else {
-    const exact = names.indexOf(text);
-    if (exact >= 0) return exact;
-    const stage = names.findLastIndex((s) => s.startsWith(`${text}.`));
-    if (stage >= 0) return stage;
-  }
-  const stages = [
-    ...new Set(
-      names.filter((s) => s.includes(".")).map((s) => s.split(".")[0]),
-    ),
-  ];
-  const named = [names[0], names[1], "…", names[n]].join(", ");
-  throw new RangeError(
-    `Invalid layer "${layer}" for ${manifest.name}: expected 0 (input processing) to ${n}, or a layer name (${named})${
-      stages.length > 0
-        ? ` or a stage (${stages.join(", ")}: its last block)`
-        : ""
-    }`,
-  );
-}
-
-/**
- * The canonical tensor-name prefix of a part: `pos_embedding` and
- * `encoder.layers.3` are accepted for torchvision's `encoder.pos_embedding` and
- * `encoder.layers.encoder_layer_3`.
- *
- * @example
- * ```ts
- * import { loadModel, resolvePart } from "../../mod.ts";
- * const model = await loadModel("weights/vit_b_32");
- * console.log(resolvePart(model.manifest, "encoder.layers.0.ln_1")); // "encoder.layers.encoder_layer_0.ln_1"
- * ```
- */
-export function resolvePart(manifest: Manifest, part: string): string {
-  let p = part.trim().replace(
-    /^encoder\.layers\.(\d+)(?=\.|$)/,
-    "encoder.layers.encoder_layer_$1",
-  );
-  if (p === "pos_embedding") p = "encoder.pos_embedding";
-  const names = Object.keys(manifest.tensors);
-  if (names.some((n) => n === p || n.startsWith(p + "."))) return p;
-  const top = new Set<string>();
-  for (const n of names) {
-    const short = n.replace(
-      /^encoder\.layers\.encoder_layer_(\d+)\..*$/,
-      "encoder.layers.$1",
-    ).replace(
-      /^(heads|conv_proj|encoder\.ln)\..*$/,
-      "$1",
-    );
-    top.add(short === "encoder.pos_embedding" ? "pos_embedding" : short);
-  }
-  const examples = [...top].slice(0, 8).join(", ");
-  const vit = manifest.architecture === "vit"
-    ? ", or encoder.layers.N.ln_1, .self_attention, .ln_2, .mlp"
-    : "";
-  throw new TypeError(
-    `Unknown part "${part}" of ${manifest.name}: expected a tensor name or a module prefix such as ${examples}, …${vit}`,
-  );
 }
 
 /** Swaps a part's tensors in from another weight set. */
@@ -455,16 +227,83 @@ function buildSwitches(
   return out;
 }
 
+function netOptions(options: LoadOptions): NetOptions {
+  const { timeoutMs = DEFAULT_TIMEOUT_MS, retries = DEFAULT_RETRIES } = options;
+  if (
+    typeof timeoutMs !== "number" ||
+    !(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)
+  ) {
+    throw new RangeError(
+      `Invalid timeoutMs "${timeoutMs}": expected milliseconds in 1..2147483647`,
+    );
+  }
+  if (!Number.isInteger(retries) || retries < 0 || retries > 10) {
+    throw new RangeError(
+      `Invalid retries "${retries}": expected an integer in 0..10`,
+    );
+  }
+  return { timeoutMs, retries };
+}
+
+async function readManifest(read: ReadContext): Promise<Manifest> {
+  const loc = inModel(read.base, "manifest.json", "manifest");
+  const name = describe(loc);
+  let json: unknown;
+  try {
+    json = JSON.parse(TEXT.decode(await readLocation(loc, read.net)));
+  } catch (err) {
+    throw new TypeError(
+      `Cannot load model "${name}": ${
+        err instanceof Error ? err.message : err
+      }: expected a folder or URL holding manifest.json from tools/convert.py`,
+      { cause: err },
+    );
+  }
+  return parseManifest(json, name);
+}
+
+/** The weights with swaps applied, and their label. */
+async function loadWeights(
+  manifest: Manifest,
+  read: ReadContext,
+  options: LoadOptions,
+): Promise<{ weights: Weights; label: string }> {
+  const name = options.weights ?? "untrained";
+  const seed = options.seed ?? 0;
+  let weights = await resolveWeights(manifest, read, name, seed);
+  let label = name === "untrained" ? `untrained:${seed}` : name;
+  for (const swap of options.swaps ?? []) {
+    const part = resolvePart(manifest, swap.part);
+    const inPart = (n: string) => n === part || n.startsWith(part + ".");
+    const other = await resolveWeights(
+      manifest,
+      read,
+      swap.weights,
+      0,
+      inPart,
+      part,
+    );
+    const prev = weights;
+    weights = (name) => (inPart(name) ? other(name) : prev(name));
+    label += ` + ${part} from ${swap.weights}`;
+  }
+  return { weights, label };
+}
+
 /**
- * Loads a converted model from a folder or an http(s) URL.
+ * Loads a converted model from a folder or an http(s) URL. Every path the
+ * manifest names stays inside the model (its folder, or its URL's origin and
+ * path prefix); graph files and weight sets are verified against the
+ * manifest's SHA-256 unless `verify: false`.
  *
  * @example
  * ```ts
  * import { loadModel } from "./model.ts";
+ * import assert from "node:assert/strict";
  * const model = await loadModel("weights/vit_b_32", { weights: "untrained", seed: 0 });
  * const x = new Float32Array(3 * 224 * 224).fill(0.5);
  * const out = await model.forward(x, { layer: 4 });
- * console.log(out.dims); // [1, 50, 768]
+ * assert.deepEqual(out.dims, [1, 50, 768]);
  * await model.release();
  * ```
  */
@@ -477,41 +316,19 @@ export async function loadModel(
       `Invalid model source "${source}": expected a folder path or an http(s) URL`,
     );
   }
-  const base = source.replace(/\/manifest\.json$/, "");
-  let manifest: Manifest;
-  try {
-    manifest = JSON.parse(TEXT.decode(await readBytes(base, "manifest.json")));
-  } catch (err) {
+  if (options.verify !== undefined && typeof options.verify !== "boolean") {
     throw new TypeError(
-      `Cannot load model "${source}": ${
-        err instanceof Error ? err.message : err
-      }: expected a folder or URL holding manifest.json from tools/convert.py`,
-      { cause: err },
+      `Invalid verify "${options.verify}": expected true or false`,
     );
   }
-  if (manifest.format !== "vitrep-model/1") {
-    throw new TypeError(
-      `Unsupported model format "${manifest.format}" in "${source}": expected vitrep-model/1`,
-    );
-  }
-  const weightsName = options.weights ?? "untrained";
-  let weights = await resolveWeights(
-    manifest,
-    base,
-    weightsName,
-    options.seed ?? 0,
-  );
-  let label = weightsName === "untrained"
-    ? `untrained:${options.seed ?? 0}`
-    : weightsName;
-  for (const swap of options.swaps ?? []) {
-    const part = resolvePart(manifest, swap.part);
-    const inPart = (n: string) => n === part || n.startsWith(part + ".");
-    const other = await resolveWeights(manifest, base, swap.weights, 0, inPart);
-    const prev = weights;
-    weights = (name) => (inPart(name) ? other(name) : prev(name));
-    label += ` + ${part} from ${swap.weights}`;
-  }
+  const read: ReadContext = {
+    base: modelFolder(source),
+    net: netOptions(options),
+    verify: options.verify ?? true,
+    cache: options.verifyCache,
+  };
+  const manifest = await readManifest(read);
+  const { weights, label } = await loadWeights(manifest, read, options);
   const switches = buildSwitches(
     manifest,
     options.ablations ?? [],
@@ -527,7 +344,7 @@ export async function loadModel(
   const rt: Runtime = {
     manifest,
     backend,
-    base,
+    read,
     weights,
     weightsName: label,
     sessions: new Map(),
@@ -591,6 +408,22 @@ export class Model {
    */
   get weights(): string {
     return this.#rt.weightsName;
+  }
+
+  /**
+   * Whether graph files and weight sets were verified on load (SHA-256 as the
+   * manifest records them, finite weights): false only with `verify: false`.
+   *
+   * @example
+   * ```ts
+   * import { loadModel } from "./model.ts";
+   * import assert from "node:assert/strict";
+   * const model = await loadModel("weights/vit_b_32", { verify: false });
+   * assert.equal(model.verified, false);
+   * ```
+   */
+  get verified(): boolean {
+    return this.#rt.read.verify;
   }
 
   /**
@@ -796,6 +629,11 @@ export class Model {
         `Invalid layer "${layer}": expected 0 (input processing), 1..${n} (encoder blocks) or "logits"`,
       );
     }
+    if (blocks && blocks.length === 0) {
+      throw new RangeError(
+        `Invalid blocks []: expected at least one encoder block of 1..${n} (for input processing alone, use layer 0 without blocks)`,
+      );
+    }
     const last = layer === "logits" ? n : layer;
     const list = blocks ?? Array.from({ length: last }, (_, i) => i + 1);
     for (const b of list) {
@@ -805,9 +643,7 @@ export class Model {
         );
       }
     }
-    if (
-      blocks && layer !== "logits" && blocks.at(-1) !== layer && blocks.length
-    ) {
+    if (blocks && layer !== "logits" && blocks.at(-1) !== layer) {
       throw new RangeError(
         `Invalid blocks [${blocks}] for layer ${layer}: the last block must be the layer`,
       );
@@ -885,21 +721,24 @@ export class Model {
     return s;
   }
 
-  async #createSession(pos: number, kind: "fwd" | "vjp"): Promise<Session> {
+  /** A graph file's bytes, read once; a failed read is not kept, so a later call tries again. */
+  #graph(gname: string): Promise<Uint8Array> {
     const rt = this.#rt;
-    const layer = rt.manifest.layers[pos];
-    const gname = `${layer.graph}.${kind}`;
-    const entry = rt.manifest.graphs[gname];
-    const size = graphBytes(entry);
-    rt.sessionBytes += size;
     let graph = rt.graphs.get(gname);
     if (!graph) {
-      graph = readBytes(rt.base, entry.file);
+      graph = readGraph(rt.read, rt.manifest, gname);
       rt.graphs.set(gname, graph);
+      graph.catch(() => rt.graphs.delete(gname));
     }
-    const buf = new Uint8Array(size);
+    return graph;
+  }
+
+  /** The external-data buffer of a graph at a chain position. */
+  #weightBuffer(pos: number, entry: GraphEntry): Uint8Array {
+    const layer = this.#rt.manifest.layers[pos];
+    const buf = new Uint8Array(graphBytes(entry));
     for (const p of entry.params) {
-      const w = rt.weights(layer.prefix + p.name);
+      const w = this.#rt.weights(layer.prefix + p.name);
       if (w.byteLength !== p.length) {
         throw new RangeError(
           `Tensor "${
@@ -909,11 +748,21 @@ export class Model {
       }
       buf.set(new Uint8Array(w.buffer, w.byteOffset, w.byteLength), p.offset);
     }
+    return buf;
+  }
+
+  async #createSession(pos: number, kind: "fwd" | "vjp"): Promise<Session> {
+    const rt = this.#rt;
+    const gname = `${rt.manifest.layers[pos].graph}.${kind}`;
+    const entry = rt.manifest.graphs[gname];
+    const size = graphBytes(entry);
+    rt.sessionBytes += size;
     try {
+      const graph = this.#graph(gname);
       return await rt.backend.createSession(
         await graph,
         rt.manifest.external_data,
-        buf,
+        this.#weightBuffer(pos, entry),
       );
     } catch (err) {
       rt.sessionBytes -= size;

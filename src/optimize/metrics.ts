@@ -1,17 +1,38 @@
 /**
- * Image-quality metrics of a result against its target: SSIM here, and PSNR
- * (from the representation procedure, re-exported).
+ * Image-quality metrics of a result against its target: PSNR and SSIM.
  *
  * @example
  * ```ts
  * import { psnr, ssim } from "./metrics.ts";
+ * import assert from "node:assert/strict";
  * const a = new Float32Array(3 * 16 * 16).map((_, i) => (i % 7) / 7);
- * console.log(ssim(a, a, 16), psnr(a, a)); // 1 Infinity
+ * assert.ok(Math.abs(ssim(a, a, 16) - 1) < 1e-12);
+ * assert.equal(psnr(a, a), Infinity);
  * ```
  *
  * @module
  */
-export { psnr } from "./render.ts";
+
+/**
+ * Peak signal-to-noise ratio (dB) of `x` against `ref`, both in [0,1] (x clamped).
+ *
+ * @example
+ * ```ts
+ * import { psnr } from "./metrics.ts";
+ * import assert from "node:assert/strict";
+ * const db = psnr(new Float32Array([0.5, 0.5]), new Float32Array([0.5, 0.6]));
+ * assert.ok(Math.abs(db - 23.01) < 0.01);
+ * ```
+ */
+export function psnr(x: Float32Array, ref: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) {
+    const v = Math.min(1, Math.max(0, x[i]));
+    s += (v - ref[i]) ** 2;
+  }
+  const mse = s / x.length;
+  return mse === 0 ? Infinity : 10 * Math.log10(1 / mse);
+}
 
 /**
  * Mean SSIM of `x` against `ref` on luminance (Rec. 601), over non-overlapping
@@ -21,8 +42,9 @@ export { psnr } from "./render.ts";
  * @example
  * ```ts
  * import { ssim } from "./metrics.ts";
+ * import assert from "node:assert/strict";
  * const a = new Float32Array(3 * 16 * 16).map((_, i) => (i % 7) / 7);
- * console.log(ssim(a, a, 16)); // 1
+ * assert.ok(Math.abs(ssim(a, a, 16) - 1) < 1e-12);
  * ```
  */
 export function ssim(x: Float32Array, ref: Float32Array, size: number): number {

@@ -1,9 +1,18 @@
 /**
  * src/optimize/: everything this folder exports, for the other folders and mod.ts.
  *
+ * The one optimization loop ({@linkcode optimize}, loop.ts) and its parts:
+ * parameterizations (param.ts), transforms and schedules (transform.ts),
+ * objectives (objective.ts), the guard (guard.ts); the two procedures built on
+ * it (invert.ts, generate.ts); image metrics (metrics.ts).
+ *
  * @module
  */
+export * from "./generate.ts";
+export * from "./guard.ts";
+export * from "./invert.ts";
+export * from "./loop.ts";
 export * from "./metrics.ts";
 export * from "./objective.ts";
-export * from "./render.ts";
+export * from "./param.ts";
 export * from "./transform.ts";

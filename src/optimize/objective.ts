@@ -7,6 +7,7 @@
  */
 
 import type { Layer, Objective, Tensor } from "../model/mod.ts";
+import { firstNonFinite } from "./_vector.ts";
 
 export type { Objective };
 
@@ -19,13 +20,17 @@ export interface FeatureMatchOptions {
 /**
  * Distance between a layer's output and a target: Σ(O_L(x) − T)² (l2) or
  * Σ|O_L(x) − T| (l1). The gradient of |·| at 0 is taken as 0, as in PyTorch.
+ * A NaN or ±Inf in the target is refused here, naming its index.
  *
  * @example
  * ```ts
  * import { featureMatch } from "./objective.ts";
+ * import assert from "node:assert/strict";
  * const obj = featureMatch(4, new Float32Array([1, 2]), { loss: "l1" });
  * const { value, grad } = obj.evaluate({ data: new Float32Array([0, 4]), dims: [2] });
- * console.log(value, grad); // 3, Float32Array [-1, 1]
+ * assert.equal(value, 3);
+ * assert.deepEqual([...grad], [-1, 1]);
+ * assert.throws(() => featureMatch(4, new Float32Array([1, NaN])), /index 1/);
  * ```
  */
 export function featureMatch(
@@ -37,6 +42,14 @@ export function featureMatch(
   if (!(t instanceof Float32Array)) {
     throw new TypeError(
       `Invalid target "${target}": expected a Float32Array or a tensor`,
+    );
+  }
+  const bad = firstNonFinite(t);
+  if (bad >= 0) {
+    throw new RangeError(
+      `Invalid target value "${
+        t[bad]
+      }" at index ${bad}: expected finite numbers (make the target from a finite image)`,
     );
   }
   const loss = options.loss ?? "l2";
@@ -86,9 +99,11 @@ export interface ClassLogitOptions {
  * @example
  * ```ts
  * import { classLogit } from "./objective.ts";
+ * import assert from "node:assert/strict";
  * const obj = classLogit(1, { constant: 10 });
  * const { value, grad } = obj.evaluate({ data: new Float32Array([0, 4, 0]), dims: [1, 3] });
- * console.log(value, grad); // 6, Float32Array [0, -1, 0]
+ * assert.equal(value, 6);
+ * assert.deepEqual([...grad], [0, -1, 0]);
  * ```
  */
 export function classLogit(

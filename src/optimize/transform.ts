@@ -1,7 +1,9 @@
 /**
- * Image transforms applied between gradient steps, and the schedules that set
- * their strength: a small Gaussian blur (torchvision's `gaussian_blur`, reflect
- * padding) with σ annealed linearly, and linear learning-rate schedules.
+ * Transforms of the optimization loop and the schedules that set their
+ * strength: the differentiable map from image space to the model's input
+ * (normalization with the weights' mean/std, with its VJP), the projection
+ * after each step (a small Gaussian blur, torchvision's `gaussian_blur` with
+ * reflect padding, σ annealed linearly), and linear schedules.
  *
  * @module
  */
@@ -21,8 +23,9 @@ export interface Schedule {
  * @example
  * ```ts
  * import { scheduleAt } from "./transform.ts";
- * console.log(scheduleAt({ start: 2.4, end: 0 }, 0, 5)); // 2.4
- * console.log(scheduleAt({ start: 2.4, end: 0 }, 4, 5)); // 0
+ * import assert from "node:assert/strict";
+ * assert.equal(scheduleAt({ start: 2.4, end: 0 }, 0, 5), 2.4);
+ * assert.equal(scheduleAt({ start: 2.4, end: 0 }, 4, 5), 0);
  * ```
  */
 export function scheduleAt(s: Schedule, step: number, steps: number): number {
@@ -37,7 +40,8 @@ export function scheduleAt(s: Schedule, step: number, steps: number): number {
  * @example
  * ```ts
  * import { parseSchedule } from "./transform.ts";
- * console.log(parseSchedule("2.4:0", "sigma")); // { start: 2.4, end: 0 }
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(parseSchedule("2.4:0", "sigma"), { start: 2.4, end: 0 });
  * ```
  */
 export function parseSchedule(
@@ -72,7 +76,9 @@ export function parseSchedule(
  * @example
  * ```ts
  * import { gaussianKernel } from "./transform.ts";
- * console.log(gaussianKernel(3, 1)); // ≈ [0.274, 0.452, 0.274]
+ * import assert from "node:assert/strict";
+ * const k = gaussianKernel(3, 1); // ≈ [0.274, 0.452, 0.274]
+ * assert.ok(Math.abs(k[1] - 0.452) < 1e-3 && k[0] === k[2]);
  * ```
  */
 export function gaussianKernel(size: number, sigma: number): Float64Array {
@@ -105,8 +111,10 @@ export function gaussianKernel(size: number, sigma: number): Float64Array {
  * @example
  * ```ts
  * import { gaussianBlur } from "./transform.ts";
+ * import assert from "node:assert/strict";
  * const img = new Float32Array(3 * 4 * 4).fill(0.5);
  * const out = gaussianBlur(img, 3, 4, 4, 3, 1.2); // constant stays constant
+ * assert.ok(out.every((v) => Math.abs(v - 0.5) < 1e-6));
  * ```
  */
 export function gaussianBlur(
@@ -152,4 +160,80 @@ export function gaussianBlur(
     }
   }
   return out;
+}
+
+/**
+ * A differentiable map from image space to the model's input: `forward` and
+ * its vector-Jacobian product `vjp` (a gradient with respect to the output
+ * pulled back to the input).
+ */
+export interface Transform {
+  /** A readable name, e.g. `normalize`. */
+  readonly name: string;
+  /** Maps an image to the model's input (a new array, or `x` itself when the map is the identity). */
+  forward(x: Float32Array): Float32Array;
+  /** Pulls a gradient back through the map (may reuse `g`'s buffer). */
+  vjp(g: Float32Array): Float32Array;
+}
+
+/**
+ * The identity transform: the model sees the image's raw [0,1] pixels (the
+ * essay's code).
+ *
+ * @example
+ * ```ts
+ * import { IDENTITY } from "./transform.ts";
+ * import assert from "node:assert/strict";
+ * const x = new Float32Array([0.25]);
+ * assert.equal(IDENTITY.forward(x), x);
+ * ```
+ */
+export const IDENTITY: Transform = Object.freeze({
+  name: "identity",
+  forward: (x: Float32Array) => x,
+  vjp: (g: Float32Array) => g,
+});
+
+/**
+ * Per-channel normalization of a [3,H,W] image with H = W = `size`:
+ * x ↦ (x − mean_c) / std_c, whose VJP is g ↦ g / std_c.
+ *
+ * @example
+ * ```ts
+ * import { normalizeTransform } from "./transform.ts";
+ * import assert from "node:assert/strict";
+ * const t = normalizeTransform({ mean: [0.5, 0.5, 0.5], std: [0.25, 0.5, 1] }, 1);
+ * assert.deepEqual([...t.forward(new Float32Array([1, 1, 1]))], [2, 1, 0.5]);
+ * assert.deepEqual([...t.vjp(new Float32Array([1, 1, 1]))], [4, 2, 1]);
+ * ```
+ */
+export function normalizeTransform(
+  input: { mean: readonly number[]; std: readonly number[] },
+  size: number,
+): Transform {
+  const { mean, std } = input;
+  if (
+    mean?.length !== 3 || std?.length !== 3 ||
+    ![...mean, ...std].every(Number.isFinite) || !std.every((s) => s > 0)
+  ) {
+    throw new RangeError(
+      `Invalid normalization mean [${mean}] std [${std}]: expected 3 finite means and 3 positive stds`,
+    );
+  }
+  const plane = size * size;
+  return {
+    name: "normalize",
+    forward(x) {
+      const out = new Float32Array(x.length);
+      for (let i = 0; i < x.length; i++) {
+        const c = Math.floor(i / plane);
+        out[i] = (x[i] - mean[c]) / std[c];
+      }
+      return out;
+    },
+    vjp(g) {
+      for (let i = 0; i < g.length; i++) g[i] /= std[Math.floor(i / plane)];
+      return g;
+    },
+  };
 }

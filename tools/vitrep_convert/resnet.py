@@ -1,5 +1,4 @@
-#!/usr/bin/env python3
-"""Convert a torchvision ResNet into per-bottleneck ONNX graphs for vitrep.
+"""torchvision ResNets as per-block ONNX graphs for vitrep.
 
 The chain is the stem (conv1, bn1, relu, maxpool), one position per residual block
 (layer1.0 … layer4.2 for ResNet-50: 16 positions) and the head (avgpool, fc). Each
@@ -31,26 +30,19 @@ shortcut is multiplied by use_res1 · use_res2, so the runtime's `res1`, `res2` 
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import json
 import math
 import os
-import struct
-import sys
-import warnings
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import convert  # noqa: E402
-from convert import (  # noqa: E402
-    EXTERNAL, IMAGENET_MEAN, IMAGENET_STD, OPSET, Params, check_piece, dump_json, export_graph, externalize,
-    rel_err, sha256, write_safetensors,
-)
+from .export import distinct_values, save_graph
+from .layers import Params, maxpool_vjp, relu_mask
+from .manifest import build_manifest, layer_entry, write_manifest
+from .verify import Log, check_init, check_piece, check_same, check_switch_settings
+from .weights import build_model, load_checkpoint, tensor_table, torchvision_enum, write_weight_set
 
 STEM_SWITCHES = ["use_bn"]
 BLOCK_SWITCHES = ["use_bn", "use_res1", "use_res2"]
@@ -67,7 +59,8 @@ RESNETS: Dict[str, dict] = {
 }
 DESCRIPTIONS = {
     "resnet50": "torchvision ResNet-50 (25.6M params; IMAGENET1K_V1, V2 224), one graph per bottleneck",
-    "resnet_custom": "an untrained torchvision ResNet of any depth and width (--arch layers=..,planes=..,stem=..)",
+    "resnet_custom": "a torchvision ResNet of any depth and width (--arch layers=..,planes=..,stem=..; untrained "
+                     "or --weights CHECKPOINT)",
 }
 
 
@@ -121,43 +114,6 @@ def block_kind(block: nn.Module) -> List[Tuple[str, str]]:
 def check_norm(bn: nn.Module) -> None:
     if not isinstance(bn, nn.BatchNorm2d) or not bn.affine or not bn.track_running_stats:
         raise SystemExit(f"error: unsupported normalization {bn}: expected an affine BatchNorm2d with running stats")
-
-
-# ---------------------------------------------------------------------------------------
-# Max-pool's input gradient without indices
-
-
-def maxpool_vjp(dy, a, pool: dict):
-    """Max-pool's input gradient from its input a: dy goes to the first maximum of each window
-    in row-major order (PyTorch's choice among ties). Built from plain ops — the window's
-    K = kh·kw strided views of a padded with -inf, a running one-hot of the first maximum, and a
-    grouped transposed convolution with one-hot kernels that adds each view back where it came
-    from — so no backend needs MaxPool's Indices output or int64 scatters (WebGPU has neither)."""
-    (kh, kw), (sh, sw), (ph, pw) = pool["kernel"], pool["stride"], pool["padding"]
-    (h, w), (oh, ow) = pool["in"], pool["out"]
-    c = a.shape[1]
-    ap = F.pad(a, (pw, pw, ph, ph), value=float("-inf"))
-    views = [ap[:, :, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw] for i in range(kh) for j in range(kw)]
-    m = views[0]
-    for v in views[1:]:
-        m = torch.maximum(m, v)
-    taken = torch.zeros_like(m)
-    parts = []
-    for v in views:
-        first = (v == m).to(dy.dtype) * (1.0 - taken)
-        taken = taken + first
-        parts.append(dy * first)
-    k = kh * kw
-    g = torch.stack(parts, dim=2).reshape(1, c * k, oh, ow)
-    onehot = torch.eye(k, dtype=dy.dtype).reshape(k, 1, kh, kw).repeat(c, 1, 1, 1)
-    op = tuple(size - ((o - 1) * st - 2 * pd + kk) for size, o, st, pd, kk in
-               ((h, oh, sh, ph, kh), (w, ow, sw, pw, kw)))
-    return F.conv_transpose2d(g, onehot, None, (sh, sw), (ph, pw), op, c)
-
-
-def relu_mask(dy, out):
-    """ReLU's input gradient from its saved output."""
-    return torch.where(out > 0, dy, torch.zeros((), dtype=dy.dtype))
 
 
 # ---------------------------------------------------------------------------------------
@@ -327,18 +283,6 @@ def init_spec(key: str, shape: Tuple[int, ...], fc_in: int) -> dict:
     return {"kind": "constant", "value": 0.0}  # batch-norm bias and running mean
 
 
-def tensor_table(sd: Dict[str, torch.Tensor]) -> Dict[str, dict]:
-    fc_in = int(sd["fc.weight"].shape[1])
-    return {k: {"shape": list(v.shape), "dtype": "float32", "init": init_spec(k, tuple(v.shape), fc_in)}
-            for k, v in sd.items()}
-
-
-def check_init(sd: Dict[str, torch.Tensor], log) -> None:
-    """init_spec describes torchvision's initialisation (mean/std within sampling error)."""
-    table = tensor_table(sd)
-    convert.check_init(sd, log, spec_fn=lambda k, _shape: table[k]["init"])
-
-
 # ---------------------------------------------------------------------------------------
 # Model construction
 
@@ -397,75 +341,34 @@ def parse_arch(ap, text: Optional[str]) -> dict:
     return cfg
 
 
-def load_state_dict(path: str) -> Dict[str, torch.Tensor]:
-    """A checkpoint's state dict; safetensors files may hold int64 num_batches_tracked."""
-    if not path.endswith(".safetensors"):
-        return convert.load_checkpoint(path)
-    import numpy as np
 
-    with open(path, "rb") as f:
-        raw = f.read()
-    (n,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8:8 + n])
-    types = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__" or name.endswith("num_batches_tracked"):
-            continue
-        if info["dtype"] not in types:
-            raise SystemExit(f"error: tensor {name!r} in {path!r} has dtype {info['dtype']!r}: expected F32, F16 or F64")
-        a, b = info["data_offsets"]
-        arr = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=types[info["dtype"]]).reshape(info["shape"])
-        out[name] = torch.from_numpy(arr.astype(np.float32))
-    return out
+
+def _from_checkpoint(model_name: str, path: str, make):
+    sd = {k: v for k, v in load_checkpoint(path).items() if not k.endswith("num_batches_tracked")}
+    if "fc.weight" not in sd:
+        raise SystemExit(f"error: checkpoint {path!r} has no 'fc.weight': not a torchvision ResNet state dict")
+    num_classes = sd["fc.weight"].shape[0]
+    model = make(num_classes)
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    missing = [k for k in missing if not k.endswith("num_batches_tracked")]
+    if missing or unexpected:
+        raise SystemExit(f"error: checkpoint {path!r} does not fit {model_name}: missing {missing[:5]}, "
+                         f"unexpected {unexpected[:5]}")
+    return model, num_classes
 
 
 def build(model_name: str, weights: str, seed: int, arch: Optional[dict] = None):
     """Returns (torchvision ResNet in eval mode, metadata dict)."""
     import torchvision
 
-    meta = {"weights": weights, "mean": IMAGENET_MEAN, "std": IMAGENET_STD, "categories": None}
-    enum = torchvision.models.get_model_weights(model_name) if model_name in RESNETS else None
-
     def make(num_classes: int):
         if arch is not None:
             return custom_resnet(arch["block"], arch["layers"], arch["planes"], arch["stem"], num_classes)
         return getattr(torchvision.models, model_name)(weights=None, num_classes=num_classes)
 
-    if weights == "untrained":
-        torch.manual_seed(seed)
-        model = make(arch["num_classes"] if arch else 1000)
-        meta["seed"] = seed
-        if enum is not None:
-            meta["categories"] = list(list(enum)[0].meta["categories"])
-    elif os.path.exists(weights):
-        sd = {k: v for k, v in load_state_dict(weights).items() if not k.endswith("num_batches_tracked")}
-        if "fc.weight" not in sd:
-            raise SystemExit(f"error: checkpoint {weights!r} has no 'fc.weight': not a torchvision ResNet state dict")
-        num_classes = sd["fc.weight"].shape[0]
-        model = make(num_classes)
-        missing, unexpected = model.load_state_dict(sd, strict=False)
-        missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-        if missing or unexpected:
-            raise SystemExit(f"error: checkpoint {weights!r} does not fit {model_name}: missing {missing[:5]}, "
-                             f"unexpected {unexpected[:5]}")
-        meta["weights"] = os.path.splitext(os.path.basename(weights))[0]
-        if enum is not None and num_classes == 1000:
-            meta["categories"] = list(list(enum)[0].meta["categories"])
-    else:
-        if enum is None:
-            raise SystemExit(f"error: --weights {weights!r}: custom configurations take 'untrained' or a checkpoint file")
-        names = [w.name for w in enum]
-        if weights not in names:
-            raise SystemExit(f"error: unknown --weights {weights!r} for {model_name}: expected untrained, a "
-                             f"checkpoint file, or one of {', '.join(names)}")
-        w = enum[weights]
-        model = getattr(torchvision.models, model_name)(weights=w)
-        t = w.transforms()
-        meta["mean"], meta["std"] = list(t.mean), list(t.std)
-        meta["categories"] = list(w.meta["categories"])
-    model.eval()
-    return model, meta
+    enum = torchvision_enum(model_name) if model_name in RESNETS else None
+    return build_model(model_name, weights, seed, enum, lambda: make(arch["num_classes"] if arch else 1000),
+                       lambda path: _from_checkpoint(model_name, path, make))
 
 
 # ---------------------------------------------------------------------------------------
@@ -523,25 +426,21 @@ SW_SETTINGS = [
 ]
 
 
-def convert_resnet(model, meta: dict, model_name: str, out: str, check: bool = True, write_weights: bool = True,
-                   weight_set: Optional[str] = None, log: Callable[[str], None] = print, tol: float = 1e-5,
-                   check_layers: int = 10**9, image_size: int = 224) -> dict:
-    """Writes out/manifest.json, out/graphs/*.onnx and out/<weight_set>.safetensors."""
-    torch.set_grad_enabled(True)
-    model.eval()
-    sd = {k: v.detach().float() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
-    size = image_size
+
+
+def _batch_norm_eps(model: nn.Module) -> float:
     eps = float(model.bn1.eps)
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d) and float(m.eps) != eps:
             raise SystemExit("error: batch norms with different eps are not supported")
-    conv, pool, blocks, head_hw = plan(model, size)
-    num_classes, hidden = sd["fc.weight"].shape
-    os.makedirs(os.path.join(out, "graphs"), exist_ok=True)
+    return eps
 
-    # graphs: one per distinct block structure and geometry, named after its stage
+
+def _graph_names(sd: Dict[str, torch.Tensor], blocks) -> List[str]:
+    """Each block's graph: one per distinct block structure and geometry, named after its stage
+    (layer1.down, layer2.block, ...)."""
     groups: Dict[tuple, str] = {}
-    layer_graph = []
+    names = []
     for name, block, main, down in blocks:
         local = block_tensors(sd, name + ".", main, down)
         key = (type(block).__name__, tuple((k, tuple(v.shape)) for k, v in local.items()),
@@ -554,208 +453,151 @@ def convert_resnet(model, meta: dict, model_name: str, out: str, check: bool = T
                 i += 1
                 gname = f"{base}{i}"
             groups[key] = gname
-        layer_graph.append(groups[key])
+        names.append(groups[key])
+    return names
 
-    stem_t = {k: sd[k] for k in STEM_KEYS}
-    head_t = {k: sd[k] for k in HEAD_KEYS}
-    one = torch.tensor(1.0)
 
-    if check:
-        log(f"checking {model_name} ({meta['weights']}) at {size}x{size} against torch.autograd, "
-            f"tolerance {tol:g} relative")
-        torch.manual_seed(1234)
-        worst = 0.0
-        sf, sv = StemFwd(stem_t, conv, pool, eps), StemVjp(stem_t, conv, pool, eps)
-        for use_bn in (1.0, 0.0):
-            worst = max(worst, check_piece(f"stem use_bn={use_bn:g}", sf, sv, (torch.tensor(use_bn),),
-                                           (torch.tensor(use_bn),), lambda x: ref_stem(model, x, use_bn),
-                                           torch.rand(1, 3, size, size), None, tol, log))
-        hw, chans = pool["out"], stem_t["conv1.weight"].shape[0]
-        seen = set()
-        for i, (name, block, main, down) in enumerate(blocks):
-            if i >= check_layers:
-                break
-            bt = block_tensors(sd, name + ".", main, down)
-            fwd, vjp = BlockFwd(bt, main, down, eps), BlockVjp(bt, main, down, eps)
-            first = layer_graph[i] not in seen
-            seen.add(layer_graph[i])
-            x = torch.relu(torch.randn(1, chans, *hw))
-            for sw in (SW_SETTINGS if first else SW_SETTINGS[:2]):
-                st = [torch.tensor(sw[s]) for s in BLOCK_SWITCHES]
-                off = ",".join(s[4:] for s in BLOCK_SWITCHES if not sw[s]) or "none"
-                worst = max(worst, check_piece(f"{name} off={off}", fwd, vjp, st, st,
-                                               lambda x: ref_block(block, x, sw), x, None, tol, log))
-            if first:
-                with torch.no_grad():
-                    a, r = rel_err(fwd(x, one, one, one)[0], block(x))
-                log(f"  {name + ' vs torchvision block':<28} forward max abs {a:.2e} rel {r:.2e}")
-                if r > tol:
-                    raise SystemExit(f"error: {name} differs from torchvision's block by {r:.2e}")
-            hw, chans = main[-1][2]["out"], bt[main[-1][0] + ".weight"].shape[0]
-        if check_layers >= len(blocks):
-            worst = max(worst, check_piece("head", HeadFwd(head_t), HeadVjp(head_t, head_hw), (), (),
-                                           lambda x: ref_head(model, x), torch.rand(1, hidden, *head_hw), None,
-                                           tol, log))
-        # the whole chain with the graphs' math against torchvision's own model
-        x = torch.rand(1, 3, size, size)
-        with torch.no_grad():
-            t = sf(x, one)[0]
-            for (name, block, main, down) in blocks:
-                t = BlockFwd(block_tensors(sd, name + ".", main, down), main, down, eps)(t, one, one, one)[0]
-            a, r = rel_err(HeadFwd(head_t)(t), model(x))
-        log(f"  {'whole model logits':<28} max abs {a:.2e} rel {r:.2e}")
-        if r > tol:
-            raise SystemExit(f"error: chained logits differ from torchvision by {r:.2e}")
-        if meta["weights"] == "untrained":
-            check_init(sd, log)
-        log(f"check passed: worst relative error {worst:.2e}")
+class _Net:
+    """A ResNet being converted: the model, its float tensors, the geometry of every piece."""
 
-    # Export from modules holding random, pairwise-distinct values: the exporter merges
-    # identical initializers (e.g. all-one batch-norm weights), which would break per-tensor
-    # weight swapping. The values never reach the graph files: they become external data.
-    gen = torch.Generator().manual_seed(0)
-    rnd = lambda t: {k: torch.rand(v.shape, generator=gen) + 0.5 for k, v in t.items()}  # noqa: E731
-    graphs = {}
+    def __init__(self, model: nn.Module, size: int):
+        self.model, self.size = model, size
+        self.sd = {k: v.detach().float() for k, v in model.state_dict().items()
+                   if not k.endswith("num_batches_tracked")}
+        self.eps = _batch_norm_eps(model)
+        self.conv, self.pool, self.blocks, self.head_hw = plan(model, size)
+        self.graph_names = _graph_names(self.sd, self.blocks)
+        self.stem_t = {k: self.sd[k] for k in STEM_KEYS}
+        self.head_t = {k: self.sd[k] for k in HEAD_KEYS}
+        self.num_classes, self.hidden = (int(n) for n in self.sd["fc.weight"].shape)
 
-    def emit(gname, fwd, vjp, x, sw, sw_names, fwd_outs, vjp_sw):
-        with torch.no_grad():
-            outs = fwd(x, *sw)
-            outs = outs if isinstance(outs, tuple) else (outs,)
-        saved = list(outs[1:])
-        dy = torch.randn_like(outs[0])
-        specs = [
-            (f"{gname}.fwd", fwd, (x, *sw), ["x"] + sw_names, fwd_outs),
-            (f"{gname}.vjp", vjp, (dy, *(sw if vjp_sw else ()), *saved),
-             ["dy"] + (sw_names if vjp_sw else []) + fwd_outs[1:], ["dx"]),
-        ]
-        for gn, mod, args, ins, outs_ in specs:
-            g = export_graph(mod, args, ins, outs_)
-            params = list(mod._names)
-            present = {i.name for i in g.graph.initializer}
-            layout = externalize(g, [n for n in params if n in present])
-            stray = [i.name for i in g.graph.initializer if i.data_location != 1
-                     and i.name.split(".")[-1] in ("weight", "bias", "running_mean", "running_var")]
-            if stray:
-                raise RuntimeError(f"{gn}: exporter renamed parameters {stray}")
-            got_in = [i.name for i in g.graph.input]
-            if got_in != ins:
-                raise RuntimeError(f"{gn}: graph inputs {got_in}, expected {ins}")
-            fname = f"graphs/{gn}.onnx"
-            data = g.SerializeToString()
-            tmp = os.path.join(out, fname + ".tmp")
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, os.path.join(out, fname))
-            graphs[gn] = {"file": fname, "sha256": hashlib.sha256(data).hexdigest(), "inputs": ins,
-                          "outputs": outs_, "params": layout, "unused_params": [n for n in params if n not in present]}
+    def stem(self, t=None):
+        t = t or self.stem_t
+        return StemFwd(t, self.conv, self.pool, self.eps), StemVjp(t, self.conv, self.pool, self.eps)
 
-    sw1 = [one]
-    et = rnd(stem_t)
-    emit("stem", StemFwd(et, conv, pool, eps), StemVjp(et, conv, pool, eps), torch.rand(1, 3, size, size), sw1,
-         STEM_SWITCHES, ["y", "s_a"], True)
-    hw, chans = pool["out"], stem_t["conv1.weight"].shape[0]
-    done = set()
-    for (name, block, main, down), gname in zip(blocks, layer_graph):
-        bt = block_tensors(sd, name + ".", main, down)
-        if gname not in done:
-            done.add(gname)
-            et = rnd(bt)
-            outs = ["y", "s_y"] + [f"s_a{i + 1}" for i in range(len(main) - 1)]
-            emit(gname, BlockFwd(et, main, down, eps), BlockVjp(et, main, down, eps),
-                 torch.relu(torch.randn(1, chans, *hw)), [one] * 3, BLOCK_SWITCHES, outs, True)
-        hw, chans = main[-1][2]["out"], bt[main[-1][0] + ".weight"].shape[0]
-    et = rnd(head_t)
-    emit("head", HeadFwd(et), HeadVjp(et, head_hw), torch.rand(1, hidden, *head_hw), [], [], ["y"], False)
+    def block(self, i: int, rnd=None):
+        name, _, main, down = self.blocks[i]
+        t = block_tensors(self.sd, name + ".", main, down)
+        t = rnd(t) if rnd else t
+        return BlockFwd(t, main, down, self.eps), BlockVjp(t, main, down, self.eps)
 
-    tensors = tensor_table(sd)
-    if write_weights:
-        weight_set = weight_set or meta["weights"]
-        fname = f"{weight_set}.safetensors"
-        write_safetensors(os.path.join(out, fname), sd, {"model": model_name, "weights": weight_set})
-        weight_sets = {weight_set: {"file": fname, "source": meta["weights"],
-                                    "sha256": {k: sha256(v) for k, v in sd.items()}}}
-    else:
-        weight_sets = {}
-    layers = [{"name": "stem", "graph": "stem", "prefix": "", "switches": STEM_SWITCHES}]
-    layers += [{"name": name, "graph": gname, "prefix": name + ".", "switches": BLOCK_SWITCHES}
-               for (name, *_), gname in zip(blocks, layer_graph)]
-    layers.append({"name": "logits", "graph": "head", "prefix": "", "switches": []})
-    stages = [len(getattr(model, f"layer{s}")) for s in range(1, 5)]
-    manifest = {
-        "format": "vitrep-model/1",
-        "name": model_name,
-        "architecture": "resnet",
-        "image_size": size,
-        "patch_size": 0,
-        "hidden_dim": int(hidden),
-        "num_layers": len(blocks),
-        "seq_length": 0,
-        "num_classes": int(num_classes),
-        "block": "bottleneck" if len(blocks[0][2]) == 3 else "basic",
-        "stages": stages,
-        "batch_norm_eps": eps,
-        "input": {"shape": [1, 3, size, size], "mean": meta["mean"], "std": meta["std"],
-                  "range": [0, 1], "layout": "NCHW"},
-        "opset": OPSET,
-        "converter": {"torch": torch.__version__, "script": "tools/resnet.py"},
-        "patch_filters": "conv1.weight",
-        "switch_meaning": SWITCH_MEANING,
-        "external_data": EXTERNAL,
-        "graphs": graphs,
-        "layers": layers,
-        "tensors": tensors,
-        "weight_sets": weight_sets,
-        "categories": meta["categories"],
+    def block_inputs(self):
+        """The input shape (channels, h, w) of every block, in order."""
+        hw, chans = self.pool["out"], self.stem_t["conv1.weight"].shape[0]
+        for name, _, main, down in self.blocks:
+            yield (chans, *hw)
+            hw, chans = main[-1][2]["out"], self.sd[f"{name}.{main[-1][0]}.weight"].shape[0]
+
+    def init_spec(self, key: str, shape: Tuple[int, ...]) -> dict:
+        return init_spec(key, shape, self.hidden)
+
+
+def _check_blocks(net: _Net, tol: float, log: Log, check_layers: int) -> float:
+    """The first check_layers blocks: the first block of each graph under every switch setting and
+    against torchvision's block, the others with the shortcut on and off."""
+    worst, seen, one = 0.0, set(), torch.tensor(1.0)
+    for i, shape in enumerate(net.block_inputs()):
+        if i >= check_layers:
+            break
+        name, block = net.blocks[i][:2]
+        fwd, vjp = net.block(i)
+        first = net.graph_names[i] not in seen
+        seen.add(net.graph_names[i])
+        x = torch.relu(torch.randn(1, *shape))
+        worst = max(worst, check_switch_settings(
+            name, fwd, vjp, SW_SETTINGS if first else SW_SETTINGS[:2], BLOCK_SWITCHES,
+            lambda t, sw: ref_block(block, t, sw), lambda: x, tol, log))
+        if first:
+            with torch.no_grad():
+                got, want = fwd(x, one, one, one)[0], block(x)
+            check_same(f"{name} vs torchvision block", got, want, f"{name} differs from torchvision's block", tol,
+                       log)
+    return worst
+
+
+def _check(net: _Net, title: str, untrained: bool, tol: float, log: Log, check_layers: int) -> None:
+    """Every graph module against torch.autograd through torchvision's modules, the chain against
+    torchvision's model, an untrained model's tensors against the recorded init distributions."""
+    model, size, one = net.model, net.size, torch.tensor(1.0)
+    log(f"checking {title} at {size}x{size} against torch.autograd, tolerance {tol:g} relative")
+    torch.manual_seed(1234)
+    sf, sv = net.stem()
+    worst = 0.0
+    for use_bn in (1.0, 0.0):
+        worst = max(worst, check_piece(f"stem use_bn={use_bn:g}", sf, sv, (torch.tensor(use_bn),),
+                                       (torch.tensor(use_bn),), lambda x: ref_stem(model, x, use_bn),
+                                       torch.rand(1, 3, size, size), tol, log))
+    worst = max(worst, _check_blocks(net, tol, log, check_layers))
+    if check_layers >= len(net.blocks):
+        worst = max(worst, check_piece("head", HeadFwd(net.head_t), HeadVjp(net.head_t, net.head_hw), (), (),
+                                       lambda x: ref_head(model, x), torch.rand(1, net.hidden, *net.head_hw), tol,
+                                       log))
+    x = torch.rand(1, 3, size, size)
+    with torch.no_grad():
+        t = sf(x, one)[0]
+        for i in range(len(net.blocks)):
+            t = net.block(i)[0](t, one, one, one)[0]
+        got, want = HeadFwd(net.head_t)(t), model(x)
+    check_same("whole model logits", got, want, "chained logits differ from torchvision", tol, log)
+    if untrained:
+        check_init(net.sd, log, net.init_spec)
+    log(f"check passed: worst relative error {worst:.2e}")
+
+
+def _export_pair(out: str, gname: str, fwd, vjp, x, sw: list, sw_names: List[str], fwd_outs: List[str],
+                 vjp_sw: bool) -> Dict[str, dict]:
+    """Writes <gname>.fwd and <gname>.vjp (which takes dy, the switches if vjp_sw, and the saved outputs)."""
+    with torch.no_grad():
+        outs = fwd(x, *sw)
+        outs = outs if isinstance(outs, tuple) else (outs,)
+    vsw, vnames = (sw, sw_names) if vjp_sw else ([], [])
+    return {
+        f"{gname}.fwd": save_graph(out, f"{gname}.fwd", fwd, (x, *sw), ["x"] + sw_names, fwd_outs),
+        f"{gname}.vjp": save_graph(out, f"{gname}.vjp", vjp, (torch.randn_like(outs[0]), *vsw, *outs[1:]),
+                                   ["dy"] + vnames + fwd_outs[1:], ["dx"]),
     }
-    old = os.path.join(out, "manifest.json")
-    if os.path.exists(old):
-        with open(old) as f:
-            prev = json.load(f)
-        # keep weight sets converted earlier for the same graphs
-        if all(prev.get(k) == manifest[k] for k in ("architecture", "image_size", "num_layers", "stages", "tensors")):
-            for k, v in prev.get("weight_sets", {}).items():
-                manifest["weight_sets"].setdefault(k, v)
-    tmp = old + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(dump_json(manifest))
-        f.write("\n")
-    os.replace(tmp, old)
+
+
+def _export(out: str, net: _Net) -> Dict[str, dict]:
+    """The stem, one graph pair per distinct block, the head; returns the manifest's graph entries."""
+    rnd = distinct_values(0, lambda shape, generator: torch.rand(shape, generator=generator) + 0.5)
+    one = torch.tensor(1.0)
+    graphs = _export_pair(out, "stem", *net.stem(rnd(net.stem_t)), torch.rand(1, 3, net.size, net.size), [one],
+                          STEM_SWITCHES, ["y", "s_a"], True)
+    for i, shape in enumerate(net.block_inputs()):
+        gname = net.graph_names[i]
+        if f"{gname}.fwd" not in graphs:
+            outs = ["y", "s_y"] + [f"s_a{j + 1}" for j in range(len(net.blocks[i][2]) - 1)]
+            graphs.update(_export_pair(out, gname, *net.block(i, rnd), torch.relu(torch.randn(1, *shape)),
+                                       [one] * 3, BLOCK_SWITCHES, outs, True))
+    et = rnd(net.head_t)
+    graphs.update(_export_pair(out, "head", HeadFwd(et), HeadVjp(et, net.head_hw),
+                               torch.rand(1, net.hidden, *net.head_hw), [], [], ["y"], False))
+    return graphs
+
+
+def convert_resnet(model, meta: dict, model_name: str, out: str, check: bool = True, write_weights: bool = True,
+                   weight_set: Optional[str] = None, log: Callable[[str], None] = print, tol: float = 1e-5,
+                   check_layers: int = 10**9, image_size: int = 224) -> dict:
+    """Writes out/manifest.json, out/graphs/*.onnx and out/<weight_set>.safetensors for a torchvision
+    ResNet; returns the manifest."""
+    torch.set_grad_enabled(True)
+    model.eval()
+    net = _Net(model, image_size)
+    if check:
+        _check(net, f"{model_name} ({meta['weights']})", meta["weights"] == "untrained", tol, log, check_layers)
+    os.makedirs(os.path.join(out, "graphs"), exist_ok=True)
+    graphs = _export(out, net)
+    layers = [layer_entry("stem", "stem", "", STEM_SWITCHES)]
+    layers += [layer_entry(name, g, name + ".", BLOCK_SWITCHES) for (name, *_), g in zip(net.blocks, net.graph_names)]
+    layers.append(layer_entry("logits", "head", "", []))
+    family = {"hidden_dim": net.hidden, "block": "bottleneck" if len(net.blocks[0][2]) == 3 else "basic",
+              "stages": [len(getattr(model, f"layer{s}")) for s in range(1, 5)], "batch_norm_eps": net.eps,
+              "switch_meaning": SWITCH_MEANING}
+    manifest = build_manifest(
+        name=model_name, architecture="resnet", image_size=image_size, num_layers=len(net.blocks),
+        num_classes=net.num_classes, family=family, patch_filters="conv1.weight", meta=meta, graphs=graphs,
+        layers=layers, tensors=tensor_table(net.sd, net.init_spec),
+        weight_sets=write_weight_set(out, net.sd, model_name, meta, weight_set) if write_weights else {})
+    write_manifest(out, manifest)
     return manifest
-
-
-def list_models() -> None:
-    print("ResNets (torchvision names and init, ImageNet mean/std; one graph per residual block; tools/resnet.py):")
-    for k, v in DESCRIPTIONS.items():
-        print(f"  {k:<14} {v}")
-    print("  switches: " + "; ".join(f"{s} = {m}" for s, m in SWITCH_MEANING.items()))
-
-
-def run(a, ap) -> int:
-    """Converts from parsed convert.py-style arguments (model, weights, seed, image_size,
-    out, name, check, no_verify, check_layers, graphs_only, arch, and mean/std where the
-    parser has them)."""
-    warnings.filterwarnings("ignore", category=FutureWarning)  # torch 1.13 on g.op in symbolic functions
-    arch = None
-    if a.model == "resnet_custom":
-        arch = parse_arch(ap, a.arch)
-        if a.weights != "untrained" and not os.path.exists(a.weights):
-            ap.error("resnet_custom takes --weights untrained or a checkpoint file")
-    elif a.model not in RESNETS:
-        ap.error(f"unknown model {a.model!r}: expected one of {', '.join(RESNETS)}, or resnet_custom")
-    elif a.arch:
-        ap.error(f"--arch is for resnet_custom, not {a.model}")
-    if not a.out:
-        ap.error("--out DIR is required")
-    size = a.image_size if a.image_size is not None else 224
-    if size <= 0:
-        ap.error(f"--image-size {size}: expected a positive integer")
-    model, meta = build(a.model, a.weights, a.seed, arch)
-    for k in ("mean", "std"):
-        if getattr(a, k, None) is not None:
-            meta[k] = convert.parse_triple(ap, "--" + k, getattr(a, k))
-    name = a.name or (f"untrained-seed{a.seed}" if a.weights == "untrained" else meta["weights"])
-    convert_resnet(model, meta, a.model, a.out, check=not a.no_verify, write_weights=not a.graphs_only,
-                   weight_set=name, log=print if a.check else (lambda s: None), check_layers=a.check_layers,
-                   image_size=size)
-    print(f"wrote {a.out}/manifest.json ({a.model}, image {size}, weights {name})", file=sys.stderr)
-    return 0

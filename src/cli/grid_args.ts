@@ -1,0 +1,403 @@
+/**
+ * Internal to the command line: the edge of `grid`, where its options — CLI
+ * text keyed by option names — become typed inputs of a plan: the rows
+ * (--variant) with their models opened and checked, the columns (--layers or
+ * --classes) resolved against the model, the target image hashed. Every bad
+ * value is an error here, before anything is written.
+ *
+ * @module
+ */
+import { resolve as resolvePath } from "node:path";
+import { sha256Hex } from "../io/mod.ts";
+import type { Manifest, Model } from "../model/mod.ts";
+import {
+  asUsage,
+  backendOpt,
+  checkKernel,
+  defaultImage,
+  defaults,
+  intOpt,
+  isUsage,
+  list,
+  modelKey,
+  modelSource,
+  parse,
+  type Raw,
+  savedOptions,
+  str,
+  usage,
+} from "./options.ts";
+import {
+  checkVariantOpts,
+  describeOptions,
+  openModel,
+  removedParts,
+  removeRequests,
+  resolveAblations,
+  weightsText,
+} from "./model.ts";
+import { loadTarget } from "./io.ts";
+import { type Mode, MODES } from "./grid_modes.ts";
+import {
+  type GridInput,
+  type GridPlan,
+  loadKey,
+  type ModelLoad,
+  planGrid,
+  type PlanRow,
+} from "./grid_plan.ts";
+
+/** Options a row (--variant) may change. */
+const ROW_OPTS = [
+  "weights",
+  "seed",
+  "normalize",
+  "remove",
+  "remove-layers",
+  "pos-embedding",
+  "swap",
+  "steps",
+  "lr",
+  "sigma",
+  "kernel-size",
+];
+
+/** Splits a --variant's OPTIONS like a shell: whitespace, '…', "…" and \ escapes. */
+export function splitArgs(text: string): string[] {
+  const out: string[] = [];
+  let cur = "", inWord = false, quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const ch = text[i];
+    if (quote === "'") {
+      if (ch === "'") quote = null;
+      else cur += ch;
+    } else if (quote === '"') {
+      if (ch === '"') quote = null;
+      else if (ch === "\\" && (text[i + 1] === '"' || text[i + 1] === "\\")) {
+        cur += text[++i];
+      } else cur += ch;
+    } else if (/\s/.test(ch)) {
+      if (inWord) out.push(cur);
+      cur = "";
+      inWord = false;
+    } else {
+      inWord = true;
+      if (ch === "'" || ch === '"') quote = ch;
+      else if (ch === "\\" && i + 1 < text.length) cur += text[++i];
+      else cur += ch;
+    }
+  }
+  if (quote !== null) {
+    throw usage(
+      new TypeError(
+        `Invalid options "${text}": unterminated ${quote} quote: expected a closing ${quote}`,
+      ),
+    );
+  }
+  if (inWord) out.push(cur);
+  return out;
+}
+
+function gridMode(given: Raw): Mode {
+  if (given.layers !== undefined && given.classes !== undefined) {
+    throw usage(
+      new TypeError(
+        `Invalid grid with both --layers and --classes: expected --layers (an invert grid) or --classes (a generate grid)`,
+      ),
+    );
+  }
+  if (given.layers !== undefined) return "invert";
+  if (given.classes !== undefined) return "generate";
+  throw usage(
+    new TypeError(
+      `Invalid grid: expected --layers L,L… (invert over layers, e.g. --layers 1,4,8,12) or --classes C,C… (generate over classes)`,
+    ),
+  );
+}
+
+/** Runs `fn`; an error it throws names the row it is about. */
+async function inRow<T>(label: string | null, fn: () => T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (label === null || !(err instanceof Error)) throw err;
+    const Err = err instanceof RangeError ? RangeError : TypeError;
+    const wrapped = new Err(`--variant "${label}": ${err.message}`, {
+      cause: err,
+    });
+    throw isUsage(err) ? usage(wrapped) : wrapped;
+  }
+}
+
+interface RowSpec {
+  /** The label, or null for the single row of a grid without --variant. */
+  label: string | null;
+  /** OPTIONS as given. */
+  text: string;
+  /** The options this row gives. */
+  given: Raw;
+}
+
+function parseVariants(values: readonly string[], mode: Mode): RowSpec[] {
+  const { spec, only } = MODES[mode];
+  const allowed = [...ROW_OPTS, ...only.filter((k) => k !== "image")];
+  const rows = values.map((v): RowSpec => {
+    const i = v.indexOf("=");
+    const label = i < 0 ? "" : v.slice(0, i).trim();
+    if (label === "") {
+      throw usage(
+        new TypeError(
+          `Invalid --variant "${v}": expected LABEL=OPTIONS, e.g. "no LN=--remove layernorm" or "baseline="`,
+        ),
+      );
+    }
+    const text = v.slice(i + 1);
+    const given = asUsage(() => {
+      try {
+        return parse(MODES[mode].command, spec, splitArgs(text));
+      } catch (err) {
+        throw new TypeError(
+          `--variant "${label}": ${err instanceof Error ? err.message : err}`,
+        );
+      }
+    });
+    for (const k of Object.keys(given)) {
+      if (!allowed.includes(k)) {
+        const why = k === "layer" || k === "class"
+          ? `the columns are the grid's --${
+            k === "layer" ? "layers" : "classes"
+          }`
+          : "it applies to the whole grid";
+        throw usage(
+          new TypeError(
+            `--variant "${label}": Invalid --${k} in a row: ${why}: expected row options such as ${
+              allowed.map((a) => `--${a}`).join(", ")
+            }`,
+          ),
+        );
+      }
+    }
+    return { label, text, given };
+  });
+  const seen = new Set<string>();
+  for (const r of rows) {
+    if (seen.has(r.label!)) {
+      throw usage(
+        new TypeError(
+          `Invalid --variant "${r.label}=${r.text}": the label "${r.label}" is taken by another row: expected a label per row`,
+        ),
+      );
+    }
+    seen.add(r.label!);
+  }
+  return rows;
+}
+
+/** A row's options: the grid's, then the row's (a row's --remove comes with its own --remove-layers). */
+function rowOptions(base: Raw, row: Raw): Raw {
+  const raw: Raw = { ...base, ...row };
+  if (row.remove !== undefined && row["remove-layers"] === undefined) {
+    delete raw["remove-layers"];
+  }
+  return raw;
+}
+
+/** Checks everything about a row's options that needs no model. */
+function checkRow(raw: Raw, mode: Mode, layers: readonly number[]): void {
+  MODES[mode].checkColumns(MODES[mode].rowSettings(raw), layers);
+  intOpt(raw, "seed", 0);
+  checkVariantOpts(raw);
+}
+
+/** The model as --model names it (a folder's or URL's last part), else the manifest's name. */
+function modelTitle(given: string, m: Manifest): string {
+  return given.replace(/[/\\]+$/, "").split(/[/\\]/).pop() || m.name;
+}
+
+/** The grid's own options (no model needed): mode, the options every cell starts from, the rows. */
+function readOptions(given: Raw) {
+  const mode = gridMode(given);
+  const def = MODES[mode];
+  for (const m of Object.values(MODES)) {
+    if (m === def) continue;
+    for (const k of m.only) {
+      if (given[k] === undefined) continue;
+      throw usage(
+        new TypeError(
+          `Invalid --${k} with ${def.columnsFlag}: it is ${
+            m.command === "invert" ? "an" : "a"
+          } ${m.command} option: expected the options of ${mode} for this grid`,
+        ),
+      );
+    }
+  }
+  // Every cell's options: the mode's defaults, then the grid's, then its row's.
+  const base: Raw = { ...defaults(def.spec) };
+  for (const [k, v] of Object.entries(given)) {
+    if (k in def.spec && v !== undefined) base[k] = v;
+  }
+  const items = def.columnItems(given);
+  const numbered = def.numbered(items);
+  backendOpt(base);
+  if (base.threads !== undefined) intOpt(base, "threads", 1);
+  checkRow(base, mode, numbered);
+  const specs: RowSpec[] = given.variant === undefined
+    ? [{ label: null, text: "", given: {} }]
+    : parseVariants(list(given, "variant"), mode);
+  const raws = specs.map((r) => rowOptions(base, r.given));
+  return { mode, base, items, numbered, specs, raws };
+}
+
+/** A row's model load: weights, seed and swaps (its ablations come after). */
+function plainOptions(raw: Raw): Raw {
+  return {
+    ...raw,
+    remove: undefined,
+    "remove-layers": undefined,
+    "pos-embedding": true,
+  };
+}
+
+/** Opens each row's model once per load (rows differing in ablations share it): usage errors name the row. */
+async function openRows(
+  specs: readonly RowSpec[],
+  raws: readonly Raw[],
+  source: string,
+  models: Map<string, Model>,
+): Promise<Omit<PlanRow, "settings" | "options">[]> {
+  const groups = new Map<string, { model: Model; load: ModelLoad }>();
+  const rows: Omit<PlanRow, "settings" | "options">[] = [];
+  for (const [i, raw] of raws.entries()) {
+    const label = specs[i].label;
+    const weights = str(raw, "weights"), seed = Number(str(raw, "seed"));
+    const seedMatters = weights === "untrained" ||
+      list(raw, "swap").some((s) => /=\s*untrained\s*$/.test(s));
+    const gkey = JSON.stringify([
+      weights,
+      seedMatters ? seed : null,
+      list(raw, "swap"),
+    ]);
+    if (!groups.has(gkey)) {
+      const { model, variant } = await inRow(
+        label,
+        () => openModel(plainOptions(raw), source),
+      );
+      const load: ModelLoad = {
+        source,
+        weights,
+        seed,
+        backend: backendOpt(raw),
+        ...(raw.threads === undefined
+          ? {}
+          : { threads: intOpt(raw, "threads", 1) }),
+        swaps: variant.swaps,
+        verify: raw.verify !== false,
+      };
+      groups.set(gkey, { model, load });
+      models.set(loadKey(load), model);
+    }
+    const { model, load } = groups.get(gkey)!;
+    const n = model.manifest.num_layers;
+    const ablations = await inRow(
+      label,
+      () => resolveAblations(removeRequests(raw), n),
+    );
+    const tag = describeOptions(raw, n);
+    const w = weightsText(raw);
+    rows.push({
+      label: label ?? (tag ? `${w}, ${tag}` : w),
+      text: specs[i].text,
+      load: { ...load, seed },
+      variant: {
+        ablations,
+        positionEmbedding: raw["pos-embedding"] !== false,
+        swaps: load.swaps,
+        tag,
+      },
+      weights: model.weights,
+      removed: removedParts(removeRequests(raw), n),
+      normalize: raw.normalize !== false,
+    });
+  }
+  return rows;
+}
+
+/** A grid's options, checked and resolved, and its plan; the models opened for the checks (by load key). */
+export interface Resolved {
+  plan: GridPlan;
+  models: Map<string, Model>;
+}
+
+/**
+ * Resolves `grid`'s options (`gridDefaults` are GRID_SPEC's defaults) into a
+ * plan, opening each row's model to check it; on an error the models are
+ * released and nothing is written.
+ */
+export async function resolveGrid(
+  given: Raw,
+  gridDefaults: Raw,
+): Promise<Resolved> {
+  const { mode, base, items, numbered, specs, raws } = readOptions(given);
+  const def = MODES[mode];
+  for (let i = 0; i < specs.length; i++) {
+    await inRow(specs[i].label, () => checkRow(raws[i], mode, numbered));
+  }
+  const graw: Raw = { ...gridDefaults, ...given };
+  const traceEvery = intOpt(graw, "trace-every", 1);
+  const imagePath = def.targetColumn ? defaultImage(base) : null;
+  const source = modelSource(str(base, "model"));
+  const models = new Map<string, Model>();
+  try {
+    const opened = await openRows(specs, raws, source, models);
+    const m = models.values().next().value!.manifest;
+    const columns = def.columns(items, m, { ...base, layers: given.layers });
+    const rows: PlanRow[] = [];
+    for (const [i, row] of opened.entries()) {
+      const settings = await inRow(
+        specs[i].label,
+        () => def.rowSettings(raws[i], m.image_size),
+      );
+      await inRow(
+        specs[i].label,
+        () => checkKernel(settings.kernelSize, m.image_size),
+      );
+      def.checkColumns(settings, columns.map((c) => c.value));
+      rows.push({ ...row, settings, options: savedOptions(def.spec, raws[i]) });
+    }
+    const image = imagePath === null
+      ? null
+      : await targetOf(imagePath, m.image_size);
+    const input: GridInput = {
+      mode,
+      out: resolvePath(str(graw, "out")),
+      modelKey: modelKey(str(base, "model")),
+      title: `${modelTitle(str(base, "model"), m)}: ${def.title}`,
+      image,
+      rows,
+      columns,
+      traceEvery,
+      options: {
+        ...Object.fromEntries(
+          Object.entries(given).filter(([k]) => k !== "help"),
+        ),
+        model: modelKey(str(base, "model")),
+        ...(imagePath === null ? {} : { image: imagePath }),
+      },
+    };
+    return { plan: await planGrid(input, m), models };
+  } catch (err) {
+    for (const model of new Set(models.values())) await model.release();
+    throw err;
+  }
+}
+
+/** The target image's path and the hash of its pixels at the model's size. */
+async function targetOf(path: string, size: number) {
+  const t = await loadTarget(path, size);
+  const bytes = new Uint8Array(
+    t.data.buffer,
+    t.data.byteOffset,
+    t.data.byteLength,
+  );
+  return { path, sha256: await sha256Hex(bytes) };
+}

@@ -1,0 +1,449 @@
+/**
+ * Internal to the command line: what differs between an invert grid (layers
+ * as columns) and a generate grid (classes as columns), in one object per
+ * mode — its options, how a cell's settings and key are made, how a cell runs
+ * and is found finished, and its table — so the grid's plan, cells and
+ * collect steps have no `mode ===` branches.
+ *
+ * @module
+ */
+import type { ImageTensor } from "../io/mod.ts";
+import { decodeNpy } from "../io/mod.ts";
+import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
+import { asUsage, list, type Raw, type Spec, str, usage } from "./options.ts";
+import { layerArg } from "./model.ts";
+import {
+  INVERT_SPEC,
+  type InvertResume,
+  type InvertSettings,
+  invertSettings,
+  type InvertSummary,
+  runInvert,
+} from "./invert.ts";
+import {
+  classState,
+  GENERATE_SPEC,
+  type GenerateSettings,
+  generateSettings,
+  type GenerateSummary,
+  runGenerate,
+} from "./generate.ts";
+import type { Control } from "./io.ts";
+import { hasSnapshot, readSnapshotState, snapshotDir } from "./snapshot.ts";
+import { readResume } from "./run.ts";
+
+/** An invert grid (`--layers`) or a generate grid (`--classes`). */
+export type Mode = "invert" | "generate";
+
+/** One generation of a class. */
+export type ClassSettings = GenerateSettings & { index: number };
+
+/** A cell's typed settings. */
+export type CellSettings = InvertSettings | ClassSettings;
+
+/** A finished cell's figures (without its image). */
+export type Summary = InvertSummary | Omit<GenerateSummary, "image">;
+
+/** A column: a layer number or a class index, with its names. */
+export interface Column {
+  /** The layer or class index. */
+  value: number;
+  /** The montage's column title. */
+  label: string;
+  /** The name in progress lines (`layer 2`, `class 5`). */
+  short: string;
+  /** A class's name (generate grids). */
+  name?: string;
+}
+
+/** What a cell folder holds. */
+export type CellState =
+  | { kind: "done"; summary: Summary; image: Float32Array }
+  | { kind: "snapshot"; step: number; resume: unknown }
+  | { kind: "fresh" };
+
+/** The result of running a cell. */
+export interface CellRun {
+  summary: Summary;
+  image: Float32Array;
+  interrupted: boolean;
+}
+
+/** A cell as the tables see it; `summary` undefined when it did not finish. */
+export interface CellView {
+  variant: string;
+  column: Column;
+  key: string;
+  summary: Summary | undefined;
+  /** How it ended: `ok`, `exploded at step 7`, `missing`, …. */
+  outcome: string;
+}
+
+/** A column of grid.csv and how a cell fills it. */
+export type CsvField = [
+  name: string,
+  get: (c: CellView) => string | number | null,
+];
+/** A column of grid.md and how a cell fills it. */
+export type MdField = [title: string, get: (c: CellView) => string];
+
+/** The columns both tables start with (variant, then the grid's column). */
+const lead = (name: string): CsvField[] => [
+  ["variant", (c) => c.variant],
+  [name, (c) => c.column.value],
+];
+/** A csv column holding a summary's number (empty when the cell did not finish). */
+const figure = (name: string, key: string): CsvField => [
+  name,
+  (c) =>
+    (c.summary as Record<string, number | null> | undefined)?.[key] ?? null,
+];
+/** The columns both tables end with. */
+const trail: CsvField[] = [figure("steps", "steps"), ["cell", (c) => c.key]];
+const mdLead = (name: string): MdField[] => [
+  ["variant", (c) => mdCell(c.variant)],
+  [name, (c) => String(c.column.value)],
+];
+
+/** Everything that differs between the two kinds of grid. */
+export interface ModeDef {
+  /** The command each cell runs. */
+  command: Mode;
+  /** That command's options (a row's options are parsed with it). */
+  spec: Spec;
+  /** Options only this kind of grid takes. */
+  only: readonly string[];
+  /** The grid option that gives the columns. */
+  columnsFlag: "--layers" | "--classes";
+  /** What the montage shows. */
+  title: string;
+  /** Whether the montage's first column is the target image. */
+  targetColumn: boolean;
+  /** The columns as given, before the model is known. */
+  columnItems(given: Raw): string[];
+  /** The columns given by number (NaN for names), for checks before the model is known. */
+  numbered(items: readonly string[]): number[];
+  /** The columns resolved with the model; `base` holds the grid's options. */
+  columns(items: readonly string[], m: Manifest, base: Raw): Column[];
+  /** A row's typed settings from its options (usage errors); `size` checks sizes against the model. */
+  rowSettings(raw: Raw, size?: number): CellSettings;
+  /** Checks the columns against a row's settings (usage errors). */
+  checkColumns(s: CellSettings, values: readonly number[]): void;
+  /** A row's settings for one column. */
+  cellSettings(row: CellSettings, column: Column): CellSettings;
+  /** The mode's part of a cell's key. */
+  canonical(
+    s: CellSettings,
+    targetHash: string | null,
+  ): Record<string, unknown>;
+  /** The column's options as the cell's metrics.json records them. */
+  savedColumn(column: Column, image: string | null): Raw;
+  /** What the cell folder holds. */
+  state(dir: string, s: CellSettings, size: number): Promise<CellState>;
+  /** Runs (or continues) the cell into `ctl.out`. */
+  run(
+    model: Model,
+    s: CellSettings,
+    ctl: Control,
+    resume: unknown,
+    target: ImageTensor | null,
+  ): Promise<CellRun>;
+  /** grid.csv's columns: the row, the column, the figures, the cell's key (then its outcome). */
+  csv: readonly CsvField[];
+  /** grid.md's columns. */
+  md: readonly MdField[];
+}
+
+/** A table cell in Markdown: pipes escaped, one line. */
+export function mdCell(s: string): string {
+  return s.replaceAll("|", "\\|").replaceAll("\n", " ");
+}
+
+/** A number with `d` decimals; — for none, ∞ and NaN spelled out. */
+export const fix = (v: number | null | undefined, d: number): string =>
+  v === null || v === undefined
+    ? "—"
+    : Number.isFinite(v)
+    ? v.toFixed(d)
+    : v > 0
+    ? "∞"
+    : "NaN";
+
+/** A column's name: `layer 7`, and for a ResNet the block's own name, `layer2.3 (7)`. */
+function layerLabel(m: Manifest, layer: number): string {
+  return m.architecture === "resnet"
+    ? `${m.layers[layer].name} (${layer})`
+    : `layer ${layer}`;
+}
+
+/** No model has more layers than this: a range beyond it is refused before it is expanded. */
+const MAX_LAYER = 1024;
+
+/** --layers as items: numbers (ranges expanded) and layer names, resolved once the model is known. */
+function parseGridLayers(text: string): string[] {
+  const out: string[] = [];
+  for (const item of text.split(",").map((s) => s.trim())) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(item);
+    if (!m && /^[A-Za-z_][\w.]*$/.test(item)) {
+      if (!out.includes(item)) out.push(item);
+      continue;
+    }
+    const a = m ? Number(m[1]) : NaN, b = m?.[2] ? Number(m[2]) : a;
+    if (!m || b < a || !Number.isSafeInteger(b)) {
+      throw usage(
+        new RangeError(
+          `Invalid --layers "${text}": expected comma-separated layers, ranges or layer names, e.g. 1,4,8,12, 1-3 or layer1,layer4 (ResNets)`,
+        ),
+      );
+    }
+    if (b > MAX_LAYER) {
+      throw usage(
+        new RangeError(
+          `Invalid --layers "${text}": layer ${b} is beyond any model (at most ${MAX_LAYER}); a model's layers are 0..N, N its depth`,
+        ),
+      );
+    }
+    for (let l = a; l <= b; l++) if (!out.includes(`${l}`)) out.push(`${l}`);
+  }
+  return out;
+}
+
+function gridClasses(given: Raw): string[] {
+  const queries = list(given, "classes").flatMap((s) => s.split(","))
+    .map((s) => s.trim());
+  if (queries.length === 0 || queries.some((q) => q === "")) {
+    throw usage(
+      new TypeError(
+        `Invalid --classes "${
+          list(given, "classes").join(",")
+        }": expected class indices or names, e.g. --classes 1,207,dalmatian`,
+      ),
+    );
+  }
+  return queries;
+}
+
+async function invertState(dir: string, size: number): Promise<CellState> {
+  try {
+    const m = JSON.parse(await Deno.readTextFile(`${dir}/metrics.json`));
+    if (m.interrupted === false && m.final) {
+      const img = decodeNpy(await Deno.readFile(`${dir}/representation.npy`));
+      if (img.data.length === 3 * size * size) {
+        return { kind: "done", summary: m.final, image: img.data };
+      }
+    }
+  } catch {
+    // not finished
+  }
+  if (!(await hasSnapshot(dir))) return { kind: "fresh" };
+  try {
+    const snap = await readSnapshotState(dir, "invert", { spec: INVERT_SPEC });
+    // the snapshot's traces.csv names its columns
+    const traces = await Deno.readTextFile(`${snapshotDir(dir)}/traces.csv`);
+    const columns = traces.slice(0, traces.indexOf("\n")).split(",");
+    const resume: InvertResume = {
+      ...await readResume(dir, snap, [size], columns),
+      criterionStep: snap.criterionStep ?? null,
+    };
+    return { kind: "snapshot", step: snap.step, resume };
+  } catch {
+    return { kind: "fresh" }; // an unreadable snapshot: start over
+  }
+}
+
+const inv = (c: CellView) => c.summary as InvertSummary | undefined;
+const gen = (c: CellView) => c.summary as GenerateSummary | undefined;
+
+const INVERT_MODE: ModeDef = {
+  command: "invert",
+  spec: INVERT_SPEC,
+  only: ["image", "only-layer", "loss"],
+  columnsFlag: "--layers",
+  title: "layer representations",
+  targetColumn: true,
+  columnItems: (given) => parseGridLayers(str(given, "layers")),
+  numbered: (items) => items.map(Number),
+  columns(items, m, base) {
+    const whole = str(base, "layers");
+    const layers = [
+      ...new Set(items.map((t) => layerArg(t, "layers", m, whole))),
+    ];
+    return layers.map((l) => ({
+      value: l,
+      label: base["only-layer"] === true
+        ? `encoder ${l} alone`
+        : layerLabel(m, l),
+      short: layerLabel(m, l),
+    }));
+  },
+  // the layer comes with each column; 1 stands in (0 is not allowed with --only-layer)
+  rowSettings: (raw) => invertSettings({ ...raw, layer: "1" }),
+  checkColumns(s, layers) {
+    if ((s as InvertSettings).onlyLayer && layers.includes(0)) {
+      throw usage(
+        new RangeError(
+          `Invalid --layers "${
+            layers.join(",")
+          }" with --only-layer: expected encoder blocks 1..N (layer 0 is input processing)`,
+        ),
+      );
+    }
+  },
+  cellSettings: (row, column) => ({
+    ...row as InvertSettings,
+    layer: column.value,
+  }),
+  canonical(cell, targetHash) {
+    const s = cell as InvertSettings;
+    return {
+      target: targetHash,
+      layer: s.layer,
+      onlyLayer: s.onlyLayer,
+      loss: s.loss,
+      steps: s.steps,
+      lr: s.lr,
+      sigma: s.sigma,
+      kernelSize: s.kernelSize,
+    };
+  },
+  savedColumn: (column, image) => ({
+    layer: String(column.value),
+    image: image!,
+  }),
+  state: (dir, _s, size) => invertState(dir, size),
+  async run(model, s, ctl, resume, target) {
+    const r = await runInvert(
+      model,
+      target!,
+      s as InvertSettings,
+      ctl,
+      resume as InvertResume | undefined,
+    );
+    return {
+      summary: r.summary,
+      image: r.image,
+      interrupted: r.summary.interrupted,
+    };
+  },
+  csv: [
+    ...lead("layer"),
+    figure("embedding_distance", "embeddingDistance"),
+    figure("noise_baseline", "noiseBaseline"),
+    ["criterion_met", (c) => inv(c) ? (inv(c)!.criterionMet ? 1 : 0) : null],
+    figure("criterion_step", "criterionStep"),
+    figure("input_distance", "inputDistance"),
+    figure("psnr", "psnr"),
+    figure("ssim", "ssim"),
+    ...trail,
+  ],
+  md: [
+    ...mdLead("layer"),
+    ["‖O(a)−O(a_g)‖₂", (c) => fix(inv(c)?.embeddingDistance, 3)],
+    ["noise baseline ‖O(a)−O(a′)‖₂", (c) => fix(inv(c)?.noiseBaseline, 3)],
+    ["criterion met", (c) => {
+      const s = inv(c);
+      return !s
+        ? c.outcome
+        : s.criterionMet
+        ? `yes (step ${s.criterionStep})`
+        : "no";
+    }],
+    ["‖a−a_g‖₂", (c) => fix(inv(c)?.inputDistance, 2)],
+    ["PSNR dB", (c) => fix(inv(c)?.psnr, 2)],
+    ["SSIM", (c) => fix(inv(c)?.ssim, 3)],
+  ],
+};
+
+const GENERATE_MODE: ModeDef = {
+  command: "generate",
+  spec: GENERATE_SPEC,
+  only: ["constant", "jitter-after", "canvas"],
+  columnsFlag: "--classes",
+  title: "generated inputs",
+  targetColumn: false,
+  columnItems: gridClasses,
+  numbered: () => [],
+  columns(items, m) {
+    const indices = [
+      ...new Set(
+        items.map((q) =>
+          asUsage(() => resolveClass(q, m.categories, m.num_classes))
+        ),
+      ),
+    ];
+    return indices.map((index) => ({
+      value: index,
+      label: m.categories
+        ? `${index}: ${m.categories[index]}`
+        : `class ${index}`,
+      short: `class ${index}`,
+      name: m.categories?.[index] ?? `class ${index}`,
+    }));
+  },
+  rowSettings: (raw, size) => ({ ...generateSettings(raw, size), index: 0 }),
+  checkColumns() {},
+  cellSettings: (row, column) => ({
+    ...row as ClassSettings,
+    index: column.value,
+  }),
+  canonical(cell) {
+    const s = cell as ClassSettings;
+    return {
+      class: s.index,
+      constant: s.constant,
+      steps: s.steps,
+      jitterAfter: s.jitterAfter,
+      canvasSize: s.canvasSize,
+      lr: s.lr,
+      sigma: s.sigma,
+      kernelSize: s.kernelSize,
+    };
+  },
+  savedColumn: (column) => ({ class: String(column.value) }),
+  async state(dir, cell, size) {
+    const s = cell as ClassSettings;
+    const state = await classState(dir, s.index, size, s.canvasSize)
+      .catch(() => ({ kind: "fresh" as const }));
+    if (state.kind === "fresh") return state;
+    if (state.kind === "snapshot") {
+      return {
+        kind: "snapshot",
+        step: state.resume.step,
+        resume: state.resume,
+      };
+    }
+    const { image, ...summary } = state.summary;
+    return { kind: "done", summary, image };
+  },
+  async run(model, cell, ctl, resume) {
+    const s = cell as ClassSettings;
+    const r = await runGenerate(
+      model,
+      s.index,
+      s,
+      ctl,
+      resume as Parameters<typeof runGenerate>[4],
+    );
+    const { image, ...summary } = r;
+    return { summary, image, interrupted: r.interrupted };
+  },
+  csv: [
+    ...lead("class"),
+    ["name", (c) => c.column.name ?? ""],
+    figure("logit", "logit"),
+    figure("probability", "probability"),
+    ...trail,
+  ],
+  md: [
+    ...mdLead("class"),
+    ["name", (c) => mdCell(c.column.name ?? "")],
+    ["final logit", (c) => gen(c) ? fix(gen(c)!.logit, 3) : c.outcome],
+    ["probability", (c) => fix(gen(c)?.probability, 4)],
+  ],
+};
+
+/** The two kinds of grid. */
+export const MODES: Readonly<Record<Mode, ModeDef>> = {
+  invert: INVERT_MODE,
+  generate: GENERATE_MODE,
+};

@@ -1,0 +1,326 @@
+/**
+ * Internal to the command line: a grid's plan — every cell with its fully
+ * resolved, typed options, its key and its estimated cost — made by a pure
+ * function from typed inputs, and written to and read from `DIR/plan.json` so
+ * that other processes (a Slurm array task, a Kubernetes Indexed Job pod) can
+ * run single cells of it.
+ *
+ * @module
+ */
+import type { BackendName, Manifest, Swap } from "../model/mod.ts";
+import { sha256Hex as sha256, writeJson } from "../io/mod.ts";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { type Raw, ROOT } from "./options.ts";
+import type { Variant } from "./model.ts";
+import {
+  type CellSettings,
+  type Column,
+  type Mode,
+  MODES,
+} from "./grid_modes.ts";
+
+/** plan.json's format tag. */
+export const PLAN_FORMAT = "vitrep-grid-plan/1";
+const CELL_FORMAT = "vitrep-grid-cell/1";
+
+/**
+ * Sustained GFLOP/s of one core on the forward + VJP chain, for cost
+ * estimates: ViT-B/32 to encoder 12 is about 26 GFLOP a step by the count
+ * below and takes 176 ms on 2 native threads (README, Speed): 74 per core,
+ * halved for slower cluster cores and memory-bound blocks.
+ */
+const GFLOPS_PER_CORE = 37;
+
+/** How a row's model is loaded (its ablations are applied after). */
+export interface ModelLoad {
+  source: string;
+  weights: string;
+  seed: number;
+  backend: BackendName;
+  threads?: number;
+  swaps: Swap[];
+  /** Check sha256s and finiteness on load (false with --no-verify). */
+  verify?: boolean;
+}
+
+/** A row: a model variant with its typed settings. */
+export interface PlanRow {
+  label: string;
+  /** The --variant OPTIONS as given ("" for none). */
+  text: string;
+  load: ModelLoad;
+  variant: Variant;
+  /** The weights as the model names them, e.g. `fixture + conv_proj from fixture2`. */
+  weights: string;
+  /** The removed parts per layer, as keys record them. */
+  removed: unknown;
+  normalize: boolean;
+  /** The row's settings; each cell puts its column in. */
+  settings: CellSettings;
+  /** The options each cell's metrics.json records. */
+  options: Raw;
+}
+
+/** What a plan is made from: everything resolved and checked. */
+export interface GridInput {
+  mode: Mode;
+  /** The output folder, absolute. */
+  out: string;
+  /** The model as options and keys name it. */
+  modelKey: string;
+  /** The montage's title. */
+  title: string;
+  /** The target image (invert grids) and its hash. */
+  image: { path: string; sha256: string } | null;
+  rows: PlanRow[];
+  columns: Column[];
+  traceEvery: number;
+  /** The grid's options as given, for metrics.json. */
+  options: Raw;
+}
+
+/** A cell of the plan. */
+export interface PlanCell {
+  index: number;
+  row: number;
+  col: number;
+  key: string;
+  /** Its folder, relative to the grid's. */
+  dir: string;
+  /** The resolved options its key hashes. */
+  canonical: Record<string, unknown>;
+  settings: CellSettings;
+  /** The options its metrics.json records. */
+  options: Raw;
+  /** Estimated work: GFLOP in all, and seconds on one core. */
+  cost: { gflop: number; coreSeconds: number };
+}
+
+/** A grid's plan, as in plan.json. */
+export interface GridPlan extends GridInput {
+  format: typeof PLAN_FORMAT;
+  model: {
+    name: string;
+    imageSize: number;
+    layers: number;
+    classes: number;
+    /** Estimated peak memory of one cell's process, MiB. */
+    peakMiB: number;
+  };
+  cells: PlanCell[];
+}
+
+/** JSON with object keys sorted, so equal values give equal text. */
+export function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(",")}]`;
+  if (v && typeof v === "object") {
+    return `{${
+      Object.keys(v).sort().map((k) =>
+        `${JSON.stringify(k)}:${
+          canonicalJson((v as Record<string, unknown>)[k])
+        }`
+      ).join(",")
+    }}`;
+  }
+  return JSON.stringify(v);
+}
+
+/** Parameters per layer of the chain (input processing, blocks, head). */
+function layerParams(m: Manifest): number[] {
+  const counts = m.layers.map(() => 0);
+  for (const [name, t] of Object.entries(m.tensors)) {
+    const size = t.shape.reduce((a, b) => a * b, 1);
+    let i = m.layers.findIndex((l) =>
+      l.prefix !== "" && name.startsWith(l.prefix)
+    );
+    if (i < 0) {
+      i = name.startsWith("heads") || name.startsWith("fc")
+        ? m.layers.length - 1
+        : 0;
+    }
+    counts[i] += size;
+  }
+  return counts;
+}
+
+/**
+ * GFLOP of one step (forward, VJP: three times the forward) through the
+ * layers a cell runs: 2 × parameters × positions per layer, positions being
+ * the tokens (a ResNet: its 56² stage-1 grid, an overestimate further down).
+ */
+function positions(m: Manifest): number {
+  return m.seq_length ?? (m.image_size / 4) ** 2;
+}
+
+function stepGflop(m: Manifest, s: CellSettings): number {
+  const params = layerParams(m);
+  const tokens = positions(m);
+  const last = params.length - 1;
+  const layers = "layer" in s
+    ? (s.onlyLayer
+      ? [0, s.layer]
+      : [...params.keys()].filter((l) => l <= s.layer))
+    : [...params.keys()];
+  const fwd = layers.reduce(
+    (a, l) => a + 2 * params[l] * (l === last ? 1 : tokens),
+    0,
+  );
+  return 3 * fwd / 1e9;
+}
+
+/** Estimated peak memory of one cell's process in MiB: runtime, weights (several copies), activations. */
+function peakMiB(m: Manifest): number {
+  const params = layerParams(m).reduce((a, b) => a + b, 0);
+  const acts = positions(m) * Math.max(m.hidden_dim ?? 256, 64) * 4 * 24 *
+    (m.num_layers + 2);
+  return Math.ceil((512 * 2 ** 20 + 6 * 4 * params + acts) / 2 ** 20);
+}
+
+/**
+ * The plan of a grid: every row × column cell with its settings, the key
+ * hashing its resolved options (a cell with the same key is the same run,
+ * wherever and whenever it ran) and its cost. Pure: the same inputs give the
+ * same plan.
+ */
+export async function planGrid(
+  input: GridInput,
+  manifest: Manifest,
+): Promise<GridPlan> {
+  const mode = MODES[input.mode];
+  const cells: PlanCell[] = [];
+  for (const [r, row] of input.rows.entries()) {
+    const common = {
+      format: CELL_FORMAT,
+      command: mode.command,
+      model: input.modelKey,
+      weights: row.load.weights,
+      seed: row.load.seed,
+      normalize: row.normalize,
+      removed: row.removed,
+      positionEmbedding: row.variant.positionEmbedding,
+      swaps: row.variant.swaps,
+    };
+    for (const [c, column] of input.columns.entries()) {
+      const settings = mode.cellSettings(row.settings, column);
+      const canonical = {
+        ...common,
+        ...mode.canonical(settings, input.image?.sha256 ?? null),
+      };
+      const key = (await sha256(canonicalJson(canonical))).slice(0, 16);
+      const gflop = settings.steps * stepGflop(manifest, settings);
+      cells.push({
+        index: cells.length,
+        row: r,
+        col: c,
+        key,
+        dir: `cells/${key}`,
+        canonical,
+        settings,
+        options: {
+          ...row.options,
+          ...mode.savedColumn(column, input.image?.path ?? null),
+          model: input.modelKey,
+        },
+        cost: { gflop, coreSeconds: gflop / GFLOPS_PER_CORE },
+      });
+    }
+  }
+  return {
+    format: PLAN_FORMAT,
+    ...input,
+    model: {
+      name: manifest.name,
+      imageSize: manifest.image_size,
+      layers: manifest.num_layers,
+      classes: manifest.num_classes,
+      peakMiB: peakMiB(manifest),
+    },
+    cells,
+  };
+}
+
+const REPO = "vitrep:";
+
+/** This checkout's folder, with a trailing slash (null when run by URL). */
+function repoDir(): string | null {
+  return ROOT.protocol === "file:" ? fromFileUrl(ROOT) : null;
+}
+
+/** A path inside this checkout as `vitrep:REL`, so a task with the checkout elsewhere (a container) finds it. */
+function portable(path: string): string {
+  const r = repoDir();
+  return r !== null && path.startsWith(r) ? REPO + path.slice(r.length) : path;
+}
+
+function local(path: string): string {
+  const r = repoDir();
+  return path.startsWith(REPO) && r !== null
+    ? r + path.slice(REPO.length)
+    : path;
+}
+
+/** The plan with its paths mapped (the output folder is where plan.json lies). */
+function mapPaths(
+  plan: GridPlan,
+  f: (p: string) => string,
+  out: string,
+): GridPlan {
+  return {
+    ...plan,
+    out,
+    image: plan.image === null
+      ? null
+      : { ...plan.image, path: f(plan.image.path) },
+    rows: plan.rows.map((r) => ({
+      ...r,
+      load: { ...r.load, source: f(r.load.source) },
+    })),
+  };
+}
+
+/** Writes `DIR/plan.json`: paths inside this checkout relative to it, the output folder as ".". */
+export function writePlan(plan: GridPlan): Promise<void> {
+  return writeJson(`${plan.out}/plan.json`, mapPaths(plan, portable, "."));
+}
+
+/** Reads `DIR/plan.json` (a TypeError naming the file when it is missing or not a plan). */
+export async function readPlan(dir: string): Promise<GridPlan> {
+  const path = `${dir}/plan.json`;
+  let plan: GridPlan;
+  try {
+    plan = JSON.parse(await Deno.readTextFile(path));
+  } catch (err) {
+    const why = err instanceof Deno.errors.NotFound
+      ? "no such file"
+      : err instanceof Error
+      ? err.message
+      : String(err);
+    throw new TypeError(
+      `Invalid --out "${dir}": cannot read ${path} (${why}): expected a folder written by grid --plan`,
+    );
+  }
+  if (plan?.format !== PLAN_FORMAT || !Array.isArray(plan.cells)) {
+    throw new TypeError(
+      `Invalid plan ${path}: format "${plan?.format}": expected ${PLAN_FORMAT}`,
+    );
+  }
+  return mapPaths(plan, local, dir);
+}
+
+/** Steps per cell when all cells take the same number, else null. */
+export function commonSteps(plan: GridPlan): number | null {
+  const steps = new Set(plan.cells.map((c) => c.settings.steps));
+  return steps.size === 1 ? [...steps][0] : null;
+}
+
+/** Whether a load needs its own model (the seed matters only for untrained weights). */
+export function loadKey(load: ModelLoad): string {
+  return JSON.stringify([
+    load.source,
+    load.weights,
+    load.weights === "untrained" ? load.seed : null,
+    load.swaps,
+    load.backend,
+    load.threads ?? null,
+  ]);
+}

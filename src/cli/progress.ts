@@ -1,0 +1,126 @@
+/**
+ * Internal to the command line: the progress report on stderr and Ctrl-C.
+ * On a terminal the report is a bar redrawn in place (`\r`); into a file or a
+ * CI log it is plain lines, the first step, then one line every few seconds
+ * and the last.
+ *
+ * @module
+ */
+
+/** Exit code of a run stopped by Ctrl-C. */
+export const EXIT_INTERRUPTED = 130;
+
+/** A progress report on stderr. */
+export interface Bar {
+  update(step: number, steps: number, extra: string): void;
+  done(): void;
+}
+
+/** How often a terminal's bar is redrawn and a log gets a line (ms). */
+const REDRAW_MS = 200;
+const LOG_MS = 5000;
+
+function isTerminal(): boolean {
+  try {
+    return Deno.stderr.isTerminal();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A progress report labelled `label` (silent when `quiet`): a bar redrawn at
+ * most every 200 ms on a terminal (`tty`, default: whether stderr is one),
+ * else a plain line for the first step, every 5 s and the last.
+ */
+export function progress(
+  label: string,
+  quiet: boolean,
+  tty: boolean = isTerminal(),
+): Bar {
+  const start = performance.now();
+  const enc = new TextEncoder();
+  const write = (s: string) => Deno.stderr.writeSync(enc.encode(s));
+  let last = -Infinity;
+  let count = 0;
+  let pending: string | null = null;
+  let open = false;
+  const draw = (line: string, end: boolean) => {
+    if (tty) write(`\r${line}\x1b[K${end ? "\n" : ""}`);
+    else write(`${line}\n`);
+    last = performance.now();
+    pending = null;
+    open = tty && !end;
+  };
+  const text = (done: number, steps: number, extra: string) => {
+    const secs = (performance.now() - start) / 1000;
+    const rate = count / Math.max(secs, 1e-9);
+    const eta = (steps - done) / rate;
+    const width = 24;
+    const filled = Math.round((done / steps) * width);
+    const bar = tty
+      ? ` [${"#".repeat(filled)}${"-".repeat(width - filled)}]`
+      : "";
+    return `${label}${bar} ${done}/${steps} ${rate.toFixed(1)} steps/s ETA ${
+      eta.toFixed(0)
+    }s ${extra}`;
+  };
+  return {
+    update(step, steps, extra) {
+      if (quiet) return;
+      count++;
+      const done = step + 1;
+      const line = text(done, steps, extra);
+      const every = tty ? REDRAW_MS : LOG_MS;
+      if (done === steps) draw(line, true);
+      else if (performance.now() - last >= every) draw(line, false);
+      else pending = line;
+    },
+    done() {
+      if (quiet) return;
+      if (pending !== null) draw(pending, true);
+      else if (open) {
+        write("\n");
+        open = false;
+      }
+    },
+  };
+}
+
+/** Ctrl-C (or an abort signal) asks runs to stop after the current step. */
+export class Stopper {
+  /** Whether a stop was asked for. */
+  requested = false;
+  #listener = () => {
+    if (this.requested) Deno.exit(EXIT_INTERRUPTED); // a second Ctrl-C quits at once
+    this.requested = true;
+    console.error("\nvitrep: stopping after this step (Ctrl-C again to quit)");
+  };
+  #signal?: AbortSignal;
+  #onAbort = () => {
+    this.requested = true;
+  };
+  /** @param signal aborting it acts as Ctrl-C */
+  constructor(signal?: AbortSignal) {
+    this.#signal = signal;
+  }
+  /** Starts listening for Ctrl-C and the signal. */
+  install(): void {
+    try {
+      Deno.addSignalListener("SIGINT", this.#listener);
+    } catch {
+      // no signals on this platform
+    }
+    if (this.#signal?.aborted) this.requested = true;
+    this.#signal?.addEventListener("abort", this.#onAbort);
+  }
+  /** Stops listening. */
+  remove(): void {
+    try {
+      Deno.removeSignalListener("SIGINT", this.#listener);
+    } catch {
+      // no signals on this platform
+    }
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * The essay command's budgets (steps per experiment) and its CPU-time model:
+ * measured step times per model, so a plan can say what a budget costs before
+ * anything runs.
+ *
+ * @module
+ */
+
+/** A budget's name. */
+export type BudgetName = "smoke" | "standard" | "essay";
+
+/** Every budget, cheapest first. */
+export const BUDGET_NAMES: readonly BudgetName[] = [
+  "smoke",
+  "standard",
+  "essay",
+];
+
+/** How much a budget runs. */
+export interface Budget {
+  /** The budget's name. */
+  name: BudgetName;
+  /** One line on what it is for. */
+  about: string;
+  /** Steps per ViT-B/32 cell (the essay's n = 1500). */
+  vitSteps: number;
+  /** Steps per cell of the other architectures and the overcomplete stem. */
+  archSteps: number;
+  /** Whether the architecture grids add rows at smaller learning rates (a fixed budget favours the rate that suits a model). */
+  lrRows: boolean;
+  /** Steps of the one-encoder non-invertibility run. */
+  longSteps: number;
+  /** Steps of the long encoder-12 run (the essay's 105,000). */
+  recoverySteps: number;
+  /** Steps of input generation, and the steps before jitter starts. */
+  generateSteps: number;
+  /** Steps at model size before generation jitters. */
+  jitterAfter: number;
+  /** The ViT whose overcomplete stem is tested (ViT-L/16 in the essay). */
+  overcomplete: string;
+}
+
+/**
+ * The three budgets: `smoke` (every experiment a few steps: minutes, for CI),
+ * `standard` (the budgets of the tables in docs/: hours on 2 cores) and
+ * `essay` (the essay's own: 1500 steps everywhere, 105,000 for encoder 12,
+ * ViT-L/16 at 512²: meant for a cluster).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BUDGETS } from "./budgets.ts";
+ * assert.equal(BUDGETS.standard.vitSteps, 1500);
+ * assert.ok(BUDGETS.smoke.vitSteps < BUDGETS.standard.vitSteps);
+ * ```
+ */
+export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
+  smoke: {
+    name: "smoke",
+    about: "every experiment at a few steps (minutes on 2 cores, for CI)",
+    vitSteps: 3,
+    archSteps: 2,
+    lrRows: false,
+    longSteps: 16,
+    recoverySteps: 8,
+    generateSteps: 12,
+    jitterAfter: 6,
+    overcomplete: "vit_b_16",
+  },
+  standard: {
+    name: "standard",
+    about:
+      "the budgets of docs/: 1500 steps on ViT-B/32, 300 per architecture cell (hours on 2 cores)",
+    vitSteps: 1500,
+    archSteps: 300,
+    lrRows: true,
+    longSteps: 10000,
+    recoverySteps: 10000,
+    generateSteps: 720,
+    jitterAfter: 220,
+    overcomplete: "vit_l_16",
+  },
+  essay: {
+    name: "essay",
+    about:
+      "the essay's budgets: 1500 steps everywhere, 105,000 for encoder 12, ViT-L/16 at 512² (a cluster)",
+    vitSteps: 1500,
+    archSteps: 1500,
+    lrRows: true,
+    longSteps: 10000,
+    recoverySteps: 105000,
+    generateSteps: 720,
+    jitterAfter: 220,
+    overcomplete: "vit_l_16_512",
+  },
+};
+
+/** Step time of one model: `base + perLayer × L` ms for a representation of layer L. */
+export interface StepTime {
+  /** ms of a step at layer 0 (input processing, loss, gradient). */
+  base: number;
+  /** ms per block the step runs through. */
+  perLayer: number;
+  /** Layers up to the logits (a generation step runs them all). */
+  layers: number;
+  /** Seconds to load the model (untrained weights generated). */
+  load: number;
+  /** Where the numbers come from. */
+  source: string;
+}
+
+const BENCH = "measured: README bench, native, 2 threads";
+const scaled = (of: string) => `estimated: ${of}, scaled by FLOPs`;
+
+/**
+ * Step times per model folder on this project's 2-core machine (native
+ * backend). ViT-B/32, ResNet50 and the patch-16 mixer are fitted to the
+ * README's bench (two depths each); the others are scaled from them by their
+ * multiply-adds per block, which the `source` field says.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { STEP_TIMES } from "./budgets.ts";
+ * const t = STEP_TIMES.vit_b_32;
+ * assert.ok(Math.abs(t.base + 12 * t.perLayer - 175.7) < 1);
+ * ```
+ */
+export const STEP_TIMES: Readonly<Record<string, StepTime>> = {
+  vit_b_32: {
+    base: 4.6,
+    perLayer: 14.25,
+    layers: 12,
+    load: 4,
+    source: BENCH,
+  },
+  resnet50: {
+    base: 32.4,
+    perLayer: 11.95,
+    layers: 16,
+    load: 2,
+    source: BENCH,
+  },
+  mixer_p16_d1024: {
+    base: 0,
+    perLayer: 62.4,
+    layers: 8,
+    load: 4,
+    source: BENCH,
+  },
+  mixer_p8_d1024: {
+    base: 0,
+    perLayer: 250,
+    layers: 8,
+    load: 4,
+    source: scaled("mixer_p16_d1024 × 4 tokens"),
+  },
+  vit_b_16: {
+    base: 18,
+    perLayer: 62,
+    layers: 12,
+    load: 4,
+    source: scaled("vit_b_32 × 4 tokens"),
+  },
+  linear_base: {
+    base: 18,
+    perLayer: 60,
+    layers: 12,
+    load: 4,
+    source: scaled("vit_b_16"),
+  },
+  vit_l_16: {
+    base: 25,
+    perLayer: 110,
+    layers: 24,
+    load: 14,
+    source: scaled("vit_b_16 × 1.8 width²"),
+  },
+  vit_l_16_512: {
+    base: 130,
+    perLayer: 700,
+    layers: 24,
+    load: 16,
+    source: scaled("vit_l_16 × 5.2 tokens, quadratic attention"),
+  },
+  fmnist_vit: {
+    base: 0.3,
+    perLayer: 0.4,
+    layers: 4,
+    load: 0.2,
+    source: scaled("vit_b_32 to 64 wide, 65 tokens"),
+  },
+  fmnist_resnet: {
+    base: 0.5,
+    perLayer: 0.5,
+    layers: 4,
+    load: 0.2,
+    source: scaled("resnet50, 32² input"),
+  },
+};
+
+/** Seconds to start one grid (a Deno process, the runtime), besides loading models. */
+export const GRID_START_SECONDS = 3;
+
+/**
+ * Estimated seconds of one cell: `steps` steps at `layer` (a generation cell:
+ * `layer = "logits"`) of `model`. A model missing from {@linkcode STEP_TIMES}
+ * is costed like ViT-B/16.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { cellSeconds } from "./budgets.ts";
+ * assert.ok(Math.abs(cellSeconds("vit_b_32", 12, 1000) - 175.6) < 0.1);
+ * ```
+ */
+export function cellSeconds(
+  model: string,
+  layer: number | "logits",
+  steps: number,
+): number {
+  const t = STEP_TIMES[model] ?? STEP_TIMES.vit_b_16;
+  const depth = layer === "logits" ? t.layers + 1 : layer;
+  return (steps * (t.base + t.perLayer * depth)) / 1000;
+}
+
+/**
+ * Estimated seconds to load `model` once.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { loadSeconds } from "./budgets.ts";
+ * assert.ok(loadSeconds("vit_b_32") > 0);
+ * ```
+ */
+export function loadSeconds(model: string): number {
+  return (STEP_TIMES[model] ?? STEP_TIMES.vit_b_16).load;
+}

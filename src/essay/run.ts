@@ -1,0 +1,208 @@
+/**
+ * Runs an essay plan: every runnable experiment as a grid (or the filters
+ * command) through the command line, then reads the results, judges every
+ * claim and writes `claims.json` and `index.html`.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { writeAtomic, writeJson } from "../io/mod.ts";
+import type { Budget } from "./budgets.ts";
+import { type ClaimRecord, CLAIMS, ESSAY, judge } from "./claims.ts";
+import {
+  type Environment,
+  gridArgs,
+  modelArg,
+  plan,
+  type Planned,
+} from "./experiments.ts";
+import { filterFractions } from "./filters.ts";
+import { type ExperimentResult, readExperiment } from "./results.ts";
+import { reportHtml, summaryMarkdown } from "./report.ts";
+
+/**
+ * Runs one command of the command line (`["grid", …]` or `["filters", …]`)
+ * and resolves to its exit code.
+ */
+export type CommandRunner = (args: string[]) => Promise<number>;
+
+/** Options of {@linkcode runEssay}. */
+export interface EssayOptions {
+  /** The report folder. */
+  out: string;
+  /** The budget. */
+  budget: Budget;
+  /** Models, weights, image. */
+  env: Environment;
+  /** Only these experiments (empty: all). */
+  only?: readonly string[];
+  /** Runs a command of the command line. */
+  run: CommandRunner;
+  /** Progress lines (the CLI prints them on stderr). */
+  log?: (line: string) => void;
+  /** Aborted: no further experiment starts (the runner stops the one running). */
+  signal?: AbortSignal;
+}
+
+/** What an essay run wrote. */
+export interface EssayReport {
+  /** Every experiment as planned. */
+  planned: Planned[];
+  /** Results of the experiments that ran. */
+  results: Map<string, ExperimentResult>;
+  /** Every claim, judged. */
+  claims: ClaimRecord[];
+  /** True when a run was interrupted (exit 130): run again to continue. */
+  interrupted: boolean;
+}
+
+const EXIT_INTERRUPTED = 130;
+
+/** Runs one planned experiment; null when interrupted. */
+async function runOne(
+  p: Planned,
+  o: EssayOptions,
+): Promise<ExperimentResult | null> {
+  const dir = join(o.out, "cells", p.id);
+  const rel = join("cells", p.id);
+  if (p.grid === null) {
+    const t = p.trained!;
+    const mdir = o.env.models.get(t.model)!.dir;
+    const code = await o.run([
+      "filters",
+      "--model",
+      modelArg(o.env, t.model),
+      "--weights",
+      t.weights,
+      "--compare",
+      "untrained",
+      "--out",
+      dir,
+    ]);
+    if (code === EXIT_INTERRUPTED) return null;
+    const values = await filterFractions(mdir, t.weights);
+    return {
+      id: p.id,
+      status: "done",
+      dir: rel,
+      cells: [],
+      values,
+      ...(code === 0 ? { figure: join(rel, "filters.png") } : {}),
+    };
+  }
+  await Deno.remove(join(dir, "metrics.json")).catch(() => {});
+  const code = await o.run([
+    "grid",
+    ...gridArgs(p.grid, o.env, dir),
+  ]);
+  if (code === EXIT_INTERRUPTED) return null;
+  // exit 1 with a fresh metrics.json: some cells exploded, a finding
+  const r = await readExperiment(
+    o.out,
+    p.id,
+    o.env.models.get(p.grid.model)?.patchSize || 32,
+  );
+  if (code !== 0 && r.cells.every((c) => c.status !== "diverged")) {
+    return {
+      ...r,
+      status: "failed",
+      error: `grid exited with ${code}${r.error ? `: ${r.error}` : ""}`,
+    };
+  }
+  return r;
+}
+
+/** Judges every claim against the results, with where its numbers come from. */
+export function judgeAll(
+  planned: readonly Planned[],
+  results: ReadonlyMap<string, ExperimentResult>,
+): ClaimRecord[] {
+  return CLAIMS.map((c) => {
+    const j = judge(c, results);
+    const ps = planned.filter((p) => c.experiments.includes(p.id));
+    const notRun = ps.flatMap((p) =>
+      p.missing ? [p.missing] : results.get(p.id)?.status !== "done"
+        ? [{
+          reason: `${p.id}: ${results.get(p.id)?.error ?? "did not finish"}`,
+          command: "run the same essay command again",
+        }]
+        : []
+    );
+    return {
+      id: c.id,
+      section: c.section,
+      quote: c.quote,
+      rule: c.rule,
+      experiments: [...c.experiments],
+      origin: [
+        ...new Set(ps.filter((p) => p.status === "run").map((p) => p.origin)),
+      ],
+      ...j,
+      ...(j.verdict === "not run" && notRun.length ? { notRun } : {}),
+    };
+  });
+}
+
+/**
+ * Runs every runnable experiment of the plan (finished grid cells are
+ * reused), then writes `OUT/claims.json`, `OUT/summary.md` and
+ * `OUT/index.html`.
+ *
+ * @example
+ * ```ts ignore
+ * import { BUDGETS, discoverModels, runEssay } from "./mod.ts";
+ * const env = { models: await discoverModels("weights"), root: "weights", weights: [], image: "assets/chelsea.png" };
+ * const run = async (args: string[]) => (await new Deno.Command(Deno.execPath(), { args: ["run", "-A", "mod.ts", ...args] }).output()).code;
+ * const r = await runEssay({ out: "out/essay", budget: BUDGETS.smoke, env, run });
+ * console.log(r.claims.map((c) => `${c.id}: ${c.verdict}`));
+ * ```
+ */
+export async function runEssay(o: EssayOptions): Promise<EssayReport> {
+  const planned = plan(o.budget, o.env, o.only ?? []);
+  await Deno.mkdir(join(o.out, "cells"), { recursive: true });
+  const results = new Map<string, ExperimentResult>();
+  let interrupted = false;
+  const todo = planned.filter((p) => p.status === "run");
+  for (const [i, p] of todo.entries()) {
+    o.log?.(`essay [${i + 1}/${todo.length}] ${p.id}: ${p.title}`);
+    const r = o.signal?.aborted ? null : await runOne(p, o);
+    if (r === null) {
+      interrupted = true;
+      break;
+    }
+    results.set(p.id, r);
+  }
+  const claims = judgeAll(planned, results);
+  await writeJson(join(o.out, "claims.json"), {
+    essay: ESSAY,
+    budget: o.budget,
+    image: o.env.image,
+    interrupted,
+    experiments: planned.map((p) => ({
+      id: p.id,
+      title: p.title,
+      status: results.get(p.id)?.status ?? p.status,
+      origin: p.origin,
+      ...(p.missing ? { missing: p.missing } : {}),
+      ...(p.grid ? { grid: p.grid } : {}),
+    })),
+    claims,
+  });
+  await writeAtomic(
+    join(o.out, "summary.md"),
+    summaryMarkdown(claims, o.budget),
+  );
+  await writeAtomic(
+    join(o.out, "index.html"),
+    await reportHtml({
+      out: o.out,
+      budget: o.budget,
+      image: o.env.image,
+      planned,
+      results,
+      claims,
+      interrupted,
+    }),
+  );
+  return { planned, results, claims, interrupted };
+}

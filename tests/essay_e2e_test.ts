@@ -1,0 +1,308 @@
+// `essay --budget smoke` end to end on the repository's model folders (untrained
+// weights; every experiment a few steps), then the report in a real headless
+// Chromium driven over the DevTools protocol: no console error, every image
+// loads, and the claims table on the page equals claims.json.
+import assert from "node:assert/strict";
+import { CLAIMS, discoverModels, plan } from "../src/essay/mod.ts";
+import { BUDGETS } from "../src/essay/mod.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const VERDICTS = ["agrees", "partly", "disagrees", "not run"];
+/**
+ * A hang must fail, not block: past this the run is stopped (SIGTERM: the grid
+ * process stops after its step) and the test fails. The smoke budget takes
+ * about 2 CPU-minutes; the limit allows for a shared machine.
+ */
+const LIMIT_MS = 600_000;
+
+async function essay(
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "mod.ts", "essay", ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGTERM"), LIMIT_MS);
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+function chromiumPath(): string | null {
+  for (
+    const p of [
+      "/usr/bin/chromium",
+      "/usr/bin/chromium-browser",
+      "/usr/bin/google-chrome",
+    ]
+  ) {
+    try {
+      Deno.statSync(p);
+      return p;
+    } catch {
+      // next
+    }
+  }
+  return null;
+}
+
+interface PageReport {
+  errors: string[];
+  images: { src: string; ok: boolean }[];
+  claims: { id: string; verdict: string }[];
+}
+
+/** Opens `file` in headless Chromium (started and stopped here by pid) and reports what the page did. */
+async function openInChromium(bin: string, file: string): Promise<PageReport> {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const profile = await Deno.makeTempDir({ prefix: "vitrep_chromium_" });
+  const proc = new Deno.Command(bin, {
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      `--remote-debugging-port=${port}`,
+      `--user-data-dir=${profile}`,
+      "about:blank",
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let ws: WebSocket | null = null;
+  try {
+    let target: { webSocketDebuggerUrl: string; type: string } | undefined;
+    for (let i = 0; i < 100 && !target; i++) {
+      try {
+        const list = await (await fetch(`http://127.0.0.1:${port}/json/list`))
+          .json();
+        target = list.find((t: { type: string }) => t.type === "page");
+      } catch {
+        // not listening yet
+      }
+      if (!target) await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.ok(target, "Chromium's DevTools endpoint did not come up");
+    ws = new WebSocket(target.webSocketDebuggerUrl);
+    await new Promise((res, rej) => {
+      ws!.onopen = res;
+      ws!.onerror = rej;
+    });
+    const errors: string[] = [];
+    const pending = new Map<number, (v: Record<string, unknown>) => void>();
+    let loaded: () => void;
+    const load = new Promise<void>((r) => (loaded = r));
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(ev.data);
+      if (m.id && pending.has(m.id)) pending.get(m.id)!(m.result ?? m);
+      else if (m.method === "Page.loadEventFired") loaded();
+      else if (
+        m.method === "Runtime.consoleAPICalled" && m.params.type === "error"
+      ) {
+        errors.push(`console: ${JSON.stringify(m.params.args)}`);
+      } else if (m.method === "Runtime.exceptionThrown") {
+        errors.push(`exception: ${m.params.exceptionDetails.text}`);
+      } else if (
+        m.method === "Log.entryAdded" && m.params.entry.level === "error"
+      ) {
+        errors.push(`log: ${m.params.entry.text} ${m.params.entry.url ?? ""}`);
+      } else if (m.method === "Network.loadingFailed") {
+        errors.push(`network: ${m.params.errorText}`);
+      }
+    };
+    let next = 0;
+    const send = (method: string, params: Record<string, unknown> = {}) =>
+      new Promise<Record<string, unknown>>((res) => {
+        const id = ++next;
+        pending.set(id, res);
+        ws!.send(JSON.stringify({ id, method, params }));
+      });
+    for (const d of ["Page", "Runtime", "Log", "Network"]) {
+      await send(`${d}.enable`);
+    }
+    await send("Page.navigate", { url: `file://${file}` });
+    await load;
+    const evaluate = async (expression: string) =>
+      ((await send("Runtime.evaluate", {
+        expression,
+        returnByValue: true,
+        awaitPromise: true,
+      }))
+        .result as { value: unknown }).value;
+    const images = await evaluate(
+      `Promise.all([...document.images].map((i) => i.decode().then(() => true, () => false)
+        .then((ok) => ({ src: i.getAttribute("src"), ok: ok && i.naturalWidth > 0 }))))`,
+    ) as PageReport["images"];
+    const claims = await evaluate(
+      `[...document.querySelectorAll("#claims tbody tr")].map((tr) => ({ id: tr.dataset.claim, verdict: tr.querySelector(".verdict").textContent }))`,
+    ) as PageReport["claims"];
+    return { errors, images, claims };
+  } finally {
+    ws?.close();
+    proc.kill("SIGTERM");
+    await proc.status;
+    await Deno.remove(profile, { recursive: true }).catch(() => {});
+  }
+}
+
+Deno.test("essay --budget smoke: index.html and claims.json with a verdict or 'not run' for every claim; the page in Chromium", async (t) => {
+  const out = await Deno.makeTempDir({ prefix: "vitrep_essay_" });
+  try {
+    const r = await essay(["--budget", "smoke", "--out", out]);
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    const json = JSON.parse(await Deno.readTextFile(`${out}/claims.json`));
+    assert.deepEqual(
+      json.claims.map((c: { id: string }) => c.id),
+      CLAIMS.map((c) => c.id),
+    );
+    const planned = plan(BUDGETS.smoke, {
+      models: await discoverModels(`${ROOT}weights`),
+      root: `${ROOT}weights`,
+      weights: [],
+      image: "x",
+    });
+    const runnable = new Set(
+      planned.filter((p) => p.status === "run").map((p) => p.id),
+    );
+    for (const c of json.claims) {
+      assert.ok(VERDICTS.includes(c.verdict), `${c.id}: ${c.verdict}`);
+      const claim = CLAIMS.find((x) => x.id === c.id)!;
+      if (claim.experiments.every((e) => runnable.has(e))) {
+        // everything it needs ran: a computed verdict, its numbers all measured
+        assert.notEqual(c.verdict, "not run", `${c.id}: ${JSON.stringify(c)}`);
+        assert.ok(
+          Object.values(c.numbers).every((v) => typeof v === "number"),
+          c.id,
+        );
+      } else {
+        assert.equal(c.verdict, "not run", c.id);
+        assert.ok(
+          c.notRun?.length > 0 &&
+            c.notRun.every((n: { command: string }) => n.command),
+          c.id,
+        );
+      }
+    }
+    // exploded runs are labelled: ViT-B/32 without layer norms at encoder 12 blows up even in a few steps
+    const explodes = json.claims.find((c: { id: string }) =>
+      c.id === "no_ln_explodes"
+    );
+    if (runnable.has("vit_depth")) assert.equal(explodes.numbers.no_ln_12, 1);
+    const html = await Deno.readTextFile(`${out}/index.html`);
+    for (const m of html.matchAll(/<img src="([^"]+)"/g)) {
+      await Deno.stat(`${out}/${m[1]}`); // every image referenced is there
+    }
+    assert.match(html, /<span class="exploded">exploded/);
+    const md = await Deno.readTextFile(`${out}/summary.md`);
+    for (const c of json.claims) {
+      assert.match(
+        md,
+        new RegExp(`^\\| ${c.id} \\| .* \\| ${c.verdict} \\|`, "m"),
+      );
+    }
+
+    await t.step(
+      "headless Chromium: no console error, every image loads, the claims table",
+      async () => {
+        const bin = chromiumPath();
+        if (!bin) {
+          console.log("skipped: no chromium (apt-get install chromium)");
+          return;
+        }
+        const page = await openInChromium(bin, `${out}/index.html`);
+        assert.deepEqual(page.errors, []);
+        assert.ok(page.images.length > 10);
+        assert.deepEqual(page.images.filter((i) => !i.ok), []);
+        assert.deepEqual(
+          page.claims,
+          json.claims.map((c: { id: string; verdict: string }) => ({
+            id: c.id,
+            verdict: c.verdict,
+          })),
+        );
+      },
+    );
+    await t.step("a second run reuses every finished cell", async () => {
+      const again = await essay([
+        "--budget",
+        "smoke",
+        "--out",
+        out,
+        "--only",
+        "vit_stem",
+      ]);
+      assert.equal(again.code, 0, again.stderr.slice(-2000));
+      const m = JSON.parse(
+        await Deno.readTextFile(`${out}/cells/vit_stem/metrics.json`),
+      );
+      assert.equal(m.reused, 2);
+      assert.equal(m.computed, 0);
+    });
+  } finally {
+    await Deno.remove(out, { recursive: true }).catch(() => {});
+  }
+});
+
+Deno.test("essay: the trained-model claims run on a small trained ViT folder (here the tiny fixture as weights/fmnist_vit)", async () => {
+  const models = await Deno.makeTempDir({ prefix: "vitrep_models_" });
+  const out = await Deno.makeTempDir({ prefix: "vitrep_essay_" });
+  try {
+    await Deno.symlink(
+      `${ROOT}tests/fixtures/tiny_vit`,
+      `${models}/fmnist_vit`,
+    );
+    const r = await essay([
+      "--models",
+      models,
+      "--weights",
+      "fixture",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    const json = JSON.parse(await Deno.readTextFile(`${out}/claims.json`));
+    const trained = [
+      "generation",
+      "stem_trained",
+      "filters",
+      "swap_pos_embedding",
+      "swap_ln1",
+    ];
+    for (const c of json.claims) {
+      if (trained.includes(c.id)) {
+        assert.notEqual(c.verdict, "not run", `${c.id}: ${JSON.stringify(c)}`);
+        assert.deepEqual(c.origin, ["small"]);
+      } else {
+        // no untrained model folders there: not run, with the converter command
+        assert.equal(c.verdict, "not run", c.id);
+        assert.match(
+          c.notRun[0].command,
+          /python3 tools\/convert\.py \w+ --out /,
+        );
+      }
+    }
+    const swaps = JSON.parse(
+      await Deno.readTextFile(`${out}/cells/swaps/metrics.json`),
+    );
+    assert.deepEqual(
+      swaps.rows.map((x: { swaps: unknown[] }) => x.swaps.length),
+      [0, 1, 1],
+    );
+    await Deno.stat(`${out}/cells/filters/filters.png`);
+    assert.match(
+      await Deno.readTextFile(`${out}/index.html`),
+      /the small models trained here on Fashion-MNIST/,
+    );
+  } finally {
+    await Deno.remove(out, { recursive: true }).catch(() => {});
+    await Deno.remove(models, { recursive: true }).catch(() => {});
+  }
+});

@@ -1,0 +1,8 @@
+"""vitrep's model converter: PyTorch models → per-block ONNX graphs (forward and hand-written
+VJP), safetensors weight sets and the manifest the TypeScript runtime loads.
+
+Modules: layers (shared graph ops), tokens (what ViT and attentionless models share), vit,
+mixer + mixer_ref (MLP-Mixer, FF-only ViT), resnet, export (ONNX, external data), weights
+(checkpoints, safetensors), manifest (the contract), verify (checks against PyTorch),
+registry (model names), cli (the command line: `python3 tools/convert.py` or
+`python3 -m vitrep_convert` from tools/)."""
