@@ -92,7 +92,10 @@ const LIMIT_CASES: [string[], number, string[]][] = [
   ],
   [["forward", "--threads", "100000"], 2, ["--threads"]],
   [["grid", "--layers", "1-1000000"], 2, ['"1-1000000"', "at most 1024"]],
-  [["grid", "--layers", "1-1000"], 2, ['"1-1000"', "0 (input processing) to 3"]],
+  [["grid", "--layers", "1-1000"], 2, [
+    '"1-1000"',
+    "0 (input processing) to 3",
+  ]],
   [["invert", "--out", ""], 2, ['--out ""']],
   [["invert", "--out", "/"], 2, ['--out "/"', "root"]],
   [["generate", "--class", "1", "--out", "/"], 2, ['--out "/"']],
