@@ -109,8 +109,10 @@ export {
   type FilterGridOptions,
   linePlot,
   type LinePlotOptions,
+  linePlotSvg,
   montage,
   type MontageOptions,
+  montageSvg,
   type PlotHLine,
   type PlotSeries,
 } from "./src/figures/mod.ts";

@@ -2,6 +2,7 @@
 // the exit code or a real Ctrl-C matters), on the tiny fixture model.
 import { assert, assertEquals } from "./_assert.ts";
 import { run, tmp } from "./_cli.ts";
+import { COMMANDS } from "../src/cli/main.ts";
 import {
   decodeNpy,
   GENERATE_DEFAULTS,
@@ -62,6 +63,7 @@ function csv(text: string): Record<string, number>[] {
 
 const INVERT_FILES = [
   "convergence.png",
+  "convergence.svg",
   "metrics.json",
   "representation.npy",
   "representation.png",
@@ -212,6 +214,7 @@ Deno.test("generate with two classes writes the grid and per-class files", async
     "generated.png",
     "metrics.json",
     "progress.png",
+    "progress.svg",
     "traces.csv",
   ];
   assertEquals(await listFiles(out), [
@@ -261,23 +264,59 @@ Deno.test("generate with one class writes its files into --out", async () => {
     "generated.png",
     "metrics.json",
     "progress.png",
+    "progress.svg",
     "traces.csv",
   ]);
 });
 
-Deno.test("--help lists every option with its default", async () => {
+/** Every command, as the help must list it. */
+const COMMAND_NAMES = [
+  "invert",
+  "generate",
+  "demo",
+  "forward",
+  "grid",
+  "filters",
+  "essay",
+];
+
+Deno.test("--help is short and lists the commands; -h, --version", async () => {
   const top = await run(["--help"]);
   assertEquals(top.code, 0);
+  assert(top.out.split("\n").length < 40, top.out);
   for (
-    const cmd of ["invert", "generate", "demo", "forward", "grid", "filters"]
+    const cmd of COMMAND_NAMES
+  ) assert(new RegExp(`^ {2}${cmd} +\\S`, "m").test(top.out), cmd);
+  assert(top.out.includes("<command> --help"), top.out);
+  assertEquals((await run(["-h"])).out, top.out);
+  const noArgs = await run([]);
+  assertEquals([noArgs.code, noArgs.err], [2, top.out]);
+  const deno = JSON.parse(
+    await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+  );
+  for (const flag of ["--version", "-V"]) {
+    assertEquals(await run([flag]), {
+      code: 0,
+      out: `vitrep ${deno.version}`,
+      err: "",
+    });
+  }
+});
+
+Deno.test("each command's --help lists every option with its default", async () => {
+  for (
+    const cmd of COMMAND_NAMES
   ) {
     const h = await run([cmd, "--help"]);
     assertEquals(h.code, 0);
-    assert(top.out.includes(`${cmd} options:`));
-    const flags = [...h.out.matchAll(/^ {2}(--[a-z-]+)/gm)].map((x) => x[1]);
-    assert(flags.length > (cmd === "filters" ? 6 : 10), h.out);
+    assertEquals((await run([cmd, "-h"])).out, h.out);
+    const flags = [...h.out.matchAll(/^ {2}(--[a-z0-9-]+)/gm)].map((x) => x[1]);
+    // every option of the command's table, and nothing else
+    assertEquals(
+      flags.sort(),
+      Object.keys(COMMANDS[cmd].spec).map((n) => `--${n}`).sort(),
+    );
     for (const f of flags) {
-      assert(top.out.includes(f), `${f} missing from --help`);
       const text = h.out.slice(h.out.indexOf(`  ${f}`));
       const entry = text.split(/\n {2}--/)[0];
       if (f !== "--help") assert(entry.includes("(default:"), entry);
@@ -337,6 +376,14 @@ const BAD: [string[], number, string][] = [
   [["invert", "--steps", "0"], 2, '"0"'],
   [["invert", "--steps", "1.5"], 2, "1.5"],
   [["invert", "--steps", "many"], 2, "many"],
+  [["invert", "--steps", "-1"], 2, 'Invalid --steps "-1": expected a positive'],
+  [["invert", "--steps=-1"], 2, 'Invalid --steps "-1": expected a positive'],
+  [["invert", "--bogus"], 2, 'Unknown option "--bogus" for invert'],
+  [["invert", "-x"], 2, 'Unknown option "-x" for invert'],
+  [["invert", "--steps"], 2, "Missing value for --steps: expected --steps N"],
+  [["invert", "--steps", "--quiet"], 2, 'expected --steps N before "--quiet"'],
+  [["invert", "--quiet=yes"], 2, 'Invalid --quiet "yes": a switch takes no'],
+  [["invert", "--normalize=0"], 2, "(--normalize or --no-normalize)"],
   [["invert", "--lr=-0.1:0"], 2, "-0.1"],
   [["invert", "--lr", "0.1:x"], 2, "0.1:x"],
   [["invert", "--sigma", "1:2:3"], 2, "1:2:3"],
@@ -476,10 +523,27 @@ Deno.test("the mod.ts entry point exits with the CLI's code", async () => {
     }).output();
   const help = await run(["--help"]);
   assertEquals(help.code, 0);
-  assert(new TextDecoder().decode(help.stdout).includes("invert options:"));
+  assert(new TextDecoder().decode(help.stdout).includes("<command> --help"));
   const bad = await run(["invert", "--bogus"]);
   assertEquals(bad.code, 2);
   assert(new TextDecoder().decode(bad.stderr).includes("--bogus"));
+  // stderr into a pipe (a log, CI): progress as plain lines, no bar redrawn in place
+  const out = `${await tmp()}/piped`;
+  const tiny = TINY.filter((a) => a !== "--quiet");
+  const inv = await run([
+    "invert",
+    ...tiny,
+    "--layer",
+    "1",
+    "--steps",
+    "5",
+    "--out",
+    out,
+  ]);
+  const err = new TextDecoder().decode(inv.stderr);
+  assertEquals(inv.code, 0, err);
+  assert(/invert layer 1 5\/5 /.test(err), err);
+  assert(!err.includes("\r") && !err.includes("\x1b"), JSON.stringify(err));
 });
 
 Deno.test("NaN/Inf: names the step, keeps the last finite image, exits 1", async () => {

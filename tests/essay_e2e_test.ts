@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { CLAIMS, discoverModels, plan } from "../src/essay/mod.ts";
 import { BUDGETS } from "../src/essay/mod.ts";
+import { chromiumPath, withChromium } from "./_chromium.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const VERDICTS = ["agrees", "partly", "disagrees", "not run"];
@@ -35,122 +36,25 @@ async function essay(
   };
 }
 
-function chromiumPath(): string | null {
-  for (
-    const p of [
-      "/usr/bin/chromium",
-      "/usr/bin/chromium-browser",
-      "/usr/bin/google-chrome",
-    ]
-  ) {
-    try {
-      Deno.statSync(p);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  return null;
-}
-
 interface PageReport {
   errors: string[];
   images: { src: string; ok: boolean }[];
   claims: { id: string; verdict: string }[];
 }
 
-/** Opens `file` in headless Chromium (started and stopped here by pid) and reports what the page did. */
-async function openInChromium(bin: string, file: string): Promise<PageReport> {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  const profile = await Deno.makeTempDir({ prefix: "vitrep_chromium_" });
-  const proc = new Deno.Command(bin, {
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      `--remote-debugging-port=${port}`,
-      `--user-data-dir=${profile}`,
-      "about:blank",
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  let ws: WebSocket | null = null;
-  try {
-    let target: { webSocketDebuggerUrl: string; type: string } | undefined;
-    for (let i = 0; i < 100 && !target; i++) {
-      try {
-        const list = await (await fetch(`http://127.0.0.1:${port}/json/list`))
-          .json();
-        target = list.find((t: { type: string }) => t.type === "page");
-      } catch {
-        // not listening yet
-      }
-      if (!target) await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.ok(target, "Chromium's DevTools endpoint did not come up");
-    ws = new WebSocket(target.webSocketDebuggerUrl);
-    await new Promise((res, rej) => {
-      ws!.onopen = res;
-      ws!.onerror = rej;
-    });
-    const errors: string[] = [];
-    const pending = new Map<number, (v: Record<string, unknown>) => void>();
-    let loaded: () => void;
-    const load = new Promise<void>((r) => (loaded = r));
-    ws.onmessage = (ev) => {
-      const m = JSON.parse(ev.data);
-      if (m.id && pending.has(m.id)) pending.get(m.id)!(m.result ?? m);
-      else if (m.method === "Page.loadEventFired") loaded();
-      else if (
-        m.method === "Runtime.consoleAPICalled" && m.params.type === "error"
-      ) {
-        errors.push(`console: ${JSON.stringify(m.params.args)}`);
-      } else if (m.method === "Runtime.exceptionThrown") {
-        errors.push(`exception: ${m.params.exceptionDetails.text}`);
-      } else if (
-        m.method === "Log.entryAdded" && m.params.entry.level === "error"
-      ) {
-        errors.push(`log: ${m.params.entry.text} ${m.params.entry.url ?? ""}`);
-      } else if (m.method === "Network.loadingFailed") {
-        errors.push(`network: ${m.params.errorText}`);
-      }
-    };
-    let next = 0;
-    const send = (method: string, params: Record<string, unknown> = {}) =>
-      new Promise<Record<string, unknown>>((res) => {
-        const id = ++next;
-        pending.set(id, res);
-        ws!.send(JSON.stringify({ id, method, params }));
-      });
-    for (const d of ["Page", "Runtime", "Log", "Network"]) {
-      await send(`${d}.enable`);
-    }
-    await send("Page.navigate", { url: `file://${file}` });
-    await load;
-    const evaluate = async (expression: string) =>
-      ((await send("Runtime.evaluate", {
-        expression,
-        returnByValue: true,
-        awaitPromise: true,
-      }))
-        .result as { value: unknown }).value;
-    const images = await evaluate(
+/** Opens `file` in headless Chromium and reports what the page did. */
+function openInChromium(bin: string, file: string): Promise<PageReport> {
+  return withChromium(bin, async (page) => {
+    await page.navigate(`file://${file}`);
+    const images = await page.evaluate(
       `Promise.all([...document.images].map((i) => i.decode().then(() => true, () => false)
         .then((ok) => ({ src: i.getAttribute("src"), ok: ok && i.naturalWidth > 0 }))))`,
     ) as PageReport["images"];
-    const claims = await evaluate(
+    const claims = await page.evaluate(
       `[...document.querySelectorAll("#claims tbody tr")].map((tr) => ({ id: tr.dataset.claim, verdict: tr.querySelector(".verdict").textContent }))`,
     ) as PageReport["claims"];
-    return { errors, images, claims };
-  } finally {
-    ws?.close();
-    proc.kill("SIGTERM");
-    await proc.status;
-    await Deno.remove(profile, { recursive: true }).catch(() => {});
-  }
+    return { errors: page.errors, images, claims };
+  });
 }
 
 Deno.test("essay --budget smoke: index.html and claims.json with a verdict or 'not run' for every claim; the page in Chromium", async (t) => {

@@ -18,7 +18,7 @@ const ROOT = new URL("../weights/", import.meta.url).pathname;
 const TILES = 25; // images per row of images.png
 // Accuracy floors on the fixture's first 500 test images, a little under the measured
 // figures (docs/fmnist.md) so that the test states them without being a tautology.
-const MIN_ACCURACY = { vit: 0.85, resnet: 0.9 }; // measured: 0.864, 0.924
+const MIN_ACCURACY = { vit: 0.88, resnet: 0.9 }; // measured: 0.896, 0.924
 
 /** Image i of the fixture's sheet, [3,32,32] in [0,1]. */
 function tile(sheet: Float32Array, width: number, i: number): Float32Array {

@@ -14,7 +14,8 @@ import {
   type Row,
   writeFiles,
 } from "../io/mod.ts";
-import { linePlot, montage } from "../figures/mod.ts";
+import { type LinePlotOptions, montage } from "../figures/mod.ts";
+import { plotFiles } from "./invert.ts";
 import {
   generate,
   GENERATE_DEFAULTS,
@@ -223,9 +224,12 @@ function generateTask(
 }
 
 /** The logit/probability plot of a generation's trace rows. */
-function progressPlot(title: string, written: readonly Row[]): ImageTensor {
+function progressPlot(
+  title: string,
+  written: readonly Row[],
+): LinePlotOptions {
   const steps = written.map((r) => r.step as number);
-  return linePlot({
+  return {
     title,
     xLabel: "step",
     yLabel: "logit",
@@ -240,7 +244,7 @@ function progressPlot(title: string, written: readonly Row[]): ImageTensor {
       },
     ],
     y2Range: [0, 1],
-  });
+  };
 }
 
 /** Runs one generation into `ctl.out` and writes all its files: the path shared by generate and grid. */
@@ -284,7 +288,7 @@ export async function runGenerate(
       ...(result.canvas
         ? [{ name: "canvas.png", data: encodePng(imageOf(result.canvas)) }]
         : []),
-      { name: "progress.png", data: encodePng(progressPlot(title, written)) },
+      ...plotFiles("progress", progressPlot(title, written)),
     ],
     {
       class: { index, name },
@@ -516,7 +520,7 @@ function printClasses(
       : `\nwrote ${out}/ (${
         total > 1
           ? "generated_grid.png, metrics.json, class_*/"
-          : "generated.png, canvas.png, progress.png, traces.csv, metrics.json"
+          : "generated.png, canvas.png, progress.png/.svg, traces.csv, metrics.json"
       })`,
   );
 }

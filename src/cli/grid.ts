@@ -129,7 +129,7 @@ export const GRID_SPEC: Spec = {
     default: "out/grid",
     arg: "DIR",
     help:
-      "output folder: grid.png, grid.csv, grid.md, metrics.json, plan.json, and cells/KEY/ with each cell's invert or generate outputs. Run the same grid again to reuse finished cells, continue stopped ones and compute only new ones",
+      "output folder: grid.png, grid.svg, grid.csv, grid.md, metrics.json, plan.json, and cells/KEY/ with each cell's invert or generate outputs. Run the same grid again to reuse finished cells, continue stopped ones and compute only new ones",
   },
   quiet: { ...INVERT_SPEC.quiet, help: "no progress bars on stderr" },
   ...CLUSTER_OPTS,
@@ -337,7 +337,7 @@ function report(
     }`,
   );
   const files =
-    "(grid.png, grid.csv, grid.md, metrics.json, plan.json, cells/)";
+    "(grid.png, grid.svg, grid.csv, grid.md, metrics.json, plan.json, cells/)";
   console.log(
     stopped
       ? `stopped; wrote ${plan.out}/ ${files}: run the same command again to continue`
@@ -418,7 +418,7 @@ async function collectStep(plan: GridPlan): Promise<number> {
   console.log(
     `collected ${
       plan.cells.length - bad.length
-    } of ${plan.cells.length} cells into ${plan.out}/ (grid.png, grid.csv, grid.md, metrics.json)`,
+    } of ${plan.cells.length} cells into ${plan.out}/ (grid.png, grid.svg, grid.csv, grid.md, metrics.json)`,
   );
   return bad.length > 0 ? 1 : 0;
 }

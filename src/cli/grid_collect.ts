@@ -1,6 +1,7 @@
 /**
  * Internal to the command line: the collect step of a grid — from the
- * cells' folders (however and wherever they ran) to the montage `grid.png`,
+ * cells' folders (however and wherever they ran) to the montage `grid.png`
+ * (and its vector twin `grid.svg`),
  * the tables `grid.csv` and `grid.md`, and `metrics.json`. Cells not finished
  * are marked: in the tables by their outcome (`exploded at step 7`,
  * `diverged at step 7`, `stopped at step 40`, `missing`), in the montage by an
@@ -9,7 +10,7 @@
  * @module
  */
 import { type ImageTensor, toCsv, writeAtomic, writePng } from "../io/mod.ts";
-import { montage } from "../figures/mod.ts";
+import { montage, type MontageOptions, montageSvg } from "../figures/mod.ts";
 import { enlargedSide, imageOf, loadTarget } from "./io.ts";
 import {
   type CellState,
@@ -92,24 +93,23 @@ async function writeMontage(
       }`,
     ]
   );
-  await writePng(
-    `${plan.out}/grid.png`,
-    montage({
-      cells,
-      rowLabels: plan.rows.map((r) => r.label),
-      colLabels: [
-        ...(def.targetColumn ? ["target"] : []),
-        ...plan.columns.map((c) => c.label),
-      ],
-      title: `${plan.title}${steps === null ? "" : `, ${steps} steps`}${
-        marks.length ? `. Not finished: ${marks.join("; ")}` : ""
-      }`,
-      cellSize: [
-        enlargedSide([target, ...images]),
-        enlargedSide([target, ...images]),
-      ],
-    }),
-  );
+  const figure: MontageOptions = {
+    cells,
+    rowLabels: plan.rows.map((r) => r.label),
+    colLabels: [
+      ...(def.targetColumn ? ["target"] : []),
+      ...plan.columns.map((c) => c.label),
+    ],
+    title: `${plan.title}${steps === null ? "" : `, ${steps} steps`}${
+      marks.length ? `. Not finished: ${marks.join("; ")}` : ""
+    }`,
+    cellSize: [
+      enlargedSide([target, ...images]),
+      enlargedSide([target, ...images]),
+    ],
+  };
+  await writePng(`${plan.out}/grid.png`, montage(figure));
+  await writeAtomic(`${plan.out}/grid.svg`, montageSvg(figure));
 }
 
 /**
@@ -211,6 +211,7 @@ function metricsOf(
       found.some((f) => f.kind === "stopped" || f.kind === "missing"),
     files: [
       "grid.png",
+      "grid.svg",
       "grid.csv",
       "grid.md",
       "metrics.json",

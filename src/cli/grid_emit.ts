@@ -33,7 +33,7 @@ export const CLUSTER_OPTS: Spec = {
   collect: {
     type: "boolean",
     help:
-      "build grid.png, grid.csv, grid.md and metrics.json of OUT/plan.json from its finished cells; missing or failed cells are listed (exit 1)",
+      "build grid.png, grid.svg, grid.csv, grid.md and metrics.json of OUT/plan.json from its finished cells; missing or failed cells are listed (exit 1)",
   },
   emit: {
     type: "string",

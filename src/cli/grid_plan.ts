@@ -177,6 +177,25 @@ function peakMiB(m: Manifest): number {
 }
 
 /**
+ * What the weight sets a row loads from the model folder contain (the
+ * manifest's per-tensor sha256s, hashed), so cells of retrained weights with
+ * the same name are new cells, not stale ones; nothing for generated
+ * (untrained) weights, whose name and seed say it all.
+ */
+async function weightSetHashes(
+  manifest: Manifest,
+  row: PlanRow,
+): Promise<{ weightSets?: Record<string, string> }> {
+  const names = [row.load.weights, ...row.variant.swaps.map((s) => s.weights)];
+  const sets: Record<string, string> = {};
+  for (const name of names) {
+    const ws = manifest.weight_sets[name];
+    if (ws) sets[name] = (await sha256(canonicalJson(ws.sha256))).slice(0, 16);
+  }
+  return Object.keys(sets).length > 0 ? { weightSets: sets } : {};
+}
+
+/**
  * The plan of a grid: every row × column cell with its settings, the key
  * hashing its resolved options (a cell with the same key is the same run,
  * wherever and whenever it ran) and its cost. Pure: the same inputs give the
@@ -199,6 +218,7 @@ export async function planGrid(
       removed: row.removed,
       positionEmbedding: row.variant.positionEmbedding,
       swaps: row.variant.swaps,
+      ...await weightSetHashes(manifest, row),
     };
     for (const [c, column] of input.columns.entries()) {
       const settings = mode.cellSettings(row.settings, column);

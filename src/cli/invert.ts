@@ -12,7 +12,7 @@ import {
   writePng,
 } from "../io/mod.ts";
 import type { Manifest, Model } from "../model/mod.ts";
-import { linePlot } from "../figures/mod.ts";
+import { linePlot, type LinePlotOptions, linePlotSvg } from "../figures/mod.ts";
 import {
   invert,
   INVERT_DEFAULTS,
@@ -56,7 +56,7 @@ import {
   weightsText,
 } from "./model.ts";
 import { imageOf, labelledRow, loadTarget } from "./io.ts";
-import type { Row } from "../io/mod.ts";
+import type { FileData, Row } from "../io/mod.ts";
 import { EXIT_INTERRUPTED } from "./progress.ts";
 import {
   type Control,
@@ -275,14 +275,22 @@ function invertTask(
   };
 }
 
+/** A plot as `NAME.png` and its vector twin `NAME.svg`, for {@linkcode finish}. */
+export function plotFiles(name: string, plot: LinePlotOptions): FileData[] {
+  return [
+    { name: `${name}.png`, data: encodePng(linePlot(plot)) },
+    { name: `${name}.svg`, data: linePlotSvg(plot) },
+  ];
+}
+
 /** The convergence plot of an inversion's trace rows. */
 function convergencePlot(
   title: string,
   written: readonly Row[],
   noiseBaseline: number,
-): ImageTensor {
+): LinePlotOptions {
   const steps = written.map((r) => r.step as number);
-  return linePlot({
+  return {
     title,
     xLabel: "step",
     yLabel: "‖O(a) − O(a_g)‖₂",
@@ -303,7 +311,7 @@ function convergencePlot(
       },
     ],
     hlines: [{ label: "noise baseline", y: noiseBaseline, dashed: true }],
-  });
+  };
 }
 
 /** What a finished inversion's metrics.json calls its outcome. */
@@ -362,16 +370,14 @@ export async function runInvert(
         `representation (${what}${tag}, ${result.final.steps} steps)`,
       ])),
     },
-    {
-      name: "convergence.png",
-      data: encodePng(
-        convergencePlot(
-          `Representation of ${what}${tag}`,
-          run.written,
-          result.noiseBaseline,
-        ),
+    ...plotFiles(
+      "convergence",
+      convergencePlot(
+        `Representation of ${what}${tag}`,
+        run.written,
+        result.noiseBaseline,
       ),
-    },
+    ),
   ], { final: summary, outcome: invertOutcome(summary) });
   return { summary, image: result.image };
 }
@@ -459,7 +465,7 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
     console.log(
       summary.interrupted
         ? `\nstopped at step ${summary.steps} (${summary.stopReason}); wrote ${out}/ with a snapshot: continue with --resume ${out}`
-        : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png, traces.csv, representation.npy, metrics.json)`,
+        : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png/.svg, traces.csv, representation.npy, metrics.json)`,
     );
     return summary.stopReason === "SIGINT" ? EXIT_INTERRUPTED : 0;
   } finally {

@@ -37,7 +37,8 @@ import { ESSAY_COMMAND } from "./essay.ts";
 /** The version, from deno.json. */
 export const VERSION: string = denoJson.version;
 
-const COMMANDS: Record<string, Command> = {
+/** The commands by name, in the order the help lists them. */
+export const COMMANDS: Readonly<Record<string, Command>> = {
   invert: INVERT_COMMAND,
   generate: GENERATE_COMMAND,
   demo: DEMO_COMMAND,
@@ -56,6 +57,20 @@ function defaultText(o: Opt): string {
   return String(o.default);
 }
 
+/** `text` broken at spaces into lines of at most `width` characters (a longer word stays whole). */
+function wrap(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    if (line && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line ? `${line} ${word}` : word;
+  }
+  lines.push(line);
+  return lines;
+}
+
 function optionsHelp(spec: Spec): string {
   const rows = Object.entries(spec).map(([name, o]) => {
     const flag = o.type === "boolean" && o.default === true
@@ -67,15 +82,7 @@ function optionsHelp(spec: Spec): string {
   const w = Math.min(Math.max(...rows.map((r) => r[0].length)) + 2, 24);
   const indent = " ".repeat(2 + w);
   return rows.map(([f, h]) => {
-    const lines: string[] = [];
-    let line = "";
-    for (const word of h.split(" ")) {
-      if (line && line.length + 1 + word.length > 78 - indent.length) {
-        lines.push(line);
-        line = word;
-      } else line = line ? `${line} ${word}` : word;
-    }
-    lines.push(line);
+    const lines = wrap(h, 78 - indent.length);
     const head = f.length + 2 <= w
       ? `  ${f.padEnd(w)}${lines[0]}`
       : `  ${f}\n${indent}${lines[0]}`;
@@ -102,25 +109,22 @@ ${EXIT_HELP}
 
 function mainHelp(): string {
   const list = Object.entries(COMMANDS).map(([c, { about }]) =>
-    `  ${c.padEnd(10)}${about}`
+    wrap(about, 78 - 12).map((l, i) => `${i ? "" : `  ${c}`}`.padEnd(12) + l)
+      .join("\n")
   ).join("\n");
-  return `vitrep — what vision transformers keep of their input
+  return `vitrep ${VERSION} — what vision transformers keep of their input
 
 Usage: deno run -A mod.ts <command> [options]
-       deno run -A mod.ts <command> --help
 
 Commands:
 ${list}
 
-${
-    Object.keys(COMMANDS).map((c) =>
-      `${c} options:\n${optionsHelp(COMMANDS[c].spec)}`
-    ).join("\n\n")
-  }
+Run \`deno run -A mod.ts <command> --help\` for its options (also -h).
+  -h, --help     show this help
+  -V, --version  print the version
 
 Ctrl-C stops after the current step and writes the latest image, its metrics
-and a snapshot; --resume DIR continues from it (grid: run the same command
-again; finished cells are reused, stopped ones continue).
+and a snapshot; --resume DIR continues from it.
 ${EXIT_HELP}
 `;
 }

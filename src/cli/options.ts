@@ -302,9 +302,44 @@ function normalizeArgs(spec: Spec, args: readonly string[]): string[] {
   return out;
 }
 
+/**
+ * Usage errors in our own words for what parseArgs would word itself: a
+ * value missing after an option that takes one, a value given to a switch.
+ */
+function checkValues(cmd: string, spec: Spec, args: readonly string[]): void {
+  const hint = `see 'deno run -A mod.ts ${cmd} --help'`;
+  for (let i = 0; i < args.length && args[i] !== "--"; i++) {
+    const m = args[i].match(/^--([^=]+)(=.*)?$/);
+    const o = m && spec[m[1]];
+    if (!m || !o) continue;
+    const next = args[i + 1];
+    if (o.type === "string" && m[2] === undefined) {
+      if (next === undefined || next.startsWith("-")) {
+        throw usage(
+          new TypeError(
+            `Missing value for --${m[1]}: expected --${m[1]} ${
+              o.arg ?? "VALUE"
+            }${next === undefined ? "" : ` before "${next}"`}, ${hint}`,
+          ),
+        );
+      }
+      i++;
+    } else if (o.type === "boolean" && m[2] !== undefined) {
+      throw usage(
+        new TypeError(
+          `Invalid --${m[1]} "${m[2].slice(1)}": a switch takes no value (${
+            o.default === true ? `--${m[1]} or --no-${m[1]}` : `just --${m[1]}`
+          }), ${hint}`,
+        ),
+      );
+    }
+  }
+}
+
 /** Parses a command's arguments: only the options given (no defaults). */
 export function parse(cmd: string, spec: Spec, argv: string[]): Raw {
   const args = normalizeArgs(spec, argv);
+  checkValues(cmd, spec, args);
   const options: ParseArgsOptionsConfig = Object.fromEntries(
     Object.entries(spec).map(([name, o]) => [
       name,

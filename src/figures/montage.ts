@@ -19,26 +19,15 @@
 import { type ImageTensor, resizeBilinear } from "../io/mod.ts";
 import {
   BLACK,
-  type Canvas,
   checkColor,
   checkImage,
   checkInt,
   type Color,
-  createCanvas,
-  drawImage,
   EMPTY_CELL,
-  fill,
   TEXT,
 } from "./_canvas.ts";
-import {
-  drawCentered,
-  drawText,
-  GLYPH_ROWS,
-  LINE_GAP,
-  measureText,
-  warnMissingGlyphs,
-  wrapText,
-} from "./_font.ts";
+import { measureText, warnMissingGlyphs, wrapText } from "./_font.ts";
+import { type Pen, rasterPen, svgPen } from "./_pen.ts";
 
 /** Options of {@linkcode montage}.
  *
@@ -189,28 +178,22 @@ function settingsOf(options: MontageOptions, rows: number, cols: number) {
 
 /** Draws the title, the column labels and the row labels. */
 function drawLabels(
-  canvas: Canvas,
+  pen: Pen,
   [title, cols, rowLabels]: [string, string[], readonly string[]],
-  [left, top, cellW, cellH, rowLabelW]: number[],
+  [width, left, top, cellW, cellH, rowLabelW]: number[],
   padding: number,
   scale: number,
 ): void {
-  if (title) {
-    drawCentered(canvas, canvas.width / 2, padding, title, BLACK, scale);
-  }
+  if (title) pen.text(width / 2, padding, title, BLACK, scale, "middle");
   cols.forEach((label, c) => {
     const h = measureText(label, scale).height;
     const x = left + c * (cellW + padding) + cellW / 2;
-    drawCentered(canvas, x, top - padding - h, label, TEXT, scale);
+    pen.text(x, top - padding - h, label, TEXT, scale, "middle");
   });
   rowLabels.forEach((label, r) => {
     const h = measureText(String(label), scale).height;
     const y0 = top + r * (cellH + padding) + Math.round((cellH - h) / 2);
-    String(label).split("\n").forEach((line, i) => {
-      const lw = measureText(line, scale).width;
-      const y = y0 + i * (GLYPH_ROWS + LINE_GAP) * scale;
-      drawText(canvas, padding + rowLabelW - lw, y, line, TEXT, scale);
-    });
+    pen.text(padding + rowLabelW, y0, String(label), TEXT, scale, "end");
   });
 }
 
@@ -251,6 +234,39 @@ function drawLabels(
  * ```
  */
 export function montage(options: MontageOptions): ImageTensor {
+  return drawMontage(options, rasterPen, true).canvas;
+}
+
+/** {@linkcode montage} as an SVG document: the same layout, with real
+ * `<text>` labels (any Unicode, escaped; `onWarning` is not called) and each
+ * cell's image, scaled as in the PNG, embedded as a PNG data URI.
+ *
+ * @param options The cells and labels; see {@linkcode MontageOptions}.
+ * @returns The SVG document.
+ * @throws {RangeError} As {@linkcode montage}.
+ * @throws {TypeError} As {@linkcode montage}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { montageSvg } from "./montage.ts";
+ *
+ * const grey = { data: new Float32Array(3 * 8 * 8).fill(0.5), channels: 3 as const, height: 8, width: 8 };
+ * const svg = montageSvg({ cells: [[grey, null]], colLabels: ["Schrödinger", "δ³"] });
+ * assert.equal(svg.match(/<image /g)?.length, 1);
+ * assert.match(svg, />δ³<\/text>/);
+ * ```
+ */
+export function montageSvg(options: MontageOptions): string {
+  return drawMontage(options, svgPen, false).svg();
+}
+
+/** Checks the options, lays the montage out and draws it with a new pen. */
+function drawMontage<P extends Pen>(
+  options: MontageOptions,
+  newPen: (width: number, height: number, background: Color) => P,
+  bitmapFont: boolean,
+): P {
   if (options === null || typeof options !== "object") {
     throw new TypeError(
       `Invalid options "${options}": expected an object with a cells array`,
@@ -261,7 +277,9 @@ export function montage(options: MontageOptions): ImageTensor {
   const { padding, scale, background, resample, cellH, rowLabels, ...rest } =
     settingsOf(options, rows, cols);
   const colLabels = options.colLabels ?? [];
-  warnMissingGlyphs([title, ...rowLabels, ...colLabels], options.onWarning);
+  if (bitmapFont) {
+    warnMissingGlyphs([title, ...rowLabels, ...colLabels], options.onWarning);
+  }
   const rowLabelW = Math.max(
     0,
     ...rowLabels.map((l) => measureText(String(l), scale).width),
@@ -287,11 +305,11 @@ export function montage(options: MontageOptions): ImageTensor {
     (options.colLabels !== undefined ? colLabelH + padding : 0);
   const height = top + rows * (cellH + padding);
 
-  const canvas = createCanvas(width, height, background);
+  const pen = newPen(width, height, background);
   drawLabels(
-    canvas,
+    pen,
     [titleText, wrappedCols, rowLabels],
-    [left, top, cellW, cellH, rowLabelW],
+    [width, left, top, cellW, cellH, rowLabelW],
     padding,
     scale,
   );
@@ -300,19 +318,18 @@ export function montage(options: MontageOptions): ImageTensor {
       const x = left + c * (cellW + padding), y = top + r * (cellH + padding);
       const img = cells[r][c];
       if (!img) {
-        fill(canvas, x, y, cellW, cellH, EMPTY_CELL);
+        pen.fill(x, y, cellW, cellH, EMPTY_CELL);
         continue;
       }
       const fitted = fitCell(img, cellH, cellW, resample);
-      drawImage(
-        canvas,
+      pen.image(
         fitted,
         x + Math.floor((cellW - fitted.width) / 2),
         y + Math.floor((cellH - fitted.height) / 2),
       );
     }
   }
-  return canvas;
+  return pen;
 }
 
 /** Places images in one row with a label above each: a one-row

@@ -27,16 +27,11 @@
 import type { ImageTensor } from "../io/mod.ts";
 import {
   BLACK,
-  type Canvas,
   checkColor,
   checkFigureSize,
   checkInt,
   checkNumber,
   type Color,
-  createCanvas,
-  drawLine,
-  drawPolyline,
-  fill,
   FRAME,
   GRID,
   LEGEND_BORDER,
@@ -46,14 +41,12 @@ import {
 } from "./_canvas.ts";
 import {
   CAP_HEIGHT,
-  drawCentered,
-  drawText,
   GLYPH_ROWS,
   measureText,
-  renderText,
   warnMissingGlyphs,
   wrapText,
 } from "./_font.ts";
+import { type Pen, rasterPen, svgPen } from "./_pen.ts";
 import {
   autoScale,
   labelInside,
@@ -370,7 +363,7 @@ type Pixels = ReturnType<typeof pixelsOf>;
 
 /** Grid, ticks, tick labels, axis labels and title. */
 function drawAxes(
-  canvas: Canvas,
+  pen: Pen,
   options: LinePlotOptions,
   r: Resolved,
   [L, sc, p]: [Layout, Scales, Pixels],
@@ -378,56 +371,52 @@ function drawAxes(
   const { left, right, top, bottom, s, tickLen, pad, lineH, gap } = L;
   for (const t of L.yTicks) {
     const y = Math.round(p.pyUnits(sc.y)(t.value));
-    if (t.label) fill(canvas, left + 1, y, right - left - 1, 1, GRID);
+    if (t.label) pen.fill(left + 1, y, right - left - 1, 1, GRID);
   }
   for (const t of L.xTicks) {
     const x = Math.round(p.px(t.value));
     if (x > left && x < right) {
-      fill(canvas, x, top + 1, 1, bottom - top - 1, GRID);
+      pen.fill(x, top + 1, 1, bottom - top - 1, GRID);
     }
   }
   const capMid = Math.round(CAP_HEIGHT * s / 2);
   for (const t of L.yTicks) {
     const y = Math.round(p.pyUnits(sc.y)(t.value));
     const len = t.label ? tickLen : Math.ceil(tickLen / 2);
-    fill(canvas, left - len, y, len, 1, FRAME);
-    const w = measureText(t.label, s).width;
-    drawText(canvas, left - tickLen - 3 * s - w, y - capMid, t.label, TEXT, s);
+    pen.fill(left - len, y, len, 1, FRAME);
+    pen.text(left - tickLen - 3 * s, y - capMid, t.label, TEXT, s, "end");
   }
   for (const t of L.y2Ticks) {
     const y = Math.round(p.pyUnits(sc.y2)(t.value));
     const len = t.label ? tickLen : Math.ceil(tickLen / 2);
-    fill(canvas, right + 1, y, len, 1, FRAME);
-    drawText(canvas, right + tickLen + 3 * s, y - capMid, t.label, TEXT, s);
+    pen.fill(right + 1, y, len, 1, FRAME);
+    pen.text(right + tickLen + 3 * s, y - capMid, t.label, TEXT, s);
   }
   for (const t of L.xTicks) {
     const x = Math.round(p.px(t.value));
-    fill(canvas, x, bottom + 1, 1, tickLen, FRAME);
-    const w = measureText(t.label, s).width;
+    pen.fill(x, bottom + 1, 1, tickLen, FRAME);
     const y = bottom + tickLen + 3 * s;
-    drawText(canvas, x - Math.floor(w / 2), y, t.label, TEXT, s);
+    pen.text(x, y, t.label, TEXT, s, "middle");
   }
   if (options.xLabel) {
     const y = bottom + tickLen + 3 * s + lineH + gap;
-    drawCentered(canvas, (left + right) / 2, y, options.xLabel, TEXT, s);
+    pen.text((left + right) / 2, y, options.xLabel, TEXT, s, "middle");
   }
-  const vertical = (label: string, x: number) => {
-    const w = measureText(label, s).width;
-    renderText(canvas, x, (top + bottom) / 2 - w / 2, label, TEXT, s, true);
-  };
+  const vertical = (label: string, x: number) =>
+    pen.textUp(x, (top + bottom) / 2, label, TEXT, s);
   if (options.yLabel) vertical(options.yLabel, pad);
   if (options.y2Label && r.hasRight) {
     vertical(options.y2Label, L.width - pad - lineH);
   }
   if (L.titleText) {
-    drawCentered(canvas, L.width / 2, pad, L.titleText, BLACK, L.titleScale);
+    pen.text(L.width / 2, pad, L.titleText, BLACK, L.titleScale, "middle");
   }
 }
 
 /** Draws the reference lines and series; returns points along them (for
  * placing the legend where it covers the fewest). */
 function drawData(
-  canvas: Canvas,
+  pen: Pen,
   r: Resolved,
   L: Layout,
   p: Pixels,
@@ -436,10 +425,11 @@ function drawData(
   for (const h of r.lines) {
     if (!validPoint(0, h.y, r.logFor(h.right))) continue;
     const y = Math.round((h.right ? p.py2 : p.py)(h.y) - 0.5) + 0.5;
-    drawLine(canvas, L.left, y, L.right, y, h.color, 2, {
+    pen.polyline([[L.left, y], [L.right, y]], h.color, {
+      thickness: 2,
       clip: p.rect,
       dash: h.dashed ? [8, 5] : undefined,
-    });
+    }, h.label);
     for (let x = L.left; x <= L.right; x += 4) samples.push([x, y]);
   }
   for (const ser of r.series) {
@@ -447,7 +437,7 @@ function drawData(
     const log = r.logFor(ser.right);
     let run: [number, number][] = [];
     const flush = () => {
-      drawRun(canvas, run, ser.color, ser.thickness ?? 2, p.rect);
+      drawRun(pen, run, ser, p.rect);
       for (let i = 0; i < run.length; i++) {
         const [ax, ay] = run[i],
           [bx, by] = run[Math.min(i + 1, run.length - 1)];
@@ -474,35 +464,33 @@ function drawData(
 
 /** One unbroken run of a series; a lone point is drawn as a dot. */
 function drawRun(
-  canvas: Canvas,
+  pen: Pen,
   run: [number, number][],
-  color: Color,
-  thickness: number,
+  ser: PlotSeries & { color: Color },
   clip: LineStyle["clip"],
 ): void {
   if (run.length === 0) return;
-  drawPolyline(canvas, run, color, { thickness, clip });
-  if (run.length === 1) {
-    drawPolyline(canvas, run, color, { thickness: 5, clip });
-  }
+  const { color, label } = ser;
+  pen.polyline(run, color, { thickness: ser.thickness ?? 2, clip }, label);
+  if (run.length === 1) pen.polyline(run, color, { thickness: 5, clip });
 }
 
 /** Draws a 1-pixel rectangle outline. */
 function outline(
-  canvas: Canvas,
+  pen: Pen,
   [x, y, w, h]: [number, number, number, number],
   color: Color,
 ): void {
-  fill(canvas, x, y, w, 1, color);
-  fill(canvas, x, y + h - 1, w, 1, color);
-  fill(canvas, x, y, 1, h, color);
-  fill(canvas, x + w - 1, y, 1, h, color);
+  pen.fill(x, y, w, 1, color);
+  pen.fill(x, y + h - 1, w, 1, color);
+  pen.fill(x, y, 1, h, color);
+  pen.fill(x + w - 1, y, 1, h, color);
 }
 
 /** The legend, where the fewest data samples are under it: corners first,
  * then edge middles and the centre; the first wins ties. */
 function drawLegend(
-  canvas: Canvas,
+  pen: Pen,
   r: Resolved,
   L: Layout,
   samples: [number, number][],
@@ -544,15 +532,16 @@ function drawLegend(
     }
   }
   const [bx, by] = best.map(Math.round);
-  fill(canvas, bx, by, boxW, boxH, [1, 1, 1], 0.9);
-  outline(canvas, [bx, by, boxW, boxH], LEGEND_BORDER);
+  pen.fill(bx, by, boxW, boxH, [1, 1, 1], 0.9);
+  outline(pen, [bx, by, boxW, boxH], LEGEND_BORDER);
   entries.forEach((e, i) => {
     const ty = by + inner + i * rowH;
     const ly = ty + Math.round(CAP_HEIGHT * s / 2) - 0.5;
-    drawLine(canvas, bx + inner, ly, bx + inner + sample, ly, e.color, 2, {
+    pen.polyline([[bx + inner, ly], [bx + inner + sample, ly]], e.color, {
+      thickness: 2,
       dash: e.dashed ? [6, 3] : undefined,
     });
-    drawText(canvas, bx + inner + sample + 6 * s, ty, e.label, TEXT, s);
+    pen.text(bx + inner + sample + 6 * s, ty, e.label, TEXT, s);
   });
 }
 
@@ -593,6 +582,42 @@ function drawLegend(
  * ```
  */
 export function linePlot(options: LinePlotOptions): ImageTensor {
+  return drawPlot(options, rasterPen, true).canvas;
+}
+
+/** {@linkcode linePlot} as an SVG document: the same layout, with vector
+ * lines, real `<text>` elements (any Unicode label, escaped; none is
+ * replaced, so `onWarning` is not called) and a `data-label` attribute on
+ * each series' polyline. Save it with `writeAtomic` or `Deno.writeTextFile`.
+ *
+ * @param options The data and labels; see {@linkcode LinePlotOptions}.
+ * @returns The SVG document.
+ * @throws {RangeError} As {@linkcode linePlot}.
+ * @throws {TypeError} As {@linkcode linePlot}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { linePlotSvg } from "./plot.ts";
+ *
+ * const svg = linePlotSvg({
+ *   title: "Größe δ in mm³",
+ *   series: [{ label: "loss", x: [0, 1, 2], y: [3, 2, 1.5] }],
+ * });
+ * assert.match(svg, /<text [^>]*>Größe δ in mm³<\/text>/);
+ * assert.match(svg, /<polyline points="(\S+ ){2}\S+" [^>]*data-label="loss"/);
+ * ```
+ */
+export function linePlotSvg(options: LinePlotOptions): string {
+  return drawPlot(options, svgPen, false).svg();
+}
+
+/** Checks the options, lays the plot out and draws it with a new pen. */
+function drawPlot<P extends Pen>(
+  options: LinePlotOptions,
+  newPen: (width: number, height: number) => P,
+  bitmapFont: boolean,
+): P {
   if (options === null || typeof options !== "object") {
     throw new TypeError(
       `Invalid options "${options}": expected an object with a series array`,
@@ -606,23 +631,25 @@ export function linePlot(options: LinePlotOptions): ImageTensor {
   const s = options.textScale ?? 1;
   checkInt("textScale", s, 1);
   const r = resolve(options);
-  warnMissingGlyphs([
-    options.title,
-    options.xLabel,
-    options.yLabel,
-    r.hasRight ? options.y2Label : undefined,
-    ...r.series.map((ser) => ser.label),
-    ...r.lines.map((h) => h.label),
-  ], options.onWarning);
+  if (bitmapFont) {
+    warnMissingGlyphs([
+      options.title,
+      options.xLabel,
+      options.yLabel,
+      r.hasRight ? options.y2Label : undefined,
+      ...r.series.map((ser) => ser.label),
+      ...r.lines.map((h) => h.label),
+    ], options.onWarning);
+  }
   const sc = scalesOf(options, r);
   const L = layoutOf(options, r, sc, [width, height, s]);
   const p = pixelsOf(L, sc);
-  const canvas = createCanvas(width, height);
-  drawAxes(canvas, options, r, [L, sc, p]);
-  const samples = drawData(canvas, r, L, p);
+  const pen = newPen(width, height);
+  drawAxes(pen, options, r, [L, sc, p]);
+  const samples = drawData(pen, r, L, p);
   // The frame on top of the data.
   const { left, right, top, bottom } = L;
-  outline(canvas, [left, top, right - left + 1, bottom - top + 1], FRAME);
-  drawLegend(canvas, r, L, samples);
-  return canvas;
+  outline(pen, [left, top, right - left + 1, bottom - top + 1], FRAME);
+  drawLegend(pen, r, L, samples);
+  return pen;
 }

@@ -1,7 +1,8 @@
 /**
  * RGB images as float32 tensors of shape [1, 3, H, W] (CHW, values in [0, 1]),
  * with PNG decoding/encoding, JPEG decoding and torchvision-style resizing and
- * cropping.
+ * cropping. The codecs are pure JavaScript (fast-png, fflate, jpeg-js), so
+ * everything but file access also runs in a browser.
  *
  * @example Load, preprocess and normalize a photo
  * ```ts
@@ -16,12 +17,13 @@
  * @module
  */
 
-import { Buffer } from "node:buffer";
-import { fileURLToPath } from "node:url";
-import { inflateSync } from "node:zlib";
 import { writeAtomic } from "./files.ts";
-// @ts-types="npm:@types/pngjs@6.0.5"
-import { PNG } from "npm:pngjs@7.0.0";
+// Pure-JavaScript codecs, so the same module runs in Deno and in browsers.
+import {
+  decode as decodePngData,
+  encode as encodePngData,
+} from "npm:fast-png@8.0.0";
+import { unzlibSync } from "npm:fflate@0.8.2";
 import jpeg from "npm:jpeg-js@0.4.4";
 
 /** An RGB image: `data` holds the three channel planes one after another.
@@ -232,7 +234,13 @@ function checkPixelData(bytes: Uint8Array, end: number): void {
   }
   checkLimits("PNG size", height, width);
   const bpp = (PNG_CHANNELS[colorType] ?? 0) * depth;
-  if (bpp === 0) return; // pngjs names the bad colour type.
+  if (bpp === 0) return; // the decoder names the bad colour type.
+  if (interlace === 1 && depth < 8) {
+    // fast-png deinterlaces whole bytes only
+    throw new TypeError(
+      `Unsupported PNG "interlaced, ${depth}-bit samples": expected a non-interlaced PNG, or 8 or 16 bits per sample (re-save it without interlacing)`,
+    );
+  }
   const rowBytes = (w: number) => 1 + Math.ceil(w * bpp / 8);
   const passes = interlace === 1 ? ADAM7 : [[0, 0, 1, 1]];
   let expected = 0;
@@ -250,9 +258,11 @@ function checkPixelData(bytes: Uint8Array, end: number): void {
   }
   let got: number;
   try {
-    got = inflateSync(concat(idat), { maxOutputLength: expected + 1 }).length;
+    // into a buffer one byte longer than needed: fflate stops writing there,
+    // so a decompression bomb allocates nothing more
+    got = unzlibSync(concat(idat), { out: new Uint8Array(expected + 1) })
+      .length;
   } catch (e) {
-    if ((e as { code?: string }).code === "ERR_BUFFER_TOO_LARGE") return;
     const message = e instanceof Error ? e.message : String(e);
     throw new TypeError(
       `Invalid PNG data (${bytes.length} bytes): the compressed pixel data is corrupt (${message})`,
@@ -297,29 +307,48 @@ export function decodePng(bytes: Uint8Array): ImageTensor {
   checkPixelData(bytes, end);
   let png;
   try {
-    png = PNG.sync.read(
-      Buffer.from(bytes.buffer, bytes.byteOffset, end),
-      { skipRescale: true, checkCRC: false },
-    );
+    png = decodePngData(bytes.subarray(0, end));
   } catch (e) {
-    // pngjs's sync reader reports a chunk it rejected as leftover content.
     const message = e instanceof Error ? e.message : String(e);
-    throw new TypeError(
-      `Invalid PNG data (${bytes.length} bytes): ${
-        /unrecognised content/.test(message)
-          ? "a chunk is malformed or unsupported"
-          : message
-      }`,
-    );
+    throw new TypeError(`Invalid PNG data (${bytes.length} bytes): ${message}`);
   }
-  const { width, height, data } = png;
-  const max = png.palette ? 255 : 2 ** png.depth - 1;
+  const { width, height, channels, depth, palette } = png;
+  const sample = sampleReader(png.data, width, channels, depth);
+  const max = palette ? 255 : 2 ** depth - 1;
   const plane = width * height;
   const out = new Float32Array(3 * plane);
-  for (let i = 0; i < plane; i++) {
-    for (let c = 0; c < 3; c++) out[c * plane + i] = data[4 * i + c] / max;
+  for (let y = 0, i = 0; y < height; y++) {
+    for (let x = 0; x < width; x++, i++) {
+      if (palette) {
+        const rgb = palette[sample(y, x, 0)] ?? [0, 0, 0];
+        for (let c = 0; c < 3; c++) out[c * plane + i] = rgb[c] / max;
+      } else {
+        // gray (+ alpha) repeats channel 0; RGB(A) takes the first three
+        for (let c = 0; c < 3; c++) {
+          out[c * plane + i] = sample(y, x, channels < 3 ? 0 : c) / max;
+        }
+      }
+    }
   }
   return image(out, height, width);
+}
+
+/** Reads sample `c` of pixel (y, x) from decoded PNG rows; rows of 1-, 2-
+ * and 4-bit samples are packed, each starting on a byte. */
+function sampleReader(
+  data: ArrayLike<number>,
+  width: number,
+  channels: number,
+  depth: number,
+): (y: number, x: number, c: number) => number {
+  if (depth >= 8) return (y, x, c) => data[(y * width + x) * channels + c];
+  const rowBytes = Math.ceil(depth * channels * width / 8);
+  const mask = (1 << depth) - 1;
+  return (y, x, c) => {
+    const bit = (x * channels + c) * depth;
+    return (data[y * rowBytes + (bit >> 3)] >> (8 - depth - (bit & 7))) &
+      mask;
+  };
 }
 
 /** The height and width a JPEG's frame header (SOFn) declares, read by
@@ -439,7 +468,7 @@ export function encodePng(
   checkImage(img);
   const { width, height, data } = img;
   const clamp = opts.clamp ?? true;
-  const png = new PNG({ width, height });
+  const rgb = new Uint8Array(3 * width * height);
   const plane = width * height;
   for (let i = 0; i < plane; i++) {
     for (let c = 0; c < 3; c++) {
@@ -449,12 +478,10 @@ export function encodePng(
           `Invalid pixel value "${v}" at channel ${c}, index ${i}: expected a number in [0, 1]`,
         );
       }
-      png.data[4 * i + c] = Math.round(Math.min(Math.max(v, 0), 1) * 255);
+      rgb[3 * i + c] = Math.round(Math.min(Math.max(v, 0), 1) * 255);
     }
-    png.data[4 * i + 3] = 255;
   }
-  const buf = PNG.sync.write(png, { colorType: 2 });
-  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  return encodePngData({ width, height, data: rgb, channels: 3, depth: 8 });
 }
 
 /** Per output index: the first input index and the normalized weights. */
@@ -831,18 +858,24 @@ async function fetchLimited(url: URL, timeoutMs: number): Promise<Uint8Array> {
   return bytes;
 }
 
-/** Reads the bytes of a path, a `file:` URL or an http(s) URL. */
+/** Reads the bytes of a path, a `file:` URL or an http(s) URL. In a browser
+ * (no `Deno`) a path is a URL relative to the page. */
 function readSource(
   source: string | URL,
   timeoutMs: number,
 ): Promise<Uint8Array> {
+  const page = typeof Deno === "undefined"
+    ? (globalThis as { location?: { href: string } }).location?.href
+    : undefined;
   const url = source instanceof URL
     ? source
-    : /^[a-z][a-z0-9+.-]*:\/\//i.test(source)
-    ? new URL(source)
+    : /^[a-z][a-z0-9+.-]*:\/\//i.test(source) || page
+    ? new URL(source, page)
     : undefined;
   if (!url) return readLimited(source as string);
-  if (url.protocol === "file:") return readLimited(fileURLToPath(url));
+  if (url.protocol === "file:") {
+    return readLimited(decodeURIComponent(url.pathname));
+  }
   if (url.protocol === "http:" || url.protocol === "https:") {
     return fetchLimited(url, timeoutMs);
   }
@@ -859,7 +892,8 @@ function readSource(
  * {@linkcode MAX_IMAGE_ASPECT}: all checked before decoding.
  *
  * @param source The file path, or a `file:`, `http:` or `https:` URL (as a
- * `URL` or a string starting with the scheme).
+ * `URL` or a string starting with the scheme). In a browser a path is a URL
+ * relative to the page.
  * @param options A download timeout for http(s).
  * @returns The decoded image.
  * @throws {TypeError} If the path is not a regular file, the download fails
@@ -889,7 +923,31 @@ export async function readImage(
     );
   }
   const bytes = await readSource(source, timeoutMs);
-  const path = source instanceof URL ? source.href : source;
+  return decodeImage(bytes, source instanceof URL ? source.href : source);
+}
+
+/** Decodes PNG or JPEG bytes, detecting the format from the first bytes (as
+ * {@linkcode readImage} does, for bytes already in memory: a dropped file in
+ * a browser, a download).
+ *
+ * @param bytes The file contents.
+ * @param name What to call the bytes in errors (a file name or URL).
+ * @returns The decoded image.
+ * @throws {TypeError} If the bytes are neither PNG nor JPEG or are corrupt;
+ * the message names `name`.
+ * @throws {RangeError} If the image the header declares exceeds a limit.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { decodeImage, encodePng } from "./image.ts";
+ *
+ * const png = encodePng({ data: new Float32Array(3).fill(1), channels: 3, height: 1, width: 1 });
+ * assert.deepEqual([...decodeImage(png, "white.png").data], [1, 1, 1]);
+ * assert.throws(() => decodeImage(new Uint8Array([1, 2]), "x.gif"), TypeError);
+ * ```
+ */
+export function decodeImage(bytes: Uint8Array, name: string): ImageTensor {
   const decode = startsWith(bytes, PNG_SIGNATURE)
     ? decodePng
     : startsWith(bytes, JPEG_SIGNATURE)
@@ -897,7 +955,7 @@ export async function readImage(
     : undefined;
   if (!decode) {
     throw new TypeError(
-      `Unsupported image file "${path}" (starts with "${
+      `Unsupported image file "${name}" (starts with "${
         hexHead(bytes, 8)
       }"): expected a PNG or JPEG file`,
     );
@@ -907,7 +965,7 @@ export async function readImage(
   } catch (e) {
     if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
     const Err = e instanceof TypeError ? TypeError : RangeError;
-    throw new Err(`Cannot decode "${path}": ${e.message}`, { cause: e });
+    throw new Err(`Cannot decode "${name}": ${e.message}`, { cause: e });
   }
 }
 

@@ -31,9 +31,20 @@ function isHttp(s: string): boolean {
   return /^https?:\/\//i.test(s);
 }
 
-/** A path or URL the caller gave: http(s), file://, or a path (relative to the current directory). */
+/** The page's URL in a browser (no `Deno`: files are fetched), else undefined. */
+function pageUrl(): string | undefined {
+  if (typeof Deno !== "undefined") return undefined;
+  return (globalThis as { location?: { href: string } }).location?.href;
+}
+
+/**
+ * A path or URL the caller gave: http(s), file://, or a path (relative to the
+ * current directory; in a browser, relative to the page, and fetched).
+ */
 export function userLocation(s: string): Location {
   if (isHttp(s)) return { kind: "url", url: new URL(s).href };
+  const page = pageUrl();
+  if (page) return { kind: "url", url: new URL(s, page).href };
   if (/^file:\/\//i.test(s)) {
     return { kind: "file", path: decodeURIComponent(new URL(s).pathname) };
   }

@@ -130,7 +130,7 @@ const TABLE: Record<Exclude<BackendName, "auto">, Table> = {
 
 /**
  * Opens a backend by name. `"auto"` picks `native` where onnxruntime-node loads,
- * else `wasm`. A backend that cannot start fails naming the ones that can.
+ * else `wasm` (in a browser always `wasm`). A backend that cannot start fails naming the ones that can.
  *
  * @example
  * ```ts
@@ -155,6 +155,9 @@ export async function openBackend(
     );
   }
   if (name === "auto") {
+    // a browser has no onnxruntime-node: wasm without trying (a bundle keeps
+    // the native import external, and importing it there only fails)
+    if (typeof Deno === "undefined") return await open("wasm", threads);
     try {
       return await open("native", threads);
     } catch {
@@ -188,7 +191,9 @@ export async function availableBackends(
 ): Promise<BackendName[]> {
   const out: BackendName[] = [];
   for (const n of ["native", "wasm", "webgpu"] as const) {
-    if (n === skip) continue;
+    if (n === skip || (n === "native" && typeof Deno === "undefined")) {
+      continue; // no onnxruntime-node in a browser
+    }
     try {
       await open(n, 1);
       out.push(n);
