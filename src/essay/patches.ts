@@ -7,6 +7,7 @@
  * @module
  */
 import type { ImageTensor } from "../io/mod.ts";
+import { checkImagePair } from "../optimize/mod.ts";
 
 /** Per-patch PSNR of one representation. */
 export interface PatchPsnr {
@@ -45,24 +46,13 @@ export function patchPsnr(
   size: number,
   patch: number,
 ): PatchPsnr {
-  if (!Number.isInteger(size) || size < 1) {
-    throw new RangeError(
-      `Invalid size "${size}": expected the image side in pixels, a positive integer`,
-    );
-  }
+  checkImagePair(x, ref, size);
   if (!Number.isInteger(patch) || patch < 1 || patch > size) {
     throw new RangeError(
       `Invalid patch "${patch}": expected a patch side in pixels from 1 to ${size}`,
     );
   }
   const n = size * size;
-  if (x.length !== 3 * n || ref.length !== 3 * n) {
-    throw new RangeError(
-      `Invalid images of ${x.length} and ${ref.length} values: expected 3x${size}x${size} = ${
-        3 * n
-      } each`,
-    );
-  }
   const side = Math.ceil(size / patch);
   const sum = new Float64Array(side * side);
   const count = new Float64Array(side * side);

@@ -35,19 +35,23 @@ export function psnr(x: Float32Array, ref: Float32Array): number {
 }
 
 /**
- * Mean SSIM of `x` against `ref` on luminance (Rec. 601), over non-overlapping
- * 8×8 windows (one window for images under 8 px); `x` is clamped to [0,1].
- * Both are [3,H,W] with H = W = `size`.
+ * Checks that `x` and `ref` are both [3, size, size] images: a RangeError
+ * naming the lengths otherwise.
  *
  * @example
  * ```ts
- * import { ssim } from "./metrics.ts";
  * import assert from "node:assert/strict";
- * const a = new Float32Array(3 * 16 * 16).map((_, i) => (i % 7) / 7);
- * assert.ok(Math.abs(ssim(a, a, 16) - 1) < 1e-12);
+ * import { checkImagePair } from "./metrics.ts";
+ * const a = new Float32Array(3 * 4 * 4);
+ * checkImagePair(a, a, 4);
+ * assert.throws(() => checkImagePair(a, new Float32Array(3), 4), RangeError);
  * ```
  */
-export function ssim(x: Float32Array, ref: Float32Array, size: number): number {
+export function checkImagePair(
+  x: Float32Array,
+  ref: Float32Array,
+  size: number,
+): void {
   if (!Number.isInteger(size) || size < 1) {
     throw new RangeError(
       `Invalid size "${size}": expected the images' side in pixels, a positive integer`,
@@ -61,6 +65,24 @@ export function ssim(x: Float32Array, ref: Float32Array, size: number): number {
       } each`,
     );
   }
+}
+
+/**
+ * Mean SSIM of `x` against `ref` on luminance (Rec. 601), over non-overlapping
+ * 8×8 windows (one window for images under 8 px); `x` is clamped to [0,1].
+ * Both are [3,H,W] with H = W = `size`.
+ *
+ * @example
+ * ```ts
+ * import { ssim } from "./metrics.ts";
+ * import assert from "node:assert/strict";
+ * const a = new Float32Array(3 * 16 * 16).map((_, i) => (i % 7) / 7);
+ * assert.ok(Math.abs(ssim(a, a, 16) - 1) < 1e-12);
+ * ```
+ */
+export function ssim(x: Float32Array, ref: Float32Array, size: number): number {
+  checkImagePair(x, ref, size);
+  const n = size * size;
   const lum = (a: Float32Array, clamp: boolean) => {
     const out = new Float64Array(n);
     for (let i = 0; i < n; i++) {
