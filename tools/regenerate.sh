@@ -25,3 +25,8 @@ done
   --image-size 224 --weights untrained --graphs-only --out weights/mixer_p8_d1024 --check --check-layers 2
 "$PY" tools/convert.py resnet50 --weights untrained --graphs-only --out weights/resnet50 --check
 "$PY" tools/make_resnet_fixtures.py
+# the Fashion-MNIST models trained here (weights/fmnist_*: training, conversion, fixtures; ~35 minutes,
+# needs apt-get install dataset-fashion-mnist): only with FMNIST=1
+if [ "${FMNIST:-0}" = 1 ]; then
+  bash tools/fmnist_build.sh
+fi
