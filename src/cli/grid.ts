@@ -30,7 +30,8 @@ import {
 } from "./options.ts";
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
-import { EXIT_INTERRUPTED, loadTarget, Stopper } from "./io.ts";
+import { loadTarget } from "./io.ts";
+import { EXIT_INTERRUPTED, Stopper } from "./progress.ts";
 import { resolveGrid } from "./grid_args.ts";
 import { type GridPlan, loadKey, readPlan, writePlan } from "./grid_plan.ts";
 import { ModelPool, runCell } from "./grid_cell.ts";

@@ -19,7 +19,8 @@ import { loadModel, type Model } from "../model/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
 import { modelAbout, VERIFIED } from "./model.ts";
 import { recoverSnapshot } from "./snapshot.ts";
-import type { Control, Stopper } from "./io.ts";
+import type { Control } from "./harness.ts";
+import type { Stopper } from "./progress.ts";
 import { MODES } from "./grid_modes.ts";
 import { type GridPlan, loadKey, type PlanRow } from "./grid_plan.ts";
 

@@ -28,7 +28,7 @@ import {
   type GenerateSummary,
   runGenerate,
 } from "./generate.ts";
-import type { Control } from "./io.ts";
+import type { Control } from "./harness.ts";
 import { hasSnapshot, readSnapshotState, snapshotDir } from "./snapshot.ts";
 import { readResume } from "./run.ts";
 

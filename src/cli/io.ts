@@ -1,44 +1,11 @@
 /**
  * Internal to the command line: images in and out of runs (the target, square
- * images, labelled rows), and re-exports of the run pieces (harness,
- * snapshots, progress) under the names `grid` has imported from here.
+ * images, labelled rows).
  *
  * @module
  */
 import { fitToSize, type ImageTensor, readImage } from "../io/mod.ts";
-import {
-  encodeNpy,
-  readCsv,
-  type Row,
-  toCsv,
-  writeAtomic,
-  writeJson,
-} from "../io/mod.ts";
 import { montage } from "../figures/mod.ts";
-import {
-  readSnapshotData,
-  readSnapshotState,
-  type Snapshot,
-  SNAPSHOT_FORMAT,
-} from "./snapshot.ts";
-
-export { readCsv, type Row, toCsv, writeAtomic, writeJson };
-export { EXIT_INTERRUPTED, progress, Stopper } from "./progress.ts";
-export type { Bar } from "./progress.ts";
-export { type Control, type StopReason, stopReason, thin } from "./harness.ts";
-export { cleanEmpty } from "./outdir.ts";
-export { mergeResume } from "./run.ts";
-export { type Snapshot, SNAPSHOT_FORMAT };
-
-/** Writes an npy file atomically: by default a square [1, 3, S, S] image. */
-export function writeNpy(
-  path: string,
-  data: Float32Array,
-  shape?: readonly number[],
-): Promise<void> {
-  const side = Math.round(Math.sqrt(data.length / 3));
-  return writeAtomic(path, encodeNpy(data, shape ?? [1, 3, side, side]));
-}
 
 /** A square [3, S, S] image tensor around `data`. */
 export function imageOf(data: Float32Array): ImageTensor {
@@ -88,40 +55,4 @@ export async function loadTarget(
     );
   }
   return fitToSize(img, size);
-}
-
-/** Whether `path` exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Reads and validates `dir`'s snapshot state of a `command` run (see
- * snapshot.ts; kept for grid, which reads the state and the image apart).
- */
-export function readSnapshotJson(
-  dir: string,
-  command: string,
-): Promise<Snapshot> {
-  return readSnapshotState(dir, command);
-}
-
-/** Reads `dir`'s snapshot image, checked against its state: [1, 3, S, S] with S one of `sides`. */
-export async function readSnapshotImage(
-  dir: string,
-  sides: readonly number[],
-): Promise<Float32Array> {
-  const { command } = JSON.parse(
-    await Deno.readTextFile(`${dir}/snapshot/state.json`),
-  );
-  return readSnapshotData(
-    dir,
-    await readSnapshotState(dir, String(command)),
-    sides,
-  );
 }
