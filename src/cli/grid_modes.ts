@@ -18,6 +18,7 @@ import {
   type InvertSettings,
   invertSettings,
   type InvertSummary,
+  readInvertResume,
   runInvert,
 } from "./invert.ts";
 import {
@@ -29,8 +30,7 @@ import {
   runGenerate,
 } from "./generate.ts";
 import type { Control } from "./harness.ts";
-import { hasSnapshot, readSnapshotState, snapshotDir } from "./snapshot.ts";
-import { readResume } from "./run.ts";
+import { hasSnapshot } from "./snapshot.ts";
 
 /** An invert grid (`--layers`) or a generate grid (`--classes`). */
 export type Mode = "invert" | "generate";
@@ -237,15 +237,8 @@ async function invertState(dir: string, size: number): Promise<CellState> {
   }
   if (!(await hasSnapshot(dir))) return { kind: "fresh" };
   try {
-    const snap = await readSnapshotState(dir, "invert", { spec: INVERT_SPEC });
-    // the snapshot's traces.csv names its columns
-    const traces = await Deno.readTextFile(`${snapshotDir(dir)}/traces.csv`);
-    const columns = traces.slice(0, traces.indexOf("\n")).split(",");
-    const resume: InvertResume = {
-      ...await readResume(dir, snap, [size], columns),
-      criterionStep: snap.criterionStep ?? null,
-    };
-    return { kind: "snapshot", step: snap.step, resume };
+    const resume = await readInvertResume(dir, size);
+    return { kind: "snapshot", step: resume.step, resume };
   } catch {
     return { kind: "fresh" }; // an unreadable snapshot: start over
   }
