@@ -21,6 +21,7 @@ import {
 import {
   parseSafetensors,
   type SafetensorsFile,
+  sha256Hex,
   tensorToFloat32,
 } from "../io/mod.ts";
 
@@ -37,13 +38,6 @@ export interface ReadContext {
   verify: boolean;
   /** Verified files, if the caller keeps them. */
   cache?: VerifyCache;
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const d = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>),
-  );
-  return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /**
