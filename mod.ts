@@ -80,6 +80,8 @@ export {
   type GradientStepResult,
   invert,
   INVERT_DEFAULTS,
+  invertBatch,
+  type InvertBatchOptions,
   type InvertOptions,
   type InvertResult,
   psnr,

@@ -19,6 +19,7 @@ const COMMON = [
   "num_classes",
   "input",
   "opset",
+  "batch_axis",
   "converter",
   "patch_filters",
   "external_data",
@@ -76,6 +77,7 @@ async function checkContract(dir: string): Promise<void> {
   );
   assertEquals(m.format, "vitrep-model/1", dir);
   assertEquals(m.opset, 17, dir);
+  assertEquals(m.batch_axis, arch !== "resnet", `${dir}: batch_axis`);
   assertEquals((m.converter as Json).script, "tools/convert.py", dir);
   const size = m.image_size as number;
   const input = m.input as Json;

@@ -14,14 +14,21 @@
  * 3 is the end of layer1, 16 of layer4) and an MLP-Mixer with patch 16 and
  * hidden dim 1024 (L = mixer blocks).
  *
+ * ViT-B/32 is also timed with a batch of 8 images per step (`--batch`): the
+ * table's rows give the step's time for the whole batch, and a line after it
+ * the images per second of the batch over one image at a time.
+ *
  *     deno task bench [--models vit_b_32,resnet50,mixer_p16_d1024] [--layers 1,4,12]
  *                     [--repeats 9] [--backends native,wasm] [--threads 2]
- *                     [--torch-env-as-set]
+ *                     [--batch 1,8] [--torch-env-as-set]
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { type BackendName, featureMatch, loadModel } from "../mod.ts";
+
+/** Batch sizes each model is timed at unless --batch says otherwise (models with a batch axis). */
+const DEFAULT_BATCHES: Record<string, string> = { vit_b_32: "1,8" };
 
 /** The layers each model is timed at unless --layers says otherwise. */
 const DEFAULT_LAYERS: Record<string, string> = {
@@ -34,6 +41,7 @@ const { values: opts } = parseArgs({
   options: {
     models: { type: "string", default: Object.keys(DEFAULT_LAYERS).join(",") },
     layers: { type: "string" },
+    batch: { type: "string" },
     repeats: { type: "string", default: "9" },
     backends: { type: "string", default: "native,wasm" },
     threads: { type: "string", default: String(navigator.hardwareConcurrency) },
@@ -62,6 +70,7 @@ function threadsFor(arch: string, backend: BackendName): number | undefined {
 interface Row {
   model: string;
   layer: number;
+  batch: number;
   ms: Record<string, number>;
   threads: Record<string, number>;
   torch?: number;
@@ -69,17 +78,25 @@ interface Row {
   gflop?: number;
 }
 
+/** A row's key in bench_torch.py's results: `L`, or `LxB` for a batch. */
+const keyOf = (r: { layer: number; batch: number }) =>
+  r.batch === 1 ? String(r.layer) : `${r.layer}x${r.batch}`;
+
 async function timeVitrep(
   name: string,
   layers: number[],
+  batches: number[],
 ): Promise<Row[]> {
   const folder = new URL(`../weights/${name}`, import.meta.url).pathname;
-  const rows: Row[] = layers.map((layer) => ({
-    model: name,
-    layer,
-    ms: {},
-    threads: {},
-  }));
+  const rows: Row[] = layers.flatMap((layer) =>
+    batches.map((batch) => ({
+      model: name,
+      layer,
+      batch,
+      ms: {},
+      threads: {},
+    }))
+  );
   const { architecture } = JSON.parse(
     await Deno.readTextFile(`${folder}/manifest.json`),
   );
@@ -87,8 +104,10 @@ async function timeVitrep(
     const t = threadsFor(architecture, backend);
     const model = await loadModel(folder, { backend, threads: t });
     const size = model.manifest.image_size;
-    const x = new Float32Array(3 * size * size).map((_, i) => (i % 97) / 97);
     for (const row of rows) {
+      const x = new Float32Array(row.batch * 3 * size * size).map((_, i) =>
+        (i % 97) / 97
+      );
       await model.prepare(row.layer, { gradient: true });
       const target = await model.forward(x, { layer: row.layer });
       const obj = featureMatch(row.layer, target.data.map((v) => v + 0.1));
@@ -101,7 +120,9 @@ async function timeVitrep(
       row.ms[backend] = median(times);
       row.threads[backend] = t ?? 1;
       console.error(
-        `${name} ${backend} L=${row.layer}: ${row.ms[backend].toFixed(1)} ms`,
+        `${name} ${backend} L=${row.layer} B=${row.batch}: ${
+          row.ms[backend].toFixed(1)
+        } ms`,
       );
     }
     await model.release();
@@ -125,6 +146,7 @@ const SLOW_BLAS_VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"];
 async function timeTorch(
   name: string,
   layers: string,
+  batches: string,
   fair: boolean,
 ): Promise<TorchResult | null> {
   const env = Deno.env.toObject();
@@ -143,6 +165,8 @@ async function timeTorch(
         opts.repeats,
         "--threads",
         String(threads),
+        "--batch",
+        batches,
       ],
       stderr: "inherit",
     }).output();
@@ -161,10 +185,15 @@ let about = "PyTorch n/a";
 let peak: number | undefined;
 for (const name of opts.models.split(",")) {
   const layers = opts.layers ?? DEFAULT_LAYERS[name] ?? "1";
-  const mine = await timeVitrep(name, layers.split(",").map(Number));
-  const torch = await timeTorch(name, layers, true);
+  const batches = opts.batch ?? DEFAULT_BATCHES[name] ?? "1";
+  const mine = await timeVitrep(
+    name,
+    layers.split(",").map(Number),
+    batches.split(",").map(Number),
+  );
+  const torch = await timeTorch(name, layers, batches, true);
   const asSet = opts["torch-env-as-set"]
-    ? await timeTorch(name, layers, false)
+    ? await timeTorch(name, layers, batches, false)
     : null;
   if (torch) {
     const c = torch.blas_config;
@@ -173,9 +202,9 @@ for (const name of opts.models.split(",")) {
     peak = Math.max(peak ?? 0, torch.sgemm_gflops);
   }
   for (const row of mine) {
-    row.torch = torch?.median_ms[String(row.layer)];
-    row.torchEnv = asSet?.median_ms[String(row.layer)];
-    row.gflop = torch?.step_gflop[String(row.layer)];
+    row.torch = torch?.median_ms[keyOf(row)];
+    row.torchEnv = asSet?.median_ms[keyOf(row)];
+    row.gflop = torch?.step_gflop[keyOf(row)];
   }
   rows.push(...mine);
 }
@@ -185,6 +214,7 @@ const fix = (v: number | undefined, d: number, unit = "") =>
 const head = [
   "model",
   "L",
+  "B",
   ...backends.map((b) => `${b} ms`),
   "PyTorch ms",
   ...(opts["torch-env-as-set"] ? ["PyTorch ms (env as set)"] : []),
@@ -207,6 +237,7 @@ for (const r of rows) {
   const cells = [
     r.model,
     String(r.layer),
+    String(r.batch),
     ...backends.map((b) =>
       r.ms[b].toFixed(1) +
       (r.threads[b] !== threads ? ` (${r.threads[b]} thread)` : "")
@@ -222,4 +253,19 @@ for (const r of rows) {
     ),
   ];
   console.log(`| ${cells.join(" | ")} |`);
+}
+
+// a batch's images per second over one image at a time, per backend and for PyTorch
+for (const r of rows.filter((r) => r.batch > 1)) {
+  const one = rows.find((o) =>
+    o.model === r.model && o.layer === r.layer && o.batch === 1
+  );
+  if (!one) continue;
+  const gain = (single?: number, whole?: number) =>
+    single && whole ? (r.batch * single / whole).toFixed(2) + "x" : "n/a";
+  console.log(
+    `\n${r.model} L${r.layer}: a batch of ${r.batch} gives ${
+      backends.map((b) => `${b} ${gain(one.ms[b], r.ms[b])}`).join(", ")
+    }, PyTorch ${gain(one.torch, r.torch)} the images per second of batch 1`,
+  );
 }

@@ -12,7 +12,7 @@ For a fair baseline run it with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset
 (`deno task bench` does): on machines that set them, OpenBLAS falls back to an
 older kernel and PyTorch runs 2-5x slower.
 
-    python3 tools/bench_torch.py --model vit_b_32 --layers 1,4,12 --repeats 9 --threads 2
+    python3 tools/bench_torch.py --model vit_b_32 --layers 1,4,12 --repeats 9 --threads 2 [--batch 1,8]
     python3 tools/bench_torch.py --model resnet50 --layers 3,16
     python3 tools/bench_torch.py --model mixer_p16_d1024 --layers 1,8
 """
@@ -42,7 +42,7 @@ def features(name: str):
 
         def f(x, layer):
             t = model._process_input(x)
-            t = torch.cat([model.class_token.expand(1, -1, -1), t], dim=1) + model.encoder.pos_embedding
+            t = torch.cat([model.class_token.expand(x.shape[0], -1, -1), t], dim=1) + model.encoder.pos_embedding
             for i in range(layer):
                 t = model.encoder.layers[i](t)
             return t
@@ -167,16 +167,18 @@ def main():
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8 (results keyed LAYER or LAYERxB)")
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     size, f = features(a.model)
-    x0 = torch.rand(1, 3, size, size)
     results, flops = {}, {}
-    for layer in [int(v) for v in a.layers.split(",")]:
+    for layer, batch in [(int(v), int(b)) for v in a.layers.split(",") for b in a.batch.split(",")]:
+        key = str(layer) if batch == 1 else f"{layer}x{batch}"
+        x0 = torch.rand(batch, 3, size, size)
         # the input gradient repeats every forward product once more (dX = dY·Wᵀ), with no weight gradients
-        flops[str(layer)] = 2 * forward_flops(f, x0, layer) / 1e9
+        flops[key] = 2 * forward_flops(f, x0, layer) / 1e9
         with torch.no_grad():
             target = f(x0, layer) + 0.1
         times = []
@@ -188,7 +190,7 @@ def main():
             _ = x.grad
             if i >= a.warmup:
                 times.append((time.perf_counter() - t) * 1000)
-        results[str(layer)] = statistics.median(times)
+        results[key] = statistics.median(times)
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_name(),
                       "blas_config": blas_config(), "env": env, "sgemm_gflops": sgemm_peak(),

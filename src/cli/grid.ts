@@ -69,6 +69,7 @@ export const GRID_SPEC: Spec = {
   },
   image: {
     ...INVERT_SPEC.image,
+    multiple: undefined,
     help:
       "invert: the target image (the first column), resized and centre-cropped to the model's size",
   },

@@ -130,17 +130,37 @@ export function squareShape(data: Float32Array): number[] {
 }
 
 /**
- * Runs the library procedure `start` under the harness: trace, progress,
- * snapshots, stops and the divergence record (see the module doc). The
- * caller holds `ctl.out` (its lock, or its parent's): temporaries there are
- * removed, and a run without `resume` removes an old snapshot first.
+ * One run under the harness, step by step: what {@linkcode harness} drives
+ * with one library call, and a batch drives one per image (each image its
+ * own folder, trace, snapshots and outcome).
  */
-export async function harness<I extends StepLike, R>(
+export interface RunSession<I> {
+  /** Where the library procedure starts from (a resumed run's image and step). */
+  resume?: { image: Float32Array; step: number };
+  /** The library's onStep: records the step; false stops the run. */
+  onStep(info: I): Promise<boolean>;
+  /**
+   * Records a divergence (snapshot and metrics.json) when `err` is one; `pick`
+   * takes this run's image out of the error's (a batch's) image.
+   */
+  fail(
+    err: unknown,
+    pick?: (image: Float32Array) => Float32Array,
+  ): Promise<void>;
+  /** Ends the run: a snapshot when it stopped early; what the command writes from. */
+  close<R>(result: R): Promise<Harnessed<R>>;
+}
+
+/**
+ * Opens a run (see {@linkcode RunSession}). The caller holds `ctl.out` (its
+ * lock, or its parent's): temporaries there are removed, and a run without
+ * `resume` removes an old snapshot first.
+ */
+export async function openRun<I extends StepLike>(
   ctl: Control,
   task: Task<I>,
   resume: Resume | undefined,
-  start: (drive: Drive<I>) => Promise<R>,
-): Promise<Harnessed<R>> {
+): Promise<RunSession<I>> {
   // temporaries a killed writer left go; a new run starts without a snapshot
   await recoverSnapshot(ctl.out);
   if (!resume) await removeSnapshot(ctl.out);
@@ -163,29 +183,26 @@ export async function harness<I extends StepLike, R>(
     }, { image, shape: squareShape(image), traces: text });
     await writeAtomic(`${ctl.out}/traces.csv`, text);
   };
-  let result: R;
-  try {
-    result = await start({
-      resume: resume ? { image: resume.image, step: resume.step } : undefined,
-      onStep: async (info) => {
-        rows.push(task.row(info, prev));
-        prev = info.image;
-        bar.update(info.step, info.steps, task.status(info));
-        const next = info.step + 1;
-        last = { image: info.image, step: next };
-        if (
-          ctl.saveEvery > 0 && next % ctl.saveEvery === 0 && next < info.steps
-        ) {
-          await snapshot(info.image, next);
-        }
-        reason = stopReason(ctl, next, info.steps);
-        return reason === null;
-      },
-    });
-  } catch (err) {
-    bar.done();
-    if (err instanceof DivergedError) {
-      await snapshot(err.lastImage, err.step);
+  return {
+    resume: resume ? { image: resume.image, step: resume.step } : undefined,
+    async onStep(info) {
+      rows.push(task.row(info, prev));
+      prev = info.image;
+      bar.update(info.step, info.steps, task.status(info));
+      const next = info.step + 1;
+      last = { image: info.image, step: next };
+      if (
+        ctl.saveEvery > 0 && next % ctl.saveEvery === 0 && next < info.steps
+      ) {
+        await snapshot(info.image, next);
+      }
+      reason = stopReason(ctl, next, info.steps);
+      return reason === null;
+    },
+    async fail(err, pick = (image) => image) {
+      bar.done();
+      if (!(err instanceof DivergedError)) return;
+      await snapshot(pick(err.lastImage), err.step);
       const kind = err.kind;
       await writeJson(`${ctl.out}/metrics.json`, {
         ...metricsHead(ctl, task, resume, started),
@@ -198,20 +215,43 @@ export async function harness<I extends StepLike, R>(
       console.error(
         `vitrep: kept the image before step ${err.step} in ${ctl.out}/${SNAPSHOT_DIR}/; continue with --resume ${ctl.out} and a lower --lr`,
       );
-    }
+    },
+    async close(result) {
+      bar.done();
+      const interrupted = reason !== null;
+      if (interrupted) await snapshot(last.image, last.step);
+      return {
+        result,
+        rows,
+        written: thin(rows, ctl.traceEvery),
+        reason,
+        interrupted,
+        seconds: (performance.now() - started) / 1000,
+      };
+    },
+  };
+}
+
+/**
+ * Runs the library procedure `start` under the harness: trace, progress,
+ * snapshots, stops and the divergence record (see the module doc and
+ * {@linkcode openRun}).
+ */
+export async function harness<I extends StepLike, R>(
+  ctl: Control,
+  task: Task<I>,
+  resume: Resume | undefined,
+  start: (drive: Drive<I>) => Promise<R>,
+): Promise<Harnessed<R>> {
+  const run = await openRun(ctl, task, resume);
+  let result: R;
+  try {
+    result = await start({ resume: run.resume, onStep: run.onStep });
+  } catch (err) {
+    await run.fail(err);
     throw err;
   }
-  bar.done();
-  const interrupted = reason !== null;
-  if (interrupted) await snapshot(last.image, last.step);
-  return {
-    result,
-    rows,
-    written: thin(rows, ctl.traceEvery),
-    reason,
-    interrupted,
-    seconds: (performance.now() - started) / 1000,
-  };
+  return run.close(result);
 }
 
 /** The fields every metrics.json of a run starts with. */

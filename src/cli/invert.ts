@@ -16,6 +16,8 @@ import { linePlot, type LinePlotOptions, linePlotSvg } from "../figures/mod.ts";
 import {
   invert,
   INVERT_DEFAULTS,
+  invertBatch,
+  type InvertResult,
   psnr,
   randomStart,
   type StepInfo,
@@ -31,6 +33,8 @@ import {
   DEFAULT_IMAGE_TEXT,
   defaultImage,
   defaults,
+  intOpt,
+  list,
   MODEL_OPTS,
   modelKey,
   modelSource,
@@ -62,14 +66,20 @@ import {
   type Control,
   finish,
   harness,
+  type Harnessed,
   npyFile,
+  openRun,
   type Resume,
+  type RunSession,
   type StopReason,
   type Task,
 } from "./harness.ts";
 import { readSnapshotState } from "./snapshot.ts";
 import { checkOutPath } from "./outdir.ts";
 import { inOut, prelude, readResume } from "./run.ts";
+
+/** The most runs one `invert` batch takes (images × seeds). */
+export const MAX_BATCH = 64;
 
 /** Options of `invert`. */
 export const INVERT_SPEC: Spec = {
@@ -79,7 +89,24 @@ export const INVERT_SPEC: Spec = {
     default: DEFAULT_IMAGE_TEXT,
     arg: "PATH",
     help:
-      "target image (PNG or JPEG), resized and centre-cropped to the model's size",
+      "target image (PNG or JPEG), resized and centre-cropped to the model's size. Repeatable: several images run as one batch, each into DIR/NAME/",
+    multiple: true,
+    saved: true,
+    identity: true,
+  },
+  seeds: {
+    type: "string",
+    arg: "S-S|S,S",
+    defaultText: "one run",
+    help:
+      `random starts of a batch, e.g. 0-7: each image once per seed, into DIR/NAME-seedS/ (at most ${MAX_BATCH} runs; the untrained weights keep --seed)`,
+  },
+  "start-seed": {
+    type: "string",
+    arg: "N",
+    defaultText: "--seed",
+    help:
+      "seed of the random start and of the noise baseline alone (the untrained weights keep --seed)",
     saved: true,
     identity: true,
   },
@@ -123,9 +150,13 @@ export const INVERT_SPEC: Spec = {
 /** Options of `demo`: those of invert, with --layers for --layer and no --resume. */
 export const DEMO_SPEC: Spec = Object.fromEntries(
   Object.entries(INVERT_SPEC).flatMap(([k, o]): [string, Opt][] => {
-    if (["only-layer", "save-every", "stop-at", "resume"].includes(k)) {
+    if (
+      ["only-layer", "save-every", "stop-at", "resume", "seeds", "start-seed"]
+        .includes(k)
+    ) {
       return [];
     }
+    if (k === "image") return [[k, { ...o, multiple: undefined }]];
     if (k === "layer") {
       return [["layers", {
         type: "string",
@@ -212,12 +243,16 @@ export function invertSettings(
       new TypeError(`Invalid --loss "${loss}": expected l1 or l2`),
     );
   }
+  const shared = scheduleSettings(raw);
   return {
     layer,
     onlyLayer,
     loss,
     steps: stepsOpt(raw, "steps", 1),
-    ...scheduleSettings(raw),
+    ...shared,
+    seed: raw["start-seed"] === undefined
+      ? shared.seed
+      : intOpt(raw, "start-seed", 0, 2 ** 31 - 1),
   };
 }
 
@@ -341,6 +376,75 @@ export async function runInvert(
         ...drive,
       }),
   );
+  return await finishInvert(target, s, ctl, task, run, size, resume);
+}
+
+/**
+ * Runs inversions of several targets (settings differing only by seed) as one
+ * batch through the model's chain, each into its own `ctls[i].out` with the
+ * files, trace, snapshots and outcome of a {@linkcode runInvert} run.
+ */
+export async function runInvertBatch(
+  model: Model,
+  targets: readonly ImageTensor[],
+  settings: readonly InvertSettings[],
+  ctls: readonly Control[],
+): Promise<{ summary: InvertSummary; image: Float32Array }[]> {
+  const size = model.manifest.image_size;
+  const n = 3 * size * size;
+  const tasks = settings.map((s, i) => invertTask(s, targets[i], size));
+  const runs: RunSession<StepInfo>[] = [];
+  for (const [i, ctl] of ctls.entries()) {
+    runs.push(await openRun(ctl, tasks[i], undefined));
+  }
+  const s0 = settings[0];
+  let results: InvertResult[];
+  try {
+    results = await invertBatch(model, targets.map((t) => t.data), {
+      ...s0,
+      seeds: settings.map((s) => s.seed),
+      blocks: s0.onlyLayer ? [s0.layer] : undefined,
+      onStep: async (infos) => {
+        let go = true;
+        for (const [i, run] of runs.entries()) {
+          go = (await run.onStep(infos[i])) && go;
+        }
+        return go;
+      },
+    });
+  } catch (err) {
+    for (const [i, run] of runs.entries()) {
+      await run.fail(err, (image) => image.slice(i * n, (i + 1) * n));
+    }
+    throw err;
+  }
+  const out = [];
+  for (const [i, run] of runs.entries()) {
+    const done = await run.close(results[i]);
+    out.push(
+      await finishInvert(
+        targets[i],
+        settings[i],
+        ctls[i],
+        tasks[i],
+        done,
+        size,
+      ),
+    );
+  }
+  return out;
+}
+
+/** Writes a harnessed inversion's files and metrics.json; its summary and image. */
+async function finishInvert(
+  target: ImageTensor,
+  s: InvertSettings,
+  ctl: Control,
+  task: Task<StepInfo>,
+  run: Harnessed<InvertResult>,
+  size: number,
+  resume?: InvertResume,
+): Promise<{ summary: InvertSummary; image: Float32Array }> {
   const result = run.result;
   const criterionStep = resume?.criterionStep ?? result.criterionStep;
   const summary: InvertSummary = {
@@ -412,11 +516,201 @@ export function canonicalInvert(raw: Raw): Record<string, unknown> {
     layer: Number(str(raw, "layer")),
     "only-layer": raw["only-layer"] === true,
     loss: str(raw, "loss"),
+    "start-seed": raw["start-seed"] === undefined
+      ? null
+      : Number(str(raw, "start-seed")),
   };
+}
+
+/** `--seeds`: "0-7", "0,3,9" or both; at most {@linkcode MAX_BATCH} (checked before expanding). */
+export function parseSeeds(text: string): number[] {
+  const bad = (why: string) =>
+    usage(
+      new RangeError(
+        `Invalid --seeds "${text}": ${why}: expected seeds or ranges such as 0-7 or 0,3,9`,
+      ),
+    );
+  const seeds: number[] = [];
+  for (const part of text.split(",")) {
+    const m = part.trim().match(/^(\d+)(?:-(\d+))?$/);
+    if (!m) throw bad(`"${part}" is not a seed or range`);
+    const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (b < a) throw bad(`the range ${part} runs backwards`);
+    if (b > 2 ** 31 - 1) throw bad(`${b} is over 2147483647`);
+    if (seeds.length + (b - a + 1) > MAX_BATCH) {
+      throw bad(`more than ${MAX_BATCH} seeds`);
+    }
+    for (let v = a; v <= b; v++) seeds.push(v);
+  }
+  const dup = seeds.find((v, i) => seeds.indexOf(v) !== i);
+  if (dup !== undefined) throw bad(`seed ${dup} is given twice`);
+  return seeds;
+}
+
+/** Folder names of a batch's runs: the image's file name (made unique), and -seedS per seed. */
+function runNames(images: readonly string[], seeds: readonly number[] | null) {
+  const stems = images.map((p) =>
+    (p.split(/[/\\]/).pop() ?? "image").replace(/\.[^.]*$/, "")
+      .replace(/[^A-Za-z0-9_.-]/g, "_") || "image"
+  );
+  const unique = stems.map((s, i) =>
+    stems.filter((t) => t === s).length > 1 ? `${i + 1}-${s}` : s
+  );
+  return unique.flatMap((stem, i) =>
+    (seeds ?? [null]).map((seed) => ({
+      image: i,
+      seed,
+      name: seed === null
+        ? stem
+        : images.length > 1
+        ? `${stem}-seed${seed}`
+        : `seed${seed}`,
+    }))
+  );
+}
+
+/** `invert` with several --image or --seeds: one batch through the chain (one image at a time where the graphs have no batch axis). */
+async function invertBatchCommand(
+  pre: Awaited<ReturnType<typeof prelude>>,
+  images: readonly string[],
+  seeds: number[] | null,
+  ctx: Context,
+): Promise<number> {
+  const { raw, out } = pre;
+  if (pre.resumeDir !== undefined) {
+    throw usage(
+      new TypeError(
+        `Invalid --resume with several --image or --seeds: a batch starts afresh; resume one of its runs by its folder (--resume ${out}/NAME)`,
+      ),
+    );
+  }
+  const runs = runNames(images, seeds);
+  if (runs.length > MAX_BATCH) {
+    throw usage(
+      new RangeError(
+        `Invalid batch of ${images.length} images × ${
+          seeds?.length ?? 1
+        } seeds = ${runs.length} runs: expected at most ${MAX_BATCH}`,
+      ),
+    );
+  }
+  invertSettings(raw);
+  const paths = images.map((v) => defaultImage({ image: v }));
+  const source = modelSource(str(raw, "model"));
+  const { model, variant } = await openModel(raw, source);
+  try {
+    const base = invertSettings(raw, model.manifest);
+    const size = model.manifest.image_size;
+    checkKernel(base.kernelSize, size);
+    const targets: ImageTensor[] = [];
+    for (const p of paths) targets.push(await loadTarget(p, size));
+    await model.prepare(base.layer, {
+      gradient: true,
+      blocks: base.onlyLayer ? [base.layer] : undefined,
+    });
+    // Inputs are valid: from here on, files.
+    const saved = {
+      ...savedOptions(INVERT_SPEC, raw),
+      model: modelKey(str(raw, "model")),
+    };
+    const options = { ...saved, image: paths.join(","), seeds: raw.seeds };
+    const claim = {
+      command: "invert",
+      options,
+      overwrite: raw.overwrite === true,
+      continuing: false,
+    };
+    const about = modelAbout(model, source, base.normalize, variant);
+    const batched = model.manifest.batch_axis === true;
+    return await inOut(out, claim, ctx, async (stopper) => {
+      const ctls: Control[] = [];
+      const settings: InvertSettings[] = [];
+      for (const [k, r] of runs.entries()) {
+        const dir = `${out}/${r.name}`;
+        await Deno.mkdir(dir, { recursive: true });
+        const seed = r.seed ?? base.seed;
+        settings.push({ ...base, seed });
+        ctls.push({
+          out: dir,
+          ...pre.control,
+          quiet: pre.control.quiet || (batched && k > 0),
+          stopper,
+          options: {
+            ...saved,
+            image: paths[r.image],
+            ...(r.seed === null ? {} : { "start-seed": String(seed) }),
+          },
+          about,
+          label: batched
+            ? `invert layer ${base.layer}, batch of ${runs.length}`
+            : `invert ${r.name}`,
+          tag: variant.tag,
+        });
+      }
+      const picked = runs.map((r) => targets[r.image]);
+      console.error(
+        `vitrep invert: ${runs.length} runs ${
+          batched
+            ? "as one batch"
+            : `one at a time (${model.manifest.name}'s graphs take one image)`
+        }: ${runs.map((r) => r.name).join(", ")}`,
+      );
+      const results = batched
+        ? await runInvertBatch(model, picked, settings, ctls)
+        : [];
+      if (!batched) {
+        for (const [k, ctl] of ctls.entries()) {
+          if (stopper.requested) break;
+          results.push(await runInvert(model, picked[k], settings[k], ctl));
+        }
+      }
+      const rows = results.map((r) => r.summary);
+      const table = figuresTable(rows, {
+        title: "run",
+        cells: runs.map((r) => r.name),
+      });
+      await writeFiles(out, [{ name: "batch.md", data: table + "\n" }, {
+        name: "metrics.json",
+        data: JSON.stringify(
+          {
+            command: "invert",
+            options,
+            ...about,
+            batch: batched,
+            runs: runs.slice(0, rows.length).map((r, k) => ({
+              name: r.name,
+              image: paths[r.image],
+              seed: settings[k].seed,
+              ...rows[k],
+            })),
+            interrupted: stopper.requested || rows.some((r) => r.interrupted),
+          },
+          null,
+          2,
+        ) + "\n",
+      }]);
+      console.log(table);
+      console.log(
+        `\nwrote ${out}/ (batch.md, metrics.json, ${
+          runs.slice(0, rows.length).map((r) => `${r.name}/`).join(", ")
+        })`,
+      );
+      return stopper.requested ? EXIT_INTERRUPTED : 0;
+    });
+  } finally {
+    await model.release();
+  }
 }
 
 async function invertCommand(given: Raw, ctx: Context): Promise<number> {
   const pre = await prelude("invert", INVERT_SPEC, given, canonicalInvert);
+  const images = list(pre.raw, "image");
+  const seeds = pre.raw.seeds === undefined
+    ? null
+    : parseSeeds(str(pre.raw, "seeds"));
+  if (images.length > 1 || seeds !== null) {
+    return await invertBatchCommand(pre, images, seeds, ctx);
+  }
   const { raw, snap, resumeDir, out } = pre;
   invertSettings(raw); // everything that needs no model first
   const imagePath = defaultImage(raw);

@@ -112,6 +112,12 @@ export interface ManifestCommon {
   input: ManifestInput;
   /** Name of the external-data file the graphs reference. */
   external_data: string;
+  /**
+   * Whether every graph's first axis (but the switches') is a dynamic batch
+   * axis, so one chain runs B images at once (absent in manifests of older
+   * converters: one image per call).
+   */
+  batch_axis?: boolean;
   /** Graphs by name (`stem.fwd`, `block.vjp`, …). */
   graphs: Record<string, GraphEntry>;
   /** The chain: input processing, blocks, head (`num_layers + 2` entries). */
@@ -440,6 +446,9 @@ export function parseManifest(json: unknown, source: string): Manifest {
   const ext = c.string(o.external_data, "external_data");
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/.test(ext)) {
     c.expect("external_data", "a plain file name", ext);
+  }
+  if (o.batch_axis !== undefined && typeof o.batch_axis !== "boolean") {
+    c.expect("batch_axis", "true or false", o.batch_axis);
   }
   const known = tensors(c, o.tensors);
   const graphs = c.record(o.graphs, "graphs", (g, p) => graphEntry(c, g, p));

@@ -69,8 +69,15 @@ export interface Objective {
   readonly name: string;
   /** The layer whose output it reads. */
   readonly layer: Layer;
-  /** Value and gradient with respect to the output. */
-  evaluate(output: Tensor): { value: number; grad: Float32Array };
+  /**
+   * Value and gradient with respect to the output; for a batch (the output's
+   * first axis), optionally the value of each image (`value` is their sum).
+   */
+  evaluate(output: Tensor): {
+    value: number;
+    grad: Float32Array;
+    values?: number[];
+  };
 }
 
 /** A float32 tensor on the CPU. */
@@ -136,13 +143,19 @@ export interface ForwardOptions {
 export interface Gradient {
   /** The objective's value. */
   value: number;
+  /** The objective's value per image of the batch, when the objective reports them. */
+  values?: number[];
   /** d value / d x, shaped like the image. */
   grad: Float32Array;
   /** The output the objective saw. */
   output: Tensor;
 }
 
-/** Input x: a [1,3,H,W] Float32Array or an object holding one (an ImageTensor). */
+/**
+ * Input x: a [1,3,H,W] Float32Array or an object holding one (an ImageTensor);
+ * for models whose manifest has `batch_axis`, B images one after another
+ * ([B,3,H,W], B inferred from the length).
+ */
 export type ImageInput = Float32Array | { data: Float32Array };
 
 interface Runtime {
@@ -537,7 +550,13 @@ export class Model {
     }
     const output = { data: await be.read(value), dims: [...value.dims] };
     be.dispose(value);
-    const { value: objValue, grad: dOut } = objective.evaluate(output);
+    const r = objective.evaluate(output);
+    const { value: objValue, grad: dOut } = r;
+    if (!(dOut instanceof Float32Array) || dOut.length !== output.data.length) {
+      throw new RangeError(
+        `Objective "${objective.name}" gave a gradient of ${dOut?.length} values: expected one per output value, ${output.data.length} [${output.dims}]`,
+      );
+    }
     let grad = be.tensor(dOut, output.dims);
     for (let i = tape.length - 1; i >= 0; i--) {
       const { pos, saved } = tape[i];
@@ -552,7 +571,7 @@ export class Model {
     }
     const g = await be.read(grad);
     be.dispose(grad);
-    return { value: objValue, grad: g, output };
+    return { value: objValue, values: r.values, grad: g, output };
   }
 
   /**
@@ -598,13 +617,23 @@ export class Model {
     const m = this.#rt.manifest;
     const data = x instanceof Float32Array ? x : x?.data;
     const [, c, h, w] = m.input.shape;
-    if (!(data instanceof Float32Array) || data.length !== c * h * w) {
+    const one = c * h * w;
+    const count = data instanceof Float32Array ? data.length : 0;
+    const batch = count / one;
+    const fits = count > 0 && Number.isInteger(batch) &&
+      (batch === 1 || m.batch_axis === true);
+    if (!(data instanceof Float32Array) || !fits) {
+      const got = data instanceof Float32Array
+        ? `${data.length} values`
+        : typeof data;
       throw new RangeError(
-        `Invalid image of ${
-          data instanceof Float32Array ? data.length : typeof data
-        } values: expected a Float32Array of 1x${c}x${h}x${w} = ${
-          c * h * w
-        } values for ${m.name}`,
+        m.batch_axis
+          ? `Invalid image of ${got}: expected a Float32Array of B images, Bx${c}x${h}x${w} values (one is 1x${c}x${h}x${w} = ${one}), for ${m.name}`
+          : `Invalid image of ${got}: expected a Float32Array of 1x${c}x${h}x${w} = ${one} values for ${m.name}${
+            count > one && count % one === 0
+              ? ` (its graphs take one image: convert it again with tools/convert.py for a batch axis)`
+              : ""
+          }`,
       );
     }
     for (let i = 0; i < data.length; i++) {
@@ -616,7 +645,7 @@ export class Model {
         );
       }
     }
-    return this.#rt.backend.tensor(data, [1, c, h, w]);
+    return this.#rt.backend.tensor(data, [batch, c, h, w]);
   }
 
   /** Chain positions: 0 = stem, 1..N blocks, N+1 head. */

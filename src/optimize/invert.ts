@@ -106,6 +106,17 @@ export const INVERT_DEFAULTS = {
   seed: 0,
 };
 
+/** Options of {@linkcode invertBatch}: those of {@linkcode invert}, per image where they differ. */
+export interface InvertBatchOptions
+  extends Omit<InvertOptions, "onStep" | "resume"> {
+  /** Seed of each image's random start and noise baseline (default: `seed` for every image). */
+  seeds?: readonly number[];
+  /** Called after each step with one record per image; return `false` to stop early. */
+  onStep?: (infos: StepInfo[]) => void | boolean | Promise<void | boolean>;
+  /** Start from these images (one per target) and from this step. */
+  resume?: { images: readonly Float32Array[]; step: number };
+}
+
 /**
  * Layer representation (the essay's inversion): finds an image a_g whose layer
  * output matches that of `target` by plain gradient steps from noise.
@@ -127,71 +138,166 @@ export async function invert(
   target: Float32Array,
   options: InvertOptions = {},
 ): Promise<InvertResult> {
+  const { onStep, resume, ...rest } = options;
+  const [r] = await invertBatch(model, [target], {
+    ...rest,
+    onStep: onStep && ((infos) => onStep(infos[0])),
+    resume: resume && { images: [resume.image], step: resume.step },
+  });
+  return r;
+}
+
+/**
+ * {@linkcode invert} of several targets (or one target under several seeds)
+ * in one chain: the model runs the images as one batch (models whose manifest
+ * has `batch_axis`), each image's result equal to its own `invert` run. The
+ * ablations, layer and schedules are shared; a batch stops when any image's
+ * numbers diverge.
+ *
+ * @example
+ * ```ts
+ * import { loadModel } from "../model/mod.ts";
+ * import { invertBatch } from "./invert.ts";
+ * import assert from "node:assert/strict";
+ * const model = await loadModel("tests/fixtures/tiny_vit", { weights: "fixture" });
+ * const target = new Float32Array(3 * 32 * 32).fill(0.4);
+ * const runs = await invertBatch(model, [target, target], { layer: 1, steps: 3, seeds: [0, 1] });
+ * assert.equal(runs.length, 2);
+ * assert.notDeepEqual(runs[0].image, runs[1].image);
+ * ```
+ */
+export async function invertBatch(
+  model: Differentiable,
+  targets: readonly Float32Array[],
+  options: InvertBatchOptions = {},
+): Promise<InvertResult[]> {
   const o = { ...INVERT_DEFAULTS, ...options };
   const size = model.manifest.image_size;
   const n = 3 * size * size;
-  if (!(target instanceof Float32Array) || target.length !== n) {
+  const b = targets?.length;
+  if (!Array.isArray(targets) || b === 0) {
     throw new RangeError(
-      `Invalid target image of ${target?.length} values: expected 3x${size}x${size} = ${n}`,
+      `Invalid targets "${targets}": expected an array of one or more images`,
+    );
+  }
+  const which = (i: number) => b > 1 ? ` ${i}` : "";
+  targets.forEach((t, i) => {
+    if (!(t instanceof Float32Array) || t.length !== n) {
+      throw new RangeError(
+        `Invalid target image${
+          which(i)
+        } of ${t?.length} values: expected 3x${size}x${size} = ${n}`,
+      );
+    }
+  });
+  const seeds = o.seeds ?? targets.map(() => o.seed);
+  if (seeds.length !== b || !seeds.every(Number.isInteger)) {
+    throw new RangeError(
+      `Invalid seeds [${seeds}]: expected one seed per image (${b}), integers`,
     );
   }
   const runawayBound = o.runawayBound ?? RUNAWAY_BOUND;
-  checkRun({ ...o, runawayBound });
-  if (o.resume && o.resume.image.length !== n) {
+  const resume = o.resume;
+  if (resume && resume.images?.length !== b) {
     throw new RangeError(
-      `Invalid resume image of ${o.resume.image.length} values: expected 3x${size}x${size} = ${n}`,
+      `Invalid resume of ${resume.images?.length} images: expected one per target (${b})`,
     );
   }
+  resume?.images.forEach((image, i) => {
+    if (!(image instanceof Float32Array) || image.length !== n) {
+      throw new RangeError(
+        `Invalid resume image${
+          which(i)
+        } of ${image?.length} values: expected 3x${size}x${size} = ${n}`,
+      );
+    }
+  });
+  checkRun({
+    ...o,
+    runawayBound,
+    resume: resume && { image: join(resume.images), step: resume.step },
+  });
   const transform = inputTransform(model, o.normalize);
   const at = { layer: o.layer, blocks: o.blocks };
-  const embed = (x: Float32Array) => model.forward(transform.forward(x), at);
-  const targetOut = (await embed(target)).data;
+  const embed = async (x: Float32Array) =>
+    (await model.forward(transform.forward(x), at)).data;
+  const target = join(targets);
+  const targetOut = await embed(target);
+  const per = targetOut.length / b;
+  const out = (a: Float32Array, i: number) =>
+    b === 1 ? a : a.subarray(i * per, (i + 1) * per);
+  const img = (a: Float32Array, i: number) =>
+    b === 1 ? a : a.subarray(i * n, (i + 1) * n);
   // noise baseline: a' = a + N(0, 1/18)
-  const noisy = randomStart(n, o.seed + 1, 0, 1 / 18);
-  for (let i = 0; i < n; i++) noisy[i] += target[i];
-  const noiseBaseline = norm2((await embed(noisy)).data, targetOut);
+  const noisy = join(seeds.map((s) => randomStart(n, s + 1, 0, 1 / 18)));
+  for (let i = 0; i < noisy.length; i++) noisy[i] += target[i];
+  const noisyOut = await embed(noisy);
+  const baselines = seeds.map((_, i) =>
+    norm2(out(noisyOut, i), out(targetOut, i))
+  );
 
-  const param = imageParam(o.resume?.image ?? randomStart(n, o.seed), size);
+  const start = resume ? join(resume.images) : join(
+    seeds.map((s) => randomStart(n, s)),
+  );
+  const param = imageParam(start, size);
   const onStep = o.onStep;
   const run = await optimize(model, {
     param,
     objective: featureMatch(o.layer, targetOut, { loss: o.loss }),
     transform,
     blocks: o.blocks,
-    start: o.resume?.step ?? 0,
+    start: resume?.step ?? 0,
     steps: o.steps,
     lr: o.lr,
     sigma: o.sigma,
     kernelSize: o.kernelSize,
     runawayBound,
-    record: (s): TraceRow => ({
-      step: s.step,
-      loss: s.value,
-      embeddingDistance: norm2(s.output.data, targetOut),
-      inputDistance: norm2(s.view.image, target),
-      lr: s.lr,
-      sigma: s.sigma,
-    }),
+    record: (s): TraceRow[] =>
+      targets.map((t, i) => ({
+        step: s.step,
+        loss: b === 1 ? s.value : s.values![i],
+        embeddingDistance: norm2(out(s.output.data, i), out(targetOut, i)),
+        inputDistance: norm2(img(s.view.image, i), t),
+        lr: s.lr,
+        sigma: s.sigma,
+      })),
     onStep: onStep &&
-      ((row, p) =>
-        onStep({ ...row, steps: o.steps, image: p.data, noiseBaseline })),
+      ((rows, p) =>
+        onStep(rows.map((row, i) => ({
+          ...row,
+          steps: o.steps,
+          image: b === 1 ? p.data : img(p.data, i).slice(),
+          noiseBaseline: baselines[i],
+        })))),
   });
-  const image = param.data;
-  const embeddingDistance = norm2((await embed(image)).data, targetOut);
-  const below = run.trace.find((r) => r.embeddingDistance < noiseBaseline);
-  const criterionStep = below?.step ??
-    (embeddingDistance < noiseBaseline ? run.next : null);
-  return {
-    image,
-    target,
-    trace: run.trace,
-    noiseBaseline,
-    criterionStep,
-    final: {
-      embeddingDistance,
-      inputDistance: norm2(image, target),
-      psnr: psnr(image, target),
-      steps: run.next,
-    },
-  };
+  const finalOut = await embed(param.data);
+  return targets.map((t, i) => {
+    const image = b === 1 ? param.data : img(param.data, i).slice();
+    const trace = run.trace.map((rows) => rows[i]);
+    const embeddingDistance = norm2(out(finalOut, i), out(targetOut, i));
+    const below = trace.find((r) => r.embeddingDistance < baselines[i]);
+    const criterionStep = below?.step ??
+      (embeddingDistance < baselines[i] ? run.next : null);
+    return {
+      image,
+      target: t,
+      trace,
+      noiseBaseline: baselines[i],
+      criterionStep,
+      final: {
+        embeddingDistance,
+        inputDistance: norm2(image, t),
+        psnr: psnr(image, t),
+        steps: run.next,
+      },
+    };
+  });
+}
+
+/** The images one after another (the array itself for one). */
+function join(parts: readonly Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const all = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
+  parts.forEach((p, i) => all.set(p, i * p.length));
+  return all;
 }

@@ -49,6 +49,8 @@ export interface GradientStepResult {
   image: Float32Array;
   /** The objective's value at `a`. */
   value: number;
+  /** Per image of a batch, when the objective reports them (one value per image). */
+  values?: number[];
   /** The gradient ∇a in image space. */
   grad: Float32Array;
   /** The model output at `a` (the objective's layer). */
@@ -115,8 +117,16 @@ export async function gradientStep(
   const next = new Float32Array(a.length);
   for (let i = 0; i < a.length; i++) next[i] = a[i] - lr * grad[i];
   const k = options.kernelSize ?? 3;
-  const image = gaussianBlur(next, 3, size, size, k, sigma);
-  return { image, value: r.value, grad, output: r.output };
+  // a batch [B,3,H,W] blurs as 3·B planes
+  const image = gaussianBlur(
+    next,
+    a.length / (size * size),
+    size,
+    size,
+    k,
+    sigma,
+  );
+  return { image, value: r.value, values: r.values, grad, output: r.output };
 }
 
 /** What the loop knows about a finished step, for the trace row. */
@@ -129,6 +139,8 @@ export interface StepRecord {
   sigma: number;
   /** The objective's value before the update. */
   value: number;
+  /** Per image of a batch, when the objective reports them. */
+  values?: number[];
   /** The model output before the update. */
   output: Tensor;
   /** The view the step differentiated (its image is the one before the update). */
@@ -228,6 +240,7 @@ export async function optimize<Row>(
       lr,
       sigma,
       value: r.value,
+      values: r.values,
       output: r.output,
       view,
     });

@@ -11,6 +11,11 @@ import { firstNonFinite } from "./_vector.ts";
 
 export type { Objective };
 
+/** Images in an output: its first axis when it has two or more, else one. */
+function batchRows(output: Tensor): number {
+  return output.dims.length >= 2 ? output.dims[0] : 1;
+}
+
 /** Options of {@linkcode featureMatch}. */
 export interface FeatureMatchOptions {
   /** `"l2"`: Σ(O − T)²; `"l1"`: Σ|O − T| (default `"l2"`). */
@@ -20,6 +25,8 @@ export interface FeatureMatchOptions {
 /**
  * Distance between a layer's output and a target: Σ(O_L(x) − T)² (l2) or
  * Σ|O_L(x) − T| (l1). The gradient of |·| at 0 is taken as 0, as in PyTorch.
+ * For a batch the target holds one target per image (B times the layer's
+ * values) and `values` gives each image's distance.
  * A NaN or ±Inf in the target is refused here, naming its index.
  *
  * @example
@@ -67,21 +74,18 @@ export function featureMatch(
         );
       }
       const grad = new Float32Array(o.length);
+      const rows = batchRows(output);
+      const per = o.length / rows;
+      const values = new Array<number>(rows).fill(0);
       let value = 0;
-      if (loss === "l2") {
-        for (let i = 0; i < o.length; i++) {
-          const d = o[i] - t[i];
-          value += d * d;
-          grad[i] = 2 * d;
-        }
-      } else {
-        for (let i = 0; i < o.length; i++) {
-          const d = o[i] - t[i];
-          value += Math.abs(d);
-          grad[i] = Math.sign(d);
-        }
+      for (let i = 0; i < o.length; i++) {
+        const d = o[i] - t[i];
+        const v = loss === "l2" ? d * d : Math.abs(d);
+        value += v;
+        values[Math.floor(i / per)] += v;
+        grad[i] = loss === "l2" ? 2 * d : Math.sign(d);
       }
-      return { value, grad };
+      return { value, grad, values };
     },
   };
 }
@@ -94,7 +98,8 @@ export interface ClassLogitOptions {
 
 /**
  * |C − O_i|: drives the logit of class `index` towards a large constant C, as in
- * the essay's input generation.
+ * the essay's input generation; for a batch of logits [B, classes], of every
+ * image (`values` per image, `value` their sum).
  *
  * @example
  * ```ts
@@ -124,15 +129,23 @@ export function classLogit(
     layer: "logits",
     evaluate(output) {
       const o = output.data;
-      if (index >= o.length) {
+      const rows = batchRows(output);
+      const classes = o.length / rows;
+      if (index >= classes) {
         throw new RangeError(
-          `Invalid class index "${index}": expected 0..${o.length - 1}`,
+          `Invalid class index "${index}": expected 0..${classes - 1}`,
         );
       }
-      const d = c - o[index];
       const grad = new Float32Array(o.length);
-      grad[index] = -Math.sign(d);
-      return { value: Math.abs(d), grad };
+      const values: number[] = [];
+      let value = 0;
+      for (let b = 0; b < rows; b++) {
+        const d = c - o[b * classes + index];
+        grad[b * classes + index] = -Math.sign(d);
+        values.push(Math.abs(d));
+        value += Math.abs(d);
+      }
+      return { value, grad, values };
     },
   };
 }

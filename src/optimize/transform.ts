@@ -195,7 +195,7 @@ export const IDENTITY: Transform = Object.freeze({
 });
 
 /**
- * Per-channel normalization of a [3,H,W] image with H = W = `size`:
+ * Per-channel normalization of a [3,H,W] image (or a batch [B,3,H,W]) with H = W = `size`:
  * x ↦ (x − mean_c) / std_c, whose VJP is g ↦ g / std_c.
  *
  * @example
@@ -226,13 +226,13 @@ export function normalizeTransform(
     forward(x) {
       const out = new Float32Array(x.length);
       for (let i = 0; i < x.length; i++) {
-        const c = Math.floor(i / plane);
+        const c = Math.floor(i / plane) % 3;
         out[i] = (x[i] - mean[c]) / std[c];
       }
       return out;
     },
     vjp(g) {
-      for (let i = 0; i < g.length; i++) g[i] /= std[Math.floor(i / plane)];
+      for (let i = 0; i < g.length; i++) g[i] /= std[Math.floor(i / plane) % 3];
       return g;
     },
   };

@@ -19,12 +19,16 @@ ALIGN = 64
 PARAM_LEAVES = ("weight", "bias", "running_mean", "running_var")
 
 
-def export_graph(module: nn.Module, args: tuple, inputs: List[str], outputs: List[str]):
-    """torch.onnx.export of module at args (opset 17, no constant folding) as an onnx ModelProto."""
+def export_graph(module: nn.Module, args: tuple, inputs: List[str], outputs: List[str], batch: bool = False):
+    """torch.onnx.export of module at args (opset 17, no constant folding) as an onnx ModelProto. With
+    batch, the first axis of every input and output but the switches (`use_*` scalars) is the dynamic
+    batch axis "B"."""
     import onnx
 
     buf = io.BytesIO()
     kwargs = dict(input_names=inputs, output_names=outputs, opset_version=OPSET, do_constant_folding=False)
+    if batch:
+        kwargs["dynamic_axes"] = {n: {0: "B"} for n in inputs + outputs if not n.startswith("use_")}
     if "dynamo" in inspect.signature(torch.onnx.export).parameters:
         kwargs["dynamo"] = False
     with torch.no_grad():
@@ -57,10 +61,10 @@ def externalize(model, names: List[str]) -> List[dict]:
 
 
 def save_graph(out: str, gname: str, module: nn.Module, args: tuple, inputs: List[str],
-               outputs: List[str]) -> dict:
+               outputs: List[str], batch: bool = False) -> dict:
     """Exports module (a layers.Params) as out/graphs/<gname>.onnx with its parameters as external
     data; returns the manifest's graph entry: file, sha256, inputs, outputs, params, unused_params."""
-    g = export_graph(module, args, inputs, outputs)
+    g = export_graph(module, args, inputs, outputs, batch)
     params = list(module._names)
     present = {i.name for i in g.graph.initializer}
     layout = externalize(g, [n for n in params if n in present])
@@ -81,9 +85,11 @@ def save_graph(out: str, gname: str, module: nn.Module, args: tuple, inputs: Lis
             "params": layout, "unused_params": [n for n in params if n not in present]}
 
 
-def export_modules(out: str, mods: Dict[str, nn.Module], specs: Dict[str, tuple]) -> Dict[str, dict]:
+def export_modules(out: str, mods: Dict[str, nn.Module], specs: Dict[str, tuple],
+                   batch: bool = False) -> Dict[str, dict]:
     """save_graph for each graph name in specs: (example args, input names, output names)."""
-    return {gname: save_graph(out, gname, mods[gname], args, ins, outs) for gname, (args, ins, outs) in specs.items()}
+    return {gname: save_graph(out, gname, mods[gname], args, ins, outs, batch)
+            for gname, (args, ins, outs) in specs.items()}
 
 
 def distinct_values(seed: int, draw: Callable[..., torch.Tensor]):

@@ -38,14 +38,16 @@ def layer_entry(name: str, graph: str, prefix: str, switches: List[str]) -> dict
 
 def build_manifest(*, name: str, architecture: str, image_size: int, num_layers: int, num_classes: int,
                    family: Dict[str, object], patch_filters: str, meta: dict, graphs: Dict[str, dict],
-                   layers: List[dict], tensors: Dict[str, dict], weight_sets: Dict[str, dict]) -> dict:
+                   layers: List[dict], tensors: Dict[str, dict], weight_sets: Dict[str, dict],
+                   batch_axis: bool = False) -> dict:
     """The manifest of a converted model. family: the architecture's own fields (e.g. patch_size,
     hidden_dim, num_heads for a ViT; block, stages for a ResNet), in the order they are written.
-    meta: weights name, input mean/std and class names (categories)."""
+    meta: weights name, input mean/std and class names (categories). batch_axis: every graph's first
+    axis (but the switches') is a dynamic batch axis, so a chain runs B images at once."""
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}")
     clash = [k for k in family if k in ("format", "name", "architecture", "image_size", "num_layers", "num_classes",
-                                        "patch_filters", "input", "graphs", "layers", "tensors")]
+                                        "patch_filters", "input", "graphs", "layers", "tensors", "batch_axis")]
     if clash:
         raise ValueError(f"family fields {clash} would overwrite common manifest fields")
     if patch_filters not in tensors:
@@ -62,6 +64,7 @@ def build_manifest(*, name: str, architecture: str, image_size: int, num_layers:
         "input": {"shape": [1, 3, image_size, image_size], "mean": meta["mean"], "std": meta["std"],
                   "range": [0, 1], "layout": "NCHW"},
         "opset": OPSET,
+        "batch_axis": bool(batch_axis),
         "converter": {"torch": torch.__version__, "script": SCRIPT},
         "external_data": EXTERNAL,
         "graphs": graphs,

@@ -91,7 +91,7 @@ def switch_meaning(arch: str) -> Dict[str, str]:
 
 
 def sub_fwd(x, ln_w, ln_b, w1, b1, w2, b2, use_ln, use_mlp, use_res, norm_t: bool, mlp_t: bool):
-    """A residual sub-block on x [1,n,D]: LayerNorm, then a GELU MLP, then the residual; norm_t / mlp_t
+    """A residual sub-block on x [B,n,D]: LayerNorm, then a GELU MLP, then the residual; norm_t / mlp_t
     apply the norm / the MLP over the token axis (on x transposed). Returns y, mean, rstd, z."""
     xn = x.transpose(1, 2) if norm_t else x
     # A norm over the tokens normalizes each channel across the patches, where a channel's offset
@@ -168,7 +168,7 @@ class MixBlockVjp(MixBlockFwd):
 
 
 class MixerStemFwd(Params):
-    """image [1,3,H,W] -> tokens [1,n,D]: the patch convolution alone (no class token, no position)."""
+    """image [B,3,H,W] -> tokens [B,n,D]: the patch convolution alone (no class token, no position)."""
 
     def __init__(self, tensors, side: int, proj: str = "stem.proj"):
         super().__init__(tensors)
@@ -178,7 +178,7 @@ class MixerStemFwd(Params):
 
     def embed(self, x):
         t = F.conv2d(x, self.w(f"{self.proj}.weight"), self.w(f"{self.proj}.bias"), stride=self.p)
-        return t.reshape(1, self.d, self.side * self.side).permute(0, 2, 1)
+        return t.reshape(-1, self.d, self.side * self.side).permute(0, 2, 1)
 
     def forward(self, x):
         return self.embed(x)
@@ -186,18 +186,19 @@ class MixerStemFwd(Params):
 
 class MixerStemVjp(MixerStemFwd):
     def forward(self, dy):
-        dt = dy.permute(0, 2, 1).reshape(1, self.d, self.side, self.side)
+        dt = dy.permute(0, 2, 1).reshape(-1, self.d, self.side, self.side)
         return F.conv_transpose2d(dt, self.w(f"{self.proj}.weight"), stride=self.p)
 
 
 class FFStemFwd(MixerStemFwd):
-    """image -> tokens [1,1+n,D]: patch convolution, class token, position embedding (switch use_pos)."""
+    """image -> tokens [B,1+n,D]: patch convolution, class token, position embedding (switch use_pos)."""
 
     def __init__(self, tensors, side: int):
         super().__init__(tensors, side, "patch_embed.proj")
 
     def forward(self, x, use_pos):
-        t = torch.cat([self.w("cls_token"), self.embed(x)], dim=1)
+        e = self.embed(x)
+        t = torch.cat([self.w("cls_token").expand(e.shape[0], -1, -1), e], dim=1)
         pe = self.w("pos_encoding.pos_embed").reshape(1, self.d, self.side * self.side).permute(0, 2, 1)
         pos = torch.cat([self.w("pos_encoding.cls_pos_embed"), pe], dim=1)
         return t + use_pos * pos
@@ -447,6 +448,7 @@ def convert(model, meta: dict, model_name: str, out: str, check: bool = True, wr
         name=model_name, architecture=cfg["arch"], image_size=cfg["image_size"], num_layers=tg.num_layers,
         num_classes=tg.num_classes, family=family, patch_filters=f"{KEYS[cfg['arch']]['proj']}.weight", meta=meta,
         graphs=graphs, layers=layers, tensors=tensor_table(sd, spec),
-        weight_sets=write_weight_set(out, sd, model_name, meta, weight_set) if write_weights else {})
+        weight_sets=write_weight_set(out, sd, model_name, meta, weight_set) if write_weights else {},
+        batch_axis=True)
     write_manifest(out, manifest)
     return manifest

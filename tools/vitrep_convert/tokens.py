@@ -86,7 +86,7 @@ def export_token_graphs(out: str, tg: TokenGraphs) -> Dict[str, dict]:
         "head.vjp": ((torch.randn(1, tg.num_classes), x_tok, *saved_head), ["dy", "x"] + HEAD_SAVED, ["dx"]),
     }
     rnd = distinct_values(0, torch.randn)
-    return export_modules(out, tg.modules(rnd(tg.stem_t), rnd(tg.block_t(0)), rnd(tg.head_t)), specs)
+    return export_modules(out, tg.modules(rnd(tg.stem_t), rnd(tg.block_t(0)), rnd(tg.head_t)), specs, batch=True)
 
 
 def _check_stem(tg: TokenGraphs, mods, ref: TokenReference, tol: float, log: Log) -> float:
@@ -147,6 +147,33 @@ def _check_head_and_chain(tg: TokenGraphs, ref: TokenReference, tol: float, log:
     return worst
 
 
+def _check_batch(tg: TokenGraphs, mods, tol: float, log: Log) -> None:
+    """Each graph module on a batch of 3 against the same module on each image alone: the batch axis
+    mixes nothing across images (forward outputs, saved values and input gradients)."""
+    sw = [torch.tensor(1.0)] * len(SWITCHES)
+    stem_sw = [torch.tensor(1.0)] * len(tg.stem_switches)
+    gen = torch.Generator().manual_seed(7)  # its own draws: the callers' random stream stays as it was
+    x_img = torch.rand(3, 3, tg.image_size, tg.image_size, generator=gen)
+    x_tok = torch.randn(3, tg.seq, tg.dim, generator=gen)
+    with torch.no_grad():
+        runs = {
+            "stem.fwd": lambda x: (mods["stem.fwd"](x, *stem_sw),),
+            "stem.vjp": lambda dy: (mods["stem.vjp"](dy),),
+            "block.fwd": lambda x: mods["block.fwd"](x, *sw),
+            "block.vjp": lambda x: (mods["block.vjp"](x, *sw, x * 0.5, *mods["block.fwd"](x * 0.5, *sw)[1:]),),
+            "head.fwd": lambda x: mods["head.fwd"](x),
+            "head.vjp": lambda x: (mods["head.vjp"](x[:, 0, :1] * torch.linspace(-1, 1, tg.num_classes), x,
+                                                    *mods["head.fwd"](x)[1:]),),
+        }
+        for name, run in runs.items():
+            x = x_img if name == "stem.fwd" else x_tok
+            whole = run(x)
+            for i in range(3):
+                for got, want in zip(whole, run(x[i:i + 1])):
+                    check_same(f"{name} batch image {i}", got[i:i + 1], want,
+                               f"{name} on a batch differs from one image alone", tol, log)
+
+
 def check_token_model(title: str, tg: TokenGraphs, ref: TokenReference, sd: Dict[str, torch.Tensor],
                       init_spec, untrained: bool, tol: float, log: Log, check_layers: int) -> None:
     """Every graph module against torch.autograd through the reference model (see the helpers above),
@@ -157,6 +184,7 @@ def check_token_model(title: str, tg: TokenGraphs, ref: TokenReference, sd: Dict
     worst = _check_stem(tg, mods, ref, tol, log)
     worst = max(worst, _check_blocks(tg, ref, tol, log, check_layers))
     worst = max(worst, _check_head_and_chain(tg, ref, tol, log))
+    _check_batch(tg, mods, tol, log)
     if untrained:
         check_init(sd, log, init_spec)
     log(f"check passed: worst relative error {worst:.2e}")

@@ -50,7 +50,7 @@ SWITCH_MEANING = {"use_pos": "encoder.pos_embedding (stem)", "use_ln1": "ln_1", 
 
 
 class StemFwd(Params):
-    """image [1,3,H,W] -> tokens [1,1+n,D]: patch conv, class token, position embedding."""
+    """image [B,3,H,W] -> tokens [B,1+n,D]: patch conv, class token, position embedding."""
 
     def __init__(self, tensors):
         super().__init__(tensors)
@@ -60,14 +60,14 @@ class StemFwd(Params):
 
     def forward(self, x, use_pos):
         t = F.conv2d(x, self.w("conv_proj.weight"), self.w("conv_proj.bias"), stride=self.p)
-        t = t.reshape(1, self.d, self.side * self.side).permute(0, 2, 1)
-        t = torch.cat([self.w("class_token"), t], dim=1)
+        t = t.reshape(-1, self.d, self.side * self.side).permute(0, 2, 1)
+        t = torch.cat([self.w("class_token").expand(t.shape[0], -1, -1), t], dim=1)
         return t + use_pos * self.w("encoder.pos_embedding")
 
 
 class StemVjp(StemFwd):
     def forward(self, dy):
-        dt = dy[:, 1:, :].permute(0, 2, 1).reshape(1, self.d, self.side, self.side)
+        dt = dy[:, 1:, :].permute(0, 2, 1).reshape(-1, self.d, self.side, self.side)
         return F.conv_transpose2d(dt, self.w("conv_proj.weight"), stride=self.p)
 
 
@@ -83,11 +83,11 @@ class BlockFwd(Params):
         l1, mean1, rstd1 = LayerNormStats.apply(x, self.w("ln_1.weight"), self.w("ln_1.bias"))
         h = mix(use_ln1, l1, x)
         qkv = F.linear(h, self.w("self_attention.in_proj_weight"), self.w("self_attention.in_proj_bias"))
-        qkv = qkv.reshape(n, 3, nh, hd).permute(1, 2, 0, 3)  # [3, nh, n, hd]
+        qkv = qkv.reshape(-1, n, 3, nh, hd).permute(2, 0, 3, 1, 4)  # [3, B, nh, n, hd]
         q, k, v = qkv[0], qkv[1], qkv[2]
-        s = torch.matmul(q, k.transpose(1, 2)) * (1.0 / math.sqrt(hd))
+        s = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
         p = torch.softmax(s, dim=-1)
-        o = torch.matmul(p, v).permute(1, 0, 2).reshape(1, n, d)
+        o = torch.matmul(p, v).permute(0, 2, 1, 3).reshape(-1, n, d)
         att = F.linear(o, self.w("self_attention.out_proj.weight"), self.w("self_attention.out_proj.bias"))
         a = mix(use_attn, att, h)
         x1 = a + use_res1 * x
@@ -116,13 +116,13 @@ class BlockVjp(BlockFwd):
         # x1 = mix(use_attn, attn(h), h) + use_res1 * x
         dx = use_res1 * dx1
         do = torch.matmul(use_attn * dx1, self.w("self_attention.out_proj.weight"))
-        do = do.reshape(n, nh, hd).permute(1, 0, 2)  # [nh, n, hd]
-        dp = torch.matmul(do, v.transpose(1, 2))
-        dv = torch.matmul(p.transpose(1, 2), do)
+        do = do.reshape(-1, n, nh, hd).permute(0, 2, 1, 3)  # [B, nh, n, hd]
+        dp = torch.matmul(do, v.transpose(-2, -1))
+        dv = torch.matmul(p.transpose(-2, -1), do)
         ds = p * (dp - (dp * p).sum(-1, keepdim=True)) * (1.0 / math.sqrt(hd))
         dq = torch.matmul(ds, k)
-        dk = torch.matmul(ds.transpose(1, 2), q)
-        dqkv = torch.stack([dq, dk, dv], 0).permute(2, 0, 1, 3).reshape(1, n, 3 * d)
+        dk = torch.matmul(ds.transpose(-2, -1), q)
+        dqkv = torch.stack([dq, dk, dv], 0).permute(1, 3, 0, 2, 4).reshape(-1, n, 3 * d)
         dh = (1.0 - use_attn) * dx1 + torch.matmul(dqkv, self.w("self_attention.in_proj_weight"))
         # h = mix(use_ln1, ln1(x), x)
         return dx + (1.0 - use_ln1) * dh + ln_bwd(dh, x, mean1, rstd1, use_ln1 * self.w("ln_1.weight"))
@@ -166,7 +166,7 @@ def ref_block(layer: nn.Module, x: torch.Tensor, sw: Dict[str, float]) -> torch.
 def ref_stem(model: nn.Module, x: torch.Tensor, use_pos: float) -> torch.Tensor:
     """torchvision's input processing: patches, class token, position embedding (if use_pos)."""
     t = model._process_input(x)
-    t = torch.cat([model.class_token.expand(1, -1, -1), t], dim=1)
+    t = torch.cat([model.class_token.expand(t.shape[0], -1, -1), t], dim=1)
     return t + model.encoder.pos_embedding if use_pos else t
 
 
@@ -305,7 +305,8 @@ def convert(model, meta: dict, model_name: str, out: str, check: bool = True, wr
         name=model_name, architecture="vit", image_size=model.image_size, num_layers=tg.num_layers,
         num_classes=tg.num_classes, family=family, patch_filters="conv_proj.weight", meta=meta, graphs=graphs,
         layers=layers, tensors=tensor_table(sd, init_spec),
-        weight_sets=write_weight_set(out, sd, model_name, meta, weight_set) if write_weights else {})
+        weight_sets=write_weight_set(out, sd, model_name, meta, weight_set) if write_weights else {},
+        batch_axis=True)
     write_manifest(out, manifest)
     return manifest
 
