@@ -170,3 +170,25 @@ export async function withChromium<T>(
     await Deno.remove(profile, { recursive: true }).catch(() => {});
   }
 }
+
+/** What a report page did in Chromium: console errors, its images (loaded or not), its claims table. */
+export interface PageReport {
+  errors: string[];
+  images: { src: string; ok: boolean }[];
+  claims: { id: string; verdict: string }[];
+}
+
+/** Opens an essay report page (`file`, a path) in headless Chromium and reports what it did. */
+export function openReport(bin: string, file: string): Promise<PageReport> {
+  return withChromium(bin, async (page) => {
+    await page.navigate(`file://${file}`);
+    const images = await page.evaluate(
+      `Promise.all([...document.images].map((i) => i.decode().then(() => true, () => false)
+        .then((ok) => ({ src: i.getAttribute("src"), ok: ok && i.naturalWidth > 0 }))))`,
+    ) as PageReport["images"];
+    const claims = await page.evaluate(
+      `[...document.querySelectorAll("#claims tbody tr")].map((tr) => ({ id: tr.dataset.claim, verdict: tr.querySelector(".verdict").textContent }))`,
+    ) as PageReport["claims"];
+    return { errors: page.errors, images, claims };
+  });
+}

@@ -3,9 +3,14 @@
 // Chromium driven over the DevTools protocol: no console error, every image
 // loads, and the claims table on the page equals claims.json.
 import assert from "node:assert/strict";
-import { CLAIMS, discoverModels, plan } from "../src/essay/mod.ts";
+import {
+  CLAIMS,
+  discoverModels,
+  localReferences,
+  plan,
+} from "../src/essay/mod.ts";
 import { BUDGETS } from "../src/essay/mod.ts";
-import { chromiumPath, withChromium } from "./_chromium.ts";
+import { chromiumPath, openReport as openInChromium } from "./_chromium.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const VERDICTS = ["agrees", "partly", "disagrees", "not run"];
@@ -36,31 +41,18 @@ async function essay(
   };
 }
 
-interface PageReport {
-  errors: string[];
-  images: { src: string; ok: boolean }[];
-  claims: { id: string; verdict: string }[];
-}
-
-/** Opens `file` in headless Chromium and reports what the page did. */
-function openInChromium(bin: string, file: string): Promise<PageReport> {
-  return withChromium(bin, async (page) => {
-    await page.navigate(`file://${file}`);
-    const images = await page.evaluate(
-      `Promise.all([...document.images].map((i) => i.decode().then(() => true, () => false)
-        .then((ok) => ({ src: i.getAttribute("src"), ok: ok && i.naturalWidth > 0 }))))`,
-    ) as PageReport["images"];
-    const claims = await page.evaluate(
-      `[...document.querySelectorAll("#claims tbody tr")].map((tr) => ({ id: tr.dataset.claim, verdict: tr.querySelector(".verdict").textContent }))`,
-    ) as PageReport["claims"];
-    return { errors: page.errors, images, claims };
-  });
-}
-
 Deno.test("essay --budget smoke: index.html and claims.json with a verdict or 'not run' for every claim; the page in Chromium", async (t) => {
   const out = await Deno.makeTempDir({ prefix: "vitrep_essay_" });
+  const pub = `${out}-published`;
   try {
-    const r = await essay(["--budget", "smoke", "--out", out]);
+    const r = await essay([
+      "--budget",
+      "smoke",
+      "--out",
+      out,
+      "--publish",
+      pub,
+    ]);
     assert.equal(r.code, 0, r.stderr.slice(-3000));
     const json = JSON.parse(await Deno.readTextFile(`${out}/claims.json`));
     assert.deepEqual(
@@ -134,6 +126,38 @@ Deno.test("essay --budget smoke: index.html and claims.json with a verdict or 'n
         );
       },
     );
+    await t.step(
+      "--publish: a lean copy with every file the page shows, the depth figure, smaller than the run",
+      async () => {
+        assert.match(r.stdout, /published .*: \d+ files, [\d.]+ MiB/);
+        const page = await Deno.readTextFile(`${pub}/index.html`);
+        const refs = localReferences(page);
+        assert.ok(refs.length > 10);
+        for (const { ref } of refs) await Deno.stat(`${pub}/${ref}`);
+        assert.ok(refs.some((x) => x.ref === "depth.png"), "depth figure");
+        assert.ok(
+          refs.some((x) => x.cls === "thumb" && x.ref.endsWith(".jpg")),
+        );
+        assert.deepEqual(
+          JSON.parse(await Deno.readTextFile(`${pub}/claims.json`)),
+          json,
+        );
+        const size = async (dir: string): Promise<number> => {
+          let total = 0;
+          for await (const e of Deno.readDir(dir)) {
+            const p = `${dir}/${e.name}`;
+            total += e.isDirectory ? await size(p) : (await Deno.stat(p)).size;
+          }
+          return total;
+        };
+        assert.ok((await size(pub)) * 5 < (await size(out)));
+        const bin = chromiumPath();
+        if (!bin) return;
+        const shown = await openInChromium(bin, `${pub}/index.html`);
+        assert.deepEqual(shown.errors, []);
+        assert.deepEqual(shown.images.filter((i) => !i.ok), []);
+      },
+    );
     await t.step("a second run reuses every finished cell", async () => {
       const again = await essay([
         "--budget",
@@ -152,6 +176,7 @@ Deno.test("essay --budget smoke: index.html and claims.json with a verdict or 'n
     });
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});
+    await Deno.remove(pub, { recursive: true }).catch(() => {});
   }
 });
 

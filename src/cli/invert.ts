@@ -547,7 +547,7 @@ export function parseSeeds(text: string): number[] {
   return seeds;
 }
 
-/** Folder names of a batch's runs: the image's file name (made unique), and -seedS per seed. */
+/** A batch's runs, every image under every seed (at most {@linkcode MAX_BATCH}), and their folder names: the image's file name (made unique), and -seedS per seed. */
 function runNames(images: readonly string[], seeds: readonly number[] | null) {
   const stems = images.map((p) =>
     (p.split(/[/\\]/).pop() ?? "image").replace(/\.[^.]*$/, "")
@@ -556,7 +556,7 @@ function runNames(images: readonly string[], seeds: readonly number[] | null) {
   const unique = stems.map((s, i) =>
     stems.filter((t) => t === s).length > 1 ? `${i + 1}-${s}` : s
   );
-  return unique.flatMap((stem, i) =>
+  const runs = unique.flatMap((stem, i) =>
     (seeds ?? [null]).map((seed) => ({
       image: i,
       seed,
@@ -566,6 +566,44 @@ function runNames(images: readonly string[], seeds: readonly number[] | null) {
         ? `${stem}-seed${seed}`
         : `seed${seed}`,
     }))
+  );
+  if (runs.length > MAX_BATCH) {
+    throw usage(
+      new RangeError(
+        `Invalid batch of ${images.length} images × ${
+          seeds?.length ?? 1
+        } seeds = ${runs.length} runs: expected at most ${MAX_BATCH}`,
+      ),
+    );
+  }
+  return runs;
+}
+
+/** Writes a batch's batch.md and metrics.json (its runs' summaries) and prints the table. */
+async function writeBatch(
+  out: string,
+  runs: readonly (InvertSummary & { name: string })[],
+  head: Record<string, unknown>,
+  stopped: boolean,
+): Promise<void> {
+  const table = figuresTable(runs, {
+    title: "run",
+    cells: runs.map((r) => r.name),
+  });
+  const record = {
+    ...head,
+    runs,
+    interrupted: stopped || runs.some((r) => r.interrupted),
+  };
+  await writeFiles(out, [{ name: "batch.md", data: table + "\n" }, {
+    name: "metrics.json",
+    data: JSON.stringify(record, null, 2) + "\n",
+  }]);
+  console.log(table);
+  console.log(
+    `\nwrote ${out}/ (batch.md, metrics.json, ${
+      runs.map((r) => `${r.name}/`).join(", ")
+    })`,
   );
 }
 
@@ -585,15 +623,6 @@ async function invertBatchCommand(
     );
   }
   const runs = runNames(images, seeds);
-  if (runs.length > MAX_BATCH) {
-    throw usage(
-      new RangeError(
-        `Invalid batch of ${images.length} images × ${
-          seeds?.length ?? 1
-        } seeds = ${runs.length} runs: expected at most ${MAX_BATCH}`,
-      ),
-    );
-  }
   invertSettings(raw);
   const paths = images.map((v) => defaultImage({ image: v }));
   const source = modelSource(str(raw, "model"));
@@ -648,53 +677,30 @@ async function invertBatchCommand(
         });
       }
       const picked = runs.map((r) => targets[r.image]);
-      console.error(
-        `vitrep invert: ${runs.length} runs ${
-          batched
-            ? "as one batch"
-            : `one at a time (${model.manifest.name}'s graphs take one image)`
-        }: ${runs.map((r) => r.name).join(", ")}`,
-      );
+      const how = batched
+        ? "as one batch"
+        : `one at a time (${model.manifest.name}'s graphs take one image)`;
+      const names = runs.map((r) => r.name).join(", ");
+      console.error(`vitrep invert: ${runs.length} runs ${how}: ${names}`);
       const results = batched
         ? await runInvertBatch(model, picked, settings, ctls)
         : [];
-      if (!batched) {
-        for (const [k, ctl] of ctls.entries()) {
-          if (stopper.requested) break;
-          results.push(await runInvert(model, picked[k], settings[k], ctl));
-        }
+      for (const [k, ctl] of ctls.entries()) {
+        if (batched || stopper.requested) break;
+        results.push(await runInvert(model, picked[k], settings[k], ctl));
       }
-      const rows = results.map((r) => r.summary);
-      const table = figuresTable(rows, {
-        title: "run",
-        cells: runs.map((r) => r.name),
-      });
-      await writeFiles(out, [{ name: "batch.md", data: table + "\n" }, {
-        name: "metrics.json",
-        data: JSON.stringify(
-          {
-            command: "invert",
-            options,
-            ...about,
-            batch: batched,
-            runs: runs.slice(0, rows.length).map((r, k) => ({
-              name: r.name,
-              image: paths[r.image],
-              seed: settings[k].seed,
-              ...rows[k],
-            })),
-            interrupted: stopper.requested || rows.some((r) => r.interrupted),
-          },
-          null,
-          2,
-        ) + "\n",
-      }]);
-      console.log(table);
-      console.log(
-        `\nwrote ${out}/ (batch.md, metrics.json, ${
-          runs.slice(0, rows.length).map((r) => `${r.name}/`).join(", ")
-        })`,
-      );
+      const done = runs.slice(0, results.length).map((r, k) => ({
+        name: r.name,
+        image: paths[r.image],
+        seed: settings[k].seed,
+        ...results[k].summary,
+      }));
+      await writeBatch(out, done, {
+        command: "invert",
+        options,
+        ...about,
+        batch: batched,
+      }, stopper.requested);
       return stopper.requested ? EXIT_INTERRUPTED : 0;
     });
   } finally {

@@ -70,7 +70,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
   standard: {
     name: "standard",
     about:
-      "the budgets of docs/: 1500 steps on ViT-B/32, 300 per architecture cell (hours on 2 cores)",
+      "1500 steps on ViT-B/32, 300 per architecture cell, the long runs 10,000 (hours on 2 cores)",
     vitSteps: 1500,
     archSteps: 300,
     lrRows: true,

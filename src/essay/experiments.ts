@@ -169,7 +169,7 @@ export interface Planned {
 const NO_LN: GridRow = ["no layer norms", "--remove layernorm"];
 const INTACT: GridRow = ["intact", ""];
 
-/** The smaller learning-rate rows of a model at a fixed budget (as docs/architectures.md). */
+/** The smaller learning-rate rows of a model at a fixed budget (the architecture survey tries two). */
 function lrRows(model: string, b: Budget): GridRow[] {
   if (!b.lrRows) return [];
   if (model === "resnet50") {

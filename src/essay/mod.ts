@@ -7,9 +7,11 @@
  */
 export * from "./budgets.ts";
 export * from "./claims.ts";
+export * from "./depth.ts";
 export * from "./experiments.ts";
 export * from "./filters.ts";
 export * from "./patches.ts";
+export * from "./publish.ts";
 export * from "./report.ts";
 export * from "./results.ts";
 export * from "./run.ts";

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import type { DepthLine } from "./depth.ts";
 import { join } from "node:path";
 import type { Budget } from "./budgets.ts";
 import { type ClaimRecord, CLAIMS, ESSAY } from "./claims.ts";
@@ -31,6 +32,8 @@ export interface ReportData {
   claims: readonly ClaimRecord[];
   /** Whether the run was interrupted. */
   interrupted: boolean;
+  /** PSNR against relative depth across architectures: the figure (relative path) and its lines. */
+  depth?: { figure: string | null; lines: readonly DepthLine[] };
 }
 
 /** Escapes text for HTML. */
@@ -220,6 +223,34 @@ async function experimentHtml(d: ReportData, p: Planned): Promise<string> {
   return parts.join("\n");
 }
 
+/** The cross-architecture depth figure and its points. */
+async function depthHtml(d: ReportData): Promise<string> {
+  const lines = d.depth?.lines ?? [];
+  if (lines.length === 0) return "";
+  const rows = lines.map((l) =>
+    `<tr><td>${esc(l.model)}</td><td>${
+      l.points.map((p) => `${p.layer}: ${fmt(p.psnr)} (${esc(p.row)})`).join(
+        ", ",
+      )
+    }</td></tr>`
+  ).join("");
+  return `<section class="experiment" id="depth"><h4>Representation against relative depth, across architectures</h4><p>From the depth experiments (${
+    lines.map((l) =>
+      `<a href="#exp-${esc(l.experiment)}">${esc(l.experiment)}</a>`
+    )
+      .join(", ")
+  }): at each layer the best PSNR among the rows that keep the layer norms (the learning rates the budget tries), exploded cells left out, against layer / the model's blocks.</p>${
+    d.depth?.figure
+      ? await img(
+        d.out,
+        d.depth.figure,
+        "PSNR against relative depth",
+        "plot",
+      )
+      : ""
+  }<table class="cells"><thead><tr><th>model</th><th>layer: PSNR dB (row)</th></tr></thead><tbody>${rows}</tbody></table></section>`;
+}
+
 function claimHtml(c: ClaimRecord): string {
   const nums = Object.entries(c.numbers).map(([k, v]) =>
     `<code>${esc(k)}</code> = ${fmt(v, 3)}`
@@ -283,6 +314,9 @@ export async function reportHtml(d: ReportData): Promise<string> {
     for (const c of d.claims.filter((x) => x.section === s)) {
       body.push(claimHtml(c));
     }
+    if (d.claims.some((c) => c.section === s && c.id === "resnet_vs_vit")) {
+      body.push(await depthHtml(d));
+    }
     for (const c of d.claims.filter((x) => x.section === s)) {
       for (const e of c.experiments) {
         const p = d.planned.find((x) => x.id === e);
@@ -323,7 +357,8 @@ ${body.join("\n")}
 
 /**
  * The claims as a Markdown table (claim, quote's section, verdict, numbers),
- * for a README: `OUT/summary.md`.
+ * for a README: `OUT/summary.md`; `page` is where the report's page is, as
+ * the text should name it (default `index.html`, beside the summary).
  *
  * @example
  * ```ts
@@ -337,13 +372,14 @@ ${body.join("\n")}
 export function summaryMarkdown(
   claims: readonly ClaimRecord[],
   budget: Budget,
+  page = "index.html",
 ): string {
   const cell = (s: string) => s.replaceAll("|", "\\|");
   return [
     `Budget ${budget.name} (${budget.about}); numbers from ${
       [...new Set(claims.flatMap((c) => c.origin))].map((o) => ORIGIN[o])
         .join(", ") || "nothing run"
-    }. Rules and figures: index.html.`,
+    }. Rules and figures: ${page}.`,
     "",
     "| claim | section | verdict | numbers |",
     "| --- | --- | --- | --- |",

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { depthLines, writeDepthPlot } from "./depth.ts";
 import { join } from "node:path";
 import { writeAtomic, writeJson } from "../io/mod.ts";
 import type { Budget } from "./budgets.ts";
@@ -173,6 +174,8 @@ export async function runEssay(o: EssayOptions): Promise<EssayReport> {
     results.set(p.id, r);
   }
   const claims = judgeAll(planned, results);
+  const depth = depthLines(planned, results, o.env.models);
+  const depthFigure = await writeDepthPlot(o.out, depth);
   await writeJson(join(o.out, "claims.json"), {
     essay: ESSAY,
     budget: o.budget,
@@ -187,6 +190,7 @@ export async function runEssay(o: EssayOptions): Promise<EssayReport> {
       ...(p.grid ? { grid: p.grid } : {}),
     })),
     claims,
+    depth,
   });
   await writeAtomic(
     join(o.out, "summary.md"),
@@ -202,6 +206,7 @@ export async function runEssay(o: EssayOptions): Promise<EssayReport> {
       results,
       claims,
       interrupted,
+      depth: { figure: depthFigure, lines: depth },
     }),
   );
   return { planned, results, claims, interrupted };

@@ -174,49 +174,9 @@ export async function invertBatch(
   const o = { ...INVERT_DEFAULTS, ...options };
   const size = model.manifest.image_size;
   const n = 3 * size * size;
-  const b = targets?.length;
-  if (!Array.isArray(targets) || b === 0) {
-    throw new RangeError(
-      `Invalid targets "${targets}": expected an array of one or more images`,
-    );
-  }
-  const which = (i: number) => b > 1 ? ` ${i}` : "";
-  targets.forEach((t, i) => {
-    if (!(t instanceof Float32Array) || t.length !== n) {
-      throw new RangeError(
-        `Invalid target image${
-          which(i)
-        } of ${t?.length} values: expected 3x${size}x${size} = ${n}`,
-      );
-    }
-  });
-  const seeds = o.seeds ?? targets.map(() => o.seed);
-  if (seeds.length !== b || !seeds.every(Number.isInteger)) {
-    throw new RangeError(
-      `Invalid seeds [${seeds}]: expected one seed per image (${b}), integers`,
-    );
-  }
-  const runawayBound = o.runawayBound ?? RUNAWAY_BOUND;
+  const b = targets.length;
+  const { seeds, runawayBound } = checkBatch(targets, o, size);
   const resume = o.resume;
-  if (resume && resume.images?.length !== b) {
-    throw new RangeError(
-      `Invalid resume of ${resume.images?.length} images: expected one per target (${b})`,
-    );
-  }
-  resume?.images.forEach((image, i) => {
-    if (!(image instanceof Float32Array) || image.length !== n) {
-      throw new RangeError(
-        `Invalid resume image${
-          which(i)
-        } of ${image?.length} values: expected 3x${size}x${size} = ${n}`,
-      );
-    }
-  });
-  checkRun({
-    ...o,
-    runawayBound,
-    resume: resume && { image: join(resume.images), step: resume.step },
-  });
   const transform = inputTransform(model, o.normalize);
   const at = { layer: o.layer, blocks: o.blocks };
   const embed = async (x: Float32Array) =>
@@ -292,6 +252,58 @@ export async function invertBatch(
       },
     };
   });
+}
+
+/** Fails on bad targets, seeds or resume images, naming the value and what is valid. */
+function checkBatch(
+  targets: readonly Float32Array[],
+  o: InvertBatchOptions & {
+    seed: number;
+    steps: number;
+    lr: Schedule;
+    sigma: Schedule;
+  },
+  size: number,
+): { seeds: readonly number[]; runawayBound: number } {
+  const n = 3 * size * size;
+  const b = targets?.length;
+  if (!Array.isArray(targets) || b === 0) {
+    throw new RangeError(
+      `Invalid targets "${targets}": expected an array of one or more images`,
+    );
+  }
+  const which = (i: number) => b > 1 ? ` ${i}` : "";
+  const check = (what: string, images: readonly Float32Array[]) =>
+    images.forEach((t, i) => {
+      if (!(t instanceof Float32Array) || t.length !== n) {
+        throw new RangeError(
+          `Invalid ${what}${
+            which(i)
+          } of ${t?.length} values: expected 3x${size}x${size} = ${n}`,
+        );
+      }
+    });
+  check("target image", targets);
+  const seeds = o.seeds ?? targets.map(() => o.seed);
+  if (seeds.length !== b || !seeds.every(Number.isInteger)) {
+    throw new RangeError(
+      `Invalid seeds [${seeds}]: expected one seed per image (${b}), integers`,
+    );
+  }
+  const runawayBound = o.runawayBound ?? RUNAWAY_BOUND;
+  const resume = o.resume;
+  if (resume && resume.images?.length !== b) {
+    throw new RangeError(
+      `Invalid resume of ${resume.images?.length} images: expected one per target (${b})`,
+    );
+  }
+  if (resume) check("resume image", resume.images);
+  checkRun({
+    ...o,
+    runawayBound,
+    resume: resume && { image: join(resume.images), step: resume.step },
+  });
+  return { seeds, runawayBound };
 }
 
 /** The images one after another (the array itself for one). */
