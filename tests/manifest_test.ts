@@ -72,6 +72,21 @@ const VIT_CASES: [string, (m: Json) => void, RegExp][] = [
   ],
   ["num_layers 0", (m) => m.num_layers = 0, /"num_layers" must be a positive/],
   [
+    "a CPU graph that is not there",
+    (m) => m.layers[0].cpu_graph = "stem_indexed",
+    /: layers\[0\]\.cpu_graph names "stem_indexed", which has no graph "stem_indexed\.fwd" in "graphs"/,
+  ],
+  [
+    "a CPU graph reading other tensors",
+    (m) => m.layers[1].cpu_graph = "stem",
+    /: graphs\["stem\.fwd"\] has parameter "class_token" of shape \[1,1,16\], which layer 1 reads as tensor "encoder\.layers\.encoder_layer_0\.class_token": "tensors" lacks it/,
+  ],
+  [
+    "batch_axis not a boolean",
+    (m) => m.batch_axis = "yes",
+    /: "batch_axis" must be true or false, got "yes"/,
+  ],
+  [
     "mean of 2 values",
     (m) => m.input.mean = [0.5, 0.5],
     /: input\.mean must be an array of 3 numbers, got \[0\.5,0\.5\]/,

@@ -25,7 +25,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type BackendName, featureMatch, loadModel } from "../mod.ts";
+import { type BackendName, loadModel } from "../mod.ts";
+import { median, timeStep } from "./_bench.ts";
 
 /** Batch sizes each model is timed at unless --batch says otherwise (models with a batch axis). */
 const DEFAULT_BATCHES: Record<string, string> = { vit_b_32: "1,8" };
@@ -52,12 +53,6 @@ const { values: opts } = parseArgs({
 const repeats = Number(opts.repeats);
 const threads = Number(opts.threads);
 const backends = opts.backends.split(",") as BackendName[];
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 /**
  * onnxruntime-web threads can hang in full-size ResNet graphs (src/model.ts),
@@ -103,20 +98,12 @@ async function timeVitrep(
   for (const backend of backends) {
     const t = threadsFor(architecture, backend);
     const model = await loadModel(folder, { backend, threads: t });
-    const size = model.manifest.image_size;
     for (const row of rows) {
-      const x = new Float32Array(row.batch * 3 * size * size).map((_, i) =>
-        (i % 97) / 97
-      );
-      await model.prepare(row.layer, { gradient: true });
-      const target = await model.forward(x, { layer: row.layer });
-      const obj = featureMatch(row.layer, target.data.map((v) => v + 0.1));
-      const times: number[] = [];
-      for (let i = 0; i < repeats + 2; i++) {
-        const t0 = performance.now();
-        await model.inputGradient(x, obj);
-        if (i >= 2) times.push(performance.now() - t0);
-      }
+      const times = await timeStep(model, {
+        layer: row.layer,
+        batch: row.batch,
+        repeats,
+      });
       row.ms[backend] = median(times);
       row.threads[backend] = t ?? 1;
       console.error(

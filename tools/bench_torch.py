@@ -15,6 +15,13 @@ older kernel and PyTorch runs 2-5x slower.
     python3 tools/bench_torch.py --model vit_b_32 --layers 1,4,12 --repeats 9 --threads 2 [--batch 1,8]
     python3 tools/bench_torch.py --model resnet50 --layers 3,16
     python3 tools/bench_torch.py --model mixer_p16_d1024 --layers 1,8
+    python3 tools/bench_torch.py --model vit_b_32 --layers 12 --batch 1,8 --device cuda --dtype bfloat16
+
+`--device cuda` (or `auto`: CUDA where PyTorch sees a GPU) runs the model and
+the image on the GPU and synchronizes before and after each timed step; float32
+on CUDA runs with TF32 off (matmul and cuDNN), so it is true fp32. `--dtype
+bfloat16` casts the model and the image (the loss is summed in float32). The
+GEMM peak is then measured on that device and dtype (8192³ on CUDA).
 """
 
 import argparse
@@ -30,8 +37,21 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def features(name: str):
-    """(image size, f(x, L)) for the untrained model of weights/NAME: f runs input processing, then blocks 1..L."""
+def pick_device(name: str) -> torch.device:
+    """The device --device names; `auto` is CUDA where PyTorch sees a GPU, else the CPU. On CUDA, TF32 is off."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        if not torch.cuda.is_available():
+            raise SystemExit("error: --device 'cuda': PyTorch sees no CUDA device: use --device cpu or auto")
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    return torch.device(name)
+
+
+def features(name: str, device=torch.device("cpu"), dtype=torch.float32):
+    """(image size, f(x, L)) for the untrained model of weights/NAME on device in dtype: f runs input processing,
+    then blocks 1..L."""
     with open(os.path.join(HERE, "..", "weights", name, "manifest.json")) as f:
         m = json.load(f)
     arch, size = m["architecture"], m["image_size"]
@@ -77,6 +97,7 @@ def features(name: str):
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
+    model.to(device=device, dtype=dtype)
     return size, f
 
 
@@ -117,17 +138,33 @@ def blas_config() -> dict:
     return {}
 
 
-def sgemm_peak(n: int = 1024, repeats: int = 9) -> float:
-    """Median GFLOP/s of an n×n×n float32 matrix product (2n³ FLOPs) at the current thread count."""
-    a, b = torch.rand(n, n), torch.rand(n, n)
+def sync(device: torch.device):
+    """Waits for the device's queued work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sgemm_peak(n: int = 1024, repeats: int = 9, device=torch.device("cpu"), dtype=torch.float32) -> float:
+    """Median GFLOP/s of an n×n×n matrix product (2n³ FLOPs) at the current thread count, on device in dtype."""
+    a, b = torch.rand(n, n, device=device, dtype=dtype), torch.rand(n, n, device=device, dtype=dtype)
     for _ in range(2):
         torch.mm(a, b)
     times = []
     for _ in range(repeats):
+        sync(device)
         t = time.perf_counter()
         torch.mm(a, b)
+        sync(device)
         times.append(time.perf_counter() - t)
     return 2 * n**3 / statistics.median(times) / 1e9
+
+
+def is_fused_attention(packet) -> bool:
+    """Whether an aten op is one of the fused attention kernels (flash, efficient, cuDNN, CPU flash) that newer
+    PyTorch dispatches instead of bmm; the math fallback decomposes into bmm and is counted there."""
+    name = str(packet).rsplit(".", 1)[-1]
+    return name.startswith("_scaled_dot_product_") and "attention" in name and "math" not in name \
+        and "backward" not in name
 
 
 def forward_flops(f, x, layer: int) -> float:
@@ -153,6 +190,8 @@ def forward_flops(f, x, layer: int) -> float:
             elif p is aten.convolution:
                 w = args[1]
                 total[0] += 2 * numel(out.shape) * numel(w.shape[1:])
+            elif is_fused_attention(p):  # q [..., L, E], k [..., S, E]: Q·Kᵀ and P·V
+                total[0] += 4 * numel(args[0].shape) * args[1].shape[-2]
             return out
 
     with Count():  # with a gradient, as in the timed step (no fused attention fast path)
@@ -168,15 +207,19 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", default="1", help="batch sizes, e.g. 1,8 (results keyed LAYER or LAYERxB)")
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
+                    help="cpu (default), cuda, or auto: cuda where PyTorch sees a GPU")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    size, f = features(a.model)
+    device, dtype = pick_device(a.device), getattr(torch, a.dtype)
+    size, f = features(a.model, device, dtype)
     results, flops = {}, {}
     for layer, batch in [(int(v), int(b)) for v in a.layers.split(",") for b in a.batch.split(",")]:
         key = str(layer) if batch == 1 else f"{layer}x{batch}"
-        x0 = torch.rand(batch, 3, size, size)
+        x0 = torch.rand(batch, 3, size, size, device=device, dtype=dtype)
         # the input gradient repeats every forward product once more (dX = dY·Wᵀ), with no weight gradients
         flops[key] = 2 * forward_flops(f, x0, layer) / 1e9
         with torch.no_grad():
@@ -184,16 +227,23 @@ def main():
         times = []
         for i in range(a.warmup + a.repeats):
             x = x0.clone().requires_grad_(True)
+            sync(device)
             t = time.perf_counter()
-            loss = ((f(x, layer) - target) ** 2).sum()
+            loss = ((f(x, layer) - target).float() ** 2).sum()
             loss.backward()
             _ = x.grad
+            sync(device)
             if i >= a.warmup:
                 times.append((time.perf_counter() - t) * 1000)
         results[key] = statistics.median(times)
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
+    gpu = device.type == "cuda"
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_name(),
-                      "blas_config": blas_config(), "env": env, "sgemm_gflops": sgemm_peak(),
+                      "blas_config": blas_config(), "env": env,
+                      "sgemm_gflops": sgemm_peak(8192 if gpu else 1024, device=device, dtype=dtype),
+                      "device": device.type, "dtype": a.dtype,
+                      "device_name": torch.cuda.get_device_name(device) if gpu else "CPU",
+                      "tf32": gpu and torch.backends.cuda.matmul.allow_tf32,
                       "model": a.model, "median_ms": results, "step_gflop": flops}))
 
 

@@ -58,6 +58,8 @@ export interface Backend {
   dispose(value: Value): void;
   /** Bytes of weights a process of this backend can hold, or Infinity. */
   readonly memoryLimit: number;
+  /** Whether it runs on a GPU (then graphs run without the CPU-only variants). */
+  readonly gpu: boolean;
 }
 
 /** Options of {@linkcode openBackend}. */
@@ -230,6 +232,7 @@ async function open(
   return {
     name,
     memoryLimit: entry.memoryLimit,
+    gpu: entry.gpu,
     createSession: (graph, externalName, weights) =>
       serial(async () => {
         const s = await ort.InferenceSession.create(graph, {

@@ -46,6 +46,11 @@ export interface LayerEntry {
   prefix: string;
   /** Its switch inputs (`use_ln1`, …). */
   switches: string[];
+  /**
+   * A graph the CPU backends run instead (same inputs, same result, with ops
+   * GPUs lack, e.g. a ResNet stem's MaxPool indices), if any.
+   */
+  cpu_graph?: string;
 }
 
 /** A tensor of a weight set, with its untrained init distribution. */
@@ -305,30 +310,50 @@ function layerEntries(
     const graph = c.string(o.graph, `${path}.graph`);
     const prefix = o.prefix === "" ? "" : c.string(o.prefix, `${path}.prefix`);
     c.strings(o.switches, `${path}.switches`);
-    for (const kind of ["fwd", "vjp"]) {
-      const entry = graphs[`${graph}.${kind}`];
-      if (!entry) {
-        c.fail(
-          `${path}.graph`,
-          `names "${graph}", which has no graph "${graph}.${kind}" in "graphs"`,
-        );
-      }
-      for (const p of entry.params) {
-        const t = known[prefix + p.name];
-        if (!t || t.shape.join(",") !== p.shape.join(",")) {
-          c.fail(
-            keyPath("graphs", `${graph}.${kind}`),
-            `has parameter "${p.name}" of shape [${p.shape}], which layer ${i} reads as tensor "${prefix}${p.name}": ${
-              t
-                ? `its shape in "tensors" is [${t.shape}]`
-                : `"tensors" lacks it`
-            }`,
-          );
-        }
-      }
+    const names: [string, string][] = [[`${path}.graph`, graph]];
+    if (o.cpu_graph !== undefined) {
+      names.push([
+        `${path}.cpu_graph`,
+        c.string(o.cpu_graph, `${path}.cpu_graph`),
+      ]);
+    }
+    for (const [field, name] of names) {
+      checkLayerGraph(c, field, name, i, prefix, graphs, known);
     }
     return o as unknown as LayerEntry;
   });
+}
+
+/** A layer's graph pair exists and reads tensors of the shapes `tensors` gives. */
+function checkLayerGraph(
+  c: Checker,
+  field: string,
+  graph: string,
+  i: number,
+  prefix: string,
+  graphs: Record<string, GraphEntry>,
+  known: Record<string, TensorEntry>,
+): void {
+  for (const kind of ["fwd", "vjp"]) {
+    const entry = graphs[`${graph}.${kind}`];
+    if (!entry) {
+      c.fail(
+        field,
+        `names "${graph}", which has no graph "${graph}.${kind}" in "graphs"`,
+      );
+    }
+    for (const p of entry.params) {
+      const t = known[prefix + p.name];
+      if (!t || t.shape.join(",") !== p.shape.join(",")) {
+        c.fail(
+          keyPath("graphs", `${graph}.${kind}`),
+          `has parameter "${p.name}" of shape [${p.shape}], which layer ${i} reads as tensor "${prefix}${p.name}": ${
+            t ? `its shape in "tensors" is [${t.shape}]` : `"tensors" lacks it`
+          }`,
+        );
+      }
+    }
+  }
 }
 
 function weightSets(

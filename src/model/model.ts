@@ -722,7 +722,7 @@ export class Model {
       for (const kind of kinds) {
         if (rt.sessions.has(`${pos}:${kind}`)) continue;
         need += graphBytes(
-          rt.manifest.graphs[`${rt.manifest.layers[pos].graph}.${kind}`],
+          rt.manifest.graphs[`${this.#graphOf(pos)}.${kind}`],
         );
       }
     }
@@ -736,6 +736,12 @@ export class Model {
         } GiB: use backend "native", or fewer layers`,
       );
     }
+  }
+
+  /** The graph a chain position runs on this backend: its CPU variant on a CPU backend, if it has one. */
+  #graphOf(pos: number): string {
+    const layer = this.#rt.manifest.layers[pos];
+    return this.#rt.backend.gpu ? layer.graph : layer.cpu_graph ?? layer.graph;
   }
 
   #session(pos: number, kind: "fwd" | "vjp"): Promise<Session> {
@@ -782,7 +788,7 @@ export class Model {
 
   async #createSession(pos: number, kind: "fwd" | "vjp"): Promise<Session> {
     const rt = this.#rt;
-    const gname = `${rt.manifest.layers[pos].graph}.${kind}`;
+    const gname = `${this.#graphOf(pos)}.${kind}`;
     const entry = rt.manifest.graphs[gname];
     const size = graphBytes(entry);
     rt.sessionBytes += size;

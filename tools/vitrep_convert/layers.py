@@ -117,3 +117,55 @@ def maxpool_vjp(dy, a, pool: dict):
     op = tuple(size - ((o - 1) * st - 2 * pd + kk) for size, o, st, pd, kk in
                ((h, oh, sh, ph, kh), (w, ow, sw, pw, kw)))
     return F.conv_transpose2d(g, onehot, None, (sh, sw), (ph, pw), op, c)
+
+
+def _pool_geometry(pool: dict):
+    (kh, kw), (sh, sw), (ph, pw) = pool["kernel"], pool["stride"], pool["padding"]
+    return dict(kernel_shape_i=[kh, kw], strides_i=[sh, sw], pads_i=[ph, pw, ph, pw])
+
+
+def _plane_offsets(a):
+    """The flat index of each (n, c) plane's first element, [N, C, 1, 1]."""
+    n, c, h, w = a.shape
+    return (torch.arange(n * c, dtype=torch.int64) * (h * w)).reshape(n, c, 1, 1)
+
+
+class MaxPoolIndexed(torch.autograd.Function):
+    """Max pooling with ONNX MaxPool's Indices output: (y, i), i the flat index of each window's
+    maximum over the whole [N, C, H, W] input (ONNX's convention). For CPU backends, whose
+    MaxPool kernels give the indices: the VJP is then one scatter-add (see max_unpool)."""
+
+    @staticmethod
+    def forward(ctx, a, pool):  # noqa: D102
+        (kh, kw), (sh, sw), (ph, pw) = pool["kernel"], pool["stride"], pool["padding"]
+        y, i = F.max_pool2d(a, (kh, kw), (sh, sw), (ph, pw), return_indices=True)
+        return y, i + _plane_offsets(a)
+
+    @staticmethod
+    def symbolic(g, a, pool):  # noqa: D102
+        return g.op("MaxPool", a, outputs=2, **_pool_geometry(pool))
+
+
+class _ScatterAddFlat(torch.autograd.Function):
+    """zeros shaped like a, with dy added at the flat indices i (ONNX: ConstantOfShape and one
+    ScatterElements with reduction add, so no zero tensor is stored in the graph)."""
+
+    @staticmethod
+    def forward(ctx, dy, i, a):  # noqa: D102
+        return torch.zeros_like(a).reshape(-1).scatter_add(0, i.reshape(-1), dy.reshape(-1)).reshape(a.shape)
+
+    @staticmethod
+    def symbolic(g, dy, i, a):  # noqa: D102
+        shape = g.op("Shape", a)
+        minus_one = g.op("Constant", value_t=torch.tensor([-1], dtype=torch.int64))
+        flat = lambda t: g.op("Reshape", t, minus_one)  # noqa: E731
+        zeros = g.op("ConstantOfShape", shape, value_t=torch.tensor([0.0]))
+        out = g.op("ScatterElements", flat(zeros), flat(i), flat(dy), axis_i=0, reduction_s="add")
+        return g.op("Reshape", out, shape)
+
+
+def max_unpool(dy, i, a):
+    """Max pooling's input gradient from the flat indices of MaxPoolIndexed: each dy added at its
+    window's maximum in a zero tensor shaped like the pool's input a (overlapping windows that pick
+    the same element add up; one ScatterElements with reduction add)."""
+    return _ScatterAddFlat.apply(dy, i, a)

@@ -31,9 +31,13 @@ ARCHITECTURES = ("vit", "mixer", "ffvit", "resnet")
 SCRIPT = "tools/convert.py"
 
 
-def layer_entry(name: str, graph: str, prefix: str, switches: List[str]) -> dict:
-    """One position of the chain: the graph it runs, the prefix of its tensors, its switches."""
-    return {"name": name, "graph": graph, "prefix": prefix, "switches": switches}
+def layer_entry(name: str, graph: str, prefix: str, switches: List[str], cpu_graph: Optional[str] = None) -> dict:
+    """One position of the chain: the graph it runs, the prefix of its tensors, its switches, and a
+    graph the CPU backends run instead (same inputs and result, ops GPUs lack), if any."""
+    entry = {"name": name, "graph": graph, "prefix": prefix, "switches": switches}
+    if cpu_graph:
+        entry["cpu_graph"] = cpu_graph
+    return entry
 
 
 def build_manifest(*, name: str, architecture: str, image_size: int, num_layers: int, num_classes: int,

@@ -39,7 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .export import distinct_values, save_graph
-from .layers import Params, maxpool_vjp, relu_mask
+from .layers import MaxPoolIndexed, Params, max_unpool, maxpool_vjp, relu_mask
 from .manifest import build_manifest, layer_entry, write_manifest
 from .verify import Log, check_init, check_piece, check_same, check_switch_settings
 from .weights import build_model, load_checkpoint, tensor_table, torchvision_enum, write_weight_set
@@ -174,6 +174,23 @@ class StemFwd(ResParams):
 class StemVjp(StemFwd):
     def forward(self, dy, use_bn, a):
         da = maxpool_vjp(dy, a, self.pool)
+        return self.conv_t(relu_mask(da, a) * self.bn_scale("bn1", use_bn), "conv1", self.g)
+
+
+class StemFwdIndexed(StemFwd):
+    """The stem for CPU backends: as StemFwd, saving also MaxPool's indices (int64), so that the VJP
+    is one scatter-add instead of maxpool_vjp's window scan."""
+
+    def forward(self, x, use_bn):
+        s, t = self.bn("bn1", use_bn)
+        a = F.relu(self.conv(x, "conv1", self.g) * s + t)
+        y, i = MaxPoolIndexed.apply(a, self.pool)
+        return y, a, i
+
+
+class StemVjpIndexed(StemFwd):
+    def forward(self, dy, use_bn, a, i):
+        da = max_unpool(dy, i, a)
         return self.conv_t(relu_mask(da, a) * self.bn_scale("bn1", use_bn), "conv1", self.g)
 
 
@@ -471,9 +488,10 @@ class _Net:
         self.head_t = {k: self.sd[k] for k in HEAD_KEYS}
         self.num_classes, self.hidden = (int(n) for n in self.sd["fc.weight"].shape)
 
-    def stem(self, t=None):
+    def stem(self, t=None, indexed: bool = False):
         t = t or self.stem_t
-        return StemFwd(t, self.conv, self.pool, self.eps), StemVjp(t, self.conv, self.pool, self.eps)
+        fwd, vjp = (StemFwdIndexed, StemVjpIndexed) if indexed else (StemFwd, StemVjp)
+        return fwd(t, self.conv, self.pool, self.eps), vjp(t, self.conv, self.pool, self.eps)
 
     def block(self, i: int, rnd=None):
         name, _, main, down = self.blocks[i]
@@ -527,6 +545,12 @@ def _check(net: _Net, title: str, untrained: bool, tol: float, log: Log, check_l
         worst = max(worst, check_piece(f"stem use_bn={use_bn:g}", sf, sv, (torch.tensor(use_bn),),
                                        (torch.tensor(use_bn),), lambda x: ref_stem(model, x, use_bn),
                                        torch.rand(1, 3, size, size), tol, log))
+    with torch.random.fork_rng():  # the CPU backends' stem; its draws leave the random stream as it was
+        fi, vi = net.stem(indexed=True)
+        for use_bn in (1.0, 0.0):
+            worst = max(worst, check_piece(f"stem (indexed) use_bn={use_bn:g}", fi, vi, (torch.tensor(use_bn),),
+                                           (torch.tensor(use_bn),), lambda x: ref_stem(model, x, use_bn),
+                                           torch.rand(1, 3, size, size), tol, log))
     worst = max(worst, _check_blocks(net, tol, log, check_layers))
     if check_layers >= len(net.blocks):
         worst = max(worst, check_piece("head", HeadFwd(net.head_t), HeadVjp(net.head_t, net.head_hw), (), (),
@@ -562,8 +586,11 @@ def _export(out: str, net: _Net) -> Dict[str, dict]:
     """The stem, one graph pair per distinct block, the head; returns the manifest's graph entries."""
     rnd = distinct_values(0, lambda shape, generator: torch.rand(shape, generator=generator) + 0.5)
     one = torch.tensor(1.0)
-    graphs = _export_pair(out, "stem", *net.stem(rnd(net.stem_t)), torch.rand(1, 3, net.size, net.size), [one],
-                          STEM_SWITCHES, ["y", "s_a"], True)
+    x = torch.rand(1, 3, net.size, net.size)
+    st = rnd(net.stem_t)
+    graphs = _export_pair(out, "stem", *net.stem(st), x, [one], STEM_SWITCHES, ["y", "s_a"], True)
+    graphs.update(_export_pair(out, "stem_indexed", *net.stem(st, indexed=True), x, [one], STEM_SWITCHES,
+                               ["y", "s_a", "s_i"], True))
     for i, shape in enumerate(net.block_inputs()):
         gname = net.graph_names[i]
         if f"{gname}.fwd" not in graphs:
@@ -588,7 +615,7 @@ def convert_resnet(model, meta: dict, model_name: str, out: str, check: bool = T
         _check(net, f"{model_name} ({meta['weights']})", meta["weights"] == "untrained", tol, log, check_layers)
     os.makedirs(os.path.join(out, "graphs"), exist_ok=True)
     graphs = _export(out, net)
-    layers = [layer_entry("stem", "stem", "", STEM_SWITCHES)]
+    layers = [layer_entry("stem", "stem", "", STEM_SWITCHES, cpu_graph="stem_indexed")]
     layers += [layer_entry(name, g, name + ".", BLOCK_SWITCHES) for (name, *_), g in zip(net.blocks, net.graph_names)]
     layers.append(layer_entry("logits", "head", "", []))
     family = {"hidden_dim": net.hidden, "block": "bottleneck" if len(net.blocks[0][2]) == 3 else "basic",
