@@ -25,7 +25,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { type BackendName, loadModel } from "../mod.ts";
+import { type BackendName, loadModel, openBackend } from "../mod.ts";
 import { median, timeStep } from "./_bench.ts";
 
 /** Batch sizes each model is timed at unless --batch says otherwise (models with a batch axis). */
@@ -167,6 +167,47 @@ async function timeTorch(
   return null;
 }
 
+/**
+ * Each backend's own GEMM peak: median GFLOP/s of one 1024³ float32 MatMul
+ * graph (written by bench_torch.py) at the bench's threads; null without
+ * Python and onnx.
+ */
+async function ortPeaks(): Promise<Record<string, number> | null> {
+  const path = await Deno.makeTempFile({ suffix: ".onnx" });
+  try {
+    const made = await new Deno.Command(opts.python, {
+      args: [
+        new URL("./bench_torch.py", import.meta.url).pathname,
+        "--write-matmul-graph",
+        path,
+      ],
+    }).output().catch(() => null);
+    if (!made?.success) return null;
+    const graph = await Deno.readFile(path);
+    const n = 1024;
+    const peaks: Record<string, number> = {};
+    for (const name of backends) {
+      const be = await openBackend(name, { threads });
+      const s = await be.createSession(graph, "unused", new Uint8Array(64));
+      const a = be.tensor(
+        new Float32Array(n * n).map((_, i) => (i % 89) / 89),
+        [n, n],
+      );
+      const times: number[] = [];
+      for (let i = 0; i < repeats + 2; i++) {
+        const t0 = performance.now();
+        await s.run({ a, b: a });
+        if (i >= 2) times.push(performance.now() - t0);
+      }
+      peaks[name] = 2 * n ** 3 / (median(times) / 1000) / 1e9;
+      await s.release();
+    }
+    return peaks;
+  } finally {
+    await Deno.remove(path);
+  }
+}
+
 const rows: Row[] = [];
 let about = "PyTorch n/a";
 let peak: number | undefined;
@@ -214,7 +255,15 @@ console.log(
     `PyTorch with ${SLOW_BLAS_VARS.join(" and ")} unset`,
 );
 console.log(
-  `sgemm peak (1024³, ${threads} threads, PyTorch): ${fix(peak, 0)} GFLOP/s\n`,
+  `sgemm peak (1024³, ${threads} threads, PyTorch): ${fix(peak, 0)} GFLOP/s`,
+);
+const own = await ortPeaks();
+console.log(
+  `onnxruntime's own MatMul peak (1024³, ${threads} threads): ${
+    own
+      ? backends.map((b) => `${b} ${fix(own[b], 0)} GFLOP/s`).join(", ")
+      : "n/a (needs python3 with onnx)"
+  }\n`,
 );
 console.log(`| ${head.join(" | ")} |`);
 console.log(`| ${head.map(() => "---").join(" | ")} |`);

@@ -29,6 +29,7 @@ import json
 import os
 import re
 import statistics
+import sys
 import time
 import warnings
 
@@ -199,7 +200,24 @@ def forward_flops(f, x, layer: int) -> float:
     return total[0]
 
 
+def write_matmul_graph(path: str, n: int = 1024) -> None:
+    """An ONNX graph of one n×n×n float32 MatMul (inputs a, b; output c): what `deno task bench` times
+    on each onnxruntime backend for its own GEMM peak."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    io = lambda name: helper.make_tensor_value_info(name, TensorProto.FLOAT, [n, n])  # noqa: E731
+    graph = helper.make_graph([helper.make_node("MatMul", ["a", "b"], ["c"])], "matmul", [io("a"), io("b")],
+                              [io("c")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--write-matmul-graph":
+        write_matmul_graph(sys.argv[2])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="vit_b_32")
     ap.add_argument("--layers", default="1,4,12")
