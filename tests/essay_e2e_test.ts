@@ -158,6 +158,22 @@ Deno.test("essay --budget smoke: index.html and claims.json with a verdict or 'n
         assert.deepEqual(shown.images.filter((i) => !i.ok), []);
       },
     );
+    await t.step(
+      "--report-only: the same claims from the finished cells, computing nothing",
+      async () => {
+        const again = await essay([
+          "--budget",
+          "smoke",
+          "--out",
+          out,
+          "--report-only",
+        ]);
+        assert.equal(again.code, 0, again.stderr.slice(-2000));
+        assert.doesNotMatch(again.stderr, /computing in/);
+        const j2 = JSON.parse(await Deno.readTextFile(`${out}/claims.json`));
+        assert.deepEqual(j2.claims, json.claims);
+      },
+    );
     await t.step("a second run reuses every finished cell", async () => {
       const again = await essay([
         "--budget",

@@ -86,6 +86,12 @@ export const ESSAY_SPEC: Spec = {
     help:
       "print the experiments, their grid command lines, cells and estimated CPU time per budget; run nothing",
   },
+  "report-only": {
+    type: "boolean",
+    default: false,
+    help:
+      "compute nothing: write the report (and --publish) from the cells already finished, each grid collected as it stands; experiments never started are not run",
+  },
   publish: {
     type: "string",
     arg: "DIR",
@@ -299,6 +305,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
       env,
       only,
       run: processRunner(stop.signal),
+      reportOnly: given["report-only"] === true,
       signal: stop.signal,
       log: (line) => console.error(line),
     });

@@ -43,6 +43,11 @@ export interface EssayOptions {
   log?: (line: string) => void;
   /** Aborted: no further experiment starts (the runner stops the one running). */
   signal?: AbortSignal;
+  /**
+   * Compute nothing: report the cells already finished (each grid collected
+   * as it stands). An interrupted run does this for the experiments after it.
+   */
+  reportOnly?: boolean;
 }
 
 /** What an essay run wrote. */
@@ -113,6 +118,45 @@ async function runOne(
   return r;
 }
 
+/**
+ * What an experiment has finished, computing nothing: its grid collected from
+ * the cells there ("stopped" when some are missing), the filters' numbers
+ * read from the weights; null when it never started.
+ */
+async function collectOne(
+  p: Planned,
+  o: EssayOptions,
+): Promise<ExperimentResult | null> {
+  const rel = join("cells", p.id);
+  const dir = join(o.out, rel);
+  if (p.grid === null) {
+    const t = p.trained!;
+    const figure = join(rel, "filters.png");
+    const made = await Deno.stat(join(o.out, figure)).then(
+      () => true,
+      () => false,
+    );
+    if (!made) return null;
+    const values = await filterFractions(
+      o.env.models.get(t.model)!.dir,
+      t.weights,
+    );
+    return { id: p.id, status: "done", dir: rel, cells: [], values, figure };
+  }
+  const planned = await Deno.stat(join(dir, "plan.json")).then(
+    () => true,
+    () => false,
+  );
+  if (!planned) return null;
+  await Deno.remove(join(dir, "metrics.json")).catch(() => {});
+  await o.run(["grid", "--out", dir, "--collect", "--quiet"]);
+  return await readExperiment(
+    o.out,
+    p.id,
+    o.env.models.get(p.grid.model)?.patchSize || 32,
+  );
+}
+
 /** Judges every claim against the results, with where its numbers come from. */
 export function judgeAll(
   planned: readonly Planned[],
@@ -165,13 +209,18 @@ export async function runEssay(o: EssayOptions): Promise<EssayReport> {
   let interrupted = false;
   const todo = planned.filter((p) => p.status === "run");
   for (const [i, p] of todo.entries()) {
-    o.log?.(`essay [${i + 1}/${todo.length}] ${p.id}: ${p.title}`);
-    const r = o.signal?.aborted ? null : await runOne(p, o);
+    const finishedOnly = o.reportOnly || interrupted || !!o.signal?.aborted;
+    o.log?.(
+      `essay [${i + 1}/${todo.length}] ${p.id}: ${p.title}${
+        finishedOnly ? " (finished cells only)" : ""
+      }`,
+    );
+    let r = finishedOnly ? null : await runOne(p, o);
     if (r === null) {
-      interrupted = true;
-      break;
+      interrupted ||= !o.reportOnly;
+      r = await collectOne(p, o);
     }
-    results.set(p.id, r);
+    if (r) results.set(p.id, r);
   }
   const claims = judgeAll(planned, results);
   const depth = depthLines(planned, results, o.env.models);
