@@ -33,7 +33,8 @@ export interface DepthLine {
 }
 
 /**
- * The depth lines of the finished depth experiments: per layer, the best
+ * The depth lines of the finished depth experiments (status "done"; a
+ * stopped grid is left out): per layer, the best
  * PSNR among rows without "no layer norms" in their label, leaving out
  * exploded cells and cells without a PSNR.
  *
@@ -59,7 +60,10 @@ export function depthLines(
   for (const p of planned) {
     const r = results.get(p.id);
     const blocks = p.grid ? models.get(p.grid.model)?.layers : undefined;
-    if (!DEPTH_EXPERIMENTS.includes(p.id) || !r || !p.grid || !blocks) {
+    if (
+      !DEPTH_EXPERIMENTS.includes(p.id) || r?.status !== "done" || !p.grid ||
+      !blocks
+    ) {
       continue;
     }
     const best = new Map<number, { psnr: number; row: string }>();
