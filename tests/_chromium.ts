@@ -192,3 +192,30 @@ export function openReport(bin: string, file: string): Promise<PageReport> {
     return { errors: page.errors, images, claims };
   });
 }
+
+/**
+ * Checks an essay report page (`file`, a path) in headless Chromium: no
+ * console error, every image loads (at least `minImages`), and the claims
+ * table lists `claims` with their verdicts. Returns false, having printed
+ * why, where no Chromium is installed.
+ */
+export async function checkReportPage(
+  file: string,
+  claims: readonly { id: string; verdict: string }[],
+  minImages = 1,
+): Promise<boolean> {
+  const bin = chromiumPath();
+  if (!bin) {
+    console.log("skipped: no chromium (apt-get install chromium)");
+    return false;
+  }
+  const page = await openReport(bin, file);
+  assert.deepEqual(page.errors, []);
+  assert.ok(page.images.length >= minImages, `${page.images.length} images`);
+  assert.deepEqual(page.images.filter((i) => !i.ok), []);
+  assert.deepEqual(
+    page.claims,
+    claims.map((c) => ({ id: c.id, verdict: c.verdict })),
+  );
+  return true;
+}

@@ -3,6 +3,7 @@
 // token family; models without a batch axis refuse a batch naming what to do.
 import { assert, assertEquals } from "./_assert.ts";
 import { exists, ROOT, run, TINY, tmp } from "./_cli.ts";
+import { relErr } from "./_fixtures.ts";
 import {
   classLogit,
   decodeNpy,
@@ -15,16 +16,6 @@ import {
 } from "../mod.ts";
 
 const TOL = 1e-5; // max |batched − alone| / max |alone|, float32
-
-function relDiff(a: Float32Array, b: Float32Array): number {
-  assertEquals(a.length, b.length);
-  let d = 0, m = 0;
-  for (let i = 0; i < a.length; i++) {
-    d = Math.max(d, Math.abs(a[i] - b[i]));
-    m = Math.max(m, Math.abs(b[i]));
-  }
-  return d / Math.max(m, 1e-30);
-}
 
 function concat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((s, p) => s + p.length, 0));
@@ -50,7 +41,7 @@ async function checkBatch(model: Model, layer: number, label: string) {
     for (let i = 0; i < 3; i++) {
       const alone = await model.forward(images[i], { layer: at });
       assertEquals(alone.dims.slice(1), whole.dims.slice(1));
-      const r = relDiff(
+      const r = relErr(
         whole.data.subarray(i * per, (i + 1) * per),
         alone.data,
       );
@@ -86,7 +77,7 @@ async function checkBatch(model: Model, layer: number, label: string) {
     let sum = 0;
     for (let i = 0; i < 3; i++) {
       const a = await model.inputGradient(images[i], alone(i));
-      const r = relDiff(g.grad.subarray(i * n, (i + 1) * n), a.grad);
+      const r = relErr(g.grad.subarray(i * n, (i + 1) * n), a.grad);
       assert(r <= TOL, `${label} ${name} gradient image ${i}: ${r}`);
       const v = g.values![i];
       assert(
@@ -144,7 +135,7 @@ Deno.test("invertBatch equals invert per image", async () => {
         ...opts,
         seed: seeds[i],
       });
-      const r = relDiff(batch[i].image, alone.image);
+      const r = relErr(batch[i].image, alone.image);
       assert(r <= TOL, `image ${i}: ${r}`);
       assertEquals(batch[i].trace.length, alone.trace.length);
       for (let s = 0; s < alone.trace.length; s++) {
@@ -270,7 +261,7 @@ Deno.test("invert --image a --image b --seeds: one batch, each run as alone", as
       `${out}/${name}`,
     ]);
     assertEquals(alone.code, 0, alone.err);
-    const d = relDiff(
+    const d = relErr(
       await npy(`${out}/batch/${name}/representation.npy`),
       await npy(`${out}/${name}/representation.npy`),
     );
@@ -304,7 +295,7 @@ Deno.test("invert --image a --image b --seeds: one batch, each run as alone", as
     "--quiet",
   ]);
   assertEquals(resumed.code, 0, resumed.err);
-  const d = relDiff(
+  const d = relErr(
     await npy(`${out}/stopped/seed3/representation.npy`),
     await npy(`${out}/chelsea-seed3/representation.npy`),
   );
