@@ -37,6 +37,7 @@ export {
   type Gradient,
   type GraphEntry,
   type GraphParam,
+  type GraphTiming,
   type ImageInput,
   type Layer,
   type LayerEntry,

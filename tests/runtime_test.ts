@@ -302,3 +302,68 @@ Deno.test("backends: the ones listed as available start", async () => {
   const names = await availableBackends();
   assert(names.includes("wasm") && names.includes("native"), names.join(","));
 });
+
+Deno.test("timing and per-node profiles: every graph run counted; profiles only on native", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const model = await loadModel(TINY, {
+      weights: "fixture",
+      backend: "native",
+      timing: true,
+      profile: `${dir}/p`,
+    });
+    const x = new Float32Array(3 * 32 * 32).fill(0.5);
+    const target = await model.forward(x, { layer: 2 });
+    await model.forward(x, { layer: 2 });
+    await model.inputGradient(
+      x,
+      featureMatch(2, target.data.map((v) => v + 1)),
+    );
+    const t = model.timings();
+    assertEquals(
+      t.map((g) => `${g.position}:${g.graph.split(".").pop()}:${g.runs}`),
+      ["0:fwd:3", "0:vjp:1", "1:fwd:3", "1:vjp:1", "2:fwd:3", "2:vjp:1"],
+    );
+    assert(t.every((g) => g.ms > 0));
+    await model.release();
+    // one profile per session, with as many runs as the timings counted
+    const runs: number[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      const events = JSON.parse(await Deno.readTextFile(`${dir}/${e.name}`));
+      runs.push(
+        events.filter((v: { name?: string }) => v.name === "model_run").length,
+      );
+    }
+    assertEquals(runs.sort(), [1, 1, 1, 3, 3, 3]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const wasm = await loadModel(TINY, { weights: "fixture", backend: "wasm" });
+  try {
+    await assertRejects(
+      () =>
+        loadModel(TINY, {
+          weights: "fixture",
+          backend: "wasm",
+          profile: "/tmp/p",
+        }),
+      RangeError,
+      'use backend "native"',
+    );
+    await assertRejects(
+      // deno-lint-ignore no-explicit-any
+      () => loadModel(TINY, { weights: "fixture", timing: "yes" as any }),
+      TypeError,
+      'Invalid timing "yes"',
+    );
+    let err: unknown;
+    try {
+      wasm.timings();
+    } catch (e) {
+      err = e;
+    }
+    assert(err instanceof TypeError && /timing: true/.test(err.message));
+  } finally {
+    await wasm.release();
+  }
+});

