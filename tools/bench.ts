@@ -18,14 +18,29 @@
  * table's rows give the step's time for the whole batch, and a line after it
  * the images per second of the batch over one image at a time.
  *
+ * Both sides are timed in the same minutes: PyTorch runs as a server
+ * (`bench_torch.py --serve`) and each row takes `--rounds` rounds in which
+ * every backend and then PyTorch take one untimed and `repeats / rounds`
+ * timed steps; the ratio is
+ * the median of the rounds' ratios, printed with their range. (On a shared
+ * machine whose speed drifts by tens of per cent within minutes, ratios of
+ * medians timed minutes apart moved by ±0.3.)
+ *
  *     deno task bench [--models vit_b_32,resnet50,mixer_p16_d1024] [--layers 1,4,12]
- *                     [--repeats 9] [--backends native,wasm] [--threads 2]
+ *                     [--repeats 9] [--rounds 3] [--backends native,wasm] [--threads 2]
  *                     [--batch 1,8] [--torch-env-as-set]
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { type BackendName, loadModel, openBackend } from "../mod.ts";
+import {
+  type Backend,
+  type BackendName,
+  loadModel,
+  type Model,
+  openBackend,
+  type Session,
+} from "../mod.ts";
 import { median, timeStep } from "./_bench.ts";
 
 /** Batch sizes each model is timed at unless --batch says otherwise (models with a batch axis). */
@@ -44,6 +59,7 @@ const { values: opts } = parseArgs({
     layers: { type: "string" },
     batch: { type: "string" },
     repeats: { type: "string", default: "9" },
+    rounds: { type: "string", default: "3" },
     backends: { type: "string", default: "native,wasm" },
     threads: { type: "string", default: String(navigator.hardwareConcurrency) },
     python: { type: "string", default: "/usr/bin/python3" },
@@ -51,6 +67,7 @@ const { values: opts } = parseArgs({
   },
 });
 const repeats = Number(opts.repeats);
+const rounds = Number(opts.rounds);
 const threads = Number(opts.threads);
 const backends = opts.backends.split(",") as BackendName[];
 
@@ -66,113 +83,217 @@ interface Row {
   model: string;
   layer: number;
   batch: number;
+  /** Median of all timed steps per backend, ms. */
   ms: Record<string, number>;
+  /** Per backend: the ratio to PyTorch of each round's medians. */
+  ratios: Record<string, number[]>;
   threads: Record<string, number>;
   torch?: number;
   torchEnv?: number;
   gflop?: number;
 }
 
-/** A row's key in bench_torch.py's results: `L`, or `LxB` for a batch. */
-const keyOf = (r: { layer: number; batch: number }) =>
-  r.batch === 1 ? String(r.layer) : `${r.layer}x${r.batch}`;
+/** The variables that make OpenBLAS fall back to an older kernel on these machines. */
+const SLOW_BLAS_VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"];
 
-async function timeVitrep(
-  name: string,
-  layers: number[],
-  batches: number[],
-): Promise<Row[]> {
-  const folder = new URL(`../weights/${name}`, import.meta.url).pathname;
-  const rows: Row[] = layers.flatMap((layer) =>
-    batches.map((batch) => ({
-      model: name,
-      layer,
-      batch,
-      ms: {},
-      threads: {},
-    }))
-  );
-  const { architecture } = JSON.parse(
-    await Deno.readTextFile(`${folder}/manifest.json`),
-  );
-  for (const backend of backends) {
-    const t = threadsFor(architecture, backend);
-    const model = await loadModel(folder, { backend, threads: t });
-    for (const row of rows) {
-      const times = await timeStep(model, {
-        layer: row.layer,
-        batch: row.batch,
-        repeats,
-      });
-      row.ms[backend] = median(times);
-      row.threads[backend] = t ?? 1;
-      console.error(
-        `${name} ${backend} L=${row.layer} B=${row.batch}: ${
-          row.ms[backend].toFixed(1)
-        } ms`,
-      );
-    }
-    await model.release();
-  }
-  return rows;
-}
-
-interface TorchResult {
-  median_ms: Record<string, number>;
-  step_gflop: Record<string, number>;
-  sgemm_gflops: number;
+/** What bench_torch.py --serve says about itself. */
+interface TorchInfo {
   torch: string;
   blas: string;
   blas_config: { config?: string; kernel?: string };
 }
 
-/** The variables that make OpenBLAS fall back to an older kernel on these machines. */
-const SLOW_BLAS_VARS = ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"];
-
-/** PyTorch's timing of the same steps; `fair` unsets {@linkcode SLOW_BLAS_VARS} for its command only. */
-async function timeTorch(
-  name: string,
-  layers: string,
-  batches: string,
-  fair: boolean,
-): Promise<TorchResult | null> {
-  const env = Deno.env.toObject();
-  if (fair) { for (const v of SLOW_BLAS_VARS) delete env[v]; }
-  try {
-    const out = await new Deno.Command(opts.python, {
-      clearEnv: true,
-      env,
-      args: [
-        new URL("./bench_torch.py", import.meta.url).pathname,
-        "--model",
-        name,
-        "--layers",
-        layers,
-        "--repeats",
-        opts.repeats,
-        "--threads",
-        String(threads),
-        "--batch",
-        batches,
-      ],
-      stderr: "inherit",
-    }).output();
-    if (out.success) return JSON.parse(new TextDecoder().decode(out.stdout));
-    console.error(`PyTorch baseline for ${name} failed`);
-  } catch (err) {
-    console.error(
-      `PyTorch baseline skipped: ${err instanceof Error ? err.message : err}`,
-    );
+/**
+ * bench_torch.py in `--serve` mode for one model: it times PyTorch's step on
+ * request, so the bench can alternate it with its own steps. `fair` unsets
+ * {@linkcode SLOW_BLAS_VARS} for its process only.
+ */
+class TorchServer {
+  #child: Deno.ChildProcess;
+  #writer: WritableStreamDefaultWriter<Uint8Array>;
+  #lines: AsyncIterator<string>;
+  info: TorchInfo;
+  private constructor(
+    child: Deno.ChildProcess,
+    lines: AsyncIterator<string>,
+    info: TorchInfo,
+  ) {
+    this.#child = child;
+    this.#writer = child.stdin.getWriter();
+    this.#lines = lines;
+    this.info = info;
   }
-  return null;
+
+  static async open(name: string, fair: boolean): Promise<TorchServer | null> {
+    const env = Deno.env.toObject();
+    if (fair) { for (const v of SLOW_BLAS_VARS) delete env[v]; }
+    try {
+      const child = new Deno.Command(opts.python, {
+        clearEnv: true,
+        env,
+        args: [
+          new URL("./bench_torch.py", import.meta.url).pathname,
+          "--model",
+          name,
+          "--threads",
+          String(threads),
+          "--serve",
+        ],
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "inherit",
+      }).spawn();
+      const lines = readLines(child.stdout);
+      const first = await lines.next();
+      if (!first.done) {
+        return new TorchServer(child, lines, JSON.parse(first.value));
+      }
+      console.error(`PyTorch baseline for ${name} failed`);
+      await child.status;
+    } catch (err) {
+      console.error(
+        `PyTorch baseline skipped: ${err instanceof Error ? err.message : err}`,
+      );
+    }
+    return null;
+  }
+
+  async request<T>(body: Record<string, unknown>): Promise<T> {
+    await this.#writer.write(
+      new TextEncoder().encode(JSON.stringify(body) + "\n"),
+    );
+    const line = await this.#lines.next();
+    if (line.done) throw new Error("bench_torch.py --serve ended early");
+    return JSON.parse(line.value);
+  }
+
+  async close(): Promise<void> {
+    await this.#writer.close();
+    await this.#child.status;
+  }
+}
+
+async function* readLines(
+  stream: ReadableStream<Uint8Array>,
+): AsyncGenerator<string> {
+  let rest = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    const parts = (rest + chunk).split("\n");
+    rest = parts.pop()!;
+    yield* parts;
+  }
+  if (rest) yield rest;
 }
 
 /**
- * Each backend's own GEMM peak: median GFLOP/s of one 1024³ float32 MatMul
- * graph (written by bench_torch.py) at the bench's threads; null without
- * Python and onnx.
+ * One model's rows: for each (layer, batch), `rounds` rounds in which every
+ * backend and then PyTorch take the same number of steps. Alternating keeps
+ * both sides in the same minutes — on a shared machine whose speed drifts by
+ * tens of per cent, ratios of steps timed minutes apart mislead. The ratio is
+ * the median of the rounds' ratios.
  */
-async function ortPeaks(): Promise<Record<string, number> | null> {
+async function timeModel(
+  name: string,
+  layers: number[],
+  batches: number[],
+  torch: TorchServer | null,
+  asSet: TorchServer | null,
+): Promise<Row[]> {
+  const folder = new URL(`../weights/${name}`, import.meta.url).pathname;
+  const { architecture } = JSON.parse(
+    await Deno.readTextFile(`${folder}/manifest.json`),
+  );
+  const models = new Map<string, Model>();
+  for (const backend of backends) {
+    const t = threadsFor(architecture, backend);
+    models.set(backend, await loadModel(folder, { backend, threads: t }));
+  }
+  const per = Math.ceil(repeats / rounds);
+  const rows: Row[] = [];
+  for (const layer of layers) {
+    for (const batch of batches) {
+      const row: Row = {
+        model: name,
+        layer,
+        batch,
+        ms: {},
+        ratios: {},
+        threads: {},
+      };
+      const step = { layer, batch };
+      const all: Record<string, number[]> = {};
+      const torchAll: number[] = [], envAll: number[] = [];
+      const torchSteps = async (
+        srv: TorchServer | null,
+        n: number,
+        warm: number,
+      ) =>
+        srv
+          ? (await srv.request<{ ms: number[] }>({
+            ...step,
+            repeats: n,
+            warmup: warm,
+          })).ms
+          : [];
+      for (const [backend, model] of models) {
+        await timeStep(model, { ...step, repeats: 0, warmup: 2 });
+        all[backend] = [];
+        row.ratios[backend] = [];
+        row.threads[backend] =
+          threadsFor(architecture, backend as BackendName) ?? 1;
+      }
+      await torchSteps(torch, 0, 2);
+      await torchSteps(asSet, 0, 2);
+      for (let r = 0; r < rounds; r++) {
+        const mine: Record<string, number[]> = {};
+        for (const [backend, model] of models) {
+          // one untimed step first: the other side's run has just evicted
+          // this one's weights from the caches
+          mine[backend] = await timeStep(model, {
+            ...step,
+            repeats: per,
+            warmup: 1,
+          });
+          all[backend].push(...mine[backend]);
+        }
+        const theirs = await torchSteps(torch, per, 1);
+        torchAll.push(...theirs);
+        envAll.push(...await torchSteps(asSet, per, 1));
+        for (const b of models.keys()) {
+          if (theirs.length) {
+            row.ratios[b].push(median(mine[b]) / median(theirs));
+          }
+        }
+      }
+      for (const b of models.keys()) row.ms[b] = median(all[b]);
+      row.torch = torchAll.length ? median(torchAll) : undefined;
+      row.torchEnv = envAll.length ? median(envAll) : undefined;
+      row.gflop = torch
+        ? (await torch.request<{ gflop: number }>({ gflop: true, ...step }))
+          .gflop
+        : undefined;
+      console.error(
+        `${name} L=${layer} B=${batch}: ${
+          [...models.keys()].map((b) => `${b} ${row.ms[b].toFixed(1)} ms`).join(
+            ", ",
+          )
+        }, PyTorch ${row.torch?.toFixed(1) ?? "n/a"} ms`,
+      );
+      rows.push(row);
+    }
+  }
+  for (const m of models.values()) await m.release();
+  return rows;
+}
+
+/**
+ * The GEMM peaks, best of `rounds` alternating rounds: PyTorch's 1024³ sgemm
+ * (through the server) and each onnxruntime backend's own 1024³ MatMul graph
+ * (written by bench_torch.py) at the bench's threads; null where unavailable.
+ */
+async function peaks(
+  torch: TorchServer | null,
+): Promise<{ torch: number | null; ort: Record<string, number> | null }> {
   const path = await Deno.makeTempFile({ suffix: ".onnx" });
   try {
     const made = await new Deno.Command(opts.python, {
@@ -182,27 +303,41 @@ async function ortPeaks(): Promise<Record<string, number> | null> {
         path,
       ],
     }).output().catch(() => null);
-    if (!made?.success) return null;
-    const graph = await Deno.readFile(path);
+    const graph = made?.success ? await Deno.readFile(path) : null;
     const n = 1024;
-    const peaks: Record<string, number> = {};
-    for (const name of backends) {
+    const a = new Float32Array(n * n).map((_, i) => (i % 89) / 89);
+    const sessions = new Map<string, { be: Backend; s: Session }>();
+    for (const name of graph ? backends : []) {
       const be = await openBackend(name, { threads });
-      const s = await be.createSession(graph, "unused", new Uint8Array(64));
-      const a = be.tensor(
-        new Float32Array(n * n).map((_, i) => (i % 89) / 89),
-        [n, n],
-      );
-      const times: number[] = [];
-      for (let i = 0; i < repeats + 2; i++) {
-        const t0 = performance.now();
-        await s.run({ a, b: a });
-        if (i >= 2) times.push(performance.now() - t0);
-      }
-      peaks[name] = 2 * n ** 3 / (median(times) / 1000) / 1e9;
-      await s.release();
+      sessions.set(name, {
+        be,
+        s: await be.createSession(graph!, "unused", new Uint8Array(64)),
+      });
     }
-    return peaks;
+    let best: number | null = null;
+    const ort: Record<string, number> = {};
+    for (let r = 0; r < rounds; r++) {
+      if (torch) {
+        const g =
+          (await torch.request<{ gflops: number }>({ sgemm: true })).gflops;
+        best = Math.max(best ?? 0, g);
+      }
+      for (const [name, { be, s }] of sessions) {
+        const x = be.tensor(a, [n, n]);
+        const times: number[] = [];
+        for (let i = 0; i < 5; i++) {
+          const t0 = performance.now();
+          await s.run({ a: x, b: x });
+          if (i >= 1) times.push(performance.now() - t0);
+        }
+        ort[name] = Math.max(
+          ort[name] ?? 0,
+          2 * n ** 3 / (median(times) / 1000) / 1e9,
+        );
+      }
+    }
+    for (const { s } of sessions.values()) await s.release();
+    return { torch: best, ort: sessions.size ? ort : null };
   } finally {
     await Deno.remove(path);
   }
@@ -211,34 +346,46 @@ async function ortPeaks(): Promise<Record<string, number> | null> {
 const rows: Row[] = [];
 let about = "PyTorch n/a";
 let peak: number | undefined;
+let own: Record<string, number> | null = null;
 for (const name of opts.models.split(",")) {
   const layers = opts.layers ?? DEFAULT_LAYERS[name] ?? "1";
   const batches = opts.batch ?? DEFAULT_BATCHES[name] ?? "1";
-  const mine = await timeVitrep(
-    name,
-    layers.split(",").map(Number),
-    batches.split(",").map(Number),
-  );
-  const torch = await timeTorch(name, layers, batches, true);
+  const torch = await TorchServer.open(name, true);
   const asSet = opts["torch-env-as-set"]
-    ? await timeTorch(name, layers, batches, false)
+    ? await TorchServer.open(name, false)
     : null;
   if (torch) {
-    const c = torch.blas_config;
-    about = `PyTorch ${torch.torch} (${torch.blas}` +
+    const c = torch.info.blas_config;
+    about = `PyTorch ${torch.info.torch} (${torch.info.blas}` +
       (c.kernel ? `, kernel ${c.kernel}: ${c.config}` : "") + ")";
-    peak = Math.max(peak ?? 0, torch.sgemm_gflops);
   }
-  for (const row of mine) {
-    row.torch = torch?.median_ms[keyOf(row)];
-    row.torchEnv = asSet?.median_ms[keyOf(row)];
-    row.gflop = torch?.step_gflop[keyOf(row)];
+  if (rows.length === 0) {
+    const p = await peaks(torch);
+    peak = p.torch ?? undefined;
+    own = p.ort;
   }
-  rows.push(...mine);
+  rows.push(
+    ...await timeModel(
+      name,
+      layers.split(",").map(Number),
+      batches.split(",").map(Number),
+      torch,
+      asSet,
+    ),
+  );
+  await torch?.close();
+  await asSet?.close();
 }
 
 const fix = (v: number | undefined, d: number, unit = "") =>
   v === undefined ? "n/a" : v.toFixed(d) + unit;
+/** `0.78x (0.71–0.84)`: the median of the rounds' ratios and their range. */
+const ratioText = (rs: number[]) =>
+  rs.length === 0
+    ? "n/a"
+    : `${median(rs).toFixed(2)}x (${Math.min(...rs).toFixed(2)}–${
+      Math.max(...rs).toFixed(2)
+    })`;
 const head = [
   "model",
   "L",
@@ -251,17 +398,19 @@ const head = [
   ...backends.map((b) => `${b} GFLOP/s (% of peak)`),
 ];
 console.log(
-  `\n224², ${threads} threads (ResNet on wasm: 1), median of ${repeats}; ${about}; ` +
+  `\n224², ${threads} threads (ResNet on wasm: 1), median of ${repeats} steps in ${rounds} rounds ` +
+    `alternating with PyTorch (ratio: median of the rounds' ratios, their range in brackets); ${about}; ` +
     `PyTorch with ${SLOW_BLAS_VARS.join(" and ")} unset`,
 );
 console.log(
-  `sgemm peak (1024³, ${threads} threads, PyTorch): ${fix(peak, 0)} GFLOP/s`,
+  `sgemm peak (1024³, ${threads} threads, PyTorch, best of ${rounds}): ${
+    fix(peak, 0)
+  } GFLOP/s`,
 );
-const own = await ortPeaks();
 console.log(
-  `onnxruntime's own MatMul peak (1024³, ${threads} threads): ${
+  `onnxruntime's own MatMul peak (1024³, ${threads} threads, best of ${rounds}, alternating with PyTorch's): ${
     own
-      ? backends.map((b) => `${b} ${fix(own[b], 0)} GFLOP/s`).join(", ")
+      ? backends.map((b) => `${b} ${fix(own![b], 0)} GFLOP/s`).join(", ")
       : "n/a (needs python3 with onnx)"
   }\n`,
 );
@@ -280,7 +429,7 @@ for (const r of rows) {
     ),
     fix(t, 1),
     ...(opts["torch-env-as-set"] ? [fix(r.torchEnv, 1)] : []),
-    ...backends.map((b) => (t ? (r.ms[b] / t).toFixed(2) + "x" : "n/a")),
+    ...backends.map((b) => ratioText(r.ratios[b])),
     fix(r.gflop, 2),
     ...backends.map((b) =>
       `${fix(rate(b), 0)} (${

@@ -228,32 +228,23 @@ def main():
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"],
                     help="cpu (default), cuda, or auto: cuda where PyTorch sees a GPU")
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    ap.add_argument("--serve", action="store_true",
+                    help="answer timing requests, one JSON line each on stdin (see serve())")
     a = ap.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     device, dtype = pick_device(a.device), getattr(torch, a.dtype)
     size, f = features(a.model, device, dtype)
+    stepper = Stepper(f, size, device, dtype)
+    if a.serve:
+        serve(stepper, a.threads)
+        return
     results, flops = {}, {}
     for layer, batch in [(int(v), int(b)) for v in a.layers.split(",") for b in a.batch.split(",")]:
         key = str(layer) if batch == 1 else f"{layer}x{batch}"
-        x0 = torch.rand(batch, 3, size, size, device=device, dtype=dtype)
-        # the input gradient repeats every forward product once more (dX = dY·Wᵀ), with no weight gradients
-        flops[key] = 2 * forward_flops(f, x0, layer) / 1e9
-        with torch.no_grad():
-            target = f(x0, layer) + 0.1
-        times = []
-        for i in range(a.warmup + a.repeats):
-            x = x0.clone().requires_grad_(True)
-            sync(device)
-            t = time.perf_counter()
-            loss = ((f(x, layer) - target).float() ** 2).sum()
-            loss.backward()
-            _ = x.grad
-            sync(device)
-            if i >= a.warmup:
-                times.append((time.perf_counter() - t) * 1000)
-        results[key] = statistics.median(times)
+        results[key] = statistics.median(stepper.times(layer, batch, a.repeats, a.warmup))
+        flops[key] = stepper.gflop(layer, batch)
     env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")}
     gpu = device.type == "cuda"
     print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_name(),
@@ -263,6 +254,61 @@ def main():
                       "device_name": torch.cuda.get_device_name(device) if gpu else "CPU",
                       "tf32": gpu and torch.backends.cuda.matmul.allow_tf32,
                       "model": a.model, "median_ms": results, "step_gflop": flops}))
+
+
+class Stepper:
+    """The timed step of one model: a fixed random batch per (layer, batch), its target (own output + 0.1)
+    and FLOPs computed once."""
+
+    def __init__(self, f, size: int, device, dtype):
+        self.f, self.size, self.device, self.dtype = f, size, device, dtype
+        self.cases = {}
+
+    def case(self, layer: int, batch: int):
+        if (layer, batch) not in self.cases:
+            x0 = torch.rand(batch, 3, self.size, self.size, device=self.device, dtype=self.dtype)
+            with torch.no_grad():
+                target = self.f(x0, layer) + 0.1
+            self.cases[(layer, batch)] = (x0, target)
+        return self.cases[(layer, batch)]
+
+    def gflop(self, layer: int, batch: int) -> float:
+        """The input gradient repeats every forward product once more (dX = dY·Wᵀ), with no weight gradients."""
+        return 2 * forward_flops(self.f, self.case(layer, batch)[0], layer) / 1e9
+
+    def times(self, layer: int, batch: int, repeats: int, warmup: int):
+        x0, target = self.case(layer, batch)
+        times = []
+        for i in range(warmup + repeats):
+            x = x0.clone().requires_grad_(True)
+            sync(self.device)
+            t = time.perf_counter()
+            loss = ((self.f(x, layer) - target).float() ** 2).sum()
+            loss.backward()
+            _ = x.grad
+            sync(self.device)
+            if i >= warmup:
+                times.append((time.perf_counter() - t) * 1000)
+        return times
+
+
+def serve(stepper: Stepper, threads: int) -> None:
+    """`--serve`: after one line describing the setup, answers one JSON request per stdin line with one JSON line —
+    {"layer", "batch", "repeats", "warmup"} → {"ms": [...]}; {"gflop": true, "layer", "batch"} → {"gflop": G};
+    {"sgemm": true} → {"gflops": G} (1024³). `deno task bench` alternates these requests with its own steps, so
+    both sides are timed in the same minutes."""
+    c = blas_config()
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "blas": blas_name(),
+                      "blas_config": c}), flush=True)
+    for line in sys.stdin:
+        r = json.loads(line)
+        if r.get("sgemm"):
+            out = {"gflops": sgemm_peak(1024, repeats=3)}
+        elif r.get("gflop"):
+            out = {"gflop": stepper.gflop(r["layer"], r["batch"])}
+        else:
+            out = {"ms": stepper.times(r["layer"], r["batch"], r["repeats"], r.get("warmup", 0))}
+        print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@
  * @module
  */
 import { decodeNpy, encodeNpy, type Row } from "../io/mod.ts";
-import { removeTemporaries, sha256Hex as sha256 } from "../io/mod.ts";
+import { listDir, removeTemporaries, sha256Hex as sha256 } from "../io/mod.ts";
 import { type Raw, type Spec, usage } from "./options.ts";
 
 /** The `format` of snapshot/state.json. */
@@ -66,13 +66,9 @@ export function statePath(dir: string): string {
 async function readableDir(dir: string): Promise<string> {
   const live = snapshotDir(dir);
   if (await isDir(live)) return live;
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      const path = `${dir}/${e.name}`;
-      if (e.name.startsWith(OLD_PREFIX) && await isComplete(path)) return path;
-    }
-  } catch {
-    // no folder
+  for (const e of await listDir(dir).catch(() => [])) {
+    const path = `${dir}/${e.name}`;
+    if (e.name.startsWith(OLD_PREFIX) && await isComplete(path)) return path;
   }
   return live;
 }
@@ -129,13 +125,7 @@ export async function saveSnapshot(
  * and `*.tmp` files are removed. Call it holding the folder's lock.
  */
 export async function recoverSnapshot(dir: string): Promise<void> {
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) names.push(e.name);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
+  const names = (await listDir(dir)).map((e) => e.name);
   const live = snapshotDir(dir);
   for (const name of names.filter((n) => n.startsWith(OLD_PREFIX))) {
     const path = `${dir}/${name}`;
@@ -164,14 +154,8 @@ async function isComplete(path: string): Promise<boolean> {
 /** Whether `dir` holds a snapshot (a complete one, or one {@linkcode recoverSnapshot} can bring back). */
 export async function hasSnapshot(dir: string): Promise<boolean> {
   if (await isDir(snapshotDir(dir))) return true;
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.name.startsWith(OLD_PREFIX)) return true;
-    }
-  } catch {
-    // no folder
-  }
-  return false;
+  const entries = await listDir(dir).catch(() => []);
+  return entries.some((e) => e.name.startsWith(OLD_PREFIX));
 }
 
 /** Removes `dir`'s snapshot (a run that starts over). */

@@ -12,6 +12,7 @@ import {
   decodePng,
   encodeJpeg,
   type ImageTensor,
+  listDir,
   resizeBilinear,
 } from "../io/mod.ts";
 import type { Budget } from "./budgets.ts";
@@ -167,13 +168,7 @@ export async function publishReport(
 
 /** `dir` must be new, empty, or an earlier published report (it holds index.html and claims.json). */
 async function checkTarget(dir: string): Promise<void> {
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) names.push(e.name);
-  } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return;
-    throw err;
-  }
+  const names = (await listDir(dir)).map((e) => e.name);
   if (
     names.length > 0 &&
     !(names.includes("index.html") && names.includes("claims.json"))

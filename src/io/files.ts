@@ -137,17 +137,38 @@ export async function writeFiles(
  */
 export async function removeTemporaries(dir: string): Promise<string[]> {
   const removed: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (e.isFile && e.name.endsWith(".tmp")) {
-        await Deno.remove(`${dir}/${e.name}`).catch(() => {});
-        removed.push(e.name);
-      }
+  for (const e of await listDir(dir)) {
+    if (e.isFile && e.name.endsWith(".tmp")) {
+      await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+      removed.push(e.name);
     }
+  }
+  return removed.sort();
+}
+
+/**
+ * The entries of folder `dir`, sorted by name; none when it does not exist
+ * (other errors are thrown).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { listDir } from "./files.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/b.txt`, "");
+ * await Deno.mkdir(`${dir}/a`);
+ * assert.deepEqual((await listDir(dir)).map((e) => e.name), ["a", "b.txt"]);
+ * assert.deepEqual(await listDir(`${dir}/missing`), []);
+ * ```
+ */
+export async function listDir(dir: string): Promise<Deno.DirEntry[]> {
+  const out: Deno.DirEntry[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) out.push(e);
   } catch (err) {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   }
-  return removed.sort();
+  return out.sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
 }
 
 /** One row of a trace table. */
