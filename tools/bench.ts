@@ -177,8 +177,9 @@ async function* readLines(
   stream: ReadableStream<Uint8Array>,
 ): AsyncGenerator<string> {
   let rest = "";
-  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-    const parts = (rest + chunk).split("\n");
+  const decoder = new TextDecoder();
+  for await (const bytes of stream) {
+    const parts = (rest + decoder.decode(bytes, { stream: true })).split("\n");
     rest = parts.pop()!;
     yield* parts;
   }
