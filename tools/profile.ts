@@ -52,7 +52,24 @@ export interface NodeRow {
   flops: number;
 }
 
-/** The graph timings accumulated between two snapshots of {@linkcode Model.timings}. */
+/**
+ * The graph timings accumulated between two snapshots of `Model.timings()`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { timingsBetween } from "./profile.ts";
+ * const before = [{ position: 0, graph: "stem.fwd", runs: 2, ms: 5 }];
+ * const after = [
+ *   { position: 0, graph: "stem.fwd", runs: 5, ms: 11 },
+ *   { position: 0, graph: "stem.vjp", runs: 3, ms: 6 },
+ * ];
+ * assert.deepEqual(timingsBetween(before, after), [
+ *   { position: 0, graph: "stem.fwd", runs: 3, ms: 6 },
+ *   { position: 0, graph: "stem.vjp", runs: 3, ms: 6 },
+ * ]);
+ * ```
+ */
 export function timingsBetween(
   before: readonly GraphTiming[],
   after: readonly GraphTiming[],

@@ -70,10 +70,8 @@ async function runOne(
   o: EssayOptions,
 ): Promise<ExperimentResult | null> {
   const dir = join(o.out, "cells", p.id);
-  const rel = join("cells", p.id);
   if (p.grid === null) {
     const t = p.trained!;
-    const mdir = o.env.models.get(t.model)!.dir;
     const code = await o.run([
       "filters",
       "--model",
@@ -86,15 +84,7 @@ async function runOne(
       dir,
     ]);
     if (code === EXIT_INTERRUPTED) return null;
-    const values = await filterFractions(mdir, t.weights);
-    return {
-      id: p.id,
-      status: "done",
-      dir: rel,
-      cells: [],
-      values,
-      ...(code === 0 ? { figure: join(rel, "filters.png") } : {}),
-    };
+    return await filtersResult(p, o, code === 0);
   }
   await Deno.remove(join(dir, "metrics.json")).catch(() => {});
   const code = await o.run([
@@ -118,6 +108,30 @@ async function runOne(
   return r;
 }
 
+/** The filters experiment's result: pattern fractions read from the weights, and its figure when made. */
+async function filtersResult(
+  p: Planned,
+  o: EssayOptions,
+  figure: boolean,
+): Promise<ExperimentResult> {
+  const t = p.trained!;
+  const rel = join("cells", p.id);
+  const values = await filterFractions(
+    o.env.models.get(t.model)!.dir,
+    t.weights,
+  );
+  return {
+    id: p.id,
+    status: "done",
+    dir: rel,
+    cells: [],
+    values,
+    ...(figure ? { figure: join(rel, "filters.png") } : {}),
+  };
+}
+
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+
 /**
  * What an experiment has finished, computing nothing: its grid collected from
  * the cells there ("stopped" when some are missing), the filters' numbers
@@ -127,27 +141,12 @@ async function collectOne(
   p: Planned,
   o: EssayOptions,
 ): Promise<ExperimentResult | null> {
-  const rel = join("cells", p.id);
-  const dir = join(o.out, rel);
+  const dir = join(o.out, "cells", p.id);
   if (p.grid === null) {
-    const t = p.trained!;
-    const figure = join(rel, "filters.png");
-    const made = await Deno.stat(join(o.out, figure)).then(
-      () => true,
-      () => false,
-    );
-    if (!made) return null;
-    const values = await filterFractions(
-      o.env.models.get(t.model)!.dir,
-      t.weights,
-    );
-    return { id: p.id, status: "done", dir: rel, cells: [], values, figure };
+    if (!await exists(join(dir, "filters.png"))) return null;
+    return await filtersResult(p, o, true);
   }
-  const planned = await Deno.stat(join(dir, "plan.json")).then(
-    () => true,
-    () => false,
-  );
-  if (!planned) return null;
+  if (!await exists(join(dir, "plan.json"))) return null;
   await Deno.remove(join(dir, "metrics.json")).catch(() => {});
   await o.run(["grid", "--out", dir, "--collect", "--quiet"]);
   return await readExperiment(
