@@ -13,7 +13,14 @@ async function serve(
   requests: Record<string, unknown>[],
 ): Promise<Record<string, unknown>[]> {
   const child = new Deno.Command(PY, {
-    args: ["tools/bench_torch.py", "--model", model, "--threads", "1", "--serve"],
+    args: [
+      "tools/bench_torch.py",
+      "--model",
+      model,
+      "--threads",
+      "1",
+      "--serve",
+    ],
     cwd: ROOT,
     stdin: "piped",
     stdout: "piped",
@@ -21,7 +28,9 @@ async function serve(
   }).spawn();
   const w = child.stdin.getWriter();
   await w.write(
-    new TextEncoder().encode(requests.map((r) => JSON.stringify(r) + "\n").join("")),
+    new TextEncoder().encode(
+      requests.map((r) => JSON.stringify(r) + "\n").join(""),
+    ),
   );
   await w.close();
   const out = await child.output();
@@ -32,7 +41,8 @@ async function serve(
 }
 
 Deno.test({
-  name: "bench_torch.py --serve: steps, FLOP counts and the sgemm peak on request",
+  name:
+    "bench_torch.py --serve: steps, FLOP counts and the sgemm peak on request",
   ignore: torchReason !== "",
   fn: async () => {
     const [info, steps, one, two, sgemm] = await serve("mixer_p16_d1024", [
