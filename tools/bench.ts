@@ -187,12 +187,79 @@ async function* readLines(
 }
 
 /**
- * One model's rows: for each (layer, batch), `rounds` rounds in which every
- * backend and then PyTorch take the same number of steps. Alternating keeps
- * both sides in the same minutes — on a shared machine whose speed drifts by
- * tens of per cent, ratios of steps timed minutes apart mislead. The ratio is
- * the median of the rounds' ratios.
+ * Waits 100 ms: onnxruntime-web's worker threads keep spinning for tens of
+ * milliseconds after a run (measured here: 0.4 cores busy in the next 50 ms),
+ * which would slow whichever side runs next.
  */
+const settle = () => new Promise((r) => setTimeout(r, 100));
+
+/** PyTorch's step times from a server (none without one). */
+async function torchSteps(
+  srv: TorchServer | null,
+  step: { layer: number; batch: number },
+  repeats: number,
+  warmup: number,
+): Promise<number[]> {
+  if (!srv) return [];
+  return (await srv.request<{ ms: number[] }>({ ...step, repeats, warmup }))
+    .ms;
+}
+
+/**
+ * One row: `rounds` rounds in which every backend and then PyTorch take one
+ * untimed and `repeats / rounds` timed steps. Alternating keeps both sides in
+ * the same minutes — on a shared machine whose speed drifts by tens of per
+ * cent, ratios of steps timed minutes apart mislead. The ratio is the median
+ * of the rounds' ratios.
+ */
+async function timeRow(
+  row: Row,
+  models: Map<string, Model>,
+  torch: TorchServer | null,
+  asSet: TorchServer | null,
+): Promise<void> {
+  const step = { layer: row.layer, batch: row.batch };
+  const per = Math.ceil(repeats / rounds);
+  const all: Record<string, number[]> = {};
+  const torchAll: number[] = [], envAll: number[] = [];
+  for (const [backend, model] of models) {
+    await timeStep(model, { ...step, repeats: 0, warmup: 2 });
+    all[backend] = [];
+    row.ratios[backend] = [];
+  }
+  await torchSteps(torch, step, 0, 2);
+  await torchSteps(asSet, step, 0, 2);
+  for (let r = 0; r < rounds; r++) {
+    const mine: Record<string, number[]> = {};
+    for (const [backend, model] of models) {
+      // one untimed step first: the other side's run has just evicted this
+      // one's weights from the caches
+      await settle();
+      mine[backend] = await timeStep(model, {
+        ...step,
+        repeats: per,
+        warmup: 1,
+      });
+      all[backend].push(...mine[backend]);
+    }
+    await settle();
+    const theirs = await torchSteps(torch, step, per, 1);
+    torchAll.push(...theirs);
+    await settle();
+    envAll.push(...await torchSteps(asSet, step, per, 1));
+    for (const b of models.keys()) {
+      if (theirs.length) row.ratios[b].push(median(mine[b]) / median(theirs));
+    }
+  }
+  for (const b of models.keys()) row.ms[b] = median(all[b]);
+  row.torch = torchAll.length ? median(torchAll) : undefined;
+  row.torchEnv = envAll.length ? median(envAll) : undefined;
+  row.gflop = torch
+    ? (await torch.request<{ gflop: number }>({ gflop: true, ...step })).gflop
+    : undefined;
+}
+
+/** One model's rows, every backend's model loaded at once (see {@linkcode timeRow}). */
 async function timeModel(
   name: string,
   layers: number[],
@@ -205,11 +272,12 @@ async function timeModel(
     await Deno.readTextFile(`${folder}/manifest.json`),
   );
   const models = new Map<string, Model>();
+  const threadsOf: Record<string, number> = {};
   for (const backend of backends) {
     const t = threadsFor(architecture, backend);
     models.set(backend, await loadModel(folder, { backend, threads: t }));
+    threadsOf[backend] = t ?? 1;
   }
-  const per = Math.ceil(repeats / rounds);
   const rows: Row[] = [];
   for (const layer of layers) {
     for (const batch of batches) {
@@ -219,66 +287,16 @@ async function timeModel(
         batch,
         ms: {},
         ratios: {},
-        threads: {},
+        threads: { ...threadsOf },
       };
-      const step = { layer, batch };
-      const all: Record<string, number[]> = {};
-      const torchAll: number[] = [], envAll: number[] = [];
-      const torchSteps = async (
-        srv: TorchServer | null,
-        n: number,
-        warm: number,
-      ) =>
-        srv
-          ? (await srv.request<{ ms: number[] }>({
-            ...step,
-            repeats: n,
-            warmup: warm,
-          })).ms
-          : [];
-      for (const [backend, model] of models) {
-        await timeStep(model, { ...step, repeats: 0, warmup: 2 });
-        all[backend] = [];
-        row.ratios[backend] = [];
-        row.threads[backend] =
-          threadsFor(architecture, backend as BackendName) ?? 1;
-      }
-      await torchSteps(torch, 0, 2);
-      await torchSteps(asSet, 0, 2);
-      for (let r = 0; r < rounds; r++) {
-        const mine: Record<string, number[]> = {};
-        for (const [backend, model] of models) {
-          // one untimed step first: the other side's run has just evicted
-          // this one's weights from the caches
-          mine[backend] = await timeStep(model, {
-            ...step,
-            repeats: per,
-            warmup: 1,
-          });
-          all[backend].push(...mine[backend]);
-        }
-        const theirs = await torchSteps(torch, per, 1);
-        torchAll.push(...theirs);
-        envAll.push(...await torchSteps(asSet, per, 1));
-        for (const b of models.keys()) {
-          if (theirs.length) {
-            row.ratios[b].push(median(mine[b]) / median(theirs));
-          }
-        }
-      }
-      for (const b of models.keys()) row.ms[b] = median(all[b]);
-      row.torch = torchAll.length ? median(torchAll) : undefined;
-      row.torchEnv = envAll.length ? median(envAll) : undefined;
-      row.gflop = torch
-        ? (await torch.request<{ gflop: number }>({ gflop: true, ...step }))
-          .gflop
-        : undefined;
+      await timeRow(row, models, torch, asSet);
+      const mine = [...models.keys()].map((b) =>
+        `${b} ${row.ms[b].toFixed(1)} ms`
+      );
       console.error(
-        `${name} L=${layer} B=${batch}: ${
-          [...models.keys()].map((b) => `${b} ${row.ms[b].toFixed(1)} ms`).join(
-            ", ",
-          )
-        }, PyTorch ${row.torch?.toFixed(1) ?? "n/a"} ms`,
+        `${name} L=${layer} B=${batch}: ${mine.join(", ")}, PyTorch ${
+          row.torch?.toFixed(1) ?? "n/a"
+        } ms`,
       );
       rows.push(row);
     }
