@@ -336,12 +336,14 @@ async function peaks(
     let best: number | null = null;
     const ort: Record<string, number> = {};
     for (let r = 0; r < rounds; r++) {
+      await settle();
       if (torch) {
         const g =
           (await torch.request<{ gflops: number }>({ sgemm: true })).gflops;
         best = Math.max(best ?? 0, g);
       }
       for (const [name, { be, s }] of sessions) {
+        await settle();
         const x = be.tensor(a, [n, n]);
         const times: number[] = [];
         for (let i = 0; i < 5; i++) {
