@@ -72,3 +72,18 @@ export function spawnCli(args: string[]): Deno.ChildProcess {
     stderr: "piped",
   }).spawn();
 }
+
+/** Runs `deno run -A --no-check tools/NAME ARGS` from the repository root; its exit code and output. */
+export async function runTool(
+  name: string,
+  args: string[],
+  env?: Record<string, string>,
+): Promise<{ code: number; out: string; err: string }> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-check", `${ROOT}tools/${name}`, ...args],
+    cwd: ROOT,
+    env,
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: r.code, out: text(r.stdout), err: text(r.stderr) };
+}

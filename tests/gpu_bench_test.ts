@@ -2,18 +2,9 @@
 // the tiny fixture, wasm, no PyTorch: no timing is checked), and what `pack`
 // leaves in .gpu/ where a pack was made (skipped otherwise).
 import assert from "node:assert/strict";
+import { ROOT, runTool } from "./_cli.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-
-async function gpuBench(args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", `${ROOT}tools/gpu_bench.ts`, ...args],
-    cwd: ROOT,
-    env: { OUT: "" },
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: r.code, out: text(r.stdout), err: text(r.stderr) };
-}
+const gpuBench = (args: string[]) => runTool("gpu_bench.ts", args, { OUT: "" });
 
 Deno.test("gpu_bench.ts: a bad option exits 2 naming the value and the valid ones", async () => {
   const r = await gpuBench(["--backend", "cuda"]);

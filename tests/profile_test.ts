@@ -2,17 +2,9 @@
 // on the tiny fixture (no timing is checked: only the report's structure and
 // counts that follow from the chain).
 import assert from "node:assert/strict";
+import { runTool } from "./_cli.ts";
 
-const ROOT = new URL("../", import.meta.url).pathname;
-
-async function profile(args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--no-check", `${ROOT}tools/profile.ts`, ...args],
-    cwd: ROOT,
-  }).output();
-  const text = (b: Uint8Array) => new TextDecoder().decode(b);
-  return { code: r.code, out: text(r.stdout), err: text(r.stderr) };
-}
+const profile = (args: string[]) => runTool("profile.ts", args);
 
 Deno.test("profile.ts: a bad option exits 2 naming the value and the valid ones", async () => {
   const b = await profile(["--backends", "native,cuda"]);
@@ -23,7 +15,7 @@ Deno.test("profile.ts: a bad option exits 2 naming the value and the valid ones"
   );
   const l = await profile(["--layer", "0"]);
   assert.equal(l.code, 2);
-  assert.match(l.err, /--layer "0": expected a positive integer/);
+  assert.match(l.err, /--layer "0": expected an integer ≥ 1/);
 });
 
 Deno.test("profile.ts: per-graph rows on both backends and native's node types", async () => {

@@ -7,6 +7,27 @@
 import { featureMatch, type Model } from "../mod.ts";
 
 /**
+ * A command-line option that must be an integer ≥ 1.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { positiveInt } from "./_bench.ts";
+ * assert.equal(positiveInt("repeats", "9"), 9);
+ * assert.throws(() => positiveInt("repeats", "0"), /--repeats "0": expected an integer ≥ 1/);
+ * ```
+ */
+export function positiveInt(name: string, value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new RangeError(
+      `Invalid --${name} "${value}": expected an integer ≥ 1`,
+    );
+  }
+  return n;
+}
+
+/**
  * The median of `xs` (the mean of the middle two for an even count).
  *
  * @example

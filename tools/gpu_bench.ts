@@ -19,7 +19,7 @@
  */
 import { parseArgs } from "node:util";
 import { type BackendName, loadModel } from "../mod.ts";
-import { median, timeStep } from "./_bench.ts";
+import { median, positiveInt as positive, timeStep } from "./_bench.ts";
 
 interface Options {
   model: string;
@@ -39,14 +39,6 @@ interface Options {
 const DTYPES = ["float32", "bfloat16"];
 const DEVICES = ["auto", "cuda", "cpu"] as const;
 const BACKENDS: readonly BackendName[] = ["webgpu", "wasm", "native"];
-
-function positive(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(`Invalid --${name} "${v}": expected an integer ≥ 1`);
-  }
-  return n;
-}
 
 function oneOf<T extends string>(
   name: string,

@@ -24,7 +24,8 @@
 import { parseArgs } from "node:util";
 import { type GraphTiming, loadModel } from "../mod.ts";
 import { BACKEND_NAMES, type BackendName } from "../src/model/mod.ts";
-import { median, timeStep } from "./_bench.ts";
+import { median, positiveInt as positive, timeStep } from "./_bench.ts";
+import { listDir } from "../src/io/mod.ts";
 
 /** One backend's timings: the step's median and the graph timings of the timed steps. */
 export interface BackendProfile {
@@ -228,26 +229,26 @@ export async function profileStep(
       profile: dir ? `${dir}/session` : undefined,
     });
     const step = { layer: options.layer, batch: options.batch };
+    let ms: number[], graphs: GraphTiming[];
     try {
       await timeStep(model, { ...step, repeats: 0, warmup: 2 });
       const before = model.timings();
-      const ms = await timeStep(model, {
+      ms = await timeStep(model, {
         ...step,
         repeats: options.repeats,
         warmup: 0,
       });
-      const graphs = timingsBetween(before, model.timings());
-      await model.release(); // writes the profiles
-      return {
-        backend: model.backend,
-        stepMs: median(ms),
-        meanMs: ms.reduce((a, b) => a + b, 0) / ms.length,
-        graphs,
-        nodes: dir ? nodeRows(await readProfiles(dir)) : null,
-      };
+      graphs = timingsBetween(before, model.timings());
     } finally {
-      await model.release();
+      await model.release(); // writes the profiles
     }
+    return {
+      backend: model.backend,
+      stepMs: median(ms),
+      meanMs: ms.reduce((a, b) => a + b, 0) / ms.length,
+      graphs,
+      nodes: dir ? nodeRows(await readProfiles(dir)) : null,
+    };
   } finally {
     if (dir) await Deno.remove(dir, { recursive: true });
   }
@@ -255,7 +256,7 @@ export async function profileStep(
 
 async function readProfiles(dir: string): Promise<TraceEvent[][]> {
   const out: TraceEvent[][] = [];
-  for await (const e of Deno.readDir(dir)) {
+  for (const e of await listDir(dir)) {
     if (e.isFile && e.name.endsWith(".json")) {
       out.push(JSON.parse(await Deno.readTextFile(`${dir}/${e.name}`)));
     }
@@ -339,16 +340,6 @@ export function report(
     }
   }
   return lines.join("\n") + "\n";
-}
-
-function positive(name: string, value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) {
-    throw new RangeError(
-      `Invalid --${name} "${value}": expected a positive integer`,
-    );
-  }
-  return n;
 }
 
 async function main(args: string[]): Promise<number> {
