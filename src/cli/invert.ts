@@ -608,6 +608,21 @@ async function writeBatch(
 }
 
 /** `invert` with several --image or --seeds: one batch through the chain (one image at a time where the graphs have no batch axis). */
+/** An invert run's model, with its settings checked against it (the model released when they fail). */
+async function openInvertModel(raw: Raw) {
+  const source = modelSource(str(raw, "model"));
+  const { model, variant } = await openModel(raw, source);
+  try {
+    const settings = invertSettings(raw, model.manifest);
+    const size = model.manifest.image_size;
+    checkKernel(settings.kernelSize, size);
+    return { model, variant, source, settings, size };
+  } catch (err) {
+    await model.release();
+    throw err;
+  }
+}
+
 async function invertBatchCommand(
   pre: Awaited<ReturnType<typeof prelude>>,
   images: readonly string[],
@@ -625,12 +640,9 @@ async function invertBatchCommand(
   const runs = runNames(images, seeds);
   invertSettings(raw);
   const paths = images.map((v) => defaultImage({ image: v }));
-  const source = modelSource(str(raw, "model"));
-  const { model, variant } = await openModel(raw, source);
+  const { model, variant, source, settings: base, size } =
+    await openInvertModel(raw);
   try {
-    const base = invertSettings(raw, model.manifest);
-    const size = model.manifest.image_size;
-    checkKernel(base.kernelSize, size);
     const targets: ImageTensor[] = [];
     for (const p of paths) targets.push(await loadTarget(p, size));
     await model.prepare(base.layer, {
@@ -720,12 +732,10 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
   const { raw, snap, resumeDir, out } = pre;
   invertSettings(raw); // everything that needs no model first
   const imagePath = defaultImage(raw);
-  const source = modelSource(str(raw, "model"));
-  const { model, variant } = await openModel(raw, source);
+  const { model, variant, source, settings: s, size } = await openInvertModel(
+    raw,
+  );
   try {
-    const s = invertSettings(raw, model.manifest);
-    const size = model.manifest.image_size;
-    checkKernel(s.kernelSize, size);
     const target = await loadTarget(imagePath, size);
     const resume = snap && resumeDir !== undefined
       ? await readInvertResume(resumeDir, size)
