@@ -380,6 +380,8 @@ const BAD: [string[], number, string][] = [
   [["invert", "--steps=-1"], 2, 'Invalid --steps "-1": expected a positive'],
   [["invert", "--bogus"], 2, 'Unknown option "--bogus" for invert'],
   [["invert", "-x"], 2, 'Unknown option "-x" for invert'],
+  [["invert", "--stpes", "3"], 2, "did you mean --steps?"],
+  [["invert", "--model", "vit_b32"], 1, "did you mean vit_b_32"],
   [["invert", "--steps"], 2, "Missing value for --steps: expected --steps N"],
   [["invert", "--steps", "--quiet"], 2, 'expected --steps N before "--quiet"'],
   [["invert", "--quiet=yes"], 2, 'Invalid --quiet "yes": a switch takes no'],
@@ -471,6 +473,10 @@ Deno.test("bad input: right exit code, a message naming the value, no output", a
       assert(!(await exists(out)), `${out} was created`);
     });
   }
+  // A mistyped command: its nearest name.
+  const typo = await run(["invrt", "--out", `${dir}/out_typo`]);
+  assertEquals(typo.code, 2, typo.err);
+  assert(typo.err.includes("did you mean invert?"), typo.err);
   // Unknown model name and missing folder: runtime errors.
   for (const model of ["vit_zz", `${dir}/no_model_here`]) {
     const out = `${dir}/out_model`;

@@ -2,6 +2,7 @@
 // dependency, and a publish list that holds what a user needs and fits
 // well under JSR's limits.
 import { assert, assertEquals } from "./_assert.ts";
+import { loadModel } from "../src/model/mod.ts";
 
 const ROOT = new URL("../", import.meta.url);
 const IMPORTS =
@@ -53,7 +54,8 @@ Deno.test("npm versions: the import map and inline specifiers agree", async () =
   assert(inline >= 3, `only ${inline} inline npm: specifiers found`);
 });
 
-Deno.test("deno publish --dry-run lists a small package with what users need", async () => {
+/** The files `deno publish --dry-run` lists (paths relative to the repo) with their sizes in bytes. */
+async function publishedFiles(): Promise<Map<string, number>> {
   const out = await new Deno.Command(Deno.execPath(), {
     args: ["publish", "--dry-run", "--allow-dirty"],
     cwd: ROOT,
@@ -69,6 +71,11 @@ Deno.test("deno publish --dry-run lists a small package with what users need", a
   for (const m of text.matchAll(listed)) {
     files.set(m[1].replace(ROOT.href, ""), Number(m[2]) * units[m[3]]);
   }
+  return files;
+}
+
+Deno.test("deno publish --dry-run lists a small package with what users need", async () => {
+  const files = await publishedFiles();
   const total = [...files.values()].reduce((a, b) => a + b, 0);
   assert(
     total < 5 * 1024 ** 2,
@@ -85,7 +92,45 @@ Deno.test("deno publish --dry-run lists a small package with what users need", a
   const stray = [...files.keys()].filter((f) =>
     /^(tests|tools|\.ci)\//.test(f) ||
     (f.startsWith("docs/") && f !== "docs/demo.png") ||
-    f.endsWith(".safetensors")
+    (f.endsWith(".safetensors") && !/^weights\/fmnist_\w+\/trained\./.test(f))
   );
   assertEquals(stray, [], "files a user does not need");
+});
+
+Deno.test("the published files open the trained Fashion-MNIST models", async () => {
+  const files = await publishedFiles();
+  const tmp = await Deno.makeTempDir();
+  try {
+    for (const kind of ["vit", "resnet"]) {
+      const prefix = `weights/fmnist_${kind}/`;
+      const mine = [...files.keys()].filter((f) => f.startsWith(prefix));
+      assert(
+        mine.includes(`${prefix}trained.safetensors`),
+        `${prefix}trained.safetensors is not published`,
+      );
+      for (const f of mine) {
+        await Deno.mkdir(`${tmp}/${f.replace(/[^/]+$/, "")}`, {
+          recursive: true,
+        });
+        await Deno.copyFile(new URL(f, ROOT), `${tmp}/${f}`);
+      }
+      const copy = await loadModel(`${tmp}/${prefix}`, {
+        weights: "trained",
+        verify: true,
+      });
+      const repo = await loadModel(new URL(prefix, ROOT).href, {
+        weights: "trained",
+      });
+      try {
+        assert(copy.verified, "the published copy was not verified");
+        const name = Object.keys(repo.manifest.tensors)[0];
+        assertEquals(copy.tensor(name), repo.tensor(name));
+      } finally {
+        await copy.release();
+        await repo.release();
+      }
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
 });

@@ -198,7 +198,7 @@ Deno.test("classes resolve by index, name and unique substring", async () => {
   await assertRejects(
     () => resolveClass("dalmation", names),
     TypeError,
-    'closest are 4 "Dalmatian"',
+    'did you mean 4 "Dalmatian"',
   );
   await assertRejects(() => resolveClass("9", names), RangeError, "0..4");
   const manifest = JSON.parse(

@@ -26,6 +26,7 @@
  * @module
  */
 import { type Command, type Opt, parse, type Spec } from "./options.ts";
+import { didYouMean } from "../model/mod.ts";
 import { isUsage } from "./options.ts";
 import { DEMO_COMMAND, INVERT_COMMAND } from "./invert.ts";
 import { GENERATE_COMMAND } from "./generate.ts";
@@ -177,8 +178,11 @@ export async function main(
     return 0;
   }
   if (!Object.hasOwn(COMMANDS, command)) {
+    const near = didYouMean(command, Object.keys(COMMANDS));
     console.error(
-      `error: Unknown command "${command}": expected one of ${
+      `error: Unknown command "${command}": ${
+        near.length ? `did you mean ${near.join(", ")}? ` : ""
+      }expected one of ${
         Object.keys(COMMANDS).join(", ")
       } (see 'deno run -A mod.ts --help')`,
     );

@@ -8,7 +8,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BACKEND_NAMES, type BackendName } from "../model/mod.ts";
+import { BACKEND_NAMES, type BackendName, didYouMean } from "../model/mod.ts";
 import { parseSchedule, type Schedule } from "../optimize/mod.ts";
 
 /** The repository root (for weights/ and assets/). */
@@ -360,9 +360,12 @@ export function parse(cmd: string, spec: Spec, argv: string[]): Raw {
     const code = (err as { code?: string }).code;
     const name = msg.match(/'([^']+)'/)?.[1] ?? "";
     if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION") {
+      const near = didYouMean(name, Object.keys(spec).map((o) => `--${o}`));
       throw usage(
         new TypeError(
-          `Unknown option "${name}" for ${cmd}: see 'deno run -A mod.ts ${cmd} --help'`,
+          `Unknown option "${name}" for ${cmd}: ${
+            near.length ? `did you mean ${near.join(", ")}? ` : ""
+          }see 'deno run -A mod.ts ${cmd} --help'`,
         ),
       );
     }
@@ -608,8 +611,11 @@ export function modelSource(name: string): string {
   if (url.protocol !== "file:") return url.href;
   const path = fileURLToPath(url);
   if (!isDir(path)) {
+    const near = didYouMean(name, localModels());
     throw new TypeError(
-      `Unknown model "${name}": expected one of ${
+      `Unknown model "${name}": ${
+        near.length ? `did you mean ${near.join(", ")}? ` : ""
+      }expected one of ${
         localModels().join(", ")
       } (folders under weights/), a model folder or an http(s) URL`,
     );

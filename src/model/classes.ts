@@ -50,6 +50,32 @@ export function closestClasses(
 }
 
 /**
+ * The names a mistyped `query` most likely meant: those within a small edit
+ * distance (a third of the query's length, at least 2; case-insensitive),
+ * closest first — for "did you mean" hints. Empty when nothing is close.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { didYouMean } from "./classes.ts";
+ * assert.deepEqual(didYouMean("--stpes", ["--steps", "--seed", "--lr"]), ["--steps"]);
+ * assert.deepEqual(didYouMean("vit_b32", ["vit_b_16", "vit_b_32", "resnet50"]), ["vit_b_32"]);
+ * assert.deepEqual(didYouMean("zzzz", ["vit_b_32"]), []);
+ * ```
+ */
+export function didYouMean(
+  query: string,
+  names: readonly string[],
+  count = 3,
+): string[] {
+  const q = query.toLowerCase();
+  const limit = Math.max(2, Math.floor(q.length / 3));
+  return names.map((n) => [distance(q, n.toLowerCase()), n] as const)
+    .filter(([d]) => d <= limit).sort((a, b) => a[0] - b[0])
+    .slice(0, count).map((x) => x[1]);
+}
+
+/**
  * Resolves a class given as an index ("207") or a name ("Dalmatian", "golden
  * retr"): exact name (case-insensitive), else a unique substring.
  *
@@ -110,6 +136,6 @@ export function resolveClass(
     `${names.indexOf(n)} "${n}"`
   );
   throw new TypeError(
-    `Unknown class "${text}": closest are ${close.join(", ")}`,
+    `Unknown class "${text}": did you mean ${close.join(", ")}?`,
   );
 }
