@@ -19,11 +19,11 @@ import {
   type Context,
   defaults,
   HELP_OPT,
-  intOpt,
   MODEL_OPTS,
   type Raw,
   sched,
   type Spec,
+  stepsOpt,
   str,
   usage,
   VARIANT_OPTS,
@@ -32,11 +32,24 @@ import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
 import { loadTarget } from "./io.ts";
 import { EXIT_INTERRUPTED, Stopper } from "./progress.ts";
+import type { LockInfo } from "../io/mod.ts";
 import { resolveGrid } from "./grid_args.ts";
-import { type GridPlan, loadKey, readPlan, writePlan } from "./grid_plan.ts";
+import {
+  checkCell,
+  type GridPlan,
+  loadKey,
+  readPlan,
+  targetHash,
+  writePlan,
+} from "./grid_plan.ts";
 import { ModelPool, runCell } from "./grid_cell.ts";
-import { collectGrid } from "./grid_collect.ts";
-import { CLUSTER_OPTS, emitJob, type EmitKind } from "./grid_emit.ts";
+import { collectGrid, findCell } from "./grid_collect.ts";
+import {
+  CLUSTER_OPTS,
+  emitJob,
+  type EmitKind,
+  resourceOpts,
+} from "./grid_emit.ts";
 
 const both = (inv: string | number, gen: string | number) =>
   inv === gen ? `${inv}` : `${inv} (invert), ${gen} (generate)`;
@@ -131,7 +144,7 @@ export const GRID_SPEC: Spec = {
     default: "out/grid",
     arg: "DIR",
     help:
-      "output folder: grid.png, grid.svg, grid.csv, grid.md, metrics.json, plan.json, and cells/KEY/ with each cell's invert or generate outputs. Run the same grid again to reuse finished cells, continue stopped ones and compute only new ones",
+      "output folder: grid.png, grid.svg, grid.csv, grid.md, metrics.json, plan.json, and cells/KEY/ with each cell's invert or generate outputs. Run the same grid again to reuse finished cells, continue stopped ones and compute only new ones. Cells another process computes are listed with its pid and the grid exits 3 (incomplete): run it again once they are done",
   },
   quiet: { ...INVERT_SPEC.quiet, help: "no progress bars on stderr" },
   ...CLUSTER_OPTS,
@@ -143,6 +156,15 @@ export const GRID_SPEC: Spec = {
 
 /** Options that define a grid; with --cell or --collect the plan fixes them. */
 const DEFINING = ["layers", "classes", "variant"];
+
+/** The options --cell and --collect take: the plan fixes every other. */
+const STEP_OPTS: Readonly<Record<"cell" | "collect", readonly string[]>> = {
+  cell: ["out", "cell", "quiet", "save-every"],
+  collect: ["out", "collect", "quiet"],
+};
+
+/** Exit code of a grid left incomplete because another process computes some of its cells. */
+export const EXIT_HELD = 3;
 
 type Action = "run" | "plan" | "cell" | "collect";
 
@@ -160,16 +182,6 @@ function action(given: Raw): Action {
     );
   }
   const a = picked[0] ?? (asTask(given) ? "cell" : "run");
-  if (a === "cell" || a === "collect") {
-    const k = DEFINING.find((d) => given[d] !== undefined);
-    if (k !== undefined) {
-      throw usage(
-        new TypeError(
-          `Invalid --${k} with --${a}: the grid is the one in --out's plan.json: expected only --out (and --quiet, --save-every)`,
-        ),
-      );
-    }
-  }
   if (given.emit !== undefined && a !== "plan") {
     throw usage(
       new TypeError(
@@ -177,7 +189,36 @@ function action(given: Raw): Action {
       ),
     );
   }
+  if (given.replan !== undefined && a !== "plan") {
+    throw usage(
+      new TypeError(
+        `Invalid --replan without --plan: expected grid … --out DIR --plan --replan`,
+      ),
+    );
+  }
+  if (a === "cell" || a === "collect") fixedByPlan(given, a);
   return a;
+}
+
+/** --cell and --collect take the grid from plan.json: any option it fixes (--steps, --model, …) is refused, named. */
+function fixedByPlan(given: Raw, a: "cell" | "collect"): void {
+  const allowed = STEP_OPTS[a];
+  const extra = Object.keys(given).filter((k) =>
+    given[k] !== undefined && !allowed.includes(k) && k !== "help" &&
+    !(given[k] === false && (k === "plan" || k === "collect"))
+  ).map((k) => given[k] === false ? `--no-${k}` : `--${k}`);
+  if (extra.length === 0) return;
+  throw usage(
+    new TypeError(
+      `Invalid ${
+        extra.join(", ")
+      } with --${a}: the grid is the one in --out's plan.json, which fixes ${
+        extra.length > 1 ? "them" : "it"
+      }: expected only ${
+        allowed.map((k) => `--${k}`).join(", ")
+      } (to change the grid, plan it again with --plan --replan)`,
+    ),
+  );
 }
 
 /** The task's environment names a cell index (a Slurm array task, a Kubernetes Indexed Job pod). */
@@ -247,9 +288,19 @@ function runOrder(plan: GridPlan): number[] {
   );
 }
 
-/** `--save-every` for cells run here (0: snapshots only when stopped). */
+/** `--save-every` for cells run here (0: snapshots only when stopped), at most LIMITS.steps. */
 function saveEvery(given: Raw): number {
-  return given["save-every"] === undefined ? 0 : intOpt(given, "save-every", 0);
+  return given["save-every"] === undefined
+    ? 0
+    : stepsOpt(given, "save-every", 0);
+}
+
+/** Refuses a target image whose pixels are not the ones the plan hashed (its cells' keys name that hash). */
+function checkTarget(plan: GridPlan, sha256: string): void {
+  if (plan.image === null || plan.image.sha256 === sha256) return;
+  throw new TypeError(
+    `Invalid image "${plan.image.path}" for ${plan.out}/plan.json: its pixels hash to ${sha256}, the plan's target to ${plan.image.sha256}: expected the image the grid was planned with (plan it again, with --replan, to use this one)`,
+  );
 }
 
 async function target(plan: GridPlan) {
@@ -266,6 +317,7 @@ async function runAll(
   ctx: Context,
 ): Promise<number> {
   const statuses: string[] = plan.cells.map(() => "not run");
+  const holders = new Map<number, LockInfo>();
   const stopper = new Stopper(ctx.signal);
   stopper.install();
   const img = await target(plan);
@@ -300,6 +352,7 @@ async function runAll(
       if (r.status === "reused") say(`reused ${rel}`);
       if (r.failure) say(r.failure.error);
       if (r.holder) {
+        holders.set(i, r.holder);
         say(
           `${rel} is being computed by pid ${r.holder.pid} on ${r.holder.host}`,
         );
@@ -315,7 +368,28 @@ async function runAll(
   const { md } = await collectGrid(plan, { statuses, interrupted });
   report(plan, statuses, md, interrupted);
   if (stopper.requested) return EXIT_INTERRUPTED;
-  return statuses.includes("diverged") ? 1 : 0;
+  if (statuses.includes("diverged")) return 1;
+  return held(plan, holders);
+}
+
+/** Cells another process computes: listed on stderr, exit {@linkcode EXIT_HELD}; 0 when none. */
+function held(plan: GridPlan, holders: ReadonlyMap<number, LockInfo>): number {
+  if (holders.size === 0) return 0;
+  const list = [...holders].map(([i, h]) =>
+    `cell ${i} (${plan.cells[i].key}, ${plan.rows[plan.cells[i].row].label} × ${
+      plan.columns[plan.cells[i].col].short
+    }) by pid ${h.pid} on ${h.host} since ${h.started}`
+  );
+  console.error(
+    `grid: incomplete: ${holders.size} of ${plan.cells.length} cells ${
+      holders.size > 1 ? "are" : "is"
+    } being computed by another process: ${
+      list.join("; ")
+    }: run the same command again once ${
+      holders.size > 1 ? "they end" : "it ends"
+    } (exit ${EXIT_HELD})`,
+  );
+  return EXIT_HELD;
 }
 
 function report(
@@ -355,6 +429,10 @@ async function cellStep(
 ): Promise<number> {
   const i = cellIndex(given, plan);
   const cell = plan.cells[i];
+  const every = saveEvery(given);
+  const img = await target(plan);
+  if (img !== null) checkTarget(plan, await targetHash(img));
+  await checkCell(plan, i);
   const stopper = new Stopper(ctx.signal);
   stopper.install();
   // a batch system stops a task with SIGTERM (scancel, preemption, requeue): stop after this step
@@ -372,8 +450,8 @@ async function cellStep(
       pool,
       stopper,
       quiet: given.quiet === true,
-      saveEvery: saveEvery(given),
-      target: await target(plan),
+      saveEvery: every,
+      target: img,
       prefix: `[cell ${i}]`,
       onStart: (from) =>
         say(from === null ? "computing" : `continuing from step ${from}`),
@@ -425,6 +503,42 @@ async function collectStep(plan: GridPlan): Promise<number> {
   return bad.length > 0 ? 1 : 0;
 }
 
+/** Whether two plans are the same grid: the same cells (keys) in the same rows and columns. */
+function sameGrid(a: GridPlan, b: GridPlan): boolean {
+  const shape = (p: GridPlan) =>
+    JSON.stringify([
+      p.mode,
+      p.cells.map((c) => [c.key, c.row, c.col]),
+      p.rows.map((r) => r.label),
+      p.columns.map((c) => c.label),
+    ]);
+  return shape(a) === shape(b);
+}
+
+/**
+ * `--plan` over a folder holding another grid's plan.json (tasks of it may
+ * be running, cells of it finished) is refused, naming the folder and its
+ * finished cells, unless --replan; the same grid planned again is not a
+ * change (it rewrites the plan, e.g. to emit another job file).
+ */
+async function checkReplan(plan: GridPlan, given: Raw): Promise<void> {
+  if (given.replan === true || !existsSync(`${plan.out}/plan.json`)) return;
+  const old = await readPlan(plan.out).catch(() => null);
+  if (old !== null && sameGrid(old, plan)) return;
+  let what = "a plan.json that is not a readable grid plan";
+  if (old !== null) {
+    const found = await Promise.all(old.cells.map((c) => findCell(old, c)));
+    const done = found.filter((f) => f.kind === "done").length;
+    what =
+      `another grid's plan.json (${old.cells.length} cells, ${done} finished)`;
+  }
+  throw usage(
+    new TypeError(
+      `Invalid --plan with --out "${plan.out}": it holds ${what}: expected a new --out, or --replan to replace that plan (finished cells with the same key are reused)`,
+    ),
+  );
+}
+
 /** `--plan`: plan.json (and with --emit the job file); runs nothing. */
 async function planStep(plan: GridPlan, given: Raw): Promise<number> {
   await Deno.mkdir(plan.out, { recursive: true });
@@ -460,10 +574,13 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
     return step === "cell" ? cellStep(plan, given, ctx) : collectStep(plan);
   }
   if (given.emit !== undefined) emitKind(given);
+  // every option is checked before anything is written
+  resourceOpts(given);
   const { plan, models } = await resolveGrid(given, defaults(GRID_SPEC));
   const pool = new ModelPool(models);
   if (step === "plan") {
     await pool.release();
+    await checkReplan(plan, given);
     return planStep(plan, given);
   }
   await Deno.mkdir(`${plan.out}/cells`, { recursive: true });

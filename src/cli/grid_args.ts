@@ -8,7 +8,6 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { sha256Hex } from "../io/mod.ts";
 import type { Manifest, Model } from "../model/mod.ts";
 import {
   asUsage,
@@ -45,6 +44,7 @@ import {
   type ModelLoad,
   planGrid,
   type PlanRow,
+  targetHash,
 } from "./grid_plan.ts";
 
 /** Options a row (--variant) may change. */
@@ -393,11 +393,5 @@ export async function resolveGrid(
 
 /** The target image's path and the hash of its pixels at the model's size. */
 async function targetOf(path: string, size: number) {
-  const t = await loadTarget(path, size);
-  const bytes = new Uint8Array(
-    t.data.buffer,
-    t.data.byteOffset,
-    t.data.byteLength,
-  );
-  return { path, sha256: await sha256Hex(bytes) };
+  return { path, sha256: await targetHash(await loadTarget(path, size)) };
 }

@@ -22,7 +22,12 @@ import { recoverSnapshot } from "./snapshot.ts";
 import type { Control } from "./harness.ts";
 import type { Stopper } from "./progress.ts";
 import { MODES } from "./grid_modes.ts";
-import { type GridPlan, loadKey, type PlanRow } from "./grid_plan.ts";
+import {
+  checkModel,
+  type GridPlan,
+  loadKey,
+  type PlanRow,
+} from "./grid_plan.ts";
 
 /** The lock file in a cell's folder. */
 export const CELL_LOCK = "cell.lock";
@@ -123,6 +128,19 @@ export interface CellOptions {
   staleAfterMs?: number;
 }
 
+/** Refuses a cell folder that resolves (through a symlink) outside the grid's cells/. */
+async function confined(plan: GridPlan, dir: string): Promise<void> {
+  const [real, cells] = await Promise.all([
+    Deno.realPath(dir),
+    Deno.realPath(`${plan.out}/cells`),
+  ]);
+  if (!real.startsWith(`${cells}/`)) {
+    throw new TypeError(
+      `Invalid cell folder "${dir}": it resolves to "${real}": expected a folder inside ${cells}`,
+    );
+  }
+}
+
 /** Cell `i` of `plan`: reused when finished, else claimed, then run or continued. */
 export async function runCell(
   plan: GridPlan,
@@ -137,6 +155,7 @@ export async function runCell(
     return { status: "reused" };
   }
   await Deno.mkdir(dir, { recursive: true });
+  await confined(plan, dir);
   let lock;
   try {
     lock = await acquireLock(`${dir}/${CELL_LOCK}`, {
@@ -156,11 +175,12 @@ export async function runCell(
     const state = await def.state(dir, cell.settings, size);
     if (state.kind === "done") return { status: "reused" };
     const from = state.kind === "snapshot" ? state.step : null;
+    const row = plan.rows[cell.row];
+    const model = await opts.pool.get(row);
+    await checkModel(plan, i, model.manifest);
     opts.onStart?.(from);
     await Deno.remove(`${dir}/${FAILED_FILE}`).catch(() => {});
     await writeJson(`${dir}/cell.json`, { key: cell.key, ...cell.canonical });
-    const row = plan.rows[cell.row];
-    const model = await opts.pool.get(row);
     const ctl: Control = {
       out: dir,
       quiet: opts.quiet,

@@ -10,25 +10,50 @@
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { writeAtomic } from "../io/mod.ts";
-import { intOpt, type Raw, ROOT, type Spec, str, usage } from "./options.ts";
+import {
+  intOpt,
+  LIMITS,
+  type Raw,
+  ROOT,
+  type Spec,
+  str,
+  usage,
+} from "./options.ts";
 import { commonSteps, type GridPlan } from "./grid_plan.ts";
 
 /** The job files `--emit` writes. */
 export type EmitKind = "slurm" | "k8s";
+
+/**
+ * Upper bounds of what a job file asks per task, so that one typo cannot ask
+ * a cluster for the impossible: P cells at once, CPUs, memory in MiB (4 TiB),
+ * minutes (30 days; an estimate beyond it is cut to it).
+ */
+export const TASK_LIMITS = {
+  parallel: 10_000,
+  cpus: 256,
+  memMiB: 4 * 1024 * 1024,
+  minutes: 30 * 24 * 60,
+} as const;
 
 /** Options of `grid` for the plan/cell/collect steps and the job files. */
 export const CLUSTER_OPTS: Spec = {
   plan: {
     type: "boolean",
     help:
-      "write OUT/plan.json (every cell: index, key, resolved options, estimated cost) and run nothing",
+      "write OUT/plan.json (every cell: index, key, resolved options, estimated cost) and run nothing. An --out holding another grid's plan.json is refused (naming its finished cells) unless --replan; the same grid again just rewrites it",
+  },
+  replan: {
+    type: "boolean",
+    help:
+      "with --plan: replace the plan.json of an --out that holds another grid's plan (tasks running it would then run the new plan's cells); finished cells with the same key are reused",
   },
   cell: {
     type: "string",
     arg: "I",
     defaultText: "$SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX",
     help:
-      "run cell I of OUT/plan.json (a finished cell, or one another task holds, exits 0 at once; a snapshot is continued). A cluster task leaves it out: grid --out OUT takes the index from the environment (see --emit)",
+      "run cell I of OUT/plan.json (a finished cell, or one another task holds, exits 0 at once; a snapshot is continued). The plan fixes the grid: only --out, --quiet and --save-every go with it; a cell whose key does not match its settings, or a target image whose pixels differ from the plan's sha256, is refused. A cluster task leaves it out: grid --out OUT takes the index from the environment (see --emit)",
   },
   collect: {
     type: "boolean",
@@ -46,25 +71,26 @@ export const CLUSTER_OPTS: Spec = {
     type: "string",
     default: "4",
     arg: "P",
-    help: "--emit: at most P cells at once",
+    help: `--emit: at most P cells at once (1..${TASK_LIMITS.parallel})`,
   },
   cpus: {
     type: "string",
     default: "2",
     arg: "N",
-    help: "--emit: CPUs per task",
+    help: `--emit: CPUs per task (1..${TASK_LIMITS.cpus})`,
   },
   mem: {
     type: "string",
     arg: "MIB",
     defaultText: "estimated from the model",
-    help: "--emit: memory per task in MiB",
+    help: `--emit: memory per task in MiB (64..${TASK_LIMITS.memMiB})`,
   },
   time: {
     type: "string",
     arg: "MINUTES",
     defaultText: "estimated from the plan's costliest cell",
-    help: "--emit: time limit per task in minutes",
+    help:
+      `--emit: time limit per task in minutes (1..${TASK_LIMITS.minutes}, 30 days; an estimate is cut to it)`,
   },
   container: {
     type: "string",
@@ -84,7 +110,7 @@ export const CLUSTER_OPTS: Spec = {
     arg: "K",
     defaultText: "0 here; a tenth of the steps in emitted jobs",
     help:
-      "every K steps a cell writes a snapshot, so a task stopped or requeued continues where it was",
+      "every K steps (0..1000000) a cell writes a snapshot, so a task stopped or requeued continues where it was",
   },
 };
 
@@ -97,23 +123,38 @@ export interface TaskResources {
   saveEvery: number;
 }
 
-/** The resources of the plan's tasks: given, else estimated (time: the costliest cell on `cpus` cores, ×2, +5 min). */
+/**
+ * The resource options as given (`--parallel`, `--cpus`, `--mem`, `--time`,
+ * `--save-every`), each checked against its range ({@linkcode TASK_LIMITS},
+ * LIMITS.steps): a usage error naming the value, before anything is written.
+ * Those not given are left out.
+ */
+export function resourceOpts(given: Raw): Partial<TaskResources> {
+  const opt = (k: string, min: number, max: number) =>
+    given[k] === undefined ? undefined : intOpt(given, k, min, max);
+  return {
+    parallel: opt("parallel", 1, TASK_LIMITS.parallel),
+    cpus: opt("cpus", 1, TASK_LIMITS.cpus),
+    memMiB: opt("mem", 64, TASK_LIMITS.memMiB),
+    minutes: opt("time", 1, TASK_LIMITS.minutes),
+    saveEvery: opt("save-every", 0, LIMITS.steps),
+  };
+}
+
+/** The resources of the plan's tasks: given, else estimated (time: the costliest cell on `cpus` cores, ×2, +5 min, at most TASK_LIMITS.minutes). */
 export function taskResources(plan: GridPlan, given: Raw): TaskResources {
-  const o: Raw = { parallel: "4", cpus: "2", ...given };
-  const cpus = intOpt(o, "cpus", 1);
+  const r = resourceOpts(given);
+  const cpus = r.cpus ?? 2;
   const worst = Math.max(...plan.cells.map((c) => c.cost.coreSeconds));
   const steps = commonSteps(plan) ??
     Math.max(...plan.cells.map((c) => c.settings.steps));
   return {
     cpus,
-    parallel: intOpt(o, "parallel", 1),
-    memMiB: given.mem === undefined ? plan.model.peakMiB : intOpt(o, "mem", 64),
-    minutes: given.time === undefined
-      ? Math.ceil((2 * worst) / cpus / 60) + 5
-      : intOpt(o, "time", 1),
-    saveEvery: given["save-every"] === undefined
-      ? Math.max(1, Math.ceil(steps / 10))
-      : intOpt(o, "save-every", 0),
+    parallel: r.parallel ?? 4,
+    memMiB: r.memMiB ?? Math.min(plan.model.peakMiB, TASK_LIMITS.memMiB),
+    minutes: r.minutes ??
+      Math.min(Math.ceil((2 * worst) / cpus / 60) + 5, TASK_LIMITS.minutes),
+    saveEvery: r.saveEvery ?? Math.max(1, Math.ceil(steps / 10)),
   };
 }
 

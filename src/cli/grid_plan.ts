@@ -7,8 +7,8 @@
  *
  * @module
  */
-import type { BackendName, Manifest, Swap } from "../model/mod.ts";
-import { sha256Hex as sha256, writeJson } from "../io/mod.ts";
+import type { Ablation, BackendName, Manifest, Swap } from "../model/mod.ts";
+import { type ImageTensor, sha256Hex as sha256, writeJson } from "../io/mod.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { type Raw, ROOT } from "./options.ts";
 import type { Variant } from "./model.ts";
@@ -182,7 +182,7 @@ function peakMiB(m: Manifest): number {
  * the same name are new cells, not stale ones; nothing for generated
  * (untrained) weights, whose name and seed say it all.
  */
-async function weightSetHashes(
+export async function weightSetHashes(
   manifest: Manifest,
   row: PlanRow,
 ): Promise<{ weightSets?: Record<string, string> }> {
@@ -193,6 +193,42 @@ async function weightSetHashes(
     if (ws) sets[name] = (await sha256(canonicalJson(ws.sha256))).slice(0, 16);
   }
   return Object.keys(sets).length > 0 ? { weightSets: sets } : {};
+}
+
+/** What a cell's key hashes: its row's model variant, its settings, the target's hash. */
+function cellCanonical(
+  grid: Pick<GridInput, "mode" | "modelKey" | "image">,
+  row: PlanRow,
+  settings: CellSettings,
+  sets: { weightSets?: Record<string, string> },
+): Record<string, unknown> {
+  const mode = MODES[grid.mode];
+  return {
+    format: CELL_FORMAT,
+    command: mode.command,
+    model: grid.modelKey,
+    weights: row.load.weights,
+    seed: row.load.seed,
+    normalize: row.normalize,
+    removed: row.removed,
+    positionEmbedding: row.variant.positionEmbedding,
+    swaps: row.load.swaps,
+    ...sets,
+    ...mode.canonical(settings, grid.image?.sha256 ?? null),
+  };
+}
+
+/** A cell's key: the first 16 hex digits of the sha256 of its canonical options. */
+async function cellKey(canonical: Record<string, unknown>): Promise<string> {
+  return (await sha256(canonicalJson(canonical))).slice(0, 16);
+}
+
+/** What a cell's key looks like. */
+const KEY = /^[0-9a-f]{16}$/;
+
+/** A cell's folder, relative to the grid's: always `cells/KEY`. */
+function cellDir(key: string): string {
+  return `cells/${key}`;
 }
 
 /**
@@ -208,32 +244,18 @@ export async function planGrid(
   const mode = MODES[input.mode];
   const cells: PlanCell[] = [];
   for (const [r, row] of input.rows.entries()) {
-    const common = {
-      format: CELL_FORMAT,
-      command: mode.command,
-      model: input.modelKey,
-      weights: row.load.weights,
-      seed: row.load.seed,
-      normalize: row.normalize,
-      removed: row.removed,
-      positionEmbedding: row.variant.positionEmbedding,
-      swaps: row.variant.swaps,
-      ...await weightSetHashes(manifest, row),
-    };
+    const sets = await weightSetHashes(manifest, row);
     for (const [c, column] of input.columns.entries()) {
       const settings = mode.cellSettings(row.settings, column);
-      const canonical = {
-        ...common,
-        ...mode.canonical(settings, input.image?.sha256 ?? null),
-      };
-      const key = (await sha256(canonicalJson(canonical))).slice(0, 16);
+      const canonical = cellCanonical(input, row, settings, sets);
+      const key = await cellKey(canonical);
       const gflop = settings.steps * stepGflop(manifest, settings);
       cells.push({
         index: cells.length,
         row: r,
         col: c,
         key,
-        dir: `cells/${key}`,
+        dir: cellDir(key),
         canonical,
         settings,
         options: {
@@ -324,7 +346,168 @@ export async function readPlan(dir: string): Promise<GridPlan> {
       `Invalid plan ${path}: format "${plan?.format}": expected ${PLAN_FORMAT}`,
     );
   }
+  checkCells(plan, path, dir);
   return mapPaths(plan, local, dir);
+}
+
+/**
+ * Every cell of a plan read from `path` in range and confined to a folder of
+ * its own, `cells/KEY` inside `dir` (a tampered `"dir": "../../x"` would send
+ * a run anywhere): a TypeError naming the cell, the field and its value.
+ */
+function checkCells(plan: GridPlan, path: string, dir: string): void {
+  if (!Array.isArray(plan.rows) || !Array.isArray(plan.columns)) {
+    throw new TypeError(
+      `Invalid plan ${path}: no "rows" or "columns": expected a plan written by grid --plan`,
+    );
+  }
+  const inRange = (v: unknown, n: number) =>
+    Number.isInteger(v) && (v as number) >= 0 && (v as number) < n;
+  for (const [i, c] of plan.cells.entries()) {
+    const bad = (field: string, value: unknown, want: string) =>
+      new TypeError(
+        `Invalid plan ${path}: cell ${i} "${field}": ${
+          JSON.stringify(value)
+        }: expected ${want}`,
+      );
+    if (c === null || typeof c !== "object") throw bad("cell", c, "a cell");
+    if (c.index !== i) throw bad("index", c.index, `${i}`);
+    if (typeof c.key !== "string" || !KEY.test(c.key)) {
+      throw bad("key", c.key, "16 hex digits");
+    }
+    if (c.dir !== cellDir(c.key)) {
+      throw bad(
+        "dir",
+        c.dir,
+        `"${
+          cellDir(c.key)
+        }": a cell runs in a folder of its own inside ${dir}/cells`,
+      );
+    }
+    if (!inRange(c.row, plan.rows.length)) {
+      throw bad("row", c.row, `a row 0..${plan.rows.length - 1}`);
+    }
+    if (!inRange(c.col, plan.columns.length)) {
+      throw bad("col", c.col, `a column 0..${plan.columns.length - 1}`);
+    }
+  }
+}
+
+/** What an ablation list removes, per part, as {@linkcode PlanRow.removed} records it. */
+function removedOf(
+  ablations: readonly Ablation[],
+  numLayers: number,
+): Record<string, number[]> {
+  const out: Record<string, Set<number>> = {};
+  for (const a of ablations) {
+    const parts = typeof a.remove === "string" ? [a.remove] : a.remove;
+    const layers = Array.isArray(a.layers)
+      ? a.layers
+      : Array.from({ length: numLayers }, (_, i) => i + 1);
+    for (const p of parts) {
+      out[p] ??= new Set();
+      for (const l of layers) out[p].add(l);
+    }
+  }
+  return Object.fromEntries(
+    Object.entries(out).map(([p, ls]) => [p, [...ls].sort((a, b) => a - b)]),
+  );
+}
+
+/**
+ * Checks cell `i` of a plan read from disk before it runs: what runs is what
+ * its key names (its settings are its column's, its row's ablations its
+ * removed parts, its swaps, seed and normalization the key's), and its key is
+ * the hash of all that, computed as {@linkcode planGrid} does; the weight
+ * sets' hashes are taken from the cell (checked against the model when it
+ * loads). A TypeError naming the cell and what differs otherwise.
+ */
+export async function checkCell(plan: GridPlan, i: number): Promise<void> {
+  const cell = plan.cells[i];
+  const row = plan.rows[cell.row];
+  const s = cell.settings;
+  const differs = (what: string, a: unknown, b: unknown) =>
+    new TypeError(
+      `Invalid plan ${plan.out}/plan.json: cell ${i} (${cell.key}): ${what} ${
+        JSON.stringify(a)
+      } but ${
+        JSON.stringify(b)
+      }: expected the cell as grid --plan wrote it (plan the grid again, with --replan)`,
+    );
+  const same = (a: unknown, b: unknown) =>
+    canonicalJson(a) === canonicalJson(b);
+  const column = plan.columns[cell.col];
+  const own = MODES[plan.mode].cellSettings(s, column);
+  if (!same(own, s)) {
+    throw differs(`its column is ${column.short}, its settings`, own, s);
+  }
+  if (s.normalize !== row.normalize || s.seed !== row.load.seed) {
+    throw differs(
+      "its settings' normalize and seed are",
+      [s.normalize, s.seed],
+      [row.normalize, row.load.seed],
+    );
+  }
+  const removed = removedOf(row.variant.ablations, plan.model.layers);
+  if (!same(removed, row.removed)) {
+    throw differs("its row's ablations remove", removed, row.removed);
+  }
+  if (!same(row.variant.swaps, row.load.swaps)) {
+    throw differs("its row swaps", row.variant.swaps, row.load.swaps);
+  }
+  const sets = cell.canonical?.weightSets === undefined
+    ? {}
+    : { weightSets: cell.canonical.weightSets as Record<string, string> };
+  const canonical = cellCanonical(plan, row, s, sets);
+  const key = await cellKey(canonical);
+  if (key !== cell.key || !same(canonical, cell.canonical)) {
+    throw new TypeError(
+      `Invalid plan ${plan.out}/plan.json: cell ${i} has key "${cell.key}" but its settings give key "${key}": expected the cell as grid --plan wrote it (plan the grid again, with --replan)`,
+    );
+  }
+}
+
+/**
+ * Checks that the model loaded for cell `i` is the one its key names: the
+ * weight sets' contents as hashed at planning (retrained weights under the
+ * same name would otherwise run under the old key) and the model's size.
+ */
+export async function checkModel(
+  plan: GridPlan,
+  i: number,
+  manifest: Manifest,
+): Promise<void> {
+  const cell = plan.cells[i];
+  const row = plan.rows[cell.row];
+  const now = (await weightSetHashes(manifest, row)).weightSets ?? null;
+  const then = cell.canonical?.weightSets ?? null;
+  if (canonicalJson(now) !== canonicalJson(then)) {
+    throw new TypeError(
+      `Invalid plan ${plan.out}/plan.json: cell ${i} (${cell.key}): the model's weight sets hash to ${
+        JSON.stringify(now)
+      }, the plan's to ${
+        JSON.stringify(then)
+      }: expected the weights the grid was planned with (plan it again, with --replan, to use these)`,
+    );
+  }
+  const size = [manifest.image_size, manifest.num_layers];
+  const planned = [plan.model.imageSize, plan.model.layers];
+  if (canonicalJson(size) !== canonicalJson(planned)) {
+    throw new TypeError(
+      `Invalid plan ${plan.out}/plan.json: the model has image size and layers ${
+        JSON.stringify(size)
+      }, the plan ${
+        JSON.stringify(planned)
+      }: expected the model the grid was planned with`,
+    );
+  }
+}
+
+/** The sha256 of a target image's pixels at the model's size, as plan.json records it. */
+export function targetHash(t: ImageTensor): Promise<string> {
+  return sha256(
+    new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength),
+  );
 }
 
 /** Steps per cell when all cells take the same number, else null. */
