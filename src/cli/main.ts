@@ -9,8 +9,9 @@
  * numbers make sense.
  *
  * Exit codes: 0 done, 1 runtime error (unreadable input, model or weights not
- * found, divergence), 2 usage error (unknown option, bad value), 130
- * interrupted (Ctrl-C).
+ * found, divergence), 2 usage error (unknown option, bad value), 3 grid
+ * incomplete (another process holds some of its cells), 130 interrupted
+ * (Ctrl-C, or SIGTERM from a batch system).
  *
  * This module holds the dispatch and the help; the commands live in
  * `invert.ts` (invert, demo), `generate.ts`, `inspect.ts` (forward, filters)
@@ -93,7 +94,8 @@ function optionsHelp(spec: Spec): string {
 
 const EXIT_HELP =
   `Exit codes: 0 done, 1 runtime error (unreadable image, model or weights not
-found, divergence), 2 usage error (unknown option, bad value), 130 interrupted.`;
+found, divergence), 2 usage error (unknown option, bad value), 3 grid incomplete
+(another process holds some of its cells), 130 interrupted (Ctrl-C or SIGTERM).`;
 
 function commandHelp(cmd: string): string {
   const { about, synopsis, spec } = COMMANDS[cmd];
