@@ -5,6 +5,7 @@ import assert from "node:assert/strict";
 import { relative } from "node:path";
 import { loadModel, type LoadOptions, VerifyCache } from "../src/model/mod.ts";
 import { serializeSafetensors } from "../src/io/mod.ts";
+import { run as cli } from "./_cli.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const TINY = `${ROOT}tests/fixtures/tiny_vit`;
@@ -439,4 +440,118 @@ Deno.test("forward refuses blocks: [], options are checked, relative .safetensor
     await logits(TINY, { backend: "native", weights: rel }),
     await logits(TINY),
   );
+});
+
+Deno.test("integrity: a weight set whose manifest lacks a tensor's SHA-256 is refused, naming the tensors", async () => {
+  const dir = await copyTiny();
+  try {
+    await editManifest(dir, (m) => {
+      delete m.weight_sets.fixture.sha256["heads.head.bias"];
+      delete m.weight_sets.fixture.sha256["conv_proj.weight"];
+    });
+    await assert.rejects(() => loadModel(dir, NATIVE), {
+      name: "TypeError",
+      message:
+        'Weight set "fixture" has no SHA-256 for 2 tensors ("conv_proj.weight", "heads.head.bias") in weight_sets["fixture"].sha256: expected one for every tensor; convert the weights again, or load with verify: false',
+    });
+    // as a swap only the part's tensors are needed: all of encoder.ln's have one
+    const swapped = await loadModel(dir, {
+      backend: "native",
+      swaps: [{ part: "encoder.ln", weights: "fixture" }],
+    });
+    assert.equal(swapped.verified, true);
+    await swapped.release();
+    await assert.rejects(
+      () =>
+        loadModel(dir, {
+          backend: "native",
+          swaps: [{ part: "heads", weights: "fixture" }],
+        }),
+      /no SHA-256 for 1 tensor \("heads\.head\.bias"\)/,
+    );
+    // unverified, it loads, and says so
+    const unchecked = await loadModel(dir, { ...NATIVE, verify: false });
+    assert.equal(unchecked.verified, false);
+    await unchecked.release();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("integrity: init distributions that overflow float32 are refused naming the tensor", async () => {
+  const dir = await copyTiny();
+  const head = "heads.head.weight";
+  try {
+    await editManifest(
+      dir,
+      (m) => m.tensors[head].init = { kind: "normal", std: 1e300 },
+    );
+    await assert.rejects(() => loadModel(dir, { backend: "native" }), {
+      name: "TypeError",
+      message:
+        `${dir}/manifest.json: tensors["heads.head.weight"].init.std must be a number within float32 range (±3.4e38), got 1e+300`,
+    });
+    // each number fits, the draws do not: refused when the tensor is drawn
+    await editManifest(
+      dir,
+      (m) => m.tensors[head].init = { kind: "normal", mean: 3e38, std: 1e38 },
+    );
+    const m = await loadModel(dir, { backend: "native" });
+    await assert.rejects(() => m.forward(X), {
+      name: "RangeError",
+      message:
+        /^Untrained tensor "heads\.head\.weight" drawn from init \{"kind":"normal","mean":3e\+38,"std":1e\+38\} holds Infinity at index \d+: expected values finite in float32/,
+    });
+    assert.throws(
+      () => m.tensor(head),
+      /Untrained tensor "heads\.head\.weight"/,
+    );
+    await m.release();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("untrained:SEED takes a non-negative integer, like seed", async () => {
+  for (const seed of ["-1", "1.5", "", "x", "1e3", "99999999999999999999"]) {
+    const weights = `untrained:${seed}`;
+    await assert.rejects(() => loadModel(TINY, { weights }), {
+      name: "RangeError",
+      message:
+        `Invalid weights "${weights}": expected untrained:SEED with SEED a non-negative integer, e.g. untrained:1`,
+    }, weights);
+    await assert.rejects(
+      () => loadModel(TINY, { swaps: [{ part: "conv_proj", weights }] }),
+      { name: "RangeError", message: /Invalid weights "untrained:/ },
+    );
+  }
+  await assert.rejects(() => loadModel(TINY, { seed: -1 }), {
+    name: "RangeError",
+    message: 'Invalid seed "-1": expected a non-negative integer',
+  });
+  const a = await loadModel(TINY, { weights: "untrained:7" });
+  const b = await loadModel(TINY, { weights: "untrained", seed: 7 });
+  assert.deepEqual(a.tensor("conv_proj.weight"), b.tensor("conv_proj.weight"));
+  await a.release();
+  await b.release();
+  // the CLI refuses it too, before writing anything
+  const out = `${await Deno.makeTempDir({ prefix: "vitrep_seed_" })}/run`;
+  try {
+    const r = await cli([
+      "forward",
+      "--model",
+      TINY,
+      "--weights",
+      "untrained:-1",
+      "--image",
+      `${ROOT}assets/chelsea.png`,
+      "--out",
+      out,
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.err, /Invalid weights "untrained:-1"/);
+    await assert.rejects(() => Deno.stat(out), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(out.replace(/\/run$/, ""), { recursive: true });
+  }
 });

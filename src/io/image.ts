@@ -855,21 +855,17 @@ export interface ReadImageOptions {
   timeoutMs?: number;
 }
 
-/** Downloads at most {@linkcode MAX_IMAGE_BYTES} over http(s): a larger
- * declared Content-Length is refused before reading, and a body that runs
- * past the limit is cancelled. Errors name the URL. */
-async function fetchLimited(url: URL, timeoutMs: number): Promise<Uint8Array> {
-  const fail = (what: string, cause?: unknown) =>
-    new TypeError(`Cannot fetch image "${url.href}": ${what}`, { cause });
-  let response: Response;
-  try {
-    response = await fetch(url, { signal: AbortSignal.timeout(timeoutMs) });
-  } catch (e) {
-    throw fail(e instanceof Error ? e.message : String(e), e);
-  }
+/** One download of at most {@linkcode MAX_IMAGE_BYTES}: a larger declared
+ * Content-Length is refused before reading, and a body that runs past the
+ * limit is cancelled (a RangeError). An HTTP error gives the response back. */
+async function fetchImageOnce(
+  url: URL,
+  signal: AbortSignal,
+): Promise<Uint8Array | Response> {
+  const response = await fetch(url, { signal });
   if (!response.ok) {
     await response.body?.cancel();
-    throw fail(`HTTP ${response.status} ${response.statusText}`.trim());
+    return response;
   }
   const tooBig = (n: number) =>
     new RangeError(
@@ -882,19 +878,51 @@ async function fetchLimited(url: URL, timeoutMs: number): Promise<Uint8Array> {
   }
   const parts: Uint8Array[] = [];
   let n = 0;
-  try {
-    for await (const part of response.body ?? []) {
-      n += part.length;
-      if (n > MAX_IMAGE_BYTES) throw tooBig(n);
-      parts.push(part);
-    }
-  } catch (e) {
-    if (e instanceof RangeError) throw e;
-    throw fail(e instanceof Error ? e.message : String(e), e);
+  for await (const part of response.body ?? []) {
+    n += part.length;
+    if (n > MAX_IMAGE_BYTES) throw tooBig(n);
+    parts.push(part);
   }
   const bytes = new Uint8Array(n);
   parts.reduce((at, p) => (bytes.set(p, at), at + p.length), 0);
   return bytes;
+}
+
+/** Extra attempts at an image URL after a connection error or an HTTP 5xx,
+ * 408 or 429, 200 ms then 400 ms later. */
+const IMAGE_RETRIES = 2;
+
+/** Downloads at most {@linkcode MAX_IMAGE_BYTES} over http(s), trying again
+ * after a connection error or an HTTP 5xx, 408 or 429 (not after another 4xx)
+ * up to {@linkcode IMAGE_RETRIES} times; `timeoutMs` bounds all attempts
+ * together. Errors name the URL. */
+async function fetchLimited(url: URL, timeoutMs: number): Promise<Uint8Array> {
+  const fail = (what: string, cause?: unknown) =>
+    new TypeError(`Cannot fetch image "${url.href}": ${what}`, { cause });
+  const signal = AbortSignal.timeout(timeoutMs);
+  const late = (cause: unknown) =>
+    fail(
+      `not done within ${timeoutMs} ms (timeoutMs): check the server, or raise timeoutMs`,
+      cause,
+    );
+  for (let i = 1;; i++) {
+    const tries = i > 1 ? ` (after ${i} attempts)` : "";
+    let failure: TypeError;
+    let retry = true;
+    try {
+      const r = await fetchImageOnce(url, signal);
+      if (r instanceof Uint8Array) return r;
+      failure = fail(`HTTP ${r.status} ${r.statusText}`.trim() + tries);
+      retry = r.status >= 500 || r.status === 408 || r.status === 429;
+    } catch (e) {
+      if (e instanceof RangeError) throw e;
+      if (signal.aborted) throw late(e);
+      failure = fail((e instanceof Error ? e.message : String(e)) + tries, e);
+    }
+    if (!retry || i > IMAGE_RETRIES) throw failure;
+    await new Promise((r) => setTimeout(r, 200 * 2 ** (i - 1)));
+    if (signal.aborted) throw late(failure);
+  }
 }
 
 /** Reads the bytes of a path, a `file:` URL or an http(s) URL. In a browser

@@ -1,8 +1,10 @@
 /**
  * Where a model's files come from: a folder or an http(s) URL. Paths a manifest
  * names stay inside the model (the folder, or the URL's origin and path
- * prefix); reads refuse non-regular files; fetches have a timeout, a bounded
- * retry for transient failures, and errors that name the URL.
+ * prefix); reads refuse non-regular files and files over a size limit;
+ * fetches have an idle timeout and a limit on the whole download, follow
+ * redirects only within the URL's origin, retry transient failures a bounded
+ * number of times, and fail with errors that name the URL.
  *
  * @module
  */
@@ -12,18 +14,38 @@ export type Location =
   | { readonly kind: "file"; readonly path: string }
   | { readonly kind: "url"; readonly url: string };
 
-/** How to fetch over http(s). */
+/** How to fetch over http(s), and how much to read. */
 export interface NetOptions {
-  /** Per-request limit in milliseconds (the body included). */
+  /** Limit in milliseconds on the wait for an answer and for each next piece of a body. */
   timeoutMs: number;
   /** Extra attempts after a connection error or an HTTP 5xx, 408 or 429. */
   retries: number;
+  /** Limit in milliseconds on the whole download of one file, retries included. */
+  downloadTimeoutMs: number;
+  /** Bytes of a file whose size the manifest does not bound. */
+  maxBytes: number;
 }
 
-/** Default per-request timeout: 30 s. */
+/** The most bytes one file may hold, and where that limit comes from (for errors). */
+export interface SizeLimit {
+  /** Bytes. */
+  bytes: number;
+  /** Where the limit comes from, and what to do, e.g. `maxBytes: raise it …`. */
+  why: string;
+}
+
+/** Default idle timeout: 30 s. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
 /** Default extra attempts for transient failures: 2 (three in all). */
 export const DEFAULT_RETRIES = 2;
+/** Default limit on the whole download of one file: 10 minutes. */
+export const DEFAULT_DOWNLOAD_TIMEOUT_MS = 600_000;
+/** Default size limit of a file the manifest does not bound: 4 GiB. */
+export const DEFAULT_MAX_BYTES = 4 * 2 ** 30;
+/** Size limit of `manifest.json` and of each graph file: 64 MiB. */
+export const MAX_SMALL_FILE_BYTES = 64 * 2 ** 20;
+/** Redirects followed per request (each within the URL's origin). */
+export const MAX_REDIRECTS = 5;
 
 const RETRY_DELAY_MS = 200;
 
@@ -100,7 +122,46 @@ export async function fileStamp(loc: Location): Promise<string | null> {
   return `${abs}\0${st.size}\0${st.mtime?.getTime() ?? "?"}`;
 }
 
-async function readFile(path: string, field: string): Promise<Uint8Array> {
+/** A failure that another attempt would not mend (a redirect away, a body over the limit). */
+class Final extends TypeError {}
+
+/** The limit of a file the manifest does not bound: `maxBytes`. */
+function defaultLimit(net: NetOptions): SizeLimit {
+  return {
+    bytes: net.maxBytes,
+    why: "maxBytes: raise it if the file is right",
+  };
+}
+
+/** `bytes` (for the reason `why`), or `maxBytes` where that is smaller. */
+export function sizeLimit(
+  bytes: number,
+  why: string,
+  net: NetOptions,
+): SizeLimit {
+  return net.maxBytes < bytes ? defaultLimit(net) : { bytes, why };
+}
+
+/** The limit of `manifest.json` and of a graph file: {@linkcode MAX_SMALL_FILE_BYTES} (or `maxBytes`). */
+export function smallFileLimit(what: string, net: NetOptions): SizeLimit {
+  return sizeLimit(
+    MAX_SMALL_FILE_BYTES,
+    `the cap of 64 MiB for ${what}, which are far smaller`,
+    net,
+  );
+}
+
+function overLimit(name: string, got: string, limit: SizeLimit): Final {
+  return new Final(
+    `${name}: ${got}, over the limit of ${limit.bytes} bytes (${limit.why})`,
+  );
+}
+
+async function readFile(
+  path: string,
+  field: string,
+  limit: SizeLimit,
+): Promise<Uint8Array> {
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -117,6 +178,13 @@ async function readFile(path: string, field: string): Promise<Uint8Array> {
       }): expected a file`,
     );
   }
+  if (info.size > limit.bytes) {
+    throw overLimit(
+      `Cannot read "${path}"${field}`,
+      `${info.size} bytes`,
+      limit,
+    );
+  }
   return await Deno.readFile(path);
 }
 
@@ -124,7 +192,14 @@ function transient(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-class Timeout extends Error {}
+/** An abort by a timer: `total` for the download limit, else the idle timeout. */
+class Timeout extends Error {
+  total: boolean;
+  constructor(total: boolean, options?: ErrorOptions) {
+    super("timeout", options);
+    this.total = total;
+  }
+}
 
 /** Concatenates chunks (into one buffer of `size` bytes when the length is known). */
 function concat(chunks: Uint8Array[], size: number): Uint8Array {
@@ -138,93 +213,186 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
   return out;
 }
 
+/** What one request is for: its URL (named in errors), limits and deadline. */
+interface Request {
+  url: string;
+  field: string;
+  net: NetOptions;
+  limit: SizeLimit;
+  /** `Date.now()` by which the whole download must be done. */
+  deadline: number;
+}
+
+const IN_BROWSER = typeof Deno === "undefined";
+
 /**
- * One request. The timeout bounds the wait for the response and every wait
- * for the next piece of its body (a stalled server), not the whole download,
- * so a large file on a slow but live link still arrives.
+ * The response to `req.url`, following up to {@linkcode MAX_REDIRECTS}
+ * redirects within its origin (a browser follows them itself; the final URL
+ * is checked there).
  */
-async function fetchOnce(url: string, timeoutMs: number) {
+async function fetchFollowing(
+  req: Request,
+  signal: AbortSignal,
+): Promise<Response> {
+  const origin = new URL(req.url).origin;
+  const away = (to: string) =>
+    new Final(
+      `Cannot fetch "${req.url}"${req.field}: redirected to "${to}", outside the origin ${origin}: expected the model's files from its own server`,
+    );
+  let target = req.url;
+  for (let hop = 0;; hop++) {
+    const res = await fetch(target, {
+      signal,
+      redirect: IN_BROWSER ? "follow" : "manual",
+    });
+    if (IN_BROWSER && res.redirected && new URL(res.url).origin !== origin) {
+      await res.body?.cancel();
+      throw away(res.url);
+    }
+    const to = res.headers.get("location");
+    if (res.status < 300 || res.status > 399 || to === null) return res;
+    await res.body?.cancel();
+    const next = new URL(to, target);
+    if (next.origin !== origin) throw away(next.href);
+    if (hop >= MAX_REDIRECTS) {
+      throw new Final(
+        `Cannot fetch "${req.url}"${req.field}: more than ${MAX_REDIRECTS} redirects: expected the file at most ${MAX_REDIRECTS} redirects away`,
+      );
+    }
+    target = next.href;
+  }
+}
+
+/** The body of a response, at most `req.limit.bytes` of it. */
+async function readBody(req: Request, res: Response, arm: () => void) {
+  const name = `Cannot fetch "${req.url}"${req.field}`;
+  const declared = Number(res.headers.get("content-length") ?? NaN);
+  if (declared > req.limit.bytes) {
+    await res.body!.cancel();
+    throw overLimit(name, `${declared} bytes declared`, req.limit);
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = res.body!.getReader();
+  for (;;) {
+    arm();
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > req.limit.bytes) {
+      await reader.cancel();
+      throw overLimit(
+        name,
+        `more than ${req.limit.bytes} bytes sent`,
+        req.limit,
+      );
+    }
+    chunks.push(value);
+  }
+  return concat(chunks, size);
+}
+
+/**
+ * One request. The idle timeout bounds the wait for the response and every
+ * wait for the next piece of its body (a stalled server); the deadline bounds
+ * the whole download (a server that drips a byte now and then).
+ */
+async function fetchOnce(req: Request) {
   const ac = new AbortController();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const arm = () => {
     clearTimeout(timer);
-    timer = setTimeout(() => ac.abort(new Timeout()), timeoutMs);
+    const left = Math.max(0, req.deadline - Date.now());
+    const total = left <= req.net.timeoutMs;
+    timer = setTimeout(
+      () => ac.abort(new Timeout(total)),
+      total ? left : req.net.timeoutMs,
+    );
   };
   arm();
   try {
-    const res = await fetch(url, { signal: ac.signal });
+    const res = await fetchFollowing(req, ac.signal);
     if (!res.ok || !res.body) {
       await res.body?.cancel();
       return { status: res.status, text: res.statusText };
     }
-    const chunks: Uint8Array[] = [];
-    let size = 0;
-    const reader = res.body.getReader();
-    for (;;) {
-      arm();
-      const { done, value } = await reader.read();
-      if (done) break;
-      chunks.push(value);
-      size += value.length;
-    }
-    return { bytes: concat(chunks, size) };
+    return { bytes: await readBody(req, res, arm) };
   } catch (err) {
-    throw ac.signal.aborted ? new Timeout("timeout", { cause: err }) : err;
+    if (!ac.signal.aborted || err instanceof Final) throw err;
+    const reason = ac.signal.reason;
+    throw new Timeout(reason instanceof Timeout && reason.total, {
+      cause: err,
+    });
   } finally {
     clearTimeout(timer);
   }
 }
 
-async function readUrl(
-  url: string,
-  net: NetOptions,
-  field: string,
-): Promise<Uint8Array> {
-  const attempts = net.retries + 1;
-  for (let i = 1;; i++) {
-    const tries = i > 1 ? ` (after ${i} attempts)` : "";
-    try {
-      const r = await fetchOnce(url, net.timeoutMs);
-      if (r.bytes) return r.bytes;
-      if (!transient(r.status) || i >= attempts) {
-        throw new TypeError(
-          `Cannot fetch "${url}"${field}: HTTP ${r.status} ${r.text}${tries}`,
-        );
-      }
-    } catch (err) {
-      if (err instanceof TypeError && err.message.startsWith("Cannot fetch")) {
-        throw err;
-      }
-      if (err instanceof Timeout) {
-        throw new TypeError(
-          `Cannot fetch "${url}"${field}: no answer within ${net.timeoutMs} ms: check the server, or raise timeoutMs`,
-          { cause: err },
-        );
-      }
-      if (i >= attempts) {
-        throw new TypeError(
-          `Cannot fetch "${url}"${field}: ${
-            err instanceof Error ? err.message : err
-          }${tries}`,
-          { cause: err },
-        );
-      }
+function timeoutError(req: Request, err: Timeout): TypeError {
+  const name = `Cannot fetch "${req.url}"${req.field}`;
+  return new TypeError(
+    err.total
+      ? `${name}: not done within ${req.net.downloadTimeoutMs} ms (downloadTimeoutMs): check the server, or raise downloadTimeoutMs`
+      : `${name}: no answer within ${req.net.timeoutMs} ms: check the server, or raise timeoutMs`,
+    { cause: err },
+  );
+}
+
+type Attempt = Uint8Array | { failure: TypeError; retry: boolean };
+
+/** One attempt: the bytes, or the error and whether another attempt may mend it. */
+async function attempt(req: Request, tries: string): Promise<Attempt> {
+  const name = `Cannot fetch "${req.url}"${req.field}`;
+  try {
+    const r = await fetchOnce(req);
+    if (r.bytes) return r.bytes;
+    return {
+      failure: new TypeError(`${name}: HTTP ${r.status} ${r.text}${tries}`),
+      retry: transient(r.status),
+    };
+  } catch (err) {
+    if (err instanceof Final) return { failure: err, retry: false };
+    if (err instanceof Timeout) {
+      return { failure: timeoutError(req, err), retry: false };
     }
-    await new Promise((r) => setTimeout(r, RETRY_DELAY_MS * 2 ** (i - 1)));
+    const text = err instanceof Error ? err.message : String(err);
+    return {
+      failure: new TypeError(`${name}: ${text}${tries}`, { cause: err }),
+      retry: true,
+    };
+  }
+}
+
+async function readUrl(req: Request): Promise<Uint8Array> {
+  for (let i = 1;; i++) {
+    const r = await attempt(req, i > 1 ? ` (after ${i} attempts)` : "");
+    if (r instanceof Uint8Array) return r;
+    if (!r.retry || i > req.net.retries) throw r.failure;
+    const delay = RETRY_DELAY_MS * 2 ** (i - 1);
+    if (Date.now() + delay >= req.deadline) {
+      throw timeoutError(req, new Timeout(true, { cause: r.failure }));
+    }
+    await new Promise((r) => setTimeout(r, delay));
   }
 }
 
 /**
- * The bytes of a location. `field` (e.g. `graphs["stem.fwd"].file`) is named
- * in errors.
+ * The bytes of a location, at most `limit` (default: `maxBytes`). `field`
+ * (e.g. `graphs["stem.fwd"].file`) is named in errors.
  */
 export function readLocation(
   loc: Location,
   net: NetOptions,
   field = "",
+  limit: SizeLimit = defaultLimit(net),
 ): Promise<Uint8Array> {
   const what = field ? ` (${field})` : "";
-  return loc.kind === "url"
-    ? readUrl(loc.url, net, what)
-    : readFile(loc.path, what);
+  if (loc.kind === "file") return readFile(loc.path, what, limit);
+  return readUrl({
+    url: loc.url,
+    field: what,
+    net,
+    limit,
+    deadline: Date.now() + net.downloadTimeoutMs,
+  });
 }

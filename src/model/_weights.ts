@@ -16,6 +16,9 @@ import {
   type Location,
   type NetOptions,
   readLocation,
+  type SizeLimit,
+  sizeLimit,
+  smallFileLimit,
   userLocation,
 } from "./_source.ts";
 import {
@@ -47,13 +50,13 @@ export interface ReadContext {
  */
 async function readVerified(
   ctx: ReadContext,
-  loc: Location,
-  field: string,
+  file: { loc: Location; field: string; limit?: SizeLimit },
   what: string,
   check: (bytes: Uint8Array) => Promise<void>,
 ): Promise<Uint8Array> {
+  const { loc, field, limit } = file;
   const stamp = ctx.verify && ctx.cache ? await fileStamp(loc) : null;
-  const bytes = await readLocation(loc, ctx.net, field);
+  const bytes = await readLocation(loc, ctx.net, field, limit);
   if (!ctx.verify) return bytes;
   const key = stamp === null ? null : `${stamp}\0${what}`;
   if (key !== null && ctx.cache!.has(key)) return bytes;
@@ -73,10 +76,10 @@ export function readGraph(
   const entry = manifest.graphs[gname];
   const field = `graphs[${JSON.stringify(gname)}].file`;
   const loc = inModel(ctx.base, entry.file, field);
+  const limit = smallFileLimit("graph files", ctx.net);
   return readVerified(
     ctx,
-    loc,
-    field,
+    { loc, field, limit },
     `sha256 ${entry.sha256}`,
     async (bytes) => {
       const got = await sha256Hex(bytes);
@@ -92,8 +95,10 @@ export function readGraph(
 }
 
 function untrained(manifest: Manifest, seed: number): Weights {
-  if (!Number.isSafeInteger(seed)) {
-    throw new RangeError(`Invalid seed "${seed}": expected an integer`);
+  if (!Number.isSafeInteger(seed) || seed < 0) {
+    throw new RangeError(
+      `Invalid seed "${seed}": expected a non-negative integer`,
+    );
   }
   // generated on demand and not kept: a tensor is the same each time it is drawn
   return (name) => {
@@ -103,18 +108,45 @@ function untrained(manifest: Manifest, seed: number): Weights {
   };
 }
 
+/** Header room of a weight set beyond its tensors' data: 1 MiB and 1 KiB per tensor. */
+function headerRoom(tensors: number): number {
+  return 2 ** 20 + 1024 * tensors;
+}
+
+/** The most bytes a weight set of the manifest may hold: its tensors (float32) and a header. */
+function weightSetLimit(
+  manifest: Manifest,
+  ctx: ReadContext,
+  weights: string,
+): SizeLimit {
+  const entries = Object.values(manifest.tensors);
+  const data = entries.reduce(
+    (sum, t) => sum + 4 * t.shape.reduce((a, b) => a * b, 1),
+    0,
+  );
+  return sizeLimit(
+    8 + data + headerRoom(entries.length),
+    `what the ${entries.length} tensors of the manifest take, ${data} bytes, with a header: the file is not weight set "${weights}"`,
+    ctx.net,
+  );
+}
+
 /** Where weights named `weights` live: a weight set in the model, or a path/URL of the caller's. */
 function weightsLocation(
   manifest: Manifest,
   ctx: ReadContext,
   weights: string,
-): { loc: Location; record?: Record<string, string> } {
+): { loc: Location; record?: Record<string, string>; limit?: SizeLimit } {
   const set = Object.hasOwn(manifest.weight_sets, weights)
     ? manifest.weight_sets[weights]
     : undefined;
   if (set) {
     const field = `weight_sets[${JSON.stringify(weights)}].file`;
-    return { loc: inModel(ctx.base, set.file, field), record: set.sha256 };
+    return {
+      loc: inModel(ctx.base, set.file, field),
+      record: set.sha256,
+      limit: weightSetLimit(manifest, ctx, weights),
+    };
   }
   if (weights.endsWith(".safetensors")) return { loc: userLocation(weights) };
   const sets = [
@@ -203,6 +235,43 @@ function parseWeightFile(bytes: Uint8Array, loc: Location): SafetensorsFile {
   }
 }
 
+/** The SEED of `untrained:SEED`: a non-negative integer, as `seed` takes. */
+function untrainedSeed(weights: string): number {
+  const text = weights.slice("untrained:".length);
+  const seed = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(seed)) {
+    throw new RangeError(
+      `Invalid weights "${weights}": expected untrained:SEED with SEED a non-negative integer, e.g. untrained:1`,
+    );
+  }
+  return seed;
+}
+
+/**
+ * Every needed tensor of a weight set has a SHA-256 in the manifest, so a
+ * verified weight set is verified whole.
+ */
+function checkHashes(
+  record: Record<string, string>,
+  weights: string,
+  needed: (name: string) => boolean,
+  manifest: Manifest,
+): void {
+  const missing = Object.keys(manifest.tensors).filter((n) =>
+    needed(n) && !Object.hasOwn(record, n)
+  );
+  if (missing.length === 0) return;
+  const shown = missing.slice(0, 5).map((n) => `"${n}"`).join(", ");
+  const more = missing.length > 5 ? ` and ${missing.length - 5} more` : "";
+  throw new TypeError(
+    `Weight set "${weights}" has no SHA-256 for ${missing.length} tensor${
+      missing.length === 1 ? "" : "s"
+    } (${shown}${more}) in weight_sets[${
+      JSON.stringify(weights)
+    }].sha256: expected one for every tensor; convert the weights again, or load with verify: false`,
+  );
+}
+
 /**
  * The weights named `weights` (`untrained`, `untrained:SEED`, a weight set in
  * the model folder, or a `.safetensors` path relative to the current
@@ -216,10 +285,12 @@ export async function resolveWeights(
   needed: (name: string) => boolean = () => true,
   part = "",
 ): Promise<Weights> {
-  const m = /^untrained:(-?\d+)$/.exec(weights);
-  if (m) return untrained(manifest, Number(m[1]));
+  if (weights.startsWith("untrained:")) {
+    return untrained(manifest, untrainedSeed(weights));
+  }
   if (weights === "untrained") return untrained(manifest, seed);
-  const { loc, record } = weightsLocation(manifest, ctx, weights);
+  const { loc, record, limit } = weightsLocation(manifest, ctx, weights);
+  if (record && ctx.verify) checkHashes(record, weights, needed, manifest);
   const open = (bytes: Uint8Array) => {
     const file = parseWeightFile(bytes, loc);
     checkShapes(manifest, file, weights, needed);
@@ -229,8 +300,7 @@ export async function resolveWeights(
   const file = open(
     await readVerified(
       ctx,
-      loc,
-      "",
+      { loc, field: "", limit },
       what,
       (bytes) => checkValues(manifest, open(bytes), weights, needed, record),
     ),

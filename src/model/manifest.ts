@@ -203,6 +203,8 @@ export interface ResnetManifest extends ManifestCommon {
 export type Manifest = VitManifest | MixerManifest | ResnetManifest;
 
 const HEX64 = /^[0-9a-f]{64}$/;
+/** The largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
 
 /**
  * A path the manifest names: relative, inside the model folder, `/`-separated;
@@ -244,8 +246,13 @@ function initSpec(c: Checker, v: unknown, path: string): InitSpec {
     uniform: ["low", "high"],
     trunc_normal: ["std", "a", "b"],
   }[kind];
-  for (const f of fields) c.number(o[f], `${path}.${f}`);
-  if (o.mean !== undefined) c.number(o.mean, `${path}.mean`);
+  if (o.mean !== undefined) fields.push("mean");
+  for (const f of fields) {
+    const v = c.number(o[f], `${path}.${f}`);
+    if (Math.abs(v) > FLOAT32_MAX) {
+      c.expect(`${path}.${f}`, "a number within float32 range (±3.4e38)", v);
+    }
+  }
   return o as unknown as InitSpec;
 }
 

@@ -22,6 +22,8 @@ import {
   resolvePart,
 } from "./manifest.ts";
 import {
+  DEFAULT_DOWNLOAD_TIMEOUT_MS,
+  DEFAULT_MAX_BYTES,
   DEFAULT_RETRIES,
   DEFAULT_TIMEOUT_MS,
   describe,
@@ -29,6 +31,7 @@ import {
   modelFolder,
   type NetOptions,
   readLocation,
+  smallFileLimit,
 } from "./_source.ts";
 import {
   type ReadContext,
@@ -120,10 +123,28 @@ export interface LoadOptions {
   verify?: boolean;
   /** Files verified earlier in this process, skipped when unchanged (default: none kept). */
   verifyCache?: VerifyCache;
-  /** Limit per http(s) request in milliseconds (default 30000). */
+  /**
+   * Limit in milliseconds on the wait for an http(s) answer and for each next
+   * piece of its body (default 30000).
+   */
   timeoutMs?: number;
+  /**
+   * Limit in milliseconds on the whole download of one http(s) file, retries
+   * included (default 600000, 10 minutes; raise it for large weights on a slow
+   * link).
+   */
+  downloadTimeoutMs?: number;
   /** Extra attempts after a connection error or HTTP 5xx/408/429 (default 2). */
   retries?: number;
+  /**
+   * The most bytes one model file may hold, read from a folder or a URL
+   * (default 4 GiB). It bounds a `.safetensors` of the caller's; a weight set
+   * of the manifest is bounded by what its tensors take (with up to 1 MiB and
+   * 1 KiB per tensor of header), and `manifest.json` and each graph file by
+   * 64 MiB; `maxBytes` lowers these limits where it is smaller. Redirects are
+   * followed only within the URL's origin.
+   */
+  maxBytes?: number;
   /** Record the wall time of every graph run, read by {@linkcode Model.timings} (default false). */
   timing?: boolean;
   /**
@@ -285,22 +306,43 @@ function buildSwitches(
   return out;
 }
 
-function netOptions(options: LoadOptions): NetOptions {
-  const { timeoutMs = DEFAULT_TIMEOUT_MS, retries = DEFAULT_RETRIES } = options;
-  if (
-    typeof timeoutMs !== "number" ||
-    !(timeoutMs > 0 && timeoutMs <= 2 ** 31 - 1)
-  ) {
+/** A timer's milliseconds: setTimeout takes at most 2^31 - 1. */
+function milliseconds(name: string, v: unknown): number {
+  if (typeof v !== "number" || !(v > 0 && v <= 2 ** 31 - 1)) {
     throw new RangeError(
-      `Invalid timeoutMs "${timeoutMs}": expected milliseconds in 1..2147483647`,
+      `Invalid ${name} "${v}": expected milliseconds in 1..2147483647`,
     );
   }
+  return v;
+}
+
+function netOptions(options: LoadOptions): NetOptions {
+  const {
+    retries = DEFAULT_RETRIES,
+    maxBytes = DEFAULT_MAX_BYTES,
+  } = options;
   if (!Number.isInteger(retries) || retries < 0 || retries > 10) {
     throw new RangeError(
       `Invalid retries "${retries}": expected an integer in 0..10`,
     );
   }
-  return { timeoutMs, retries };
+  if (!Number.isSafeInteger(maxBytes) || maxBytes < 1) {
+    throw new RangeError(
+      `Invalid maxBytes "${maxBytes}": expected a positive integer (bytes)`,
+    );
+  }
+  return {
+    timeoutMs: milliseconds(
+      "timeoutMs",
+      options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    ),
+    downloadTimeoutMs: milliseconds(
+      "downloadTimeoutMs",
+      options.downloadTimeoutMs ?? DEFAULT_DOWNLOAD_TIMEOUT_MS,
+    ),
+    retries,
+    maxBytes,
+  };
 }
 
 async function readManifest(read: ReadContext): Promise<Manifest> {
@@ -308,7 +350,10 @@ async function readManifest(read: ReadContext): Promise<Manifest> {
   const name = describe(loc);
   let json: unknown;
   try {
-    json = JSON.parse(TEXT.decode(await readLocation(loc, read.net)));
+    const limit = smallFileLimit("manifest.json", read.net);
+    json = JSON.parse(
+      TEXT.decode(await readLocation(loc, read.net, "", limit)),
+    );
   } catch (err) {
     throw new TypeError(
       `Cannot load model "${name}": ${

@@ -55,7 +55,9 @@ function hash32(s: string): number {
 /**
  * Untrained weights from the manifest's init distributions. Each tensor has its
  * own generator seeded by (seed, tensor name), so a tensor is the same whichever
- * layers are built, and in whatever order.
+ * layers are built, and in whatever order. A draw that does not fit float32
+ * (an init such as `std: 1e300`) is refused with a RangeError naming the
+ * tensor.
  *
  * @example
  * ```ts
@@ -63,6 +65,10 @@ function hash32(s: string): number {
  * import assert from "node:assert/strict";
  * const w = untrainedTensor({ kind: "normal", std: 0.02 }, [4, 4], "w", 0);
  * assert.equal(w.length, 16);
+ * assert.throws(
+ *   () => untrainedTensor({ kind: "normal", std: 1e300 }, [4], "w", 0),
+ *   /Untrained tensor "w" .* holds -?Infinity/,
+ * );
  * ```
  */
 export function untrainedTensor(
@@ -73,5 +79,16 @@ export function untrainedTensor(
 ): Float32Array {
   const size = shape.reduce((a, b) => a * b, 1);
   const rng = new Rng((BigInt(seed) << 32n) | BigInt(hash32(name)));
-  return sampleInit(init, size, rng);
+  const out = sampleInit(init, size, rng);
+  for (let i = 0; i < out.length; i++) {
+    const v = out[i];
+    if (v - v !== 0) { // NaN and ±Infinity give NaN
+      throw new RangeError(
+        `Untrained tensor "${name}" drawn from init ${
+          JSON.stringify(init)
+        } holds ${v} at index ${i}: expected values finite in float32 (|x| < 3.4e38): the manifest's init for it is wrong`,
+      );
+    }
+  }
+  return out;
 }
