@@ -19,11 +19,8 @@
 
 import { writeAtomic } from "./files.ts";
 // Pure-JavaScript codecs, so the same module runs in Deno and in browsers.
-import {
-  decode as decodePngData,
-  encode as encodePngData,
-} from "npm:fast-png@8.0.0";
-import { unzlibSync } from "npm:fflate@0.8.2";
+import { encode as encodePngData } from "npm:fast-png@8.0.0";
+import { Unzlib } from "npm:fflate@0.8.2";
 import jpeg from "npm:jpeg-js@0.4.4";
 
 /** An RGB image: `data` holds the three channel planes one after another.
@@ -127,8 +124,20 @@ const CRC_TABLE = Int32Array.from({ length: 256 }, (_, n) => {
   return n;
 });
 
+/** The most chunks a PNG may have: real files have a few dozen (a 256 MiB
+ * file in libpng's 8 KiB IDAT chunks has 32,768); millions of empty ones
+ * would only cost time to walk. */
+const MAX_PNG_CHUNKS = 1_000_000;
+/** Chunk types as big-endian 32-bit numbers. */
+const IEND = 0x49454e44, IDAT = 0x49444154, PLTE = 0x504c5445;
+
+function chunkName(bytes: Uint8Array, pos: number): string {
+  return String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+}
+
 /** Checks the PNG signature and each chunk's length and CRC, so corrupt or
- * truncated files get a precise error; returns the byte length up to IEND. */
+ * truncated files get a precise error, and that there are at most
+ * {@linkcode MAX_PNG_CHUNKS}; returns the byte length up to IEND. */
 function checkChunks(bytes: Uint8Array): number {
   if (!startsWith(bytes, PNG_SIGNATURE)) {
     throw new TypeError(
@@ -138,16 +147,18 @@ function checkChunks(bytes: Uint8Array): number {
     );
   }
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  for (let pos = 8;;) {
-    const type = pos + 8 <= bytes.length
-      ? String.fromCharCode(...bytes.subarray(pos + 4, pos + 8))
-      : "";
-    const size = type ? view.getUint32(pos) : 0;
-    if (!type || pos + 12 + size > bytes.length) {
+  for (let pos = 8, count = 1;; count++) {
+    const size = pos + 8 <= bytes.length ? view.getUint32(pos) : -1;
+    if (size < 0 || pos + 12 + size > bytes.length) {
       throw new TypeError(
         `Invalid PNG data (${bytes.length} bytes): it ends inside the ${
-          type ? `"${type}" chunk` : "chunk header"
+          size < 0 ? "chunk header" : `"${chunkName(bytes, pos)}" chunk`
         } at byte ${pos} (truncated file?)`,
+      );
+    }
+    if (count > MAX_PNG_CHUNKS) {
+      throw new RangeError(
+        `Invalid PNG data (${bytes.length} bytes): more than ${MAX_PNG_CHUNKS} chunks before IEND: expected a few dozen (re-save the image)`,
       );
     }
     let crc = -1;
@@ -156,11 +167,14 @@ function checkChunks(bytes: Uint8Array): number {
     }
     if ((crc ^ -1) >>> 0 !== view.getUint32(pos + 8 + size)) {
       throw new TypeError(
-        `Invalid PNG chunk "${type}" at byte ${pos}: CRC mismatch (corrupt file)`,
+        `Invalid PNG chunk "${
+          chunkName(bytes, pos)
+        }" at byte ${pos}: CRC mismatch (corrupt file)`,
       );
     }
+    const type = view.getUint32(pos + 4);
     pos += 12 + size;
-    if (type === "IEND") return pos;
+    if (type === IEND) return pos;
   }
 }
 
@@ -206,8 +220,17 @@ function image(data: Float32Array, height: number, width: number) {
   return { data, channels: 3 as const, height, width };
 }
 
-/** Samples per pixel of each PNG colour type. */
-const PNG_CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** Each PNG colour type: samples per pixel, name, allowed bit depths. */
+const PNG_TYPES: Record<
+  number,
+  { channels: number; name: string; depths: number[] }
+> = {
+  0: { channels: 1, name: "gray", depths: [1, 2, 4, 8, 16] },
+  2: { channels: 3, name: "RGB", depths: [8, 16] },
+  3: { channels: 1, name: "palette", depths: [1, 2, 4, 8] },
+  4: { channels: 2, name: "gray + alpha", depths: [8, 16] },
+  6: { channels: 4, name: "RGBA", depths: [8, 16] },
+};
 
 /** Adam7 passes: x start, y start, x step, y step. */
 const ADAM7 = [
@@ -220,75 +243,374 @@ const ADAM7 = [
   [0, 1, 1, 2],
 ];
 
-/** Checks a PNG's declared size against the limits (from IHDR, before any
- * pixel is decoded) and that its compressed data holds every row: a short
- * IDAT would otherwise decode as zero-filled (black) rows. */
-function checkPixelData(bytes: Uint8Array, end: number): void {
+/** One pass of a PNG's pixel data (the whole image when not interlaced):
+ * its pixels are at (x0 + k * dx, y0 + r * dy), `w` by `h` of them, in rows
+ * of `rowBytes` bytes plus a filter byte. */
+interface PngPass {
+  x0: number;
+  y0: number;
+  dx: number;
+  dy: number;
+  w: number;
+  h: number;
+  rowBytes: number;
+}
+
+/** What decoding needs from a PNG's header (IHDR). */
+interface PngHeader {
+  width: number;
+  height: number;
+  depth: number;
+  colorType: number;
+  channels: number;
+  /** Bytes per complete pixel (at least 1), the filters' left neighbour. */
+  bpp: number;
+  /** The non-empty passes, in file order. */
+  passes: PngPass[];
+  /** The exact size of the inflated pixel data: every pass's rows, each
+   * with its filter byte. */
+  size: number;
+  /** Size, colour type, depth and interlacing, for messages. */
+  about: string;
+}
+
+function badPng(bytes: Uint8Array, problem: string): TypeError {
+  return new TypeError(`Invalid PNG data (${bytes.length} bytes): ${problem}`);
+}
+
+/** The type (big-endian, as {@linkcode IDAT}) and data of each chunk of a
+ * PNG that {@linkcode checkChunks} accepted, up to `end`. */
+function* pngChunks(
+  bytes: Uint8Array,
+  end: number,
+): Generator<[number, Uint8Array]> {
   const view = new DataView(bytes.buffer, bytes.byteOffset, end);
+  for (let pos = 8; pos < end;) {
+    const size = view.getUint32(pos);
+    yield [view.getUint32(pos + 4), bytes.subarray(pos + 8, pos + 8 + size)];
+    pos += 12 + size;
+  }
+}
+
+/** Reads and checks a PNG's header (IHDR, the first chunk): size within the
+ * limits, a valid colour type, bit depth and methods; computes its passes
+ * and the exact size of its inflated pixel data. */
+function readHeader(bytes: Uint8Array): PngHeader {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const first = chunkName(bytes, 8);
+  if (first !== "IHDR" || view.getUint32(8) !== 13) {
+    throw badPng(
+      bytes,
+      `its first chunk is "${first}" of ${
+        view.getUint32(8)
+      } bytes: expected "IHDR" of 13 bytes (damaged file?)`,
+    );
+  }
   const width = view.getUint32(16), height = view.getUint32(20);
-  const [depth, colorType, , , interlace] = bytes.subarray(24, 29);
+  const [depth, colorType, compression, filter, interlace] = bytes.subarray(
+    24,
+    29,
+  );
   if (!(width > 0 && height > 0)) {
     throw new TypeError(
       `Invalid PNG size "${width}×${height}": expected a positive width and height`,
     );
   }
   checkLimits("PNG size", height, width);
-  const bpp = (PNG_CHANNELS[colorType] ?? 0) * depth;
-  if (bpp === 0) return; // the decoder names the bad colour type.
-  if (interlace === 1 && depth < 8) {
-    // fast-png deinterlaces whole bytes only
-    throw new TypeError(
-      `Unsupported PNG "interlaced, ${depth}-bit samples": expected a non-interlaced PNG, or 8 or 16 bits per sample (re-save it without interlacing)`,
+  const type = PNG_TYPES[colorType];
+  if (!type) {
+    throw badPng(
+      bytes,
+      `colour type "${colorType}": expected 0 (gray), 2 (RGB), 3 (palette), 4 (gray + alpha) or 6 (RGBA)`,
     );
   }
-  const rowBytes = (w: number) => 1 + Math.ceil(w * bpp / 8);
-  const passes = interlace === 1 ? ADAM7 : [[0, 0, 1, 1]];
-  let expected = 0;
-  for (const [x0, y0, dx, dy] of passes) {
+  if (!type.depths.includes(depth)) {
+    throw badPng(
+      bytes,
+      `bit depth "${depth}" for colour type ${colorType} (${type.name}): expected ${
+        type.depths.join(", ")
+      }`,
+    );
+  }
+  if (compression !== 0 || filter !== 0 || interlace > 1) {
+    throw badPng(
+      bytes,
+      `compression, filter and interlace methods "${compression}, ${filter}, ${interlace}": expected 0, 0 and 0 or 1`,
+    );
+  }
+  const bits = type.channels * depth;
+  const passes: PngPass[] = [];
+  let size = 0;
+  for (const [x0, y0, dx, dy] of interlace ? ADAM7 : [[0, 0, 1, 1]]) {
     const w = Math.ceil((width - x0) / dx), h = Math.ceil((height - y0) / dy);
-    if (w > 0 && h > 0) expected += h * rowBytes(w);
+    if (w < 1 || h < 1) continue;
+    const rowBytes = Math.ceil(w * bits / 8);
+    passes.push({ x0, y0, dx, dy, w, h, rowBytes });
+    size += h * (1 + rowBytes);
   }
-  const idat: Uint8Array[] = [];
-  for (let pos = 8; pos < end;) {
-    const size = view.getUint32(pos);
-    if (String.fromCharCode(...bytes.subarray(pos + 4, pos + 8)) === "IDAT") {
-      idat.push(bytes.subarray(pos + 8, pos + 8 + size));
+  const about = `${width}×${height}, ${type.name}, ${depth}-bit${
+    interlace ? ", interlaced" : ""
+  }`;
+  const bpp = Math.max(1, bits >> 3);
+  const { channels } = type;
+  return {
+    width,
+    height,
+    depth,
+    colorType,
+    channels,
+    bpp,
+    passes,
+    size,
+    about,
+  };
+}
+
+/** The palette (PLTE) of a colour type 3 PNG, RGB triples; undefined for
+ * the other colour types, which do not need one. */
+function readPalette(
+  bytes: Uint8Array,
+  end: number,
+  colorType: number,
+): Uint8Array | undefined {
+  if (colorType !== 3) return undefined;
+  for (const [type, data] of pngChunks(bytes, end)) {
+    if (type !== PLTE) continue;
+    if (data.length === 0 || data.length > 768 || data.length % 3) {
+      throw badPng(
+        bytes,
+        `a PLTE chunk of "${data.length}" bytes: expected 1 to 256 RGB entries of 3 bytes (damaged file?)`,
+      );
     }
-    pos += 12 + size;
+    return data;
   }
-  let got: number;
-  try {
-    // into a buffer one byte longer than needed: fflate stops writing there,
-    // so a decompression bomb allocates nothing more
-    got = unzlibSync(concat(idat), { out: new Uint8Array(expected + 1) })
-      .length;
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    throw new TypeError(
-      `Invalid PNG data (${bytes.length} bytes): the compressed pixel data is corrupt (${message})`,
-    );
+  throw badPng(
+    bytes,
+    "colour type 3 (palette) without a PLTE chunk: the file is damaged",
+  );
+}
+
+/** Compressed bytes handed to the inflater at a time: 1 to 64 KiB, and no
+ * more than the rest of the image needs at deflate's largest ratio (1032:1),
+ * so a decompression bomb is stopped within about 1 MB past the declared
+ * size, not after all of it. */
+const INFLATE_SLICE = [1024, 65536];
+/** Compressed bytes that may yield no output in a row (a stored block holds
+ * at most 65,535 bytes); beyond, the data is garbage that would pile up in
+ * the inflater's input buffer. */
+const INFLATE_STALL = 262144;
+
+/** Inflates zlib data given in pieces into `out`, streamed; throws
+ * `tooMuch()` as soon as the output would exceed `out`, stops reading when
+ * it is full, and returns the number of bytes written. */
+function inflateInto(
+  pieces: Iterable<Uint8Array>,
+  out: Uint8Array,
+  tooMuch: () => TypeError,
+  stalled: (n: number) => TypeError,
+): number {
+  let got = 0, idle = 0;
+  const inflater = new Unzlib((chunk) => {
+    if (got + chunk.length > out.length) throw tooMuch();
+    out.set(chunk, got);
+    got += chunk.length;
+    if (chunk.length) idle = 0;
+  });
+  const [min, max] = INFLATE_SLICE;
+  const stage = new Uint8Array(max);
+  const next = () => Math.min(max, min + Math.ceil((out.length - got) / 1032));
+  let staged = 0, slice = next();
+  const push = (final: boolean) => {
+    idle += staged;
+    inflater.push(stage.slice(0, staged), final);
+    [staged, slice] = [0, next()];
+    if (idle > INFLATE_STALL) throw stalled(idle);
+  };
+  for (const data of pieces) {
+    for (let at = 0; at < data.length && got < out.length;) {
+      const n = Math.min(slice - staged, data.length - at);
+      stage.set(data.subarray(at, at + n), staged);
+      [staged, at] = [staged + n, at + n];
+      if (staged >= slice) push(false);
+    }
   }
-  if (got < expected) {
-    throw new TypeError(
-      `Invalid PNG data (${bytes.length} bytes): "${got}" bytes of pixel rows for ${width}×${height}: expected ${expected} (truncated image data?)`,
-    );
+  if (got < out.length) push(true);
+  return got;
+}
+
+/** The data of each IDAT chunk, in order. */
+function* idatData(bytes: Uint8Array, end: number): Generator<Uint8Array> {
+  for (const [type, data] of pngChunks(bytes, end)) {
+    if (type === IDAT) yield data;
   }
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) [out.set(p, at), at += p.length];
+/** Inflates a PNG's IDAT data, streamed and stopped as soon as it exceeds
+ * the size the header declares; checks the zlib checksum and that every row
+ * is there. Ancillary chunks (iCCP, zTXt, iTXt, …) are never inflated. */
+function inflatePixels(
+  bytes: Uint8Array,
+  end: number,
+  header: PngHeader,
+): Uint8Array {
+  const { size, width, height } = header;
+  let compressed = 0, adler = 0;
+  for (const data of idatData(bytes, end)) {
+    compressed += data.length;
+    for (const b of data.subarray(-4)) adler = ((adler << 8) | b) >>> 0;
+  }
+  // Deflate yields at most 1032 bytes per byte: a file with less data than
+  // its header claims allocates no more than that.
+  const out = new Uint8Array(Math.min(size, compressed * 1032 + 1024));
+  const tooMuch = () =>
+    badPng(
+      bytes,
+      `the pixel data inflates past "${size}" bytes, the exact size its header declares (${header.about}): decoding stopped there (a decompression bomb or a damaged file)`,
+    );
+  const stalled = (n: number) =>
+    badPng(
+      bytes,
+      `"${n}" bytes of compressed pixel data in a row yield no pixels: expected at most ${INFLATE_STALL} (corrupt data?)`,
+    );
+  let got;
+  try {
+    got = inflateInto(idatData(bytes, end), out, tooMuch, stalled);
+  } catch (e) {
+    if (e instanceof TypeError) throw e;
+    const message = e instanceof Error ? e.message : String(e);
+    throw badPng(bytes, `the compressed pixel data is corrupt (${message})`);
+  }
+  if (got < size) {
+    throw badPng(
+      bytes,
+      `"${got}" bytes of pixel rows for ${width}×${height}: expected ${size} (truncated image data?)`,
+    );
+  }
+  if (adler32(out) !== adler) {
+    throw badPng(
+      bytes,
+      "the compressed pixel data is corrupt (zlib checksum mismatch)",
+    );
+  }
   return out;
 }
 
-/** Decodes a PNG (any color type and bit depth) to an RGB image; alpha is
- * dropped, 16-bit samples keep their full precision.
+function adler32(data: Uint8Array): number {
+  let a = 1, b = 0;
+  for (let i = 0; i < data.length;) {
+    // 5552 bytes keep b below 2^53 before the modulo
+    for (const stop = Math.min(i + 5552, data.length); i < stop; i++) {
+      a += data[i];
+      b += a;
+    }
+    [a, b] = [a % 65521, b % 65521];
+  }
+  return ((b << 16) | a) >>> 0;
+}
+
+/** Undoes the PNG row filters, in place, pass by pass (each pass's first
+ * row has no row above). */
+function unfilter(raw: Uint8Array, header: PngHeader, bytes: Uint8Array) {
+  const { bpp } = header;
+  let pos = 0;
+  for (const { h, rowBytes: n } of header.passes) {
+    for (let r = 0; r < h; r++, pos += 1 + n) {
+      const cur = pos + 1, prev = r > 0 ? cur - 1 - n : -1;
+      const up = (i: number) => prev < 0 ? 0 : raw[prev + i];
+      const filter = raw[pos];
+      if (filter === 0) continue;
+      if (filter > 4) {
+        throw badPng(
+          bytes,
+          `row filter "${filter}" at byte ${pos} of the pixel data: expected 0 to 4 (corrupt data?)`,
+        );
+      }
+      for (let i = 0; i < n; i++) {
+        const a = i < bpp ? 0 : raw[cur + i - bpp];
+        const b = up(i);
+        if (filter === 1) raw[cur + i] += a;
+        else if (filter === 2) raw[cur + i] += b;
+        else if (filter === 3) raw[cur + i] += (a + b) >> 1;
+        else {
+          const c = i < bpp ? 0 : up(i - bpp);
+          const p = a + b - c;
+          const pa = Math.abs(p - a), pb = Math.abs(p - b);
+          const pc = Math.abs(p - c);
+          raw[cur + i] += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+        }
+      }
+    }
+  }
+}
+
+/** Reads sample `c` of pixel `k` of a row of unfiltered PNG samples starting
+ * at `start`: 16-bit ones are big-endian, 1-, 2- and 4-bit ones packed. */
+function sampleReader(
+  data: Uint8Array,
+  start: number,
+  depth: number,
+  channels: number,
+): (k: number, c: number) => number {
+  if (depth === 16) {
+    return (k, c) => {
+      const at = start + 2 * (k * channels + c);
+      return (data[at] << 8) | data[at + 1];
+    };
+  }
+  if (depth === 8) return (k, c) => data[start + k * channels + c];
+  const mask = (1 << depth) - 1;
+  return (k, c) => {
+    const bit = (k * channels + c) * depth;
+    return (data[start + (bit >> 3)] >> (8 - depth - (bit & 7))) & mask;
+  };
+}
+
+/** Places each pass's unfiltered pixels into RGB planes: palette entries
+ * (indices past the palette are black), gray repeated, alpha dropped. */
+function pngPixels(
+  raw: Uint8Array,
+  header: PngHeader,
+  palette: Uint8Array | undefined,
+): Float32Array {
+  const { width, height, depth, channels } = header;
+  const plane = width * height, max = 2 ** depth - 1;
+  const out = new Float32Array(3 * plane);
+  let pos = 0;
+  for (const { x0, y0, dx, dy, w, h, rowBytes } of header.passes) {
+    for (let r = 0; r < h; r++, pos += 1 + rowBytes) {
+      const sample = sampleReader(raw, pos + 1, depth, channels);
+      for (let k = 0, i = (y0 + r * dy) * width + x0; k < w; k++, i += dx) {
+        if (palette) {
+          const e = 3 * sample(k, 0), known = e < palette.length;
+          for (let c = 0; c < 3; c++) {
+            out[c * plane + i] = known ? palette[e + c] / 255 : 0;
+          }
+        } else {
+          // gray (+ alpha) repeats channel 0; RGB(A) takes the first three
+          for (let c = 0; c < 3; c++) {
+            out[c * plane + i] = sample(k, channels < 3 ? 0 : c) / max;
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+/** Decodes a PNG (any color type and bit depth, interlaced or not) to an RGB
+ * image; alpha is dropped, 16-bit samples keep their full precision.
+ *
+ * Only the critical chunks are read (IHDR, PLTE, IDAT, IEND); ancillary ones
+ * (iCCP, zTXt, iTXt, …) are CRC-checked and skipped, never inflated. The
+ * pixel data is inflated in a stream that stops as soon as it exceeds the
+ * exact size the header implies, so a decompression bomb costs no more than
+ * the image it declares.
  *
  * @param bytes The PNG file contents.
  * @returns The image, values in [0, 1].
- * @throws {TypeError} If the data is not a valid PNG, or its compressed
- * pixel data holds fewer rows than its header declares.
+ * @throws {TypeError} If the data is not a valid PNG (a palette image
+ * without a PLTE chunk included), or its compressed pixel data holds fewer
+ * or more bytes than its header declares.
  * @throws {RangeError} If the header declares more than
  * {@linkcode MAX_IMAGE_PIXELS} pixels or an aspect ratio above
  * {@linkcode MAX_IMAGE_ASPECT} (checked before decoding).
@@ -304,51 +626,11 @@ function concat(parts: Uint8Array[]): Uint8Array {
  */
 export function decodePng(bytes: Uint8Array): ImageTensor {
   const end = checkChunks(bytes);
-  checkPixelData(bytes, end);
-  let png;
-  try {
-    png = decodePngData(bytes.subarray(0, end));
-  } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
-    throw new TypeError(`Invalid PNG data (${bytes.length} bytes): ${message}`);
-  }
-  const { width, height, channels, depth, palette } = png;
-  const sample = sampleReader(png.data, width, channels, depth);
-  const max = palette ? 255 : 2 ** depth - 1;
-  const plane = width * height;
-  const out = new Float32Array(3 * plane);
-  for (let y = 0, i = 0; y < height; y++) {
-    for (let x = 0; x < width; x++, i++) {
-      if (palette) {
-        const rgb = palette[sample(y, x, 0)] ?? [0, 0, 0];
-        for (let c = 0; c < 3; c++) out[c * plane + i] = rgb[c] / max;
-      } else {
-        // gray (+ alpha) repeats channel 0; RGB(A) takes the first three
-        for (let c = 0; c < 3; c++) {
-          out[c * plane + i] = sample(y, x, channels < 3 ? 0 : c) / max;
-        }
-      }
-    }
-  }
-  return image(out, height, width);
-}
-
-/** Reads sample `c` of pixel (y, x) from decoded PNG rows; rows of 1-, 2-
- * and 4-bit samples are packed, each starting on a byte. */
-function sampleReader(
-  data: ArrayLike<number>,
-  width: number,
-  channels: number,
-  depth: number,
-): (y: number, x: number, c: number) => number {
-  if (depth >= 8) return (y, x, c) => data[(y * width + x) * channels + c];
-  const rowBytes = Math.ceil(depth * channels * width / 8);
-  const mask = (1 << depth) - 1;
-  return (y, x, c) => {
-    const bit = (x * channels + c) * depth;
-    return (data[y * rowBytes + (bit >> 3)] >> (8 - depth - (bit & 7))) &
-      mask;
-  };
+  const header = readHeader(bytes);
+  const palette = readPalette(bytes, end, header.colorType);
+  const raw = inflatePixels(bytes, end, header);
+  unfilter(raw, header, bytes);
+  return image(pngPixels(raw, header, palette), header.height, header.width);
 }
 
 /** The height and width a JPEG's frame header (SOFn) declares, read by
