@@ -14,6 +14,7 @@ import {
   decodeImage,
   fitToSize,
   type ImageTensor,
+  MAX_IMAGE_BYTES,
   readImage,
 } from "../src/io/mod.ts";
 import { loadModel, type Model } from "../src/model/mod.ts";
@@ -116,6 +117,11 @@ async function targetImage(
   s: Settings,
   size: number,
 ): Promise<ImageTensor> {
+  if (file && file.size > MAX_IMAGE_BYTES) {
+    throw new RangeError(
+      `Invalid image file "${file.name}": ${file.size} bytes exceeds the limit of ${MAX_IMAGE_BYTES} bytes (MAX_IMAGE_BYTES, 256 MiB): pick a smaller image`,
+    );
+  }
   const img = file
     ? decodeImage(new Uint8Array(await file.arrayBuffer()), file.name)
     : await readImage(s.image);
