@@ -152,3 +152,150 @@ Deno.test("two processes on one --out: the second fails at once naming the first
   assertEquals(m.final.steps, 1500);
   assertEquals(m.options.steps, "1500");
 });
+
+/** The largest |a − b| of two npy files' values (same shape asserted). */
+async function npyDiff(a: string, b: string): Promise<number> {
+  const x = decodeNpy(await Deno.readFile(a));
+  const y = decodeNpy(await Deno.readFile(b));
+  assertEquals(y.shape, x.shape);
+  let worst = 0;
+  for (let i = 0; i < x.data.length; i++) {
+    worst = Math.max(worst, Math.abs(x.data[i] - y.data[i]));
+  }
+  return worst;
+}
+
+/** Reads a child's stderr until `pattern` shows (or it ends); the rest is drained in the background. */
+async function waitFor(
+  child: Deno.ChildProcess,
+  pattern: RegExp,
+): Promise<{ text: string; rest: Promise<string> }> {
+  const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!pattern.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  const rest = (async () => {
+    let more = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return more;
+      more += value;
+    }
+  })();
+  return { text, rest };
+}
+
+for (
+  const [command, args, file] of [
+    ["invert", (out: string) => INV(out), "representation.npy"],
+    ["generate", (out: string) => [
+      "generate",
+      ...TINY,
+      ...["--class", "3", "--steps", STEPS, "--jitter-after", "100"],
+      ...["--canvas", "48", "--trace-every", "7", "--out", out],
+    ], "generated.npy"],
+  ] as const
+) {
+  Deno.test(`SIGTERM (Slurm, Kubernetes) on a running ${command}: stops after the step, snapshot, exit 130; --resume ends equal to the uninterrupted run`, async () => {
+    const dir = await tmp();
+    const full = await run(args(`${dir}/full`));
+    assertEquals(full.code, 0, full.err);
+    const out = `${dir}/term`;
+    // progress lines (no --quiet): the first one says it is stepping
+    const child = spawnCli(args(out).filter((a) => a !== "--quiet"));
+    const { text, rest } = await waitFor(child, new RegExp(`/${STEPS} `));
+    child.kill("SIGTERM");
+    const [status] = await Promise.all([child.status, child.stdout.cancel()]);
+    const err = text + await rest;
+    assertEquals(status.code, 130, err);
+    assertEquals(status.signal, null, err);
+    assert(err.includes("SIGTERM"), err);
+    const m = await json(`${out}/metrics.json`);
+    assertEquals(m.interrupted, true);
+    assertEquals(m.stopReason, "SIGTERM");
+    const steps = m.final.steps;
+    assert(steps >= 1 && steps < Number(STEPS), `stopped at ${steps}`);
+    // the snapshot is of the step it stopped at (not the start record)
+    assertEquals(await snapshotStep(out), steps);
+    assert(!(await exists(`${out}/.vitrep.lock`)), "the lock stayed");
+    const resumed = await run([command, "--quiet", "--resume", out]);
+    assertEquals(resumed.code, 0, resumed.err);
+    const rm = await json(`${out}/metrics.json`);
+    assertEquals(rm.resumedFrom.step, steps);
+    assertEquals(rm.interrupted, false);
+    assertEquals(rm.final, (await json(`${dir}/full/metrics.json`)).final);
+    const worst = await npyDiff(`${dir}/full/${file}`, `${out}/${file}`);
+    assert(worst <= 1e-6, `max |Δ| ${worst}`);
+    assertEquals(
+      await Deno.readTextFile(`${out}/traces.csv`),
+      await Deno.readTextFile(`${dir}/full/traces.csv`),
+    );
+  });
+}
+
+Deno.test("kill -9 before the first snapshot: the start record lets --resume restart it, ending equal to the uninterrupted run", async () => {
+  const dir = await tmp();
+  const full = await run(INV(`${dir}/full`));
+  assertEquals(full.code, 0, full.err);
+  assert(
+    !(await exists(`${dir}/full/snapshot`)),
+    "a finished run kept its start record",
+  );
+  // 1. killed at once: before it claimed its folder, nothing of it exists
+  const early = `${dir}/early`;
+  const first = spawnCli(INV(early));
+  first.kill("SIGKILL");
+  await Promise.all([
+    first.status,
+    first.stdout.cancel(),
+    first.stderr.cancel(),
+  ]);
+  const none = await run(["invert", "--quiet", "--resume", early]);
+  assertEquals(none.code, 1, none.err);
+  assert(none.err.includes("run its command again"), none.err);
+  // 2. killed after its start, between steps, long before --save-every's first snapshot
+  const random = lcg(Date.now() % 100000);
+  const log: string[] = [];
+  for (const [k, save] of [[0, "0"], [1, "200"]] as const) {
+    const out = `${dir}/killed${k}`;
+    const child = spawnCli(INV(out, "--save-every", save));
+    let ended = false;
+    child.status.then(() => (ended = true));
+    while (!ended && (await snapshotStep(out)) < 0) await sleep(5);
+    const delay = Math.floor(random() * 100);
+    await sleep(delay);
+    child.kill("SIGKILL");
+    const [status] = await Promise.all([
+      child.status,
+      child.stdout.cancel(),
+      child.stderr.cancel(),
+    ]);
+    log.push(`run ${k}: killed ${delay} ms after the start record`);
+    assertEquals(status.signal, "SIGKILL", log.join("; "));
+    assertEquals(await snapshotStep(out), 0, log.join("; "));
+    assert(!(await exists(`${out}/metrics.json`)), log.join("; "));
+    const state = await json(`${out}/snapshot/state.json`);
+    assertEquals(state.options.steps, STEPS);
+    assertEquals(state.options["save-every"], save);
+    const resumed = await run(["invert", "--quiet", "--resume", out]);
+    assertEquals(resumed.code, 0, `${log.join("; ")}: ${resumed.err}`);
+    const m = await json(`${out}/metrics.json`);
+    assertEquals(m.resumedFrom.step, 0);
+    assertEquals(m.final, (await json(`${dir}/full/metrics.json`)).final);
+    const worst = await npyDiff(
+      `${dir}/full/representation.npy`,
+      `${out}/representation.npy`,
+    );
+    assert(worst <= 1e-6, `${log.join("; ")}: max |Δ| ${worst}`);
+    assertEquals(
+      await Deno.readTextFile(`${out}/traces.csv`),
+      await Deno.readTextFile(`${dir}/full/traces.csv`),
+    );
+  }
+  // 3. the original command again also starts over cleanly
+  const again = await run(INV(early));
+  assertEquals(again.code, 0, again.err);
+});

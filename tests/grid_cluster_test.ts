@@ -343,10 +343,13 @@ Deno.test("grid: a worker killed mid-cell (SIGKILL) leaves its lock; the next ta
     "--save-every",
     "50",
   ]);
+  // a periodic snapshot (the start record at step 0 is there from the first moment)
   for (let t = 0; t < 600; t++) {
-    if (await Deno.stat(`${cell}/snapshot`).then(() => true, () => false)) {
-      break;
-    }
+    const step = await json(`${cell}/snapshot/state.json`).then(
+      (s) => s.step,
+      () => -1,
+    );
+    if (step > 0) break;
     await new Promise((r) => setTimeout(r, 20));
   }
   a.kill("SIGKILL");

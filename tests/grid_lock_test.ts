@@ -183,3 +183,68 @@ Deno.test("lock: four processes racing for one dead holder's lock: exactly one h
     .sort();
   assertEquals(said, ["lost", "lost", "lost", "won"]);
 });
+
+/** The state letter of `pid` in /proc/PID/stat ("" when it is gone). */
+function procState(pid: number): string {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return stat.slice(stat.lastIndexOf(")") + 1).trim()[0];
+  } catch {
+    return "";
+  }
+}
+
+Deno.test({
+  name:
+    "lock: a holder killed but not yet reaped (a zombie) is not alive: its lock is taken over",
+  ignore: Deno.build.os !== "linux",
+  fn: async () => {
+    const path = `${await Deno.makeTempDir()}/cell.lock`;
+    const code = `
+      import { acquireLock } from ${JSON.stringify(LOCK_URL)};
+      await acquireLock(${JSON.stringify(path)}, { purpose: "zombie to be" });
+      console.log("held " + Deno.pid);
+      setInterval(() => {}, 1000);
+    `;
+    // the holder's parent becomes \`sleep\` (sh execs it), which never reaps it:
+    // once killed, the holder stays a zombie until sleep ends
+    const parent = new Deno.Command("sh", {
+      args: ["-c", '"$0" eval "$1" & exec sleep 60', Deno.execPath(), code],
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    try {
+      const reader = parent.stdout.pipeThrough(new TextDecoderStream())
+        .getReader();
+      const line = (await reader.read()).value ?? "";
+      reader.cancel().catch(() => {});
+      assert(line.startsWith("held "), line);
+      const pid = Number(line.trim().split(" ")[1]);
+      await assertLockedBy(path, pid);
+      Deno.kill(pid, "SIGKILL");
+      for (let i = 0; i < 500 && procState(pid) !== "Z"; i++) {
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assertEquals(procState(pid), "Z", "the holder is not a zombie");
+      assertEquals(JSON.parse(await Deno.readTextFile(path)).pid, pid);
+      const lock = await acquireLock(path, { purpose: "after the zombie" });
+      assertEquals(JSON.parse(await Deno.readTextFile(path)).pid, Deno.pid);
+      await lock.release();
+    } finally {
+      parent.kill("SIGKILL");
+      await parent.status;
+    }
+  },
+});
+
+/** Asserts that acquiring `path` fails naming `pid`. */
+async function assertLockedBy(path: string, pid: number): Promise<void> {
+  let err: unknown;
+  try {
+    await acquireLock(path);
+  } catch (e) {
+    err = e;
+  }
+  assert(err instanceof LockedError, String(err));
+  assertEquals(err.holder.pid, pid);
+}

@@ -49,6 +49,7 @@ import { canonicalModel, modelAbout, openModel } from "./model.ts";
 import { imageOf, labelledRow } from "./io.ts";
 import { EXIT_INTERRUPTED } from "./progress.ts";
 import {
+  bySignal,
   type Control,
   finish,
   harness,
@@ -590,7 +591,7 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
           tag: variant.tag,
         }, state.kind === "snapshot" ? state.resume : undefined);
         summaries.push(summary);
-        if (summary.stopReason === "SIGINT") sigint = true;
+        if (bySignal(summary.stopReason)) sigint = true;
       }
       if (multi) {
         await writeClassGrid(out, m, indices, summaries, {

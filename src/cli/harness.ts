@@ -2,8 +2,10 @@
  * Internal to the command line: the one run harness of `invert`, `generate`
  * (and grid cells). A command supplies its trace row, its progress text and a
  * function that starts the library procedure with an `onStep`; the harness
- * keeps the trace, reports progress, writes `--save-every` snapshots, stops
- * on Ctrl-C or `--stop-at` (and snapshots there), records a divergence the
+ * records the run's start as a snapshot at step 0 (so `--resume` restarts a
+ * run killed before its first snapshot exactly), keeps the trace, reports
+ * progress, writes `--save-every` snapshots, stops on Ctrl-C, SIGTERM or
+ * `--stop-at` (and snapshots there), records a divergence the
  * library's guard reports (non-finite or exploded) as the run's outcome, and
  * writes the final files as one set with metrics.json last.
  *
@@ -47,8 +49,25 @@ export interface Control {
   tag?: string;
 }
 
-/** Why a run stopped early: Ctrl-C, --stop-at, or not at all. */
-export type StopReason = null | "SIGINT" | "stop-at";
+/** Why a run stopped early: Ctrl-C (or an abort), SIGTERM, --stop-at, or not at all. */
+export type StopReason = null | "SIGINT" | "SIGTERM" | "stop-at";
+
+/**
+ * Whether a run stopped for a signal (Ctrl-C, SIGTERM): the command then
+ * exits with EXIT_INTERRUPTED (a `--stop-at` stop is a success).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bySignal } from "./harness.ts";
+ * assert.equal(bySignal("SIGTERM"), true);
+ * assert.equal(bySignal("stop-at"), false);
+ * assert.equal(bySignal(null), false);
+ * ```
+ */
+export function bySignal(reason: StopReason): boolean {
+  return reason === "SIGINT" || reason === "SIGTERM";
+}
 
 /** Whether the run stops before step `next` of `steps`, and why. */
 export function stopReason(
@@ -57,7 +76,7 @@ export function stopReason(
   steps: number,
 ): StopReason {
   if (next >= steps) return null;
-  if (ctl.stopper.requested) return "SIGINT";
+  if (ctl.stopper.requested) return ctl.stopper.signal ?? "SIGINT";
   if (ctl.stopAt !== null && next >= ctl.stopAt) return "stop-at";
   return null;
 }
@@ -115,6 +134,11 @@ export interface Harnessed<R> {
   interrupted: boolean;
   /** Seconds this process ran. */
   seconds: number;
+  /**
+   * Whether the folder's snapshot is still the start record (step 0), which
+   * {@linkcode finish} removes once a finished run's files are written.
+   */
+  startRecord: boolean;
 }
 
 /** Options passed to the library procedure. */
@@ -154,7 +178,9 @@ export interface RunSession<I> {
 /**
  * Opens a run (see {@linkcode RunSession}). The caller holds `ctl.out` (its
  * lock, or its parent's): temporaries there are removed, and a run without
- * `resume` removes an old snapshot first.
+ * `resume` replaces an old snapshot by the record of its start: a snapshot at
+ * step 0 holding its options and start image, so that `--resume` restarts it
+ * exactly when it is killed before its first `--save-every` snapshot.
  */
 export async function openRun<I extends StepLike>(
   ctl: Control,
@@ -163,7 +189,22 @@ export async function openRun<I extends StepLike>(
 ): Promise<RunSession<I>> {
   // temporaries a killed writer left go; a new run starts without a snapshot
   await recoverSnapshot(ctl.out);
-  if (!resume) await removeSnapshot(ctl.out);
+  // the step of the snapshot in the folder (null: none)
+  let saved = resume ? resume.step : null;
+  if (!resume) {
+    await removeSnapshot(ctl.out);
+    await saveSnapshot(ctl.out, {
+      command: task.command,
+      step: 0,
+      options: ctl.options,
+      ...task.state?.(),
+    }, {
+      image: task.start,
+      shape: squareShape(task.start),
+      traces: toCsv(task.columns, []),
+    });
+    saved = 0;
+  }
   const rows: Row[] = resume
     ? resume.rows.filter((r) => (r.step as number) < resume.step)
     : [];
@@ -182,6 +223,7 @@ export async function openRun<I extends StepLike>(
       ...task.state?.(),
     }, { image, shape: squareShape(image), traces: text });
     await writeAtomic(`${ctl.out}/traces.csv`, text);
+    saved = step;
   };
   return {
     resume: resume ? { image: resume.image, step: resume.step } : undefined,
@@ -227,6 +269,7 @@ export async function openRun<I extends StepLike>(
         reason,
         interrupted,
         seconds: (performance.now() - started) / 1000,
+        startRecord: saved === 0,
       };
     },
   };
@@ -280,7 +323,8 @@ export function npyFile(name: string, data: Float32Array): FileData {
  * Writes a finished (or stopped) run's files and its metrics.json as one set
  * (metrics.json last): `metrics` holds the command's own fields (final
  * figures, outcome); the common ones (command, options, model, settings,
- * resume, time, files) are added.
+ * resume, time, files) are added. A finished run's start record (a snapshot
+ * still at step 0) goes once they are written.
  */
 export async function finish<I extends StepLike, R>(
   ctl: Control,
@@ -311,4 +355,5 @@ export async function finish<I extends StepLike, R>(
     ...all,
     { name: "metrics.json", data: JSON.stringify(record, null, 2) + "\n" },
   ]);
+  if (!run.interrupted && run.startRecord) await removeSnapshot(ctl.out);
 }

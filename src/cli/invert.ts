@@ -63,6 +63,7 @@ import { imageOf, labelledRow, loadTarget } from "./io.ts";
 import type { FileData, Row } from "../io/mod.ts";
 import { EXIT_INTERRUPTED } from "./progress.ts";
 import {
+  bySignal,
   type Control,
   finish,
   harness,
@@ -777,7 +778,7 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
         ? `\nstopped at step ${summary.steps} (${summary.stopReason}); wrote ${out}/ with a snapshot: continue with --resume ${out}`
         : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png/.svg, traces.csv, representation.npy, metrics.json)`,
     );
-    return summary.stopReason === "SIGINT" ? EXIT_INTERRUPTED : 0;
+    return bySignal(summary.stopReason) ? EXIT_INTERRUPTED : 0;
   } finally {
     await model.release();
   }

@@ -1,5 +1,6 @@
 /**
- * Internal to the command line: the progress report on stderr and Ctrl-C.
+ * Internal to the command line: the progress report on stderr, and Ctrl-C
+ * and SIGTERM.
  * On a terminal the report is a bar redrawn in place (`\r`); into a file or a
  * CI log it is plain lines, the first step, then one line every few seconds
  * and the last.
@@ -7,7 +8,7 @@
  * @module
  */
 
-/** Exit code of a run stopped by Ctrl-C. */
+/** Exit code of a run stopped by Ctrl-C or SIGTERM (after its snapshot). */
 export const EXIT_INTERRUPTED = 130;
 
 /** A progress report on stderr. */
@@ -87,39 +88,65 @@ export function progress(
   };
 }
 
-/** Ctrl-C (or an abort signal) asks runs to stop after the current step. */
+/**
+ * Ctrl-C (SIGINT), SIGTERM (what Slurm and Kubernetes send on cancel and
+ * preemption) or an abort signal ask runs to stop after the current step,
+ * which then write their snapshot and exit with {@linkcode EXIT_INTERRUPTED}.
+ * A second Ctrl-C quits at once; a repeated SIGTERM does not (a batch system
+ * may send it to every process of a job, and kills for good after its grace
+ * period anyway).
+ */
 export class Stopper {
   /** Whether a stop was asked for. */
   requested = false;
-  #listener = () => {
+  /** What asked first: "SIGTERM", or "SIGINT" (Ctrl-C or the abort signal); null before. */
+  signal: "SIGINT" | "SIGTERM" | null = null;
+  #onInt = () => {
     if (this.requested) Deno.exit(EXIT_INTERRUPTED); // a second Ctrl-C quits at once
-    this.requested = true;
+    this.#stop("SIGINT");
     console.error("\nvitrep: stopping after this step (Ctrl-C again to quit)");
   };
-  #signal?: AbortSignal;
-  #onAbort = () => {
-    this.requested = true;
+  #onTerm = () => {
+    if (this.requested) return;
+    this.#stop("SIGTERM");
+    console.error(
+      "\nvitrep: SIGTERM: stopping after this step, with a snapshot to --resume from",
+    );
   };
+  #signal?: AbortSignal;
+  #onAbort = () => this.#stop("SIGINT");
   /** @param signal aborting it acts as Ctrl-C */
   constructor(signal?: AbortSignal) {
     this.#signal = signal;
   }
-  /** Starts listening for Ctrl-C and the signal. */
+  #stop(signal: "SIGINT" | "SIGTERM"): void {
+    this.requested = true;
+    this.signal ??= signal;
+  }
+  /** Starts listening for Ctrl-C, SIGTERM and the signal. */
   install(): void {
     try {
-      Deno.addSignalListener("SIGINT", this.#listener);
+      Deno.addSignalListener("SIGINT", this.#onInt);
+      Deno.addSignalListener("SIGTERM", this.#onTerm);
     } catch {
       // no signals on this platform
     }
-    if (this.#signal?.aborted) this.requested = true;
+    if (this.#signal?.aborted) this.#stop("SIGINT");
     this.#signal?.addEventListener("abort", this.#onAbort);
   }
   /** Stops listening. */
   remove(): void {
-    try {
-      Deno.removeSignalListener("SIGINT", this.#listener);
-    } catch {
-      // no signals on this platform
+    for (
+      const [name, fn] of [["SIGINT", this.#onInt], [
+        "SIGTERM",
+        this.#onTerm,
+      ]] as const
+    ) {
+      try {
+        Deno.removeSignalListener(name, fn);
+      } catch {
+        // no signals on this platform
+      }
     }
     this.#signal?.removeEventListener("abort", this.#onAbort);
   }

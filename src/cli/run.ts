@@ -149,7 +149,7 @@ export async function readResume(
 }
 
 /**
- * Claims `out` (see claimOut), listens for Ctrl-C while `fn` runs, and
+ * Claims `out` (see claimOut), listens for Ctrl-C and SIGTERM while `fn` runs, and
  * releases both however it ends.
  */
 export async function inOut<T>(

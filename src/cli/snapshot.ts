@@ -7,13 +7,18 @@
  * one moved to `DIR/snapshot.old-UUID/` and removed after), so a kill at any
  * moment leaves either the previous complete snapshot or the new one:
  * {@linkcode recoverSnapshot} puts a moved-aside one back and removes
- * temporaries. Reading validates every field and names the file and field.
+ * temporaries. Reading validates every field and names the file and field,
+ * and reads regular files only, each under a stated size cap (state.json
+ * 1 MiB; image.npy its pixels' bytes and 64 KiB of header; traces.csv 32
+ * bytes a field of the rows expected): a fifo, device or symlink (say to
+ * /dev/zero) in a snapshot is refused, naming it, never read.
  *
  * @module
  */
 import { decodeNpy, encodeNpy, type Row } from "../io/mod.ts";
 import { listDir, removeTemporaries, sha256Hex as sha256 } from "../io/mod.ts";
-import { type Raw, type Spec, usage } from "./options.ts";
+import { readRegularFile, readRegularText } from "../io/regular.ts";
+import { LIMITS, type Raw, type Spec, usage } from "./options.ts";
 
 /** The `format` of snapshot/state.json. */
 export const SNAPSHOT_FORMAT = "vitrep-snapshot/2";
@@ -21,6 +26,18 @@ export const SNAPSHOT_FORMAT = "vitrep-snapshot/2";
 export const SNAPSHOT_DIR = "snapshot";
 const TMP_PREFIX = `${SNAPSHOT_DIR}.tmp-`;
 const OLD_PREFIX = `${SNAPSHOT_DIR}.old-`;
+
+/** The largest state.json read (options and a few fields: a few KiB). */
+const MAX_STATE_BYTES = 1024 * 1024;
+/** Room for an npy header (its length field is 16 bits). */
+const NPY_HEADER_BYTES = 64 * 1024;
+/** The largest field of traces.csv (a number is at most 24 characters). */
+const MAX_FIELD_BYTES = 32;
+
+/** The largest image.npy of a [1, 3, S, S] image with S at most `side`. */
+function imageCap(side: number): number {
+  return 4 * 3 * side * side + NPY_HEADER_BYTES;
+}
 
 /** The contents of snapshot/state.json. */
 export interface Snapshot {
@@ -141,9 +158,19 @@ export async function recoverSnapshot(dir: string): Promise<void> {
 
 async function isComplete(path: string): Promise<boolean> {
   try {
-    const s = JSON.parse(await Deno.readTextFile(`${path}/state.json`));
+    const s = JSON.parse(
+      await readRegularText(
+        `${path}/state.json`,
+        MAX_STATE_BYTES,
+        "snapshot state",
+      ),
+    );
     if (!s?.image) return true;
-    const bytes = await Deno.readFile(`${path}/image.npy`);
+    const bytes = await readRegularFile(
+      `${path}/image.npy`,
+      imageCap(LIMITS.canvas),
+      "snapshot image",
+    );
     return await sha256(bytes) === s.image.sha256 &&
       (await Deno.stat(`${path}/traces.csv`)).isFile;
   } catch {
@@ -227,7 +254,11 @@ export async function readSnapshotState(
   let s: Snapshot;
   try {
     s = JSON.parse(
-      await Deno.readTextFile(`${await readableDir(dir)}/state.json`),
+      await readRegularText(
+        `${await readableDir(dir)}/state.json`,
+        MAX_STATE_BYTES,
+        "snapshot state",
+      ),
     );
   } catch (err) {
     const legacy = await Deno.stat(`${dir}/snapshot.json`).then(() => true)
@@ -237,7 +268,7 @@ export async function readSnapshotState(
         err instanceof Deno.errors.NotFound
           ? legacy
             ? "its snapshot.json is of an older vitrep (before snapshot/)"
-            : `no ${SNAPSHOT_DIR}/state.json there (nor snapshot.json)`
+            : `no ${SNAPSHOT_DIR}/state.json there (nor snapshot.json): the folder holds no run that started (a run records its settings there before its first step; one stopped before that never started: run its command again)`
           : `${statePath(dir)}: ${err instanceof Error ? err.message : err}`
       }: expected the --out folder of a run stopped with Ctrl-C or --stop-at, or run with --save-every`,
     );
@@ -309,7 +340,11 @@ export async function readSnapshotData(
   const path = `${await readableDir(dir)}/image.npy`;
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readRegularFile(
+      path,
+      imageCap(Math.max(...sides)),
+      "snapshot image",
+    );
   } catch (err) {
     throw new TypeError(
       `Cannot read "${path}": ${err instanceof Error ? err.message : err}`,
@@ -366,9 +401,13 @@ export async function readSnapshotRows(
   nullable: readonly string[] = [],
 ): Promise<Row[]> {
   const path = `${await readableDir(dir)}/traces.csv`;
+  const want: number[] = [];
+  for (let k = 0; k < step; k += traceEvery) want.push(k);
+  if (step > 0 && want.at(-1) !== step - 1) want.push(step - 1);
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    const cap = (want.length + 1) * columns.length * MAX_FIELD_BYTES;
+    text = await readRegularText(path, cap, "snapshot traces");
   } catch (err) {
     throw new TypeError(
       `Cannot read "${path}": ${err instanceof Error ? err.message : err}`,
@@ -382,9 +421,6 @@ export async function readSnapshotRows(
       }"`,
     );
   }
-  const want: number[] = [];
-  for (let k = 0; k < step; k += traceEvery) want.push(k);
-  if (step > 0 && want.at(-1) !== step - 1) want.push(step - 1);
   const rows = lines.map((line, i) => {
     const cells = line.split(",");
     if (cells.length !== columns.length) {

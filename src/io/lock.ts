@@ -25,8 +25,13 @@
  *   left by a killed taker is removed once it is `staleAfterMs` old.
  * - **Release**: only the holder whose token is in the file removes it.
  *
+ * A lock file that is not a regular file (a fifo, a device, a symlink, say
+ * to /dev/zero) or is over 64 KiB is refused with an error naming it, never
+ * read; a holder that is a zombie (killed, not yet reaped) counts as dead.
+ *
  * @module
  */
+import { readRegularText } from "./regular.ts";
 
 /**
  * Who holds a lock.
@@ -148,26 +153,37 @@ function hostname(): string {
   }
 }
 
-/** Whether `pid` runs on this host (true when it cannot be told). */
+/** The largest lock file read (a holder's record is a few hundred bytes). */
+const MAX_LOCK_BYTES = 64 * 1024;
+
+/**
+ * Whether `pid` runs on this host (true when it cannot be told). A zombie
+ * (killed, not yet reaped by its parent: state Z in /proc/PID/stat) or a
+ * dying process (X) is not alive: it will never write or release again.
+ */
 function pidAlive(pid: number): boolean {
   try {
     Deno.statSync("/proc/self");
   } catch {
     return true; // no /proc: assume alive, age decides
   }
+  let stat: string;
   try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
+    stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
   } catch {
     return false;
   }
+  // "PID (COMM) STATE …": COMM may hold spaces and parentheses
+  const state = stat.slice(stat.lastIndexOf(")") + 1).trim()[0];
+  return state !== "Z" && state !== "X";
 }
 
 async function readLock(path: string): Promise<Found | null> {
   let text: string, mtime: Date | null;
   try {
-    text = await Deno.readTextFile(path);
-    mtime = (await Deno.stat(path)).mtime;
+    // a fifo, device or link there (say to /dev/zero) is refused, not read
+    text = await readRegularText(path, MAX_LOCK_BYTES, "lock file");
+    mtime = (await Deno.lstat(path)).mtime;
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
     throw err;
@@ -319,7 +335,7 @@ function held(
     info,
     async release() {
       clearInterval(beat);
-      const found = await readLock(path);
+      const found = await readLock(path).catch(() => null);
       if (found?.token === token) await Deno.remove(path).catch(() => {});
     },
   };
