@@ -166,3 +166,30 @@ Deno.test("a lock file that is a fifo or a link to /dev/zero: the run fails at o
     });
   }
 });
+
+Deno.test("a grid's plan.json or a cell's metrics.json that is a fifo: --collect fails or skips at once, never hangs", async () => {
+  const dir = await tmp();
+  const home = `${dir}/home`;
+  await Deno.mkdir(home);
+  const out = `${dir}/grid`;
+  const made = await run([
+    "grid",
+    ...TINY,
+    ...["--layers", "1", "--steps", "2", "--out", out],
+  ]);
+  assertEquals(made.code, 0, made.err);
+  // a finished cell's metrics.json as a fifo: the cell is not read as done
+  const cells = [...Deno.readDirSync(`${out}/cells`)].map((e) => e.name);
+  assert(cells.length > 0, "no cells");
+  const metrics = `${out}/cells/${cells[0]}/metrics.json`;
+  await Deno.remove(metrics);
+  await mkfifo(metrics);
+  const collected = await guarded(["grid", "--collect", "--out", out], home);
+  assert(collected.ms < GUARD_MS, collected.err);
+  // plan.json as a fifo: refused naming it
+  await Deno.remove(`${out}/plan.json`);
+  await mkfifo(`${out}/plan.json`);
+  const r = await guarded(["grid", "--collect", "--out", out], home);
+  assert(r.code !== 0, r.err);
+  assert(r.err.includes("plan.json"), r.err);
+});

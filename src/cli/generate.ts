@@ -5,6 +5,12 @@
  *
  * @module
  */
+import {
+  npyBytes,
+  readRegularFile,
+  readRegularText,
+  RECORD_BYTES,
+} from "../io/mod.ts";
 import { resolve as resolvePath } from "node:path";
 import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
 import {
@@ -329,9 +335,17 @@ export async function classState(
   canvas: number,
 ): Promise<ClassState> {
   try {
-    const m = JSON.parse(await Deno.readTextFile(`${dir}/metrics.json`));
+    const m = JSON.parse(
+      await readRegularText(`${dir}/metrics.json`, RECORD_BYTES, "run record"),
+    );
     if (m.interrupted === false && m.class?.index === index) {
-      const img = decodeNpy(await Deno.readFile(`${dir}/generated.npy`));
+      const img = decodeNpy(
+        await readRegularFile(
+          `${dir}/generated.npy`,
+          npyBytes(canvas),
+          "image",
+        ),
+      );
       return {
         kind: "done",
         summary: {

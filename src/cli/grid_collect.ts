@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { readRegularText, RECORD_BYTES } from "../io/mod.ts";
 import { type ImageTensor, toCsv, writeAtomic, writePng } from "../io/mod.ts";
 import { montage, type MontageOptions, montageSvg } from "../figures/mod.ts";
 import { enlargedSide, imageOf, loadTarget } from "./io.ts";
@@ -52,7 +53,11 @@ export async function findCell(plan: GridPlan, cell: PlanCell): Promise<Found> {
   }
   try {
     const failure = JSON.parse(
-      await Deno.readTextFile(`${dir}/${FAILED_FILE}`),
+      await readRegularText(
+        `${dir}/${FAILED_FILE}`,
+        RECORD_BYTES,
+        "failure record",
+      ),
     ) as Failure;
     return { kind: "failed", failure, outcome: failureText(failure) };
   } catch {

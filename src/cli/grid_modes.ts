@@ -7,6 +7,12 @@
  *
  * @module
  */
+import {
+  npyBytes,
+  readRegularFile,
+  readRegularText,
+  RECORD_BYTES,
+} from "../io/mod.ts";
 import type { ImageTensor } from "../io/mod.ts";
 import { decodeNpy } from "../io/mod.ts";
 import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
@@ -225,9 +231,17 @@ function gridClasses(given: Raw): string[] {
 
 async function invertState(dir: string, size: number): Promise<CellState> {
   try {
-    const m = JSON.parse(await Deno.readTextFile(`${dir}/metrics.json`));
+    const m = JSON.parse(
+      await readRegularText(`${dir}/metrics.json`, RECORD_BYTES, "run record"),
+    );
     if (m.interrupted === false && m.final) {
-      const img = decodeNpy(await Deno.readFile(`${dir}/representation.npy`));
+      const img = decodeNpy(
+        await readRegularFile(
+          `${dir}/representation.npy`,
+          npyBytes(size),
+          "image",
+        ),
+      );
       if (img.data.length === 3 * size * size) {
         return { kind: "done", summary: m.final, image: img.data };
       }

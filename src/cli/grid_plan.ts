@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { PLAN_BYTES, readRegularText } from "../io/mod.ts";
 import type { Ablation, BackendName, Manifest, Swap } from "../model/mod.ts";
 import { type ImageTensor, sha256Hex as sha256, writeJson } from "../io/mod.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
@@ -330,7 +331,7 @@ export async function readPlan(dir: string): Promise<GridPlan> {
   const path = `${dir}/plan.json`;
   let plan: GridPlan;
   try {
-    plan = JSON.parse(await Deno.readTextFile(path));
+    plan = JSON.parse(await readRegularText(path, PLAN_BYTES, "grid plan"));
   } catch (err) {
     const why = err instanceof Deno.errors.NotFound
       ? "no such file"

@@ -134,3 +134,43 @@ export async function readRegularText(
     await readRegularFile(path, maxBytes, what),
   );
 }
+
+/**
+ * The largest run record read back (metrics.json, a cell's failure record):
+ * settings and final figures, a few KiB in practice.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { RECORD_BYTES } from "./regular.ts";
+ * assert.equal(RECORD_BYTES, 16 * 1024 * 1024);
+ * ```
+ */
+export const RECORD_BYTES = 16 * 1024 * 1024;
+
+/**
+ * The largest grid plan.json read back (one entry per cell: ~1 KiB each).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PLAN_BYTES } from "./regular.ts";
+ * assert.equal(PLAN_BYTES, 256 * 1024 * 1024);
+ * ```
+ */
+export const PLAN_BYTES = 256 * 1024 * 1024;
+
+/**
+ * The largest `.npy` file of a float32 image [1, 3, S, S] with S at most
+ * `side`, header included.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { npyBytes } from "./regular.ts";
+ * assert.equal(npyBytes(224), 12 * 224 * 224 + 64 * 1024);
+ * ```
+ */
+export function npyBytes(side: number): number {
+  return 12 * side * side + 64 * 1024;
+}
