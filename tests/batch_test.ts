@@ -135,7 +135,7 @@ Deno.test("invertBatch equals invert per image", async () => {
         ...opts,
         seed: seeds[i],
       });
-      const r = relErr(batch[i].image, alone.image);
+      const r = relErr(batch[i].image.data, alone.image.data);
       assert(r <= TOL, `image ${i}: ${r}`);
       assertEquals(batch[i].trace.length, alone.trace.length);
       for (let s = 0; s < alone.trace.length; s++) {

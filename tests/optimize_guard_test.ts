@@ -138,7 +138,7 @@ Deno.test("invert: a huge learning rate explodes at a stated step, keeping the i
     lr: { start: 1e6, end: 1e6 },
     runawayBound: Infinity,
   });
-  assert(maxAbs(free.image) > 1e5, `max ${maxAbs(free.image)}`);
+  assert(maxAbs(free.image.data) > 1e5, `max ${maxAbs(free.image.data)}`);
   await model.release();
 });
 
@@ -265,7 +265,7 @@ Deno.test("one normalize default: gradientStep normalizes like invert and genera
     INVERT_DEFAULTS.lr.start,
     INVERT_DEFAULTS.sigma.start,
   );
-  assertEquals(r.image, one.image);
+  assertEquals(r.image.data, one.image);
   await model.release();
 });
 

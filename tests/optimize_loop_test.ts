@@ -4,6 +4,7 @@ import { loadModel, type Model } from "../src/model/mod.ts";
 import {
   classLogit,
   featureMatch,
+  generate,
   imageParam,
   inputTransform,
   invert,
@@ -13,6 +14,7 @@ import {
   randomStart,
 } from "../src/optimize/mod.ts";
 import { loadReference, relErr } from "./_fixtures.ts";
+import { readImage, writePng } from "../src/io/mod.ts";
 
 const N = 3 * 32 * 32; // the tiny fixture ViT's image
 
@@ -39,7 +41,7 @@ Deno.test("invert is the loop with the image as parameterization and a feature-m
     ...settings,
     record: (s) => s.value,
   });
-  assertEquals(param.data, r.image);
+  assertEquals(param.data, r.image.data);
   assertEquals(run.trace, r.trace.map((t) => t.loss));
   assertEquals(run.next, 6);
   await model.release();
@@ -156,4 +158,39 @@ Deno.test("normalizeTransform: its VJP is the transpose of its Jacobian", async 
     RangeError,
     "3 positive stds",
   );
+});
+
+Deno.test("invert and generate return images with their shape: writePng(r.image) writes the representation", async () => {
+  const { model, photo } = await tiny();
+  try {
+    const r = await invert(model, photo, { layer: 1, steps: 2 });
+    const g = await generate(model, 1, {
+      steps: 3,
+      jitterAfter: 2,
+      canvasSize: 40,
+    });
+    const dir = await Deno.makeTempDir();
+    for (
+      const [name, img, side] of [["rep", r.image, 32], ["gen", g.image, 32], [
+        "canvas",
+        g.canvas!,
+        40,
+      ]] as const
+    ) {
+      assertEquals([img.channels, img.height, img.width], [3, side, side]);
+      await writePng(`${dir}/${name}.png`, img);
+      const back = await readImage(`${dir}/${name}.png`);
+      assertEquals([back.height, back.width], [side, side]);
+      // 8-bit PNG: within half a level of the clamped values
+      const worst = img.data.reduce(
+        (m, v, i) =>
+          Math.max(m, Math.abs(Math.min(1, Math.max(0, v)) - back.data[i])),
+        0,
+      );
+      assert(worst <= 0.5 / 255 + 1e-6, `${name}: off by ${worst}`);
+    }
+    await Deno.remove(dir, { recursive: true });
+  } finally {
+    await model.release();
+  }
 });

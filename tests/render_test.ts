@@ -66,7 +66,7 @@ Deno.test("one jittered generation step equals PyTorch's", async () => {
     resume: { image: get(c.canvas!), step: 0 },
     cropPosition: () => c.crop as [number, number],
   });
-  const e = relErr(r.canvas!, get(c.output!));
+  const e = relErr(r.canvas!.data, get(c.output!));
   assert(e <= TOL, `rel err ${e}`);
   assert(Math.abs(r.trace[0].loss - c.value!) <= TOL * Math.abs(c.value!));
   await model.release();
@@ -102,7 +102,8 @@ Deno.test("generation raises the target logit on the tiny model", async () => {
     r.final.logit > r.trace[0].logit + 1,
     `logit ${r.trace[0].logit} → ${r.final.logit}`,
   );
-  assertEquals(r.canvas!.length, 3 * 48 * 48);
+  assertEquals(r.canvas!.data.length, 3 * 48 * 48);
+  assertEquals([r.canvas!.height, r.canvas!.width], [48, 48]);
   assert(
     r.trace.slice(15).every((t) => t.crop !== null) &&
       r.trace.slice(0, 15).every((t) => t.crop === null),

@@ -176,7 +176,7 @@ async function represent(
     steps: s.steps,
     onStep,
   });
-  draw(ui.current, { data: r.image, channels: 3, height: size, width: size });
+  draw(ui.current, r.image);
   const sorted = times.slice(1).sort((a, b) => a - b);
   return {
     noiseBaseline: r.noiseBaseline,

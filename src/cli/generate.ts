@@ -281,7 +281,7 @@ export async function runGenerate(
     steps: result.final.steps,
     interrupted: run.interrupted,
     stopReason: run.reason,
-    image: result.image,
+    image: result.image.data,
   };
   const title = `Class ${index} (${name})${ctl.tag ? `, ${ctl.tag}` : ""}`;
   await finish(
@@ -290,10 +290,10 @@ export async function runGenerate(
     run,
     resume,
     [
-      { name: "generated.png", data: encodePng(imageOf(result.image)) },
-      npyFile("generated.npy", result.image),
+      { name: "generated.png", data: encodePng(result.image) },
+      npyFile("generated.npy", result.image.data),
       ...(result.canvas
-        ? [{ name: "canvas.png", data: encodePng(imageOf(result.canvas)) }]
+        ? [{ name: "canvas.png", data: encodePng(result.canvas) }]
         : []),
       ...plotFiles("progress", progressPlot(title, written)),
     ],

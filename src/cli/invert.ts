@@ -457,16 +457,16 @@ async function finishInvert(
     criterionMet: criterionStep !== null,
     criterionStep,
     psnr: result.final.psnr,
-    ssim: ssim(result.image, target.data, size),
+    ssim: ssim(result.image.data, target.data, size),
     interrupted: run.interrupted,
     stopReason: run.reason,
   };
-  const rep = imageOf(result.image);
+  const rep = result.image;
   const what = s.onlyLayer ? `encoder ${s.layer} alone` : `layer ${s.layer}`;
   const tag = ctl.tag ? `, ${ctl.tag}` : "";
   await finish(ctl, task, run, resume, [
     { name: "representation.png", data: encodePng(rep) },
-    npyFile("representation.npy", result.image),
+    npyFile("representation.npy", result.image.data),
     { name: "target.png", data: encodePng(target) },
     {
       name: "side_by_side.png",
@@ -484,7 +484,7 @@ async function finishInvert(
       ),
     ),
   ], { final: summary, outcome: invertOutcome(summary) });
-  return { summary, image: result.image };
+  return { summary, image: result.image.data };
 }
 
 /** The essay's table of figures, one row per layer (a first column `lead` when given). */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { resizeBilinear } from "../io/mod.ts";
+import { type ImageTensor, resizeBilinear } from "../io/mod.ts";
 import { checkRun } from "./_checks.ts";
 import { softmaxAt } from "./_vector.ts";
 import { RUNAWAY_BOUND } from "./guard.ts";
@@ -76,10 +76,10 @@ export interface GenerateOptions {
 
 /** Result of {@linkcode generate}. */
 export interface GenerateResult {
-  /** The generated image at the model's size (the canvas shrunk, after jitter). */
-  image: Float32Array;
-  /** The enlarged canvas, or null when the run ended before jitter. */
-  canvas: Float32Array | null;
+  /** The generated image at the model's size (the canvas shrunk, after jitter), with its shape. */
+  image: ImageTensor;
+  /** The enlarged canvas with its shape, or null when the run ended before jitter. */
+  canvas: ImageTensor | null;
   /** Side of the canvas. */
   canvasSize: number;
   /** Trace of every step. */
@@ -137,7 +137,8 @@ function checkGenerate(
  * import assert from "node:assert/strict";
  * const model = await loadModel("tests/fixtures/tiny_vit", { weights: "fixture" });
  * const r = await generate(model, 3, { steps: 10, jitterAfter: 5, canvasSize: 48 });
- * assert.equal(r.canvas?.length, 3 * 48 * 48);
+ * assert.equal(r.canvas?.data.length, 3 * 48 * 48);
+ * assert.deepEqual([r.image.height, r.image.width], [32, 32]);
  * assert.ok(r.final.probability > 0 && r.final.probability < 1);
  * ```
  */
@@ -190,15 +191,16 @@ export async function generate(
       ((row, p) =>
         onStep({ ...row, steps: o.steps, image: p.data, size: p.side })),
   });
-  const canvas = param.canvas;
-  const image = canvas
-    ? resizeBilinear(
-      { data: canvas, channels: 3, height: o.canvasSize, width: o.canvasSize },
-      size,
-      size,
-    ).data
-    : param.data;
-  const logits = await model.forward(transform.forward(image), {
+  const canvas: ImageTensor | null = param.canvas && {
+    data: param.canvas,
+    channels: 3,
+    height: o.canvasSize,
+    width: o.canvasSize,
+  };
+  const image: ImageTensor = canvas
+    ? resizeBilinear(canvas, size, size)
+    : { data: param.data, channels: 3, height: size, width: size };
+  const logits = await model.forward(transform.forward(image.data), {
     layer: "logits",
   });
   return {

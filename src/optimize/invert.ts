@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { ImageTensor } from "../io/mod.ts";
 import { checkRun } from "./_checks.ts";
 import { norm2 } from "./_vector.ts";
 import { RUNAWAY_BOUND } from "./guard.ts";
@@ -73,9 +74,9 @@ export interface InvertOptions {
 
 /** Result of {@linkcode invert}. */
 export interface InvertResult {
-  /** The representation a_g, [1,3,H,W] in image space. */
-  image: Float32Array;
-  /** The target image a. */
+  /** The representation a_g in image space, with its shape (write it with `writePng`). */
+  image: ImageTensor;
+  /** The target image a ([1,3,H,W] values). */
   target: Float32Array;
   /** Trace of every step. */
   trace: TraceRow[];
@@ -131,6 +132,10 @@ export interface InvertBatchOptions
  * const r = await invert(model, target, { layer: 1, steps: 5 });
  * assert.equal(r.trace.length, 5);
  * assert.ok(Number.isFinite(r.final.psnr));
+ * // the representation carries its shape, so it writes as it is
+ * assert.deepEqual([r.image.channels, r.image.height, r.image.width], [3, 32, 32]);
+ * const { writePng } = await import("../io/mod.ts");
+ * await writePng(await Deno.makeTempFile({ suffix: ".png" }), r.image);
  * ```
  */
 export async function invert(
@@ -232,7 +237,8 @@ export async function invertBatch(
   });
   const finalOut = await embed(param.data);
   return targets.map((t, i) => {
-    const image = b === 1 ? param.data : img(param.data, i).slice();
+    const data = b === 1 ? param.data : img(param.data, i).slice();
+    const image: ImageTensor = { data, channels: 3, height: size, width: size };
     const trace = run.trace.map((rows) => rows[i]);
     const embeddingDistance = norm2(out(finalOut, i), out(targetOut, i));
     const below = trace.find((r) => r.embeddingDistance < baselines[i]);
@@ -246,8 +252,8 @@ export async function invertBatch(
       criterionStep,
       final: {
         embeddingDistance,
-        inputDistance: norm2(image, t),
-        psnr: psnr(image, t),
+        inputDistance: norm2(data, t),
+        psnr: psnr(data, t),
         steps: run.next,
       },
     };
