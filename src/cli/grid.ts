@@ -37,6 +37,7 @@ import { type GridPlan, loadKey, readPlan, writePlan } from "./grid_plan.ts";
 import { ModelPool, runCell } from "./grid_cell.ts";
 import { collectGrid } from "./grid_collect.ts";
 import { CLUSTER_OPTS, emitJob, type EmitKind } from "./grid_emit.ts";
+import { claimGridOut, inspectOut } from "./outdir.ts";
 
 const both = (inv: string | number, gen: string | number) =>
   inv === gen ? `${inv}` : `${inv} (invert), ${gen} (generate)`;
@@ -132,6 +133,12 @@ export const GRID_SPEC: Spec = {
     arg: "DIR",
     help:
       "output folder: grid.png, grid.svg, grid.csv, grid.md, metrics.json, plan.json, and cells/KEY/ with each cell's invert or generate outputs. Run the same grid again to reuse finished cells, continue stopped ones and compute only new ones",
+  },
+  overwrite: {
+    type: "boolean",
+    default: false,
+    help:
+      "replace another command's output in --out, e.g. an invert run's (only the files it wrote; without it such a folder is refused)",
   },
   quiet: { ...INVERT_SPEC.quiet, help: "no progress bars on stderr" },
   ...CLUSTER_OPTS,
@@ -453,6 +460,11 @@ async function planStep(plan: GridPlan, given: Raw): Promise<number> {
 
 async function gridCommand(given: Raw, ctx: Context): Promise<number> {
   const step = action(given);
+  // --out by the rule of src/io/paths.ts: a grid folder of vitrep's, new or empty
+  const overwrite = given.overwrite === true;
+  await inspectOut(str({ ...defaults(GRID_SPEC), ...given }, "out"), "grid", {
+    overwrite: overwrite && step !== "cell" && step !== "collect",
+  });
   if (step === "cell" || step === "collect") {
     const plan = await readPlan(
       resolvePath(str({ ...defaults(GRID_SPEC), ...given }, "out")),
@@ -462,13 +474,21 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
   if (given.emit !== undefined) emitKind(given);
   const { plan, models } = await resolveGrid(given, defaults(GRID_SPEC));
   const pool = new ModelPool(models);
-  if (step === "plan") {
+  const record = await claimGridOut(plan.out, overwrite).catch(async (err) => {
     await pool.release();
-    return planStep(plan, given);
+    throw err;
+  });
+  try {
+    if (step === "plan") {
+      await pool.release();
+      return await planStep(plan, given);
+    }
+    await Deno.mkdir(`${plan.out}/cells`, { recursive: true });
+    await writePlan(plan);
+    return await runAll(plan, pool, given, ctx);
+  } finally {
+    await record();
   }
-  await Deno.mkdir(`${plan.out}/cells`, { recursive: true });
-  await writePlan(plan);
-  return runAll(plan, pool, given, ctx);
 }
 
 function emitKind(given: Raw): EmitKind {

@@ -8,3 +8,4 @@ export * from "./npy.ts";
 export * from "./safetensors.ts";
 export * from "./files.ts";
 export * from "./lock.ts";
+export * from "./paths.ts";
