@@ -13,6 +13,7 @@ import {
   recordFiles,
   removeOutputs,
 } from "../src/io/mod.ts";
+import { publishReport } from "../src/essay/mod.ts";
 
 const PHOTO = `${ROOT}assets/chelsea.png`;
 
@@ -432,4 +433,24 @@ Deno.test("a run's snapshot folder: only vitrep's files in it are removed; a fil
   assert(other.err.includes("snapshot/keep.txt"), other.err);
   assertEquals(await Deno.readTextFile(`${out}/snapshot/keep.txt`), "mine");
   assert(await exists(`${out}/metrics.json`));
+});
+
+Deno.test("publishReport: a page reference leaving the report folder is refused; nothing is written outside", async () => {
+  const { base } = await fakeHome();
+  const out = `${base}/report`;
+  await Deno.mkdir(out);
+  await Deno.writeTextFile(`${base}/secret.txt`, "secret");
+  await Deno.writeTextFile(
+    `${out}/index.html`,
+    `<p><a href="../secret.txt">s</a></p>`,
+  );
+  await Deno.writeTextFile(`${out}/claims.json`, "{}");
+  await Deno.writeTextFile(`${out}/summary.md`, "|a|");
+  let err: unknown = null;
+  await publishReport(out, `${base}/pub/copy`).catch((e) => (err = e));
+  assert(
+    err instanceof TypeError && /outside the report folder/.test(err.message),
+  );
+  assertEquals(names(base), ["home", "pub", "report", "secret.txt"]);
+  assertEquals(names(`${base}/pub`), []);
 });
