@@ -87,3 +87,35 @@ export async function runTool(
   const text = (b: Uint8Array) => new TextDecoder().decode(b);
   return { code: r.code, out: text(r.stdout), err: text(r.stderr) };
 }
+
+let denoDir: Promise<string> | null = null;
+
+/** Deno's cache folder, so a child with another HOME does not fetch everything again. */
+function cacheDir(): Promise<string> {
+  denoDir ??= new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json"],
+    stdout: "piped",
+    stderr: "null",
+  }).output().then((r) =>
+    JSON.parse(new TextDecoder().decode(r.stdout)).denoDir as string
+  );
+  return denoDir;
+}
+
+/**
+ * Runs `deno run -A mod.ts ARGS` from the repository root as a child process
+ * whose home folder is `home` (HOME and USERPROFILE: a fake one, so tests of
+ * home-folder refusals never touch the real home); its exit code and output.
+ */
+export async function runWithHome(
+  home: string,
+  args: string[],
+): Promise<{ code: number; out: string; err: string }> {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}mod.ts`, ...args],
+    cwd: ROOT,
+    env: { HOME: home, USERPROFILE: home, DENO_DIR: await cacheDir() },
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: r.code, out: text(r.stdout), err: text(r.stderr) };
+}

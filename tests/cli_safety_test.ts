@@ -2,7 +2,16 @@
 // may write, snapshots as one unit, resume that checks its files, relative
 // weights and a run's outcome. Run in-process through main() on the tiny model.
 import { assert, assertEquals } from "./_assert.ts";
-import { exists, json, ROOT, run, spawnCli, TINY, tmp } from "./_cli.ts";
+import {
+  exists,
+  json,
+  ROOT,
+  run,
+  runWithHome,
+  spawnCli,
+  TINY,
+  tmp,
+} from "./_cli.ts";
 import { acquireLock, decodeNpy, encodeNpy } from "../src/io/mod.ts";
 import { LIMITS } from "../src/cli/options.ts";
 import { saveSnapshot } from "../src/cli/snapshot.ts";
@@ -125,12 +134,20 @@ Deno.test("limits: huge numbers and root-like --out fail at once, naming the val
       assert(!(await exists(out)), `${out} was created`);
     });
   }
-  const home = Deno.env.get("HOME");
-  if (home) {
-    const r = await run(["invert", ...TINY, "--layer", "1", "--out", home]);
-    assertEquals(r.code, 2, r.err);
-    assert(r.err.includes("home folder"), r.err);
-  }
+  // the home folder: a fake one, in a child process (never the real home)
+  const home = `${dir}/home`;
+  await Deno.mkdir(home);
+  const r = await runWithHome(home, [
+    "invert",
+    ...TINY,
+    "--layer",
+    "1",
+    "--out",
+    home,
+  ]);
+  assertEquals(r.code, 2, r.err);
+  assert(r.err.includes("home folder"), r.err);
+  assertEquals([...Deno.readDirSync(home)], []);
 });
 
 Deno.test("--out holding another run: refused naming it; --overwrite replaces it (and its snapshot); the same run may repeat", async () => {
@@ -159,11 +176,18 @@ Deno.test("--out holding another run: refused naming it; --overwrite replaces it
   const again = await run(INV(out, "--steps", "4"));
   assertEquals(again.code, 0, again.err);
   assertEquals(await Deno.readFile(`${out}/representation.npy`), before);
-  // a folder with files of no run is fine
+  // a folder of the user's (files of no run, no marker) is refused, with or without --overwrite
   const plain = `${await tmp()}/plain`;
   await Deno.mkdir(plain);
   await Deno.writeTextFile(`${plain}/notes.txt`, "mine");
-  assertEquals((await run(INV(plain, "--steps", "2"))).code, 0);
+  for (const more of [[], ["--overwrite"]]) {
+    const r = await run(INV(plain, "--steps", "2", ...more));
+    assertEquals(r.code, 2, r.err);
+    assert(r.err.includes("notes.txt"), r.err);
+    assertEquals([...Deno.readDirSync(plain)].map((e) => e.name), [
+      "notes.txt",
+    ]);
+  }
   assertEquals(await Deno.readTextFile(`${plain}/notes.txt`), "mine");
 });
 

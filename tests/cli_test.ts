@@ -10,6 +10,7 @@ import {
   readImage,
   ssim,
 } from "../mod.ts";
+import { MARKER_FILE, readMarker } from "../src/io/mod.ts";
 import jpeg from "jpeg-js";
 
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -34,10 +35,11 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Files under dir, relative, sorted. */
+/** Files under dir, relative, sorted (vitrep's marker, checked apart, left out). */
 async function listFiles(dir: string, prefix = ""): Promise<string[]> {
   const out: string[] = [];
   for await (const e of Deno.readDir(dir)) {
+    if (e.name === MARKER_FILE) continue;
     if (e.isDirectory) {
       out.push(...await listFiles(`${dir}/${e.name}`, `${prefix}${e.name}/`));
     } else out.push(prefix + e.name);
@@ -90,6 +92,10 @@ Deno.test("invert writes every output file with sensible metrics", async () => {
   ]);
   assertEquals(r.code, 0, r.err);
   assertEquals(await listFiles(out), INVERT_FILES);
+  // vitrep's marker lists what the run wrote
+  const marker = await readMarker(out);
+  assertEquals([marker?.kind, marker?.command], ["run", "invert"]);
+  assertEquals(marker?.files, INVERT_FILES);
   const m = await json(`${out}/metrics.json`);
   assertEquals(m.command, "invert");
   assertEquals(m.weights, "fixture");

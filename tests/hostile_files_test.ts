@@ -141,8 +141,12 @@ Deno.test("a lock file that is a fifo or a link to /dev/zero: the run fails at o
         /symbolic link/,
       ],
       ["a link to a fifo", async (p: string) => {
-        await mkfifo(`${p}.fifo`);
-        await Deno.symlink(`${p}.fifo`, p);
+        // the fifo outside the folder: a file of the user's inside it is refused earlier
+        const fifo = `${
+          p.replace(/\/[^/]+\/[^/]+$/, "")
+        }/${crypto.randomUUID()}.fifo`;
+        await mkfifo(fifo);
+        await Deno.symlink(fifo, p);
       }, /symbolic link/],
     ] as const
   ) {
@@ -192,4 +196,21 @@ Deno.test("a grid's plan.json or a cell's metrics.json that is a fifo: --collect
   const r = await guarded(["grid", "--collect", "--out", out], home);
   assert(r.code !== 0, r.err);
   assert(r.err.includes("plan.json"), r.err);
+});
+
+Deno.test("a new run into a folder whose metrics.json or marker is a fifo fails at once, never hangs", async () => {
+  const dir = await tmp();
+  const home = `${dir}/home`;
+  await Deno.mkdir(home);
+  for (const name of ["metrics.json", ".vitrep-run.json"]) {
+    const out = `${dir}/fifo_${name}`;
+    await Deno.mkdir(out);
+    await mkfifo(`${out}/${name}`);
+    const r = await guarded(
+      ["invert", ...TINY, "--layer", "1", "--steps", "2", "--out", out],
+      home,
+    );
+    assert(r.code !== 0, r.err);
+    assert(r.err.includes(out), r.err);
+  }
 });

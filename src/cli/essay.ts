@@ -8,7 +8,9 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { resolve, sep } from "node:path";
+import { resolveReal } from "../io/mod.ts";
+import { checkOutPath, inspectOut } from "./outdir.ts";
 import { fileURLToPath } from "node:url";
 import {
   BUDGET_NAMES,
@@ -20,6 +22,7 @@ import {
   EXPERIMENT_IDS,
   gridArgs,
   plan,
+  publishHint,
   publishReport,
   runEssay,
 } from "../essay/mod.ts";
@@ -97,7 +100,7 @@ export const ESSAY_SPEC: Spec = {
     arg: "DIR",
     defaultText: "none",
     help:
-      "also write a lean copy of the report into DIR (the page, claims.json, summary.md and only the files the page shows; thumbnails shrunk, montages as JPEG): a few MB to commit or share, e.g. docs/essay. DIR must be new, empty or an earlier copy, which it replaces",
+      "also write a lean copy of the report into DIR (the page, claims.json, summary.md and only the files the page shows; thumbnails shrunk, montages as JPEG): a few MB to commit or share, e.g. docs/essay. DIR must be new, empty or a copy published earlier (marked by .vitrep-run.json), whose files it replaces; a folder holding other files is refused",
   },
   ...HELP_OPT,
 };
@@ -255,18 +258,31 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
   const only = onlyOpt(given);
   const root = modelsRoot(given);
   const image = defaultImage({ image: given.image ?? DEFAULT_IMAGE_TEXT });
-  const out = resolve(
-    given.out === undefined ? "out/essay" : str(given, "out"),
-  );
+  const outText = given.out === undefined ? "out/essay" : str(given, "out");
+  const out = resolve(checkOutPath(outText, "--out"));
   const publish = given.publish === undefined
     ? null
-    : resolve(str(given, "publish"));
-  if (publish !== null && (publish === out || publish.startsWith(out + "/"))) {
-    throw usage(
-      new TypeError(
-        `Invalid --publish "${given.publish}": it is the report folder or inside it: expected another folder, e.g. docs/essay`,
-      ),
-    );
+    : resolve(checkOutPath(str(given, "publish"), "--publish"));
+  if (publish !== null) {
+    const [o, p] = [resolveReal(out), resolveReal(publish)];
+    if (p === o || p.startsWith(o + sep) || o.startsWith(p + sep)) {
+      throw usage(
+        new TypeError(
+          `Invalid --publish "${given.publish}" (${p}): it is the report folder, inside it or above it (${o}): expected another folder, e.g. docs/essay`,
+        ),
+      );
+    }
+  }
+  if (!given.plan) {
+    // by the rule of src/io/paths.ts, before anything runs
+    await inspectOut(out, "essay");
+    if (publish !== null) {
+      await inspectOut(publish, "publish", {
+        flag: "--publish",
+        hint: publishHint(str(given, "publish")),
+        replace: true,
+      });
+    }
   }
   const env: Environment = {
     models: await discoverModels(root),

@@ -50,6 +50,7 @@ import {
   type EmitKind,
   resourceOpts,
 } from "./grid_emit.ts";
+import { claimGridOut, inspectOut } from "./outdir.ts";
 
 const both = (inv: string | number, gen: string | number) =>
   inv === gen ? `${inv}` : `${inv} (invert), ${gen} (generate)`;
@@ -145,6 +146,12 @@ export const GRID_SPEC: Spec = {
     arg: "DIR",
     help:
       "output folder: grid.png, grid.svg, grid.csv, grid.md, metrics.json, plan.json, and cells/KEY/ with each cell's invert or generate outputs. Run the same grid again to reuse finished cells, continue stopped ones and compute only new ones. Cells another process computes are listed with its pid and the grid exits 3 (incomplete): run it again once they are done",
+  },
+  overwrite: {
+    type: "boolean",
+    default: false,
+    help:
+      "replace another command's output in --out, e.g. an invert run's (only the files it wrote; without it such a folder is refused)",
   },
   quiet: { ...INVERT_SPEC.quiet, help: "no progress bars on stderr" },
   ...CLUSTER_OPTS,
@@ -567,6 +574,11 @@ async function planStep(plan: GridPlan, given: Raw): Promise<number> {
 
 async function gridCommand(given: Raw, ctx: Context): Promise<number> {
   const step = action(given);
+  // --out by the rule of src/io/paths.ts: a grid folder of vitrep's, new or empty
+  const overwrite = given.overwrite === true;
+  await inspectOut(str({ ...defaults(GRID_SPEC), ...given }, "out"), "grid", {
+    overwrite: overwrite && step !== "cell" && step !== "collect",
+  });
   if (step === "cell" || step === "collect") {
     const plan = await readPlan(
       resolvePath(str({ ...defaults(GRID_SPEC), ...given }, "out")),
@@ -578,14 +590,22 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
   resourceOpts(given);
   const { plan, models } = await resolveGrid(given, defaults(GRID_SPEC));
   const pool = new ModelPool(models);
-  if (step === "plan") {
+  const record = await claimGridOut(plan.out, overwrite).catch(async (err) => {
     await pool.release();
-    await checkReplan(plan, given);
-    return planStep(plan, given);
+    throw err;
+  });
+  try {
+    if (step === "plan") {
+      await pool.release();
+      await checkReplan(plan, given);
+      return await planStep(plan, given);
+    }
+    await Deno.mkdir(`${plan.out}/cells`, { recursive: true });
+    await writePlan(plan);
+    return await runAll(plan, pool, given, ctx);
+  } finally {
+    await record();
   }
-  await Deno.mkdir(`${plan.out}/cells`, { recursive: true });
-  await writePlan(plan);
-  return runAll(plan, pool, given, ctx);
 }
 
 function emitKind(given: Raw): EmitKind {

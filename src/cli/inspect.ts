@@ -52,7 +52,17 @@ import {
   weightsText,
 } from "./model.ts";
 import { loadTarget } from "./io.ts";
-import { checkOutPath } from "./outdir.ts";
+import { checkOutPath, claimOut } from "./outdir.ts";
+
+/** `--overwrite` of forward and filters. */
+const OVERWRITE_OPT: Spec = {
+  overwrite: {
+    type: "boolean",
+    default: false,
+    help:
+      "replace another run's output in --out (only the files it wrote; without it, a folder holding another run is refused)",
+  },
+};
 
 // ---------------------------------------------------------------------------
 // forward
@@ -97,6 +107,7 @@ export const FORWARD_SPEC: Spec = {
     arg: "DIR",
     help: "output folder: output.npy (the layer's output) and metrics.json",
   },
+  ...OVERWRITE_OPT,
   ...HELP_OPT,
 };
 
@@ -193,14 +204,14 @@ async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
     const l2Norm = Math.sqrt(sq);
     const classes = layer === "logits" ? topClasses(y.data, m, top) : null;
     // Inputs are valid: from here on, files.
-    await Deno.mkdir(out, { recursive: true });
+    const options = {
+      ...savedOptions(FORWARD_SPEC, raw),
+      image: imagePath,
+      model: modelKey(str(raw, "model")),
+    };
     const metrics = {
       command: "forward",
-      options: {
-        ...savedOptions(FORWARD_SPEC, raw),
-        image: imagePath,
-        model: modelKey(str(raw, "model")),
-      },
+      options,
       ...modelAbout(model, source, normalize, variant),
       layer,
       blocks: blocks ??
@@ -213,10 +224,20 @@ async function forwardCommand(given: Raw, _ctx: Context): Promise<number> {
       top: classes,
       files: ["output.npy", "metrics.json"],
     };
-    await writeFiles(out, [
-      { name: "output.npy", data: encodeNpy(y.data, y.dims) },
-      { name: "metrics.json", data: JSON.stringify(metrics, null, 2) + "\n" },
-    ]);
+    const folder = await claimOut(out, {
+      command: "forward",
+      options,
+      overwrite: raw.overwrite === true,
+      continuing: false,
+    });
+    try {
+      await writeFiles(out, [
+        { name: "output.npy", data: encodeNpy(y.data, y.dims) },
+        { name: "metrics.json", data: JSON.stringify(metrics, null, 2) + "\n" },
+      ]);
+    } finally {
+      await folder.release();
+    }
     const what = layer === "logits"
       ? "logits"
       : onlyLayer
@@ -283,6 +304,7 @@ export const FILTERS_SPEC: Spec = {
     arg: "DIR",
     help: "output folder: filters.png",
   },
+  ...OVERWRITE_OPT,
   ...HELP_OPT,
 };
 
@@ -353,8 +375,17 @@ async function filtersCommand(given: Raw, _ctx: Context): Promise<number> {
       ? grids[0]
       : sideBySide(grids, models.map((m) => m.weights));
     // Inputs are valid: from here on, files.
-    await Deno.mkdir(out, { recursive: true });
-    await writePng(`${out}/filters.png`, img);
+    const folder = await claimOut(out, {
+      command: "filters",
+      options: {},
+      overwrite: raw.overwrite === true,
+      continuing: false,
+    });
+    try {
+      await writePng(`${out}/filters.png`, img);
+    } finally {
+      await folder.release();
+    }
     const m0 = models[0].manifest;
     const [n, , p] = m0.tensors[m0.patch_filters].shape;
     console.log(

@@ -1,53 +1,64 @@
 /**
- * Internal to the command line: the output folder of a run. `--out` must not
- * be empty or a root-like folder (the filesystem root, the home folder or one
- * above it); while a run writes, it holds the folder's lock (`.vitrep.lock`,
- * see src/io/lock.ts), so a second process given the same folder fails at
- * once naming the holder; and a new run refuses a folder holding another
- * run's results (metrics.json or a snapshot with other options) unless
- * `--overwrite` is given.
+ * Internal to the command line: the output folder of a run, by the rule of
+ * src/io/paths.ts. `--out` must not be empty, the filesystem root, the home
+ * folder or one above it, or a system folder (symlinks followed); it must be
+ * new, empty or vitrep's own run folder (`.vitrep-run.json`). While a run
+ * writes, it holds the folder's lock (`.vitrep.lock`, see src/io/lock.ts), so
+ * a second process given the same folder fails at once naming the holder;
+ * and a new run refuses a folder holding another run's results (metrics.json
+ * or a snapshot with other options, or another command's output) unless
+ * `--overwrite` is given, which removes only the files that run wrote.
  *
  * @module
  */
-import { resolve as resolvePath } from "node:path";
-import { acquireLock, type Lock, LockedError } from "../io/mod.ts";
+import {
+  acquireLock,
+  checkWritePath,
+  claimFolder,
+  type FolderOptions,
+  type FolderState,
+  inspectFolder,
+  type Lock,
+  LockedError,
+  type Marker,
+  MARKER_FILE,
+  recordFiles,
+  removeOutputs,
+  unclaimEmpty,
+  writeMarker,
+} from "../io/mod.ts";
+import { readRegularText, RECORD_BYTES } from "../io/mod.ts";
 import { type Raw, usage } from "./options.ts";
 import { recoverSnapshot, removeSnapshot, statePath } from "./snapshot.ts";
 
 /** The lock file inside an output folder. */
 export const LOCK_FILE = ".vitrep.lock";
 
-function home(): string | undefined {
-  return Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE");
-}
-
 /**
- * Refuses an `--out` that is empty or root-like: the filesystem root, the
- * home folder or a folder above it (usage errors naming the value).
+ * Refuses an `--out` vitrep must not write into (usage errors naming the
+ * value): empty, the filesystem root, the home folder or one above it, a
+ * system folder (see checkWritePath in src/io/paths.ts).
  */
 export function checkOutPath(out: string, flag = "--out"): string {
-  if (out.trim() === "") {
-    throw usage(
-      new TypeError(
-        `Invalid ${flag} "${out}": expected a folder for the results, e.g. out/run1`,
-      ),
-    );
-  }
-  const abs = resolvePath(out);
-  const h = home();
-  const above = h !== undefined &&
-    (resolvePath(h) === abs ||
-      resolvePath(h).startsWith(abs.replace(/[/\\]*$/, "/")));
-  if (/^([A-Za-z]:)?[/\\]*$/.test(abs) || above) {
-    throw usage(
-      new RangeError(
-        `Invalid ${flag} "${out}" (${abs}): a run does not write into the filesystem root or the home folder (or one above it): expected a folder of its own, e.g. ${
-          h ?? ""
-        }/out/run1`,
-      ),
-    );
+  try {
+    checkWritePath(out, flag);
+  } catch (err) {
+    throw usage(err as Error);
   }
   return out;
+}
+
+/** {@linkcode inspectFolder} with its refusals as usage errors. */
+export async function inspectOut(
+  dir: string,
+  kind: Parameters<typeof inspectFolder>[1],
+  options: FolderOptions = {},
+): Promise<FolderState> {
+  try {
+    return await inspectFolder(dir, kind, options);
+  } catch (err) {
+    throw err instanceof RangeError ? usage(err) : err;
+  }
 }
 
 /** Another run's record found in an output folder. */
@@ -59,7 +70,9 @@ interface Found {
 
 async function readRecord(path: string): Promise<Found | null> {
   try {
-    const j = JSON.parse(await Deno.readTextFile(path));
+    const j = JSON.parse(
+      await readRegularText(path, RECORD_BYTES, "run record"),
+    );
     return { file: path, command: j?.command, options: j?.options };
   } catch (err) {
     if (err instanceof Deno.errors.NotFound) return null;
@@ -80,12 +93,17 @@ function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** The first record of a run in `out` that differs from this one (command or options). */
+/**
+ * The first record of a run in `out` that differs from this one (command or
+ * options); the marker names the command of a run without records (filters).
+ */
 async function otherRun(
   out: string,
   command: string,
   options: Raw,
+  marker: Marker | null,
 ): Promise<Found | null> {
+  let records = 0;
   for (
     const path of [
       `${out}/metrics.json`,
@@ -94,10 +112,18 @@ async function otherRun(
     ]
   ) {
     const r = await readRecord(path);
+    if (r) records++;
     if (
       r &&
       (r.command !== command || canonical(r.options) !== canonical(options))
     ) return r;
+  }
+  if (records === 0 && marker !== null && marker.command !== command) {
+    return {
+      file: `${out}/${MARKER_FILE}`,
+      command: marker.command,
+      options: undefined,
+    };
   }
   return null;
 }
@@ -118,23 +144,30 @@ export interface OutClaim {
 export interface OutFolder {
   /** The folder. */
   dir: string;
-  /** Removes temporaries and the lock (and the folder, if this run created it and left it empty). */
+  /** Records the files written in the marker, removes temporaries and the lock (and the marker and folder, if this run made them and wrote nothing). */
   release(): Promise<void>;
 }
 
 /**
- * Claims `out` for a run: creates it, takes its lock (a runtime error naming
- * the holder when another live process has it; a dead one's lock is taken
- * over), repairs a snapshot a kill interrupted, removes temporaries, and
- * refuses (usage error) a folder holding another run unless `overwrite`,
- * which clears that run's records first. A new run starts without a snapshot.
+ * Claims `out` for a run: checks it (a usage error for a folder vitrep must
+ * not write into: see src/io/paths.ts), creates and marks it, takes its lock
+ * (a runtime error naming the holder when another live process has it; a
+ * dead one's lock is taken over), repairs a snapshot a kill interrupted,
+ * removes temporaries, and refuses (usage error) a folder holding another
+ * run unless `overwrite`, which removes only that run's files first. A new
+ * run starts without a snapshot. Release records the files the run wrote in
+ * the marker.
  */
 export async function claimOut(
   out: string,
   claim: OutClaim,
 ): Promise<OutFolder> {
-  const existed = await Deno.stat(out).then(() => true, () => false);
-  await Deno.mkdir(out, { recursive: true });
+  const since = Date.now();
+  const opts = { command: claim.command, overwrite: claim.overwrite };
+  // nothing is written into a folder that is refused
+  const seen = await inspectOut(out, "run", opts);
+  const created = seen.status === "new";
+  if (created) await claimFolder(out, "run", opts);
   let lock: Lock;
   try {
     lock = await acquireLock(`${out}/${LOCK_FILE}`, {
@@ -142,7 +175,7 @@ export async function claimOut(
       staleAfterMs: 60_000,
     });
   } catch (err) {
-    await cleanEmpty(out, existed);
+    if (created) await unclaimEmpty(out, true);
     if (err instanceof LockedError) {
       const h = err.holder;
       throw new TypeError(
@@ -154,31 +187,39 @@ export async function claimOut(
     }
     throw err;
   }
+  const fresh = created || seen.status === "empty";
   const folder: OutFolder = {
     dir: out,
     async release() {
       await recoverSnapshot(out).catch(() => {});
+      await recordFiles(out, since).catch(() => {});
       await lock.release();
-      await cleanEmpty(out, existed);
+      if (fresh) await unclaimEmpty(out, created);
     },
   };
   try {
     await recoverSnapshot(out);
-    if (!claim.continuing) {
-      const other = await otherRun(out, claim.command, claim.options);
-      if (other && !claim.overwrite) {
-        throw usage(
-          new RangeError(
-            `Invalid --out "${out}": it holds another run (${other.file}${
-              typeof other.command === "string"
-                ? `, a ${other.command} run`
-                : ""
-            } with other options): expected a new folder; add --overwrite to replace that run, or --resume ${out} to continue it`,
-          ),
-        );
-      }
-      await clearRun(out);
+    const other = claim.continuing
+      ? null
+      : await otherRun(out, claim.command, claim.options, seen.marker);
+    if (other && !claim.overwrite) {
+      throw usage(
+        new RangeError(
+          `Invalid --out "${out}": it holds another run (${other.file}${
+            typeof other.command === "string" ? `, a ${other.command} run` : ""
+          } with other options): expected a new folder; add --overwrite to replace that run (only the files it wrote), or --resume ${out} to continue it`,
+        ),
+      );
     }
+    await claimFolder(out, "run", opts).catch((err) => {
+      throw err instanceof RangeError ? usage(err) : err;
+    });
+    if (other) {
+      await removeOutputs(out, "run").catch((err) => {
+        throw err instanceof RangeError ? usage(err) : err;
+      });
+      await writeMarker(out, "run", claim.command);
+    } else if (!claim.continuing) await clearRun(out);
     return folder;
   } catch (err) {
     await folder.release();
@@ -194,13 +235,24 @@ async function clearRun(out: string): Promise<void> {
   }
 }
 
-/** Removes `dir` if this run created it and left it empty. */
-export async function cleanEmpty(dir: string, existed: boolean): Promise<void> {
-  if (existed) return;
-  try {
-    for await (const _ of Deno.readDir(dir)) return;
-    await Deno.remove(dir);
-  } catch {
-    // gone already
-  }
+/**
+ * Claims a grid's `--out` (kind grid, see src/io/paths.ts): new, empty or
+ * vitrep's grid folder; vitrep's output of another kind (an invert run's
+ * folder) only with `overwrite`, which removes only that output's files.
+ * Refusals are usage errors. Returns a function recording the files the
+ * grid wrote in the marker (call it when done).
+ */
+export async function claimGridOut(
+  out: string,
+  overwrite: boolean,
+): Promise<() => Promise<void>> {
+  const since = Date.now();
+  await claimFolder(out, "grid", { command: "grid", overwrite }).catch(
+    (err) => {
+      throw err instanceof RangeError ? usage(err) : err;
+    },
+  );
+  return async () => {
+    await recordFiles(out, since).catch(() => {});
+  };
 }

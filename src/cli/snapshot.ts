@@ -127,9 +127,10 @@ export async function saveSnapshot(
     const hadOld = await isDir(live);
     if (hadOld) await Deno.rename(live, old);
     await Deno.rename(tmp, live);
-    if (hadOld) await Deno.remove(old, { recursive: true });
+    // a file of the user's in it stays (and the folder with it)
+    if (hadOld) await removeSnapshotFolder(old).catch(() => {});
   } catch (err) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await removeSnapshotFolder(tmp).catch(() => {});
     await recoverSnapshot(dir).catch(() => {});
     throw err;
   }
@@ -148,10 +149,10 @@ export async function recoverSnapshot(dir: string): Promise<void> {
     const path = `${dir}/${name}`;
     if (!(await isDir(live)) && await isComplete(path)) {
       await Deno.rename(path, live);
-    } else await Deno.remove(path, { recursive: true }).catch(() => {});
+    } else await removeSnapshotFolder(path).catch(() => {});
   }
   for (const name of names.filter((n) => n.startsWith(TMP_PREFIX))) {
-    await Deno.remove(`${dir}/${name}`, { recursive: true }).catch(() => {});
+    await removeSnapshotFolder(`${dir}/${name}`).catch(() => {});
   }
   await removeTemporaries(dir);
 }
@@ -185,11 +186,39 @@ export async function hasSnapshot(dir: string): Promise<boolean> {
   return entries.some((e) => e.name.startsWith(OLD_PREFIX));
 }
 
-/** Removes `dir`'s snapshot (a run that starts over). */
-export async function removeSnapshot(dir: string): Promise<void> {
-  await Deno.remove(snapshotDir(dir), { recursive: true }).catch((err) => {
+/** The files vitrep writes in a snapshot folder (and its temporaries, `*.tmp`). */
+const SNAPSHOT_FILES = ["state.json", "image.npy", "traces.csv"];
+
+/**
+ * Removes a snapshot folder `path` (live, moved aside or unfinished): only
+ * the files vitrep writes there, then the folder if that left it empty;
+ * never a whole tree. Other files stay: a TypeError names them.
+ */
+async function removeSnapshotFolder(path: string): Promise<void> {
+  const entries = await listDir(path);
+  const others: string[] = [];
+  for (const e of entries) {
+    if (
+      e.isFile && (SNAPSHOT_FILES.includes(e.name) || e.name.endsWith(".tmp"))
+    ) {
+      await Deno.remove(`${path}/${e.name}`).catch(() => {});
+    } else others.push(e.name);
+  }
+  if (others.length > 0) {
+    throw new TypeError(
+      `Cannot remove the snapshot "${path}": it holds files vitrep did not write there (${
+        others.slice(0, 4).join(", ")
+      }): move them away`,
+    );
+  }
+  await Deno.remove(path).catch((err) => {
     if (!(err instanceof Deno.errors.NotFound)) throw err;
   });
+}
+
+/** Removes `dir`'s snapshot (a run that starts over): only vitrep's files in it. */
+export async function removeSnapshot(dir: string): Promise<void> {
+  await removeSnapshotFolder(snapshotDir(dir));
 }
 
 // ---------------------------------------------------------------------------

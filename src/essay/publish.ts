@@ -7,13 +7,20 @@
  *
  * @module
  */
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, normalize } from "node:path";
 import {
+  claimFolder,
   decodePng,
   encodeJpeg,
+  type FolderState,
   type ImageTensor,
-  listDir,
+  inspectFolder,
+  MARKER_FILE,
+  readMarker,
+  removeOutputs,
   resizeBilinear,
+  unclaimEmpty,
+  writeMarker,
 } from "../io/mod.ts";
 import type { Budget } from "./budgets.ts";
 import type { ClaimRecord } from "./claims.ts";
@@ -100,16 +107,37 @@ function lean(
   };
 }
 
+/** The command a published copy's marker names. */
+const PUBLISH_COMMAND = "essay --publish";
+
+/**
+ * The hint when `dir` is not a copy vitrep published (no marker): how to
+ * replace an older copy, which had none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { publishHint } from "./publish.ts";
+ * assert.match(publishHint("docs/essay"), /git rm -r docs\/essay/);
+ * ```
+ */
+export function publishHint(dir: string): string {
+  return `if it is a copy published by an older vitrep (before ${MARKER_FILE}), check that it holds nothing of yours, remove it yourself (e.g. git rm -r ${dir}) and publish again; else publish into a new folder`;
+}
+
 /**
  * Writes a lean copy of the essay report in `out` into `dir`: index.html
  * (its image references rewritten where an image changed format),
  * claims.json, summary.md, and every file the page shows or links, at the
  * same relative paths. Thumbnails are shrunk to `thumbWidth` and, with
  * montages, stored as JPEG; small PNGs (heatmaps, plots) are copied as they
- * are. `dir` must be new, empty or an earlier published report, which the
- * new copy replaces as a whole (written beside it first: a failure leaves
- * the old one). A reference to a missing file fails naming it. Returns the
- * count and size of what was written.
+ * are. `dir` must be new, empty or a copy published earlier (marked by
+ * vitrep's `.vitrep-run.json`, see src/io/paths.ts): the new copy is written
+ * into a marked sibling folder first (a failure leaves the old copy), then
+ * replaces only the files the old copy's marker lists; any other file there
+ * makes it refuse, naming it, and stays. A reference to a missing file, or
+ * one leaving the report folder, fails naming it. Returns the count and size
+ * of what was written.
  *
  * @example
  * ```ts
@@ -123,6 +151,11 @@ function lean(
  * const r = await publishReport(out, `${out}/lean`);
  * assert.equal(r.files, 4);
  * assert.equal(await Deno.readTextFile(`${out}/lean/notes.txt`), "n");
+ * // again: the earlier copy (marked) is replaced; a file of the user's there is refused
+ * await publishReport(out, `${out}/lean`);
+ * await Deno.writeTextFile(`${out}/lean/keep.txt`, "mine");
+ * await assert.rejects(publishReport(out, `${out}/lean`), /keep\.txt/);
+ * assert.equal(await Deno.readTextFile(`${out}/lean/keep.txt`), "mine");
  * ```
  */
 export async function publishReport(
@@ -137,13 +170,18 @@ export async function publishReport(
     keepBytes: 24 * 1024,
     ...options,
   };
-  await checkTarget(dir);
+  const flag = { flag: "--publish", hint: publishHint(dir), replace: true };
+  const target = await inspectFolder(dir, "publish", flag);
   let html = TEXT.decode(await Deno.readFile(join(out, "index.html")));
-  // everything goes into a fresh sibling folder that replaces `dir` at the end
-  const tmp = `${dir.replace(/[/\\]+$/, "")}.tmp-${Deno.pid}`;
-  await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  // everything goes into a new sibling folder of vitrep's own (marked), moved into `dir` at the end
+  const tmp = `${dir.replace(/[/\\]+$/, "")}.vitrep-tmp-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
+  await claimFolder(tmp, "publish", { ...flag, command: PUBLISH_COMMAND });
   const written: Uint8Array[] = [];
+  const rels: string[] = [];
   const put = async (rel: string, bytes: Uint8Array) => {
+    rels.push(rel);
     await Deno.mkdir(dirname(join(tmp, rel)), { recursive: true });
     await Deno.writeFile(join(tmp, rel), bytes);
     written.push(bytes);
@@ -154,31 +192,85 @@ export async function publishReport(
       await put(name, await Deno.readFile(join(out, name)));
     }
     await put("index.html", new TextEncoder().encode(html));
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    await Deno.rename(tmp, dir);
+    await writeMarker(tmp, "publish", PUBLISH_COMMAND, rels);
   } catch (err) {
-    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+    await discard(tmp, rels);
     throw err;
   }
+  await moveInto(tmp, dir, target, rels);
   return {
     files: written.length,
     bytes: written.reduce((s, b) => s + b.length, 0),
   };
 }
 
-/** `dir` must be new, empty, or an earlier published report (it holds index.html and claims.json). */
-async function checkTarget(dir: string): Promise<void> {
-  const names = (await listDir(dir)).map((e) => e.name);
-  if (
-    names.length > 0 &&
-    !(names.includes("index.html") && names.includes("claims.json"))
-  ) {
+/** Removes the sibling folder `tmp` of an unfinished copy: only the files written there. */
+async function discard(tmp: string, rels: readonly string[]): Promise<void> {
+  try {
+    await writeMarker(tmp, "publish", PUBLISH_COMMAND, rels);
+    await removeOutputs(tmp, "publish");
+    await unclaimEmpty(tmp, true);
+  } catch {
+    // left for the user to see; it holds only vitrep's files
+  }
+}
+
+/**
+ * Puts the copy in `tmp` (marked, listing `rels`) in place of `dir`: a new
+ * `dir` is the renamed `tmp`; otherwise the old copy's listed files go (a
+ * file vitrep did not write there refuses, naming it), then the new files
+ * move in and `dir`'s marker lists them.
+ */
+async function moveInto(
+  tmp: string,
+  dir: string,
+  target: FolderState,
+  rels: readonly string[],
+): Promise<void> {
+  if (target.status === "new") {
+    try {
+      await Deno.rename(tmp, dir);
+      return;
+    } catch (err) {
+      if (!(err instanceof Deno.errors.AlreadyExists)) {
+        await discard(tmp, rels);
+        throw err;
+      }
+    }
+  }
+  try {
+    // checked again: made meanwhile, or a file put there since
+    const now = await inspectFolder(dir, "publish", {
+      flag: "--publish",
+      hint: publishHint(dir),
+    });
+    if (now.status === "marked") await removeOutputs(dir, "publish");
+  } catch (err) {
+    await discard(tmp, rels);
+    throw err;
+  }
+  const old = (await readMarker(dir))?.files ?? [];
+  // listed before the move, so a failure midway leaves nothing unlisted
+  await writeMarker(dir, "publish", PUBLISH_COMMAND, [...old, ...rels]);
+  for (const rel of rels) {
+    await Deno.mkdir(dirname(join(dir, rel)), { recursive: true });
+    await Deno.rename(join(tmp, rel), join(dir, rel));
+  }
+  await writeMarker(dir, "publish", PUBLISH_COMMAND, rels);
+  await writeMarker(tmp, "publish", PUBLISH_COMMAND, []);
+  await removeOutputs(tmp, "publish").catch(() => {});
+  await unclaimEmpty(tmp, true);
+}
+
+/** A page reference as a path inside the report folder; one leaving it fails. */
+function inside(out: string, ref: string): string {
+  const rel = normalize(unescape(ref)).replaceAll("\\", "/");
+  if (isAbsolute(rel) || rel === ".." || rel.startsWith("../")) {
     throw new TypeError(
-      `Invalid publish folder "${dir}": it holds other files (${
-        names.slice(0, 3).join(", ")
-      }…): expected a new or empty folder, or an earlier published report`,
+      `Cannot publish the report in "${out}": its page shows "${ref}", outside the report folder: expected paths inside it (run the essay command again to rewrite the page)`,
     );
   }
+  return rel;
 }
 
 /** Copies (leaner) every file the page shows; the page with references to re-encoded images rewritten. */
@@ -189,7 +281,7 @@ async function copyShown(
   put: (rel: string, bytes: Uint8Array) => Promise<void>,
 ): Promise<string> {
   for (const { ref, cls } of localReferences(html)) {
-    const path = join(out, unescape(ref));
+    const path = join(out, inside(out, ref));
     let bytes: Uint8Array;
     try {
       bytes = await Deno.readFile(path);
@@ -200,9 +292,9 @@ async function copyShown(
         }): run the essay command again to complete the report`,
       );
     }
-    const slim = lean(unescape(ref), cls, bytes, o);
+    const slim = lean(inside(out, ref), cls, bytes, o);
     await put(slim.ref, slim.bytes);
-    if (slim.ref !== unescape(ref)) {
+    if (slim.ref !== inside(out, ref)) {
       html = html.replaceAll(`"${ref}"`, `"${slim.ref}"`);
     }
   }

@@ -7,7 +7,13 @@
  */
 import { depthLines, writeDepthPlot } from "./depth.ts";
 import { join } from "node:path";
-import { writeAtomic, writeJson } from "../io/mod.ts";
+import {
+  claimFolder,
+  readMarker,
+  recordFiles,
+  writeAtomic,
+  writeJson,
+} from "../io/mod.ts";
 import type { Budget } from "./budgets.ts";
 import { type ClaimRecord, CLAIMS, ESSAY, judge } from "./claims.ts";
 import {
@@ -86,7 +92,7 @@ async function runOne(
     if (code === EXIT_INTERRUPTED) return null;
     return await filtersResult(p, o, code === 0);
   }
-  await Deno.remove(join(dir, "metrics.json")).catch(() => {});
+  await removeGridMetrics(dir);
   const code = await o.run([
     "grid",
     ...gridArgs(p.grid, o.env, dir),
@@ -133,6 +139,18 @@ async function filtersResult(
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
 /**
+ * Removes an experiment's grid metrics.json (the grid writes it afresh) only
+ * from a grid folder of vitrep's: marked as one, or an older one (plan.json).
+ */
+async function removeGridMetrics(dir: string): Promise<void> {
+  const m = await readMarker(dir).catch(() => undefined);
+  const grid = m === null
+    ? await exists(join(dir, "plan.json"))
+    : m?.kind === "grid";
+  if (grid) await Deno.remove(join(dir, "metrics.json")).catch(() => {});
+}
+
+/**
  * What an experiment has finished, computing nothing: its grid collected from
  * the cells there ("stopped" when some are missing), the filters' numbers
  * read from the weights; null when it never started.
@@ -147,7 +165,7 @@ async function collectOne(
     return await filtersResult(p, o, true);
   }
   if (!await exists(join(dir, "plan.json"))) return null;
-  await Deno.remove(join(dir, "metrics.json")).catch(() => {});
+  await removeGridMetrics(dir);
   await o.run(["grid", "--out", dir, "--collect", "--quiet"]);
   return await readExperiment(
     o.out,
@@ -190,7 +208,9 @@ export function judgeAll(
 /**
  * Runs every runnable experiment of the plan (finished grid cells are
  * reused), then writes `OUT/claims.json`, `OUT/summary.md` and
- * `OUT/index.html`.
+ * `OUT/index.html`. `OUT` must be new, empty or an essay report folder of
+ * vitrep's (see src/io/paths.ts: claimFolder); its marker lists the files
+ * written.
  *
  * @example
  * ```ts ignore
@@ -203,6 +223,20 @@ export function judgeAll(
  */
 export async function runEssay(o: EssayOptions): Promise<EssayReport> {
   const planned = plan(o.budget, o.env, o.only ?? []);
+  const since = Date.now();
+  await claimFolder(o.out, "essay", { command: "essay" });
+  try {
+    return await writeEssay(o, planned);
+  } finally {
+    await recordFiles(o.out, since).catch(() => {});
+  }
+}
+
+/** Runs the experiments of `planned` into the claimed `o.out` and writes the report. */
+async function writeEssay(
+  o: EssayOptions,
+  planned: Planned[],
+): Promise<EssayReport> {
   await Deno.mkdir(join(o.out, "cells"), { recursive: true });
   const results = new Map<string, ExperimentResult>();
   let interrupted = false;
