@@ -1,32 +1,55 @@
 // The essay command's pieces without running a model: the plan per budget
-// (cells, counts, cost), the verdict rules on synthetic numbers, per-patch PSNR
-// against a direct computation, explosion labels and the filter pattern score.
+// (cells with their weight draws, matched comparisons, cost), the verdict
+// engine (rules as data and their words, every verdict path: agrees, partly,
+// disagrees, borderline from seeds straddling a cut-off, not testable from a
+// manifest precondition, not run), setups and deviations, the per-patch
+// error decomposition, per-patch PSNR, explosion labels, the filter pattern
+// score and the report's page and summary.
 import assert from "node:assert/strict";
 import {
+  applyRule,
   autocorrelation,
+  budgetDeviations,
   BUDGETS,
+  type CellResult,
   cellSeconds,
+  type ClaimRecord,
   CLAIMS,
   discoverModels,
   type Environment,
+  evaluate,
+  EXP,
   EXPERIMENT_IDS,
   type ExperimentResult,
   explosion,
   GRID_START_SECONDS,
-  judge,
+  gridArgs,
+  headline,
+  judgeClaim,
+  judgeClaims,
+  judgeCommands,
   loadSeconds,
   type ModelInfo,
+  patchError,
   patchPsnr,
   patternedFraction,
   plan,
+  type Planned,
   psnrHeatmap,
+  readExperiment,
+  reportHtml,
+  type RowId,
+  rowLabel,
+  ruleText,
+  seedView,
   spread,
+  summaryMarkdown,
   trainedVit,
 } from "../src/essay/mod.ts";
-import type { CellResult } from "../src/essay/mod.ts";
 import { psnr } from "../src/optimize/mod.ts";
 
-const WEIGHTS = new URL("../weights", import.meta.url).pathname;
+const ROOT = new URL("..", import.meta.url).pathname;
+const WEIGHTS = `${ROOT}weights`;
 
 async function repoEnv(): Promise<Environment> {
   return {
@@ -46,130 +69,49 @@ const FMNIST: ModelInfo = {
   patchSize: 4,
   layers: 4,
   numClasses: 10,
+  architecture: "vit",
+  hidden: 64,
+  channels: 3,
+  trainedOn: {
+    fmnist: { data: "Fashion-MNIST", colour: false, source: "test" },
+  },
 };
 
-Deno.test("plan: cells per experiment and budget; without trained weights the trained claims are not run, with a command", async () => {
-  const env = await repoEnv();
-  const expected: Record<string, [number, number, number]> = {
-    // smoke, standard, essay: rows × columns
-    vit_depth: [8, 8, 8],
-    resnet_depth: [5, 15, 15],
-    vit_stem: [2, 2, 2],
-    resnet_stem: [1, 3, 3],
-    overcomplete_stem: [1, 1, 1],
-    vit_recovery: [1, 1, 1],
-    residual: [3, 3, 3],
-    noninvertible: [2, 2, 2],
-    mixer_p16: [6, 12, 12],
-    mixer_p8: [4, 8, 8],
-    ffvit: [4, 12, 12],
-    stem_trained: [4, 4, 4],
-    swaps: [3, 3, 3],
-    filters: [0, 0, 0],
-  };
-  const trained = trainedVit(env);
-  for (const [i, b] of (["smoke", "standard", "essay"] as const).entries()) {
-    const p = plan(BUDGETS[b], env);
-    assert.deepEqual(p.map((e) => e.id), [...EXPERIMENT_IDS]);
-    for (const e of p) {
-      const needs = e.grid?.model ?? e.trained?.model ??
-        (["generation", "stem_trained", "swaps", "filters"].includes(e.id)
-          ? trained?.model
-          : e.id === "overcomplete_stem"
-          ? BUDGETS[b].overcomplete
-          : undefined);
-      if (needs === undefined || !env.models.has(needs)) {
-        assert.equal(e.status, "not run", e.id);
-        continue;
-      }
-      assert.equal(e.status, "run", e.id);
-      // a small trained ViT generates at two learning rates
-      const gen = env.models.get(trained?.model ?? "")?.imageSize === 224
-        ? 3
-        : 6;
-      const cells = e.id === "generation" ? gen : expected[e.id][i];
-      assert.equal(e.cells, cells, `${b} ${e.id}`);
-      assert.equal(e.origin, e.trained ? trained!.origin : "untrained");
-    }
-    // no trained weight set allowed: the trained experiments are not run, with the commands
-    for (const e of plan(BUDGETS[b], { ...env, weights: ["NO_SUCH_SET"] })) {
-      if (!["generation", "stem_trained", "swaps", "filters"].includes(e.id)) {
-        continue;
-      }
-      assert.equal(e.status, "not run", e.id);
-      assert.match(
-        e.missing!.command,
-        /tools\/convert\.py vit_b_32 --weights IMAGENET1K_V1/,
-      );
-      assert.match(e.missing!.command, /train_fmnist\.py/);
-    }
-  }
-  const smoke = plan(BUDGETS.smoke, env);
-  const depth = smoke.find((e) => e.id === "vit_depth")!;
-  assert.deepEqual(depth.grid!.layers, [1, 4, 8, 12]);
-  assert.equal(depth.grid!.steps, BUDGETS.smoke.vitSteps);
-  // cost: start + load + Σ cells, each steps × (base + perLayer × L)
-  const direct = GRID_START_SECONDS + loadSeconds("vit_b_32") +
-    2 *
-      [1, 4, 8, 12].reduce(
-        (a, l) => a + cellSeconds("vit_b_32", l, BUDGETS.smoke.vitSteps),
-        0,
-      );
-  assert.ok(Math.abs(depth.seconds - direct) < 1e-9);
-  const total = (b: keyof typeof BUDGETS) =>
-    plan(BUDGETS[b], env).reduce((a, e) => a + e.seconds, 0);
-  assert.ok(total("smoke") < 600, `smoke ${total("smoke")} s`);
-  assert.ok(total("standard") > 3600);
-  assert.ok(total("essay") > total("standard"));
+/** ImageNet ViT-B/32 as a converted folder would describe it (undercomplete stem, colour). */
+const B32: ModelInfo = {
+  name: "vit_b_32",
+  dir: "/nowhere/vit_b_32",
+  weightSets: ["IMAGENET1K_V1"],
+  imageSize: 224,
+  patchSize: 32,
+  layers: 12,
+  numClasses: 1000,
+  architecture: "vit",
+  hidden: 768,
+  channels: 3,
+  trainedOn: {
+    IMAGENET1K_V1: { data: "ImageNet-1k", colour: true, source: "test" },
+  },
+};
+
+const envOf = (...models: ModelInfo[]): Environment => ({
+  models: new Map(models.map((m) => [m.name, m])),
+  root: "w",
+  weights: [],
+  image: "cat.png",
 });
 
-Deno.test("plan: a missing model folder is not run with the converter command; --only and trained weights", () => {
-  const env: Environment = {
-    models: new Map([["fmnist_vit", FMNIST]]),
-    root: "w",
-    weights: [],
-    image: "cat.png",
-  };
-  const p = plan(BUDGETS.smoke, env);
-  const depth = p.find((e) => e.id === "vit_depth")!;
-  assert.equal(depth.status, "not run");
-  assert.equal(
-    depth.missing!.command,
-    "python3 tools/convert.py vit_b_32 --out w/vit_b_32",
-  );
-  const gen = p.find((e) => e.id === "generation")!;
-  assert.equal(gen.status, "run");
-  assert.equal(gen.origin, "small");
-  assert.deepEqual(gen.grid!.classes, [1, 7, 9]);
-  assert.equal(gen.grid!.weights, "fmnist");
-  const swaps = p.find((e) => e.id === "swaps")!;
-  assert.deepEqual(swaps.grid!.rows.map((r) => r[1]), [
-    "",
-    "--swap pos_embedding=fmnist",
-    "--swap encoder.layers.0.ln_1=fmnist",
-  ]);
-  assert.equal(p.find((e) => e.id === "filters")!.status, "run");
-  // --weights restricts the trained sets
-  const none = plan(BUDGETS.smoke, { ...env, weights: ["IMAGENET1K_V1"] });
-  assert.equal(none.find((e) => e.id === "generation")!.status, "not run");
-  const only = plan(BUDGETS.smoke, env, ["swaps"]);
-  assert.deepEqual(only.filter((e) => e.status === "run").map((e) => e.id), [
-    "swaps",
-  ]);
-  assert.throws(
-    () => plan(BUDGETS.smoke, env, ["nope"]),
-    /Invalid experiment "nope": expected one of generation/,
-  );
-});
-
-/** A synthetic cell. */
+/** A synthetic cell of row `rowId` drawn with `seed`. */
 function cell(
-  row: string,
+  rowId: RowId,
   column: number,
   over: Partial<CellResult> = {},
+  seed = 0,
 ): CellResult {
   return {
-    row,
+    row: rowLabel(rowId, seed),
+    rowId,
+    seed,
     column,
     status: "computed",
     dir: "cells/x",
@@ -180,12 +122,16 @@ function cell(
     inputDistance: null,
     criterionMet: null,
     criterionStep: null,
+    criterionAtEnd: null,
+    bestEmbedding: null,
     steps: 10,
     exploded: null,
     patches: null,
+    patchError: null,
     heatmap: null,
     logit: null,
     probability: null,
+    judgeProbability: null,
     trace: [],
     ...over,
   };
@@ -199,8 +145,277 @@ const result = (id: string, cells: CellResult[]): ExperimentResult => ({
 });
 
 const byId = (id: string) => CLAIMS.find((c) => c.id === id)!;
+const seeds3 = [0, 1, 2];
 
-Deno.test("verdict rules: every claim has a rule in words, and each tier is reachable on synthetic numbers", () => {
+Deno.test("plan: cells per experiment and budget, every row of an untrained-weight experiment drawn with each of the budget's seeds; cost counts every cell", async () => {
+  const env = await repoEnv();
+  const expected: Record<string, [number, number, number]> = {
+    // smoke (2 seeds, no learning-rate rows), standard and essay (3 seeds): rows × seeds × columns
+    vit_depth: [16, 36, 36],
+    resnet_depth: [6, 18, 18],
+    vit_stem: [4, 12, 12],
+    resnet_stem: [2, 6, 6],
+    overcomplete_stem: [2, 6, 6],
+    vit_recovery: [8, 12, 12],
+    residual: [6, 9, 9],
+    noninvertible: [4, 6, 6],
+    mixer_p16: [12, 36, 36],
+    mixer_p16_match: [4, 12, 12],
+    mixer_p8: [4, 12, 12],
+    ffvit: [8, 48, 48],
+    stem_trained: [8, 12, 12],
+    swaps: [6, 9, 9],
+    filters: [0, 0, 0],
+    generation: [6, 6, 6],
+  };
+  assert.equal(BUDGETS.smoke.seeds, 2);
+  assert.ok(BUDGETS.standard.seeds >= 3 && BUDGETS.essay.seeds >= 3);
+  const trained = trainedVit(env);
+  assert.equal(trained?.model, "fmnist_vit");
+  for (const [i, b] of (["smoke", "standard", "essay"] as const).entries()) {
+    const p = plan(BUDGETS[b], env);
+    assert.deepEqual(p.map((e) => e.id), [...EXPERIMENT_IDS]);
+    for (const e of p) {
+      assert.equal(e.status, "run", `${b} ${e.id}`);
+      assert.equal(e.cells, expected[e.id][i], `${b} ${e.id}`);
+      const draws = e.origin === "untrained" ||
+        ["stem_trained", "swaps"].includes(e.id);
+      assert.deepEqual(
+        e.seeds,
+        draws ? [...Array(BUDGETS[b].seeds).keys()] : [0],
+        `${b} ${e.id}`,
+      );
+      for (const r of e.grid?.rows ?? []) {
+        assert.equal(r.label, rowLabel(r.id, r.seed));
+        assert.equal(/--seed (\d+)/.exec(r.options)?.[1] ?? "0", `${r.seed}`);
+      }
+    }
+    // no trained weight set allowed: the trained experiments are not run, with the commands
+    for (const e of plan(BUDGETS[b], { ...env, weights: ["NO_SUCH_SET"] })) {
+      if (!["generation", "stem_trained", "swaps", "filters"].includes(e.id)) {
+        continue;
+      }
+      assert.equal(e.status, "not run", e.id);
+      assert.match(
+        e.missing!.command,
+        /tools\/convert\.py vit_b_32 --weights IMAGENET1K_V1/,
+      );
+    }
+  }
+  const depth = plan(BUDGETS.smoke, env).find((e) => e.id === "vit_depth")!;
+  assert.deepEqual(depth.grid!.layers, [1, 4, 8, 12]);
+  // cost: start + a load per weight draw + Σ cells, each steps × (base + perLayer × L)
+  const direct = GRID_START_SECONDS + 2 * loadSeconds("vit_b_32") +
+    4 *
+      [1, 4, 8, 12].reduce(
+        (a, l) => a + cellSeconds("vit_b_32", l, BUDGETS.smoke.vitSteps),
+        0,
+      );
+  assert.ok(Math.abs(depth.seconds - direct) < 1e-9);
+  // a row with its own steps is costed at them (the long recovery run)
+  const rec = plan(BUDGETS.standard, env).find((e) => e.id === "vit_recovery")!;
+  assert.ok(
+    rec.seconds >
+      3 * cellSeconds("vit_b_32", 12, BUDGETS.standard.recoverySteps),
+  );
+  const total = (b: keyof typeof BUDGETS) =>
+    plan(BUDGETS[b], env).reduce((a, e) => a + e.seconds, 0);
+  assert.ok(total("smoke") < 600, `smoke ${total("smoke")} s`);
+  assert.ok(total("standard") > 3600);
+  assert.ok(total("essay") > total("standard"));
+});
+
+Deno.test("plan: matched comparisons run both sides at the same steps and learning-rate rows; the essay budget feeds pixels/255 at lr 0.006", async () => {
+  const env = await repoEnv();
+  for (const b of ["standard", "essay"] as const) {
+    const p = plan(BUDGETS[b], env);
+    const g = (id: string) => p.find((e) => e.id === id)!.grid!;
+    const ids = (id: string) => [
+      ...new Set(g(id).rows.filter((r) => r.seed === 0).map((r) => r.id)),
+    ];
+    const matched = (a: string, c: string, rows: RowId[]) => {
+      assert.equal(g(a).steps, g(c).steps, `${b}: ${a} / ${c} steps`);
+      for (const r of rows) {
+        assert.ok(ids(a).includes(r) && ids(c).includes(r), `${a}/${c} ${r}`);
+      }
+    };
+    matched("resnet_depth", "vit_depth", ["intact", "lr10"]);
+    matched("resnet_stem", "vit_stem", ["intact", "lr10"]);
+    matched("overcomplete_stem", "vit_stem", ["intact", "lr10"]);
+    matched("mixer_p8", "mixer_p16_match", ["intact", "lr4"]);
+    matched("ffvit", "mixer_p16", ["intact", "noLn", "lr4", "noLnLr4"]);
+    // patch 8 (4× the tokens) gets more steps than the mixer depth grid
+    assert.ok(g("mixer_p8").steps >= g("mixer_p16").steps);
+    if (b === "standard") assert.ok(g("mixer_p8").steps > g("mixer_p16").steps);
+    // the long run is a row of the recovery grid with its own steps, beside the ordinary budget
+    const rec = g("vit_recovery").rows.filter((r) => r.seed === 0);
+    assert.deepEqual(rec.map((r) => [r.id, r.steps]), [
+      ["ordinary", undefined],
+      ["long", BUDGETS[b].recoverySteps],
+    ]);
+  }
+  const essay = plan(BUDGETS.essay, env);
+  const args = gridArgs(
+    essay.find((e) => e.id === "vit_depth")!.grid!,
+    env,
+    "out/x",
+  );
+  assert.ok(args.includes("--no-normalize"));
+  assert.equal(args[args.indexOf("--lr") + 1], "0.006");
+  assert.ok(args.includes("lr /10=--lr 0.0006"));
+  assert.equal(
+    essay.find((e) => e.id === "overcomplete_stem")!.grid!.model,
+    "vit_l_16_512",
+  );
+  const std = gridArgs(
+    plan(BUDGETS.standard, env).find((e) => e.id === "vit_depth")!.grid!,
+    env,
+    "out/x",
+  );
+  assert.ok(!std.includes("--no-normalize") && !std.includes("--lr"));
+  assert.deepEqual(budgetDeviations(BUDGETS.essay), []);
+  const devs = budgetDeviations(BUDGETS.standard).join("\n");
+  assert.match(
+    devs,
+    /input normalization: the model's mean\/std \(essay: none \(pixels\/255\)\)/,
+  );
+  assert.match(
+    devs,
+    /inversion learning rate: the default schedule 0.01→0.001 \(essay: 0.006\)/,
+  );
+  assert.match(
+    devs,
+    /steps of the long encoder-12 run: 10000 \(essay: 105000\)/,
+  );
+});
+
+Deno.test("plan: a missing model folder is not run with the converter command; --only; trained stem rows; a second trained model judges generation", () => {
+  const env = envOf(FMNIST);
+  const p = plan(BUDGETS.smoke, env);
+  const depth = p.find((e) => e.id === "vit_depth")!;
+  assert.equal(depth.status, "not run");
+  assert.equal(
+    depth.missing!.command,
+    "python3 tools/convert.py vit_b_32 --out w/vit_b_32",
+  );
+  const gen = p.find((e) => e.id === "generation")!;
+  assert.equal(gen.status, "run");
+  assert.equal(gen.origin, "small");
+  assert.deepEqual(gen.grid!.classes, [1, 7, 9]);
+  assert.equal(gen.grid!.weights, "fmnist");
+  assert.equal(gen.judge, undefined);
+  const swaps = p.find((e) => e.id === "swaps")!;
+  assert.deepEqual(
+    swaps.grid!.rows.filter((r) => r.seed === 0).map((r) => r.options),
+    [
+      "--swap conv_proj=fmnist",
+      "--swap conv_proj=fmnist --swap pos_embedding=fmnist",
+      "--swap conv_proj=fmnist --swap encoder.layers.0.ln_1=fmnist",
+    ],
+  );
+  assert.equal(p.find((e) => e.id === "filters")!.status, "run");
+  // another trained model with the same classes scores the generated images
+  const resnet: ModelInfo = {
+    ...FMNIST,
+    name: "fmnist_resnet",
+    patchSize: 0,
+    architecture: "resnet",
+    weightSets: ["trained"],
+  };
+  const judged = plan(BUDGETS.smoke, envOf(FMNIST, resnet));
+  assert.deepEqual(judged.find((e) => e.id === "generation")!.judge, {
+    model: "fmnist_resnet",
+    weights: "trained",
+  });
+  // one with other classes does not
+  const other = plan(
+    BUDGETS.smoke,
+    envOf(FMNIST, { ...resnet, numClasses: 1000 }),
+  );
+  assert.equal(other.find((e) => e.id === "generation")!.judge, undefined);
+  // --weights restricts the trained sets
+  const none = plan(BUDGETS.smoke, { ...env, weights: ["IMAGENET1K_V1"] });
+  assert.equal(none.find((e) => e.id === "generation")!.status, "not run");
+  const only = plan(BUDGETS.smoke, env, ["swaps"]);
+  assert.deepEqual(only.filter((e) => e.status === "run").map((e) => e.id), [
+    "swaps",
+  ]);
+  assert.throws(
+    () => plan(BUDGETS.smoke, env, ["nope"]),
+    /Invalid experiment "nope": expected one of generation/,
+  );
+});
+
+Deno.test("discoverModels: hidden width, channels and what the weights were trained on, from the manifest and the training log", async () => {
+  const models = await discoverModels(WEIGHTS);
+  const fm = models.get("fmnist_vit")!;
+  assert.equal(fm.hidden, 64);
+  assert.equal(fm.channels, 3);
+  assert.equal(fm.patchSize, 4);
+  assert.equal(fm.architecture, "vit");
+  assert.deepEqual(fm.trainedOn?.trained, {
+    data: "Fashion-MNIST",
+    colour: false,
+    source: "training_log.md",
+  });
+  assert.equal(models.get("vit_b_32")!.hidden, 768);
+  assert.deepEqual(models.get("vit_b_32")!.weightSets, []);
+  // a converter that records trained_on in the manifest wins over the log
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/m`);
+    const m = JSON.parse(
+      await Deno.readTextFile(`${WEIGHTS}/fmnist_vit/manifest.json`),
+    );
+    m.weight_sets.trained.trained_on = { data: "CIFAR-10", colour: true };
+    await Deno.writeTextFile(`${dir}/m/manifest.json`, JSON.stringify(m));
+    await Deno.copyFile(
+      `${WEIGHTS}/fmnist_vit/training_log.md`,
+      `${dir}/m/training_log.md`,
+    );
+    await Deno.writeFile(`${dir}/m/trained.safetensors`, new Uint8Array(8));
+    const got = (await discoverModels(dir)).get("m")!;
+    assert.deepEqual(got.trainedOn?.trained, {
+      data: "CIFAR-10",
+      colour: true,
+      source: "manifest trained_on",
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("rules: a claim's words come from its rule data; each claim reaches agrees, partly and disagrees on synthetic numbers", () => {
+  assert.equal(
+    ruleText(byId("stem_trained")),
+    "Agrees if gain ≥ 3 dB, partly if gain ≥ 1 dB, disagrees otherwise.",
+  );
+  assert.equal(
+    ruleText(byId("vit_depth")),
+    "Agrees if psnr_12 ≥ psnr_1 − 3 dB; partly if psnr_12 ≥ psnr_1 − 10 dB and criterion_12 is yes; disagrees otherwise.",
+  );
+  assert.match(
+    ruleText(byId("patchwork")),
+    /Agrees if all of ln_1 ≥ 2 × no_ln_1; ln_4 ≥ 2 × no_ln_4 hold, partly if some do, disagrees if none does\.$/,
+  );
+  assert.match(
+    ruleText(byId("swap_pos_embedding")),
+    /Agrees if abs_delta < 1 dB, partly if abs_delta < 3 dB, disagrees otherwise\.$/,
+  );
+  assert.match(ruleText(byId("resnet_vs_vit")), /best learning-rate row/);
+  // one source: change the data, and words and verdict change together
+  const r = { kind: "threshold", q: "gain", agree: 2, partly: 0.5 } as const;
+  const a = applyRule(r, { gain: "dB" }, { gain: 1 });
+  assert.equal(
+    a.prose,
+    "agrees if gain ≥ 2 dB, partly if gain ≥ 0.5 dB, disagrees otherwise",
+  );
+  assert.equal(a.verdict, "partly");
+  assert.equal(
+    applyRule({ ...r, agree: 1 }, { gain: "dB" }, { gain: 1 }).verdict,
+    "agrees",
+  );
+
   const cases: Record<string, [Record<string, number>, string][]> = {
     generation: [[{ p_min: 0.6, p_max: 0.9 }, "agrees"], [{
       p_min: 0.1,
@@ -224,32 +439,54 @@ Deno.test("verdict rules: every claim has a rule in words, and each tier is reac
     stem_trained: [[{ gain: 3 }, "agrees"], [{ gain: 1.5 }, "partly"], [{
       gain: 0.5,
     }, "disagrees"]],
-    filters: [[{ patterned: 0.5, untrained_patterned: 0 }, "agrees"], [{
-      patterned: 0.85,
-      untrained_patterned: 0,
-    }, "partly"], [{ patterned: 0.02, untrained_patterned: 0 }, "disagrees"]],
+    filters: [
+      [{ patterned: 0.5, untrained_patterned: 0 }, "agrees"],
+      [{ patterned: 0.85, untrained_patterned: 0 }, "partly"],
+      [{ patterned: 0.02, untrained_patterned: 0 }, "disagrees"],
+    ],
     overcomplete_stem: [[{ gain: 5, criterion: 1 }, "agrees"], [{
       gain: 5,
       criterion: 0,
     }, "partly"], [{ gain: 0.2, criterion: 1 }, "disagrees"]],
-    swap_pos_embedding: [
-      [{ delta: -0.5 }, "agrees"],
-      [{ delta: 2 }, "partly"],
-      [{ delta: -4 }, "disagrees"],
-    ],
+    swap_pos_embedding: [[{ delta: -0.5, abs_delta: 0.5 }, "agrees"], [{
+      delta: 2,
+      abs_delta: 2,
+    }, "partly"], [{ delta: -4, abs_delta: 4 }, "disagrees"]],
     swap_ln1: [[{ gain: 4 }, "agrees"], [{ gain: 1 }, "partly"], [
       { gain: -1 },
       "disagrees",
     ]],
-    recovery: [[{ long_12: 29, psnr_1: 28, psnr_12: 18 }, "agrees"], [{
-      long_12: 20,
-      psnr_1: 28,
-      psnr_12: 18,
-    }, "partly"], [{ long_12: 18.5, psnr_1: 28, psnr_12: 18 }, "disagrees"]],
+    recovery: [
+      [{
+        long_12: 29,
+        short_1: 28,
+        short_12: 18,
+        long_end: 0.5,
+        long_best: 0.4,
+        short_end: 0.7,
+      }, "agrees"],
+      // better than encoder 1 but the criterion lost by the end: partly
+      [{
+        long_12: 29,
+        short_1: 28,
+        short_12: 18,
+        long_end: 1.2,
+        long_best: 0.4,
+        short_end: 0.7,
+      }, "partly"],
+      [{
+        long_12: 18.5,
+        short_1: 28,
+        short_12: 18,
+        long_end: 1.2,
+        long_best: 0.9,
+        short_end: 0.7,
+      }, "disagrees"],
+    ],
     patchwork: [
-      [{ iqr_1: 3, iqr_1_no_ln: 2, iqr_4: 4, iqr_4_no_ln: 1 }, "agrees"],
-      [{ iqr_1: 1, iqr_1_no_ln: 2, iqr_4: 4, iqr_4_no_ln: 1 }, "partly"],
-      [{ iqr_1: 1, iqr_1_no_ln: 2, iqr_4: 1, iqr_4_no_ln: 1 }, "disagrees"],
+      [{ ln_1: 0.053, no_ln_1: 0.008, ln_4: 0.143, no_ln_4: 0.025 }, "agrees"],
+      [{ ln_1: 0.01, no_ln_1: 0.008, ln_4: 0.143, no_ln_4: 0.025 }, "partly"],
+      [{ ln_1: 0.01, no_ln_1: 0.02, ln_4: 0.03, no_ln_4: 0.025 }, "disagrees"],
     ],
     no_ln_better: [[{ gain_1: 1.8, gain_4: 4.4 }, "agrees"], [{
       gain_1: 0.5,
@@ -270,10 +507,11 @@ Deno.test("verdict rules: every claim has a rule in words, and each tier is reac
       [{ embedding_over_baseline: 0.18, input_over_control: 1.1 }, "partly"],
       [{ embedding_over_baseline: 3, input_over_control: 1 }, "disagrees"],
     ],
-    mixer_depth: [[{ psnr_1: 25, psnr_8: 20 }, "agrees"], [{
+    mixer_depth: [[{ psnr_1: 25, psnr_8: 20, drop: 5 }, "agrees"], [{
       psnr_1: 31.6,
       psnr_8: 20.2,
-    }, "partly"], [{ psnr_1: 35, psnr_8: 34 }, "disagrees"]],
+      drop: 11.4,
+    }, "partly"], [{ psnr_1: 35, psnr_8: 34, drop: 1 }, "disagrees"]],
     mixer_patch8: [[{ gain_1: 2, gain_4: 3 }, "agrees"], [{
       gain_1: 2,
       gain_4: -3,
@@ -283,69 +521,660 @@ Deno.test("verdict rules: every claim has a rule in words, and each tier is reac
       gain_4: 0,
       gain_8: 0,
     }, "partly"], [{ gain_1: 0.5, gain_4: 0, gain_8: -1 }, "disagrees"]],
-    ffvit_ln: [[{ mixer_gain: 6, ffvit_gain: 2 }, "agrees"], [{
-      mixer_gain: 2.5,
-      ffvit_gain: 2,
-    }, "partly"], [{ mixer_gain: 1, ffvit_gain: 2 }, "disagrees"]],
+    ffvit_ln: [
+      [{ mixer_gain: 6, ffvit_gain: 2, difference: 4 }, "agrees"],
+      [{ mixer_gain: 2.5, ffvit_gain: 2, difference: 0.5 }, "partly"],
+      [{ mixer_gain: 1, ffvit_gain: 2, difference: -1 }, "disagrees"],
+    ],
   };
   assert.deepEqual(CLAIMS.map((c) => c.id).sort(), Object.keys(cases).sort());
   for (const c of CLAIMS) {
-    assert.ok(c.rule.length > 40 && /agrees/.test(c.rule), c.id);
+    const units = Object.fromEntries(
+      Object.keys(c.quantities).map((k) => [k, "dB" as const]),
+    );
     assert.ok(c.quote.length > 20 && c.section.length > 5, c.id);
     for (const e of c.experiments) {
       assert.ok(EXPERIMENT_IDS.includes(e), `${c.id}: ${e}`);
     }
     for (const [n, v] of cases[c.id]) {
-      assert.equal(c.judge(n), v, `${c.id} ${JSON.stringify(n)}`);
+      assert.deepEqual(
+        Object.keys(n).sort(),
+        Object.keys(c.quantities).sort(),
+        c.id,
+      );
+      assert.equal(
+        applyRule(c.rule, units, n).verdict,
+        v,
+        `${c.id} ${JSON.stringify(n)}`,
+      );
     }
   }
 });
 
-Deno.test("judge: numbers come from the right cells; a missing number is 'not run'; exploded rows are left out of 'best'", () => {
-  const depth = result("vit_depth", [
-    cell("intact", 1, { psnr: 28.3, criterionMet: true, criterionStep: 33 }),
-    cell("intact", 12, { psnr: 19.2, criterionMet: true, criterionStep: 1341 }),
-    cell("no layer norms", 1, { psnr: 30.1 }),
-    cell("no layer norms", 4, { psnr: 26.7 }),
-    cell("intact", 4, { psnr: 22.3 }),
-    cell("no layer norms", 8, { psnr: 5.6, exploded: "exploded at step 812" }),
-    cell("no layer norms", 12, { psnr: 5.7, exploded: "exploded at step 90" }),
-    cell("intact", 8, { psnr: 19.7 }),
-  ]);
-  const results = new Map([["vit_depth", depth]]);
-  const j = judge(byId("vit_depth"), results);
-  assert.deepEqual(j.numbers, { psnr_1: 28.3, psnr_12: 19.2, criterion_12: 1 });
-  assert.equal(j.verdict, "partly");
-  assert.equal(judge(byId("no_ln_better"), results).verdict, "agrees");
-  assert.equal(judge(byId("no_ln_explodes"), results).verdict, "agrees");
-  const patch = judge(byId("patchwork"), results);
-  assert.equal(patch.verdict, "not run");
-  assert.deepEqual(patch.missing, [
-    "iqr_1",
-    "iqr_1_no_ln",
-    "iqr_4",
-    "iqr_4_no_ln",
-  ]);
-  // resnet: best learning-rate row, exploded cells left out
-  results.set(
-    "resnet_depth",
-    result("resnet_depth", [
-      cell("intact", 1, { psnr: 31 }),
-      cell("lr /10", 1, { psnr: 29 }),
-      cell("intact", 16, { psnr: 30, exploded: "exploded at step 3" }),
-      cell("lr /10", 16, { psnr: 12 }),
-    ]),
-  );
-  const rv = judge(byId("resnet_vs_vit"), results);
-  assert.deepEqual(rv.numbers, {
-    resnet_drop: 19,
-    vit_drop: 28.3 - 19.2,
-    difference: 19 - (28.3 - 19.2),
+/** The standard plan on ImageNet ViT-B/32 and the repository's untrained folders. */
+async function standardWith(
+  ...extra: ModelInfo[]
+): Promise<{ planned: Planned[]; models: Map<string, ModelInfo> }> {
+  const models = await discoverModels(WEIGHTS);
+  for (const m of extra) models.set(m.name, m);
+  models.delete("fmnist_vit");
+  const planned = plan(BUDGETS.standard, {
+    models,
+    root: WEIGHTS,
+    weights: [],
+    image: "cat.png",
   });
-  assert.equal(rv.verdict, "agrees");
-  // an experiment that failed counts as not run
-  results.set("vit_depth", { ...depth, status: "failed", error: "x" });
-  assert.equal(judge(byId("vit_depth"), results).verdict, "not run");
+  return { planned, models };
+}
+
+/** vit_depth cells: per seed, PSNR of «intact» at 1 and 12 and the criterion at the end of 12. */
+function depthCells(per: [number, number, boolean][]): CellResult[] {
+  return per.flatMap(([p1, p12, end], s) => [
+    cell("intact", 1, { psnr: p1 }, s),
+    cell("intact", 12, {
+      psnr: p12,
+      criterionAtEnd: end,
+      criterionMet: true,
+      criterionStep: 800,
+    }, s),
+  ]);
+}
+
+Deno.test("judgeClaim: agrees, partly and disagrees from cells of every seed; per-seed values, mean and range", async () => {
+  const { planned, models } = await standardWith();
+  const judge = (per: [number, number, boolean][]) =>
+    judgeClaim(byId("vit_depth"), {
+      planned,
+      models,
+      budget: BUDGETS.standard,
+      image: "cat.png",
+      results: new Map([["vit_depth", result("vit_depth", depthCells(per))]]),
+    });
+  const agrees = judge([[28, 26, true], [27.5, 26, false], [28.2, 25.6, true]]);
+  assert.equal(agrees.verdict, "agrees");
+  assert.deepEqual(agrees.seeds, seeds3);
+  assert.deepEqual(agrees.values.psnr_12, [26, 26, 25.6]);
+  assert.deepEqual(agrees.values.criterion_12, [1, 0, 1]);
+  assert.ok(Math.abs(agrees.numbers.psnr_1! - 27.9) < 1e-9);
+  assert.deepEqual(agrees.range.psnr_1, [27.5, 28.2]);
+  assert.deepEqual(agrees.per_seed, ["agrees", "agrees", "agrees"]);
+  assert.equal(agrees.reason, undefined);
+  assert.equal(
+    judge([[28, 19, true], [28, 19.5, true], [27, 18, true]]).verdict,
+    "partly",
+  );
+  assert.equal(
+    judge([[28, 16, true], [28, 17, true], [28, 17.5, true]]).verdict,
+    "disagrees",
+  );
+  // the criterion lost by the end does not count: partly needs it at the end
+  assert.equal(
+    judge([[28, 19, false], [28, 19, false], [28, 19, false]]).verdict,
+    "disagrees",
+  );
+});
+
+Deno.test("judgeClaim: borderline when the weight draws fall on both sides of a cut-off, never a tier picked by one draw", async () => {
+  const { planned, models } = await standardWith(B32);
+  const gains = [1.02, 0.91, 0.08];
+  const cells = gains.flatMap((g, s) => [
+    cell("untrained", 0, { psnr: 30 }, s),
+    cell("trained", 0, { psnr: 30 + g }, s),
+  ]);
+  const r = judgeClaim(byId("stem_trained"), {
+    planned,
+    models,
+    budget: BUDGETS.standard,
+    results: new Map([["stem_trained", result("stem_trained", cells)]]),
+  });
+  assert.equal(r.verdict, "borderline");
+  assert.equal(r.reason, "gain ≥ 1 dB holds for seed 0 but not for seeds 1, 2");
+  assert.deepEqual(r.per_seed, ["partly", "disagrees", "disagrees"]);
+  assert.ok(r.values.gain.every((v, i) => Math.abs(v! - gains[i]) < 1e-9));
+  assert.ok(
+    Math.abs(r.range.gain![0] - 0.08) < 1e-9 &&
+      Math.abs(r.range.gain![1] - 1.02) < 1e-9,
+  );
+  // every draw on one side: that tier
+  const high = gains.flatMap((_, s) => [
+    cell("untrained", 0, { psnr: 30 }, s),
+    cell("trained", 0, { psnr: 34 + s }, s),
+  ]);
+  const agrees = judgeClaim(byId("stem_trained"), {
+    planned,
+    models,
+    results: new Map([["stem_trained", result("stem_trained", high)]]),
+  });
+  assert.equal(agrees.verdict, "agrees");
+  assert.equal(agrees.stand_in, null);
+});
+
+Deno.test("judgeClaim: not testable from manifest preconditions — an overcomplete stem, grey training, one trained model — with the reason and the command that would test it", async () => {
+  const env = await repoEnv();
+  const planned = plan(BUDGETS.smoke, env);
+  const cells = [0, 1].flatMap((s) => [
+    cell("untrained", 0, { psnr: 40 }, s),
+    cell("trained", 0, { psnr: 41 }, s),
+  ]);
+  const ctx = {
+    planned,
+    models: env.models,
+    budget: BUDGETS.smoke,
+    results: new Map<string, ExperimentResult>([
+      ["stem_trained", result("stem_trained", cells)],
+      ["filters", {
+        ...result("filters", []),
+        values: { patterned: 0.5, untrained_patterned: 0 },
+      }],
+    ]),
+  };
+  const stem = judgeClaim(byId("stem_trained"), ctx);
+  assert.equal(stem.verdict, "not testable");
+  assert.match(
+    stem.reason!,
+    /Fashion-MNIST ViT \(fmnist_vit\)'s stem maps 3·4² = 48 inputs to 64 per patch \(overcomplete\)/,
+  );
+  assert.match(
+    stem.command!,
+    /tools\/convert\.py vit_b_32 --weights IMAGENET1K_V1 .* --only stem_trained/,
+  );
+  // the numbers are still there, for reference
+  assert.deepEqual(stem.values.gain, [1, 1]);
+  assert.match(
+    stem.stand_in!,
+    /stands in for ViT-B\/32: 32 px images, 4×4 patches, stem 3·4² = 48 → 64 \(overcomplete\), trained on Fashion-MNIST \(grey images\)/,
+  );
+  const filters = judgeClaim(byId("filters"), ctx);
+  assert.equal(filters.verdict, "not testable");
+  assert.match(
+    filters.reason!,
+    /trained on Fashion-MNIST \(grey images repeated to 3 channels\)/,
+  );
+  // the same claim on ImageNet ViT-B/32 (undercomplete, colour) is judged
+  const { planned: p2, models: m2 } = await standardWith(B32);
+  const ok = judgeClaim(byId("filters"), {
+    planned: p2,
+    models: m2,
+    results: new Map([["filters", {
+      ...result("filters", []),
+      values: { patterned: 0.5, untrained_patterned: 0 },
+    }]]),
+  });
+  assert.equal(ok.verdict, "agrees");
+  // generation with only one trained model: not testable; with a second one it is judged
+  const gen = judgeClaim(byId("generation"), {
+    planned: plan(BUDGETS.smoke, envOf(FMNIST)),
+    models: new Map([["fmnist_vit", FMNIST]]),
+    results: new Map(),
+  });
+  assert.equal(gen.verdict, "not testable");
+  assert.match(gen.reason!, /no other trained model with .* classes/);
+  const resnet = {
+    ...FMNIST,
+    name: "fmnist_resnet",
+    patchSize: 0,
+    weightSets: ["trained"],
+  };
+  const two = envOf(FMNIST, resnet);
+  const probs = [[0.9, 0.2], [0.8, 0.7], [0.6, 0.1]];
+  const genCells = probs.flatMap(([a, b], k) => [
+    cell("trained", [1, 7, 9][k], { judgeProbability: a }),
+    cell("trainedLr250", [1, 7, 9][k], { judgeProbability: b }),
+  ]);
+  const judged = judgeClaim(byId("generation"), {
+    planned: plan(BUDGETS.smoke, two),
+    models: two.models,
+    results: new Map([["generation", result("generation", genCells)]]),
+  });
+  assert.equal(judged.verdict, "agrees");
+  assert.deepEqual(judged.values, { p_min: [0.6], p_max: [0.9] });
+});
+
+Deno.test("judgeClaim: not run when a model folder is missing (the converter command) or an experiment did not finish; not testable wins only once it ran", async () => {
+  const none = judgeClaim(byId("vit_depth"), {
+    planned: plan(BUDGETS.smoke, envOf()),
+    models: new Map(),
+    results: new Map(),
+  });
+  assert.equal(none.verdict, "not run");
+  assert.match(
+    none.notRun![0].command,
+    /python3 tools\/convert\.py vit_b_32 --out w\/vit_b_32/,
+  );
+  const env = await repoEnv();
+  const planned = plan(BUDGETS.smoke, env);
+  const failed = judgeClaim(byId("vit_depth"), {
+    planned,
+    models: env.models,
+    results: new Map([["vit_depth", {
+      ...result("vit_depth", []),
+      status: "failed",
+      error: "grid exited with 3",
+    }]]),
+  });
+  assert.equal(failed.verdict, "not run");
+  assert.deepEqual(failed.missing, ["psnr_1", "psnr_12", "criterion_12"]);
+  assert.match(failed.notRun![0].reason, /vit_depth: grid exited with 3/);
+  // a stopped grid: judged on the seeds that finished
+  const partial = judgeClaim(byId("vit_depth"), {
+    planned,
+    models: env.models,
+    results: new Map([["vit_depth", {
+      ...result("vit_depth", depthCells([[28, 26, true]])),
+      status: "stopped",
+    }]]),
+  });
+  assert.equal(partial.verdict, "agrees");
+  assert.match(partial.reason!, /judged on seeds 0; seeds 1 did not finish/);
+  // every claim gets a record with the fields claims.json promises
+  const all = judgeClaims({
+    planned,
+    models: env.models,
+    results: new Map(),
+    budget: BUDGETS.smoke,
+    image: "cat.png",
+  });
+  for (const c of all) {
+    for (
+      const k of [
+        "quote",
+        "essay_setup",
+        "run_setup",
+        "deviations",
+        "seeds",
+        "values",
+        "verdict",
+      ]
+    ) {
+      assert.ok(k in c, `${c.id}: ${k}`);
+    }
+    if (c.verdict === "not testable") assert.ok(c.reason && c.command, c.id);
+  }
+  assert.deepEqual(
+    all.filter((c) => c.verdict === "not testable").map((c) => c.id),
+    ["stem_trained", "filters"],
+  );
+});
+
+Deno.test("setups: this run's setup comes from the plan; deviations from the essay's in words; the essay budget matches the essay on ViT-B/32 but for the image", async () => {
+  const env = await repoEnv();
+  const judgeAt = (b: keyof typeof BUDGETS, id: string) =>
+    judgeClaim(byId(id), {
+      planned: plan(BUDGETS[b], env),
+      models: env.models,
+      results: new Map(),
+      budget: BUDGETS[b],
+      image: "/x/chelsea.png",
+    });
+  const std = judgeAt("standard", "vit_depth");
+  assert.equal(std.run_setup.model, "ViT-B/32");
+  assert.equal(std.run_setup.steps, "1500");
+  assert.equal(std.run_setup.seeds, "3 (seeds 0, 1, 2)");
+  assert.deepEqual(std.deviations, [
+    "target image: essay a dalmatian, here chelsea.png",
+    "learning rate: essay 0.006, here 0.01→0.001",
+    "input normalization: essay none (pixels/255), here the model's mean/std",
+  ]);
+  assert.deepEqual(judgeAt("essay", "vit_depth").deviations, [
+    "target image: essay a dalmatian, here chelsea.png",
+  ]);
+  const rec = judgeAt("standard", "recovery");
+  assert.ok(
+    rec.deviations.includes(
+      "steps: essay 1500 and 105000, here 1500 and 10000",
+    ),
+  );
+  assert.ok(
+    rec.deviations.includes(
+      "input processing (stem): essay trained, here untrained",
+    ),
+  );
+  const over = judgeAt("standard", "overcomplete_stem");
+  assert.equal(over.run_setup.model, "ViT-L/16; ViT-B/32");
+  assert.ok(
+    over.deviations.includes(
+      "image size: essay ViT-L/16: 512²; ViT-B/32: 224², here 224²",
+    ),
+  );
+  assert.equal(
+    judgeAt("essay", "overcomplete_stem").run_setup.image_size,
+    "ViT-L/16: 512²; ViT-B/32: 224²",
+  );
+  const swaps = judgeAt("standard", "swap_ln1");
+  assert.equal(
+    swaps.run_setup.weights,
+    "untrained, with trained conv_proj from trained (Fashion-MNIST, grey images) and untrained, with trained conv_proj, encoder.layers.0.ln_1 from trained (Fashion-MNIST, grey images)",
+  );
+  assert.match(
+    swaps.stand_in!,
+    /Fashion-MNIST ViT \(fmnist_vit\) stands in for ViT-B\/32/,
+  );
+});
+
+Deno.test("metrics: the best row leaves exploded runs out; judge probabilities per class; mean gain over columns; a seed's view", () => {
+  const cells = [
+    cell("intact", 1, { psnr: 20 }),
+    cell("lr4", 1, { psnr: 25 }),
+    cell("lr4", 1, { psnr: 40 }, 1),
+    cell("noLn", 1, { psnr: 30, exploded: "exploded at step 3" }),
+    cell("noLnLr4", 1, { psnr: 27 }),
+    cell("intact", 4, { psnr: 15 }),
+    cell("noLn", 4, { psnr: 21 }),
+  ];
+  const view = seedView(
+    new Map([["mixer_p16", result("mixer_p16", cells)]]),
+    () => 0,
+  );
+  assert.equal(
+    evaluate({
+      kind: "best",
+      exp: EXP.mixerP16,
+      rows: ["intact", "lr4"],
+      col: 1,
+    }, view),
+    25,
+  );
+  assert.equal(
+    evaluate({ kind: "best", exp: EXP.mixerP16, rows: ["noLn"], col: 1 }, view),
+    null,
+  );
+  // mean over columns 1 and 4 of best(no LN) − best(LN): (27 − 25 + 21 − 15) / 2
+  assert.equal(
+    evaluate({
+      kind: "mean-gain",
+      exp: EXP.mixerP16,
+      rows: ["noLn", "noLnLr4"],
+      base: ["intact", "lr4"],
+    }, view),
+    4,
+  );
+  const seed1 = seedView(
+    new Map([["mixer_p16", result("mixer_p16", cells)]]),
+    () => 1,
+  );
+  assert.equal(
+    evaluate({ kind: "best", exp: EXP.mixerP16, rows: ["lr4"], col: 1 }, seed1),
+    40,
+  );
+  const flags = seedView(
+    new Map([[
+      "vit_depth",
+      result("vit_depth", [
+        cell("noLn", 8, { exploded: "exploded" }),
+        cell("intact", 8, {
+          criterionAtEnd: false,
+          embeddingDistance: 6,
+          noiseBaseline: 4,
+          bestEmbedding: { distance: 2, step: 9 },
+        }),
+      ]),
+    ]]),
+    () => 0,
+  );
+  assert.equal(
+    evaluate({
+      kind: "cell",
+      exp: EXP.vitDepth,
+      row: "noLn",
+      col: 8,
+      field: "exploded",
+    }, flags),
+    1,
+  );
+  assert.equal(
+    evaluate({
+      kind: "cell",
+      exp: EXP.vitDepth,
+      row: "intact",
+      col: 8,
+      field: "exploded",
+    }, flags),
+    0,
+  );
+  assert.equal(
+    evaluate({
+      kind: "cell",
+      exp: EXP.vitDepth,
+      row: "intact",
+      col: 8,
+      field: "criterion-end",
+    }, flags),
+    0,
+  );
+  assert.equal(
+    evaluate({
+      kind: "cell",
+      exp: EXP.vitDepth,
+      row: "intact",
+      col: 8,
+      field: "end-over-baseline",
+    }, flags),
+    1.5,
+  );
+  assert.equal(
+    evaluate({
+      kind: "cell",
+      exp: EXP.vitDepth,
+      row: "intact",
+      col: 8,
+      field: "best-over-baseline",
+    }, flags),
+    0.5,
+  );
+  assert.equal(
+    evaluate({
+      kind: "cell",
+      exp: EXP.vitDepth,
+      row: "intact",
+      col: 12,
+      field: "psnr",
+    }, flags),
+    null,
+  );
+});
+
+Deno.test("patchError: a synthetic image with known per-patch offsets and gains decomposes exactly into offset, gain and residual shares", () => {
+  let s = 11;
+  const rnd = () => (s = (s * 48271) % 2147483647) / 2147483647;
+  const size = 32, patch = 8, side = size / patch, n = size * size;
+  const ref = new Float32Array(3 * n).map(() => 0.3 + 0.4 * rnd());
+  const offsets = Array.from(
+    { length: side * side },
+    () => (rnd() - 0.5) * 0.1,
+  );
+  const gains = Array.from({ length: side * side }, () => 0.7 + 0.5 * rnd());
+  const k = (i: number) => {
+    const p = i % n;
+    return Math.floor(Math.floor(p / size) / patch) * side +
+      Math.floor((p % size) / patch);
+  };
+  const mean = new Float64Array(side * side),
+    cnt = new Float64Array(side * side);
+  ref.forEach((v, i) => {
+    mean[k(i)] += v;
+    cnt[k(i)]++;
+  });
+  mean.forEach((_, j) => (mean[j] /= cnt[j]));
+  // x = t̄ + o + g (t − t̄): an offset and a gain per patch, nothing else
+  const x = ref.map((v, i) =>
+    mean[k(i)] + offsets[k(i)] + gains[k(i)] * (v - mean[k(i)])
+  );
+  let total = 0, gainE = 0;
+  const e = x.map((v, i) => v - ref[i]);
+  e.forEach((v) => (total += v * v));
+  ref.forEach((v, i) => (gainE += ((gains[k(i)] - 1) * (v - mean[k(i)])) ** 2));
+  const o = offsets.reduce((a, b) => a + b, 0) / offsets.length;
+  const offE = offsets.reduce((a, b) => a + (b - o) ** 2, 0) * 3 * patch *
+    patch;
+  const r = patchError(x, ref, size, patch);
+  assert.ok(
+    Math.abs(r.offset - offE / total) < 1e-4,
+    `offset ${r.offset} against ${offE / total}`,
+  );
+  assert.ok(Math.abs(r.globalOffset - (3 * n * o * o) / total) < 1e-4);
+  assert.ok(
+    Math.abs(r.gain - gainE / total) < 1e-4,
+    `gain ${r.gain} against ${gainE / total}`,
+  );
+  assert.ok(r.residual < 1e-4);
+  assert.ok(
+    Math.abs(r.offset + r.globalOffset + r.gain + r.residual - 1) < 1e-6,
+  );
+  assert.ok(Math.abs(r.mse - total / x.length) < 1e-9);
+  // noise only: almost all residual
+  const noisy = ref.map((v) => v + (rnd() - 0.5) * 0.1);
+  assert.ok(patchError(noisy, ref, size, patch).residual > 0.9);
+  assert.deepEqual(patchError(ref, ref, size, patch), {
+    globalOffset: 0,
+    offset: 0,
+    gain: 0,
+    residual: 0,
+    mse: 0,
+  });
+  assert.throws(() => patchError(ref, ref, size, 0), /Invalid patch "0"/);
+});
+
+Deno.test("readExperiment: typed rows and seeds from the grid's labels, the criterion at the end, the lowest embedding distance, the judge's probability", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const dir = `${out}/cells/generation`;
+    await Deno.mkdir(`${dir}/cells/a/judge`, { recursive: true });
+    await Deno.mkdir(`${dir}/cells/b`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/cells/a/generated.png`, "x");
+    await Deno.writeTextFile(
+      `${dir}/cells/a/judge/metrics.json`,
+      JSON.stringify({
+        top: [{ index: 3, probability: 0.2 }, { index: 7, probability: 0.7 }],
+      }),
+    );
+    await Deno.writeTextFile(
+      `${dir}/cells/a/traces.csv`,
+      "step,embedding_distance,input_distance\n1,9,1\n5,2,1\n9,4,1\n",
+    );
+    await Deno.writeTextFile(
+      `${dir}/metrics.json`,
+      JSON.stringify({
+        mode: "generate",
+        model: { imageSize: 32 },
+        cells: [
+          {
+            row: "trained, lr ×250, seed 2",
+            column: { index: 7 },
+            key: "a",
+            dir: "cells/a",
+            status: "computed",
+            final: {
+              probability: 0.99,
+              embedding_distance: 4,
+              noise_baseline: 3,
+              criterion_met: 1,
+              criterion_step: 5,
+            },
+          },
+          {
+            row: "trained",
+            column: { index: 1 },
+            key: "b",
+            dir: "cells/b",
+            status: "computed",
+            final: {},
+          },
+        ],
+      }),
+    );
+    const r = await readExperiment(out, "generation", 4);
+    const [a, b] = r.cells;
+    assert.deepEqual([a.rowId, a.seed, a.column], ["trainedLr250", 2, 7]);
+    assert.equal(a.judgeProbability, 0.7);
+    assert.equal(a.criterionAtEnd, false);
+    assert.equal(a.criterionMet, true);
+    assert.deepEqual(a.bestEmbedding, { distance: 2, step: 5 });
+    assert.deepEqual([b.rowId, b.seed, b.judgeProbability], [
+      "trained",
+      0,
+      null,
+    ]);
+    // only the image not scored yet gets a judge command
+    await Deno.writeTextFile(`${dir}/cells/b/generated.png`, "y");
+    const cmds = await judgeCommands(out, "generation", {
+      model: "fmnist_resnet",
+      weights: "trained",
+      classes: 10,
+    });
+    assert.deepEqual(cmds.map((c) => c[c.indexOf("--out") + 1]), [
+      `${dir}/cells/b/judge`,
+    ]);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("summaryMarkdown and the page: the committed report's old claims.json prints as it did; the new format prints means, ranges and yes/no; smoke pages are marked as pipeline checks", async () => {
+  const committed = JSON.parse(
+    await Deno.readTextFile(`${ROOT}docs/essay/claims.json`),
+  );
+  assert.equal(
+    summaryMarkdown(committed.claims, committed.budget),
+    await Deno.readTextFile(`${ROOT}docs/essay/summary.md`),
+  );
+  const env = await repoEnv();
+  const planned = plan(BUDGETS.smoke, env);
+  const claims: ClaimRecord[] = judgeClaims({
+    planned,
+    models: env.models,
+    budget: BUDGETS.smoke,
+    image: "cat.png",
+    results: new Map([[
+      "vit_depth",
+      result("vit_depth", [
+        ...depthCells([[28, 26, true], [27, 24, true]]),
+        cell("noLn", 8, { exploded: "exploded at step 2" }),
+        cell("noLn", 12, { exploded: "exploded at step 1" }),
+        cell("intact", 8, {}),
+        cell("noLn", 8, { exploded: "exploded at step 2" }, 1),
+        cell("noLn", 12, { exploded: "exploded at step 1" }, 1),
+        cell("intact", 8, {}, 1),
+      ]),
+    ]]),
+  });
+  const md = summaryMarkdown(claims, BUDGETS.smoke);
+  assert.match(
+    md,
+    /\| vit_depth \| .* \| agrees \| psnr_1 = 27\.50 dB \(27\.00 dB to 28\.00 dB\), psnr_12 = 25\.00 dB \(24\.00 dB to 26\.00 dB\), criterion_12 = yes \|/,
+  );
+  assert.match(
+    md,
+    /\| no_ln_explodes \| .* \| agrees \| no_ln_8 = yes, no_ln_12 = yes, intact_8 = no, intact_12 = no \|/,
+  );
+  assert.match(md, /up to 2 weight draws/);
+  assert.equal(
+    headline(claims),
+    `Verdicts on 2 claims: 2 agree, 0 partly, 0 disagree, 0 borderline. Not judged: 2 not testable, 15 not run.`,
+  );
+  const page = (budget: typeof BUDGETS.smoke) =>
+    reportHtml({
+      out: "/nonexistent",
+      budget,
+      image: "cat.png",
+      planned,
+      results: new Map(),
+      claims,
+      interrupted: false,
+    });
+  const smoke = await page(BUDGETS.smoke);
+  assert.match(smoke, /<body class="smoke">/);
+  assert.match(smoke, /Pipeline check, not a result/);
+  assert.equal(
+    (smoke.match(/class="pipeline-tag"/g) ?? []).length,
+    2 * claims.length,
+  );
+  assert.match(smoke, /<tr class="dev"><th>learning rate<\/th>/);
+  assert.match(smoke, /Not testable here:<\/b> Fashion-MNIST ViT/);
+  assert.match(smoke, /<td>yes<\/td><td>yes<\/td><td><b>yes<\/b><\/td>/);
+  assert.doesNotMatch(smoke, /1\.000/);
+  const std = await page(BUDGETS.standard);
+  assert.doesNotMatch(std, /class="pipeline-tag"|<body class="smoke">/);
+  assert.match(std, /How this budget departs from the essay's settings/);
 });
 
 Deno.test("patchPsnr: equals a direct per-patch computation; patches' mean MSE gives the global PSNR", () => {

@@ -2,6 +2,9 @@
  * `deno task readme`: rewrites the README's essay summary (between its two
  * `essay summary` markers) from the committed report's data,
  * docs/essay/claims.json, with the same table `essay` writes into summary.md.
+ * Both claims.json formats are read: today's (numbers per weight draw, mean
+ * and range) and the one before seeds, which a report committed by an
+ * earlier version holds and which prints as it did then.
  * `--check` changes nothing and exits 1 when the README differs (the tests
  * check the same).
  *

@@ -22,11 +22,13 @@ export interface Budget {
   name: BudgetName;
   /** One line on what it is for. */
   about: string;
-  /** Steps per ViT-B/32 cell (the essay's n = 1500). */
+  /** Steps per ViT-B/32 cell (the essay's n = 1500); the matched comparisons (ResNet50 against ViT-B/32, the stems) run both sides at this. */
   vitSteps: number;
-  /** Steps per cell of the other architectures and the overcomplete stem. */
+  /** Steps per cell of the other architectures' depth grids (mixer, FF-only ViT). */
   archSteps: number;
-  /** Whether the architecture grids add rows at smaller learning rates (a fixed budget favours the rate that suits a model). */
+  /** Steps of the matched mixer patch-8 against patch-16 comparison (both sides; patch 8 has 4× the tokens and needs more steps to converge). */
+  patchSteps: number;
+  /** Whether the grids add rows at smaller learning rates (a fixed budget favours the rate that suits a model). */
   lrRows: boolean;
   /** Steps of the one-encoder non-invertibility run. */
   longSteps: number;
@@ -36,15 +38,24 @@ export interface Budget {
   generateSteps: number;
   /** Steps at model size before generation jitters. */
   jitterAfter: number;
-  /** The ViT whose overcomplete stem is tested (ViT-L/16 in the essay). */
+  /** The ViT whose overcomplete stem is tested (ViT-L/16 at 512² in the essay). */
   overcomplete: string;
+  /** Weight draws (seeds 0…n−1) of every experiment that rests on untrained weights. */
+  seeds: number;
+  /** Whether inputs are normalized with the model's mean/std (the essay's code feeds pixels/255 as they are). */
+  normalize: boolean;
+  /** The inversions' learning rate (`--lr`), or null for the project's default schedule. */
+  lr: string | null;
 }
 
 /**
- * The three budgets: `smoke` (every experiment a few steps: minutes, for CI),
- * `standard` (the budgets of the tables in docs/: hours on 2 cores) and
- * `essay` (the essay's own: 1500 steps everywhere, 105,000 for encoder 12,
- * ViT-L/16 at 512²: meant for a cluster).
+ * The three budgets: `smoke` (every experiment a few steps and 2 weight
+ * draws: minutes, a check of the pipeline, for CI), `standard` (the budgets
+ * of the tables in docs/: hours on 2 cores, 3 weight draws; its departures
+ * from the essay's settings are listed by {@linkcode budgetDeviations}) and
+ * `essay` (the essay's own settings: no input normalization, learning rate
+ * 0.006, 1500 steps everywhere, 105,000 for encoder 12, ViT-L/16 at 512²:
+ * meant for a cluster).
  *
  * @example
  * ```ts
@@ -52,48 +63,133 @@ export interface Budget {
  * import { BUDGETS } from "./budgets.ts";
  * assert.equal(BUDGETS.standard.vitSteps, 1500);
  * assert.ok(BUDGETS.smoke.vitSteps < BUDGETS.standard.vitSteps);
+ * assert.ok(BUDGETS.standard.seeds >= 3);
+ * assert.equal(BUDGETS.essay.normalize, false);
  * ```
  */
 export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
   smoke: {
     name: "smoke",
-    about: "every experiment at a few steps (minutes on 2 cores, for CI)",
+    about:
+      "every experiment at a few steps, 2 weight draws: a check of the pipeline, not of the essay (minutes on 2 cores, for CI)",
     vitSteps: 3,
     archSteps: 2,
+    patchSteps: 2,
     lrRows: false,
     longSteps: 16,
     recoverySteps: 8,
     generateSteps: 12,
     jitterAfter: 6,
     overcomplete: "vit_b_16",
+    seeds: 2,
+    normalize: true,
+    lr: null,
   },
   standard: {
     name: "standard",
     about:
-      "1500 steps on ViT-B/32, 300 per architecture cell, the long runs 10,000 (hours on 2 cores)",
+      "1500 steps on ViT-B/32 and on both sides of every matched comparison, 300 per mixer or FF-only ViT depth cell, 600 for the mixer patch comparison, the long runs 10,000; 3 weight draws (hours on 2 cores)",
     vitSteps: 1500,
     archSteps: 300,
+    patchSteps: 600,
     lrRows: true,
     longSteps: 10000,
     recoverySteps: 10000,
     generateSteps: 720,
     jitterAfter: 220,
     overcomplete: "vit_l_16",
+    seeds: 3,
+    normalize: true,
+    lr: null,
   },
   essay: {
     name: "essay",
     about:
-      "the essay's budgets: 1500 steps everywhere, 105,000 for encoder 12, ViT-L/16 at 512² (a cluster)",
+      "the essay's settings: pixels/255 without input normalization, learning rate 0.006, 1500 steps everywhere, 105,000 for encoder 12, ViT-L/16 at 512²; 3 weight draws (a cluster)",
     vitSteps: 1500,
     archSteps: 1500,
+    patchSteps: 1500,
     lrRows: true,
     longSteps: 10000,
     recoverySteps: 105000,
     generateSteps: 720,
     jitterAfter: 220,
     overcomplete: "vit_l_16_512",
+    seeds: 3,
+    normalize: false,
+    lr: "0.006",
   },
 };
+
+/** The budget fields that set an experiment's conditions, in words, for {@linkcode budgetDeviations}. */
+const CONDITIONS: readonly {
+  key: keyof Budget;
+  what: string;
+  text: (v: Budget[keyof Budget]) => string;
+}[] = [
+  {
+    key: "normalize",
+    what: "input normalization",
+    text: (v) => v ? "the model's mean/std" : "none (pixels/255)",
+  },
+  {
+    key: "lr",
+    what: "inversion learning rate",
+    text: (v) => v === null ? "the default schedule 0.01→0.001" : String(v),
+  },
+  { key: "vitSteps", what: "steps per ViT-B/32 cell", text: String },
+  {
+    key: "archSteps",
+    what: "steps per mixer and FF-only ViT depth cell",
+    text: String,
+  },
+  {
+    key: "patchSteps",
+    what: "steps of the mixer patch-8 against patch-16 comparison",
+    text: String,
+  },
+  {
+    key: "recoverySteps",
+    what: "steps of the long encoder-12 run",
+    text: String,
+  },
+  {
+    key: "overcomplete",
+    what: "the overcomplete-stem ViT",
+    text: (v) =>
+      v === "vit_l_16_512"
+        ? "ViT-L/16 at 512²"
+        : v === "vit_l_16"
+        ? "ViT-L/16 at 224²"
+        : v === "vit_b_16"
+        ? "ViT-B/16 at 224² (exactly complete: 768 → 768)"
+        : String(v),
+  },
+  {
+    key: "lrRows",
+    what: "rows at smaller learning rates",
+    text: (v) => v ? "yes" : "no",
+  },
+];
+
+/**
+ * How a budget departs from the essay's own settings (the `essay` budget),
+ * one line per setting in words; empty for the `essay` budget itself.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BUDGETS, budgetDeviations } from "./budgets.ts";
+ * assert.deepEqual(budgetDeviations(BUDGETS.essay), []);
+ * assert.ok(budgetDeviations(BUDGETS.standard).includes("input normalization: the model's mean/std (essay: none (pixels/255))"));
+ * ```
+ */
+export function budgetDeviations(b: Budget): string[] {
+  const e = BUDGETS.essay;
+  return CONDITIONS.filter((c) => b[c.key] !== e[c.key]).map((c) =>
+    `${c.what}: ${c.text(b[c.key])} (essay: ${c.text(e[c.key])})`
+  );
+}
 
 /** Step time of one model: `base + perLayer × L` ms for a representation of layer L. */
 export interface StepTime {

@@ -2,7 +2,8 @@
  * Representation quality against relative depth across architectures: for
  * each depth experiment (ViT-B/32, ResNet50, the MLP-Mixers, the FF-only ViT),
  * the PSNR of each layer's best row that keeps the layer norms (the learning
- * rates a budget tries), at layer / the model's blocks. The essay's
+ * rates a budget tries), per weight draw, its mean over the draws (with the
+ * range), at layer / the model's blocks. The essay's
  * "ResNet50 loses the input with depth while ViT does not", drawn.
  *
  * @module
@@ -10,7 +11,7 @@
 import { join } from "node:path";
 import { linePlot, type LinePlotOptions, linePlotSvg } from "../figures/mod.ts";
 import { encodePng, writeAtomic } from "../io/mod.ts";
-import type { ModelInfo, Planned } from "./experiments.ts";
+import type { ModelInfo, Planned, RowId } from "./experiments.ts";
 import type { ExperimentResult } from "./results.ts";
 
 /** The experiments whose columns are the layers of one model. */
@@ -28,27 +29,37 @@ export interface DepthLine {
   model: string;
   /** The experiment it comes from. */
   experiment: string;
-  /** Layer, layer / blocks, the best PSNR and the row it comes from. */
-  points: { layer: number; depth: number; psnr: number; row: string }[];
+  /** Layer, layer / blocks, the best PSNR (mean over draws, with their lowest and highest) and the row it comes from (seed 0's best; the label). */
+  points: {
+    layer: number;
+    depth: number;
+    psnr: number;
+    min: number;
+    max: number;
+    row: string;
+  }[];
 }
+
+/** Rows without layer norms: left out of the depth lines. */
+const NO_LN: readonly RowId[] = ["noLn", "noLnLr4"];
 
 /**
  * The depth lines of the finished depth experiments (status "done"; a
- * stopped grid is left out): per layer, the best
- * PSNR among rows without "no layer norms" in their label, leaving out
- * exploded cells and cells without a PSNR.
+ * stopped grid is left out): per layer and weight draw, the best PSNR among
+ * rows that keep the layer norms, leaving out exploded cells and cells
+ * without a PSNR; then the mean over the draws.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
  * import { depthLines } from "./depth.ts";
- * const cell = (row: string, column: number, psnr: number) => ({ row, column, psnr, exploded: null });
+ * const cell = (row: string, rowId: string, seed: number, column: number, psnr: number) => ({ row, rowId, seed, column, psnr, exploded: null });
  * const lines = depthLines(
  *   [{ id: "vit_depth", grid: { model: "vit_b_32" } }] as never,
- *   new Map([["vit_depth", { status: "done", cells: [cell("intact", 1, 28), cell("no layer norms", 1, 30), cell("lr /4", 1, 29), cell("intact", 12, 18)] }]]) as never,
+ *   new Map([["vit_depth", { status: "done", cells: [cell("intact", "intact", 0, 1, 28), cell("no layer norms", "noLn", 0, 1, 30), cell("lr /4", "lr4", 0, 1, 29), cell("intact, seed 1", "intact", 1, 1, 27), cell("intact", "intact", 0, 12, 18)] }]]) as never,
  *   new Map([["vit_b_32", { layers: 12 }]]) as never,
  * );
- * assert.deepEqual(lines[0].points.map((p) => [p.layer, p.psnr, p.row]), [[1, 29, "lr /4"], [12, 18, "intact"]]);
+ * assert.deepEqual(lines[0].points.map((p) => [p.layer, p.psnr, p.min, p.max, p.row]), [[1, 28, 27, 29, "lr /4"], [12, 18, 18, 18, "intact"]]);
  * ```
  */
 export function depthLines(
@@ -66,25 +77,38 @@ export function depthLines(
     ) {
       continue;
     }
-    const best = new Map<number, { psnr: number; row: string }>();
+    // per layer, per seed: the best row
+    const best = new Map<number, Map<number, { psnr: number; row: string }>>();
     for (const c of r.cells) {
-      if (/no layer norms/.test(c.row) || c.exploded || c.psnr === null) {
+      if (
+        (c.rowId !== null && NO_LN.includes(c.rowId)) || c.exploded ||
+        c.psnr === null
+      ) {
         continue;
       }
-      const have = best.get(c.column);
+      const perSeed = best.get(c.column) ?? new Map();
+      best.set(c.column, perSeed);
+      const have = perSeed.get(c.seed);
       if (!have || c.psnr > have.psnr) {
-        best.set(c.column, { psnr: c.psnr, row: c.row });
+        perSeed.set(c.seed, { psnr: c.psnr, row: c.row });
       }
     }
     if (best.size === 0) continue;
     lines.push({
       model: p.grid.model,
       experiment: p.id,
-      points: [...best].sort((a, b) => a[0] - b[0]).map(([layer, v]) => ({
-        layer,
-        depth: layer / blocks,
-        ...v,
-      })),
+      points: [...best].sort((a, b) => a[0] - b[0]).map(([layer, seeds]) => {
+        const v = [...seeds.values()].map((x) => x.psnr);
+        const first = seeds.get(Math.min(...seeds.keys()))!;
+        return {
+          layer,
+          depth: layer / blocks,
+          psnr: v.reduce((a, b) => a + b, 0) / v.length,
+          min: Math.min(...v),
+          max: Math.max(...v),
+          row: first.row,
+        };
+      }),
     });
   }
   return lines;
@@ -93,7 +117,8 @@ export function depthLines(
 /** The plot of {@linkcode depthLines}. */
 function depthPlot(lines: readonly DepthLine[]): LinePlotOptions {
   return {
-    title: "Representation against relative depth (best row with layer norms)",
+    title:
+      "Representation against relative depth (best row with layer norms, mean over weight draws)",
     xLabel: "layer / blocks of the model",
     yLabel: "PSNR dB",
     xRange: [0, 1],
@@ -114,7 +139,7 @@ function depthPlot(lines: readonly DepthLine[]): LinePlotOptions {
  * import assert from "node:assert/strict";
  * import { writeDepthPlot } from "./depth.ts";
  * const out = await Deno.makeTempDir();
- * const rel = await writeDepthPlot(out, [{ model: "m", experiment: "e", points: [{ layer: 1, depth: 0.5, psnr: 20, row: "intact" }, { layer: 2, depth: 1, psnr: 15, row: "intact" }] }]);
+ * const rel = await writeDepthPlot(out, [{ model: "m", experiment: "e", points: [{ layer: 1, depth: 0.5, psnr: 20, min: 19, max: 21, row: "intact" }, { layer: 2, depth: 1, psnr: 15, min: 15, max: 15, row: "intact" }] }]);
  * assert.equal(rel, "depth.png");
  * assert.ok((await Deno.stat(`${out}/depth.svg`)).size > 0);
  * assert.equal(await writeDepthPlot(out, []), null);

@@ -6,13 +6,23 @@
  * @module
  */
 import { join } from "node:path";
-import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
+import { GENERATE_DEFAULTS, INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
   type Budget,
   cellSeconds,
   GRID_START_SECONDS,
   loadSeconds,
 } from "./budgets.ts";
+
+/** What a weight set was trained on, as far as the model folder records it. */
+export interface TrainedOn {
+  /** The data set, e.g. "ImageNet-1k" or "Fashion-MNIST"; null when not recorded. */
+  data: string | null;
+  /** Whether its images had colour channels that differ; null when not recorded. */
+  colour: boolean | null;
+  /** Where this comes from (the manifest's `trained_on`, the training log, the weight set's name). */
+  source: string;
+}
 
 /** One model folder that is there. */
 export interface ModelInfo {
@@ -30,6 +40,16 @@ export interface ModelInfo {
   layers: number;
   /** Its classes. */
   numClasses: number;
+  /** The manifest's architecture: vit, resnet, mixer, ffvit (empty when not recorded). */
+  architecture?: string;
+  /** Width of a token (the stem's outputs per patch; a ResNet's last stage width). */
+  hidden?: number;
+  /** Input channels (the manifest's input shape). */
+  channels?: number;
+  /** What each weight set was trained on. */
+  trainedOn?: Readonly<Record<string, TrainedOn>>;
+  /** The class names, when the manifest lists them. */
+  categories?: readonly string[];
 }
 
 /** What the planner may use. */
@@ -70,6 +90,53 @@ export function modelArg(
 }
 
 /**
+ * What weight set `name` was trained on: the manifest's
+ * `weight_sets.<name>.trained_on` (`{data, colour}`) when a converter
+ * recorded it; else the model folder's training log (its title names the
+ * data; "repeated to 3 channels" means grey images); else torchvision's
+ * ImageNet weight names (IMAGENET1K_…: ImageNet-1k, colour); else unknown.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { trainedOnOf } from "./experiments.ts";
+ * const log = "# Fashion-MNIST ViT: training log\n- input 28² padded to 32², repeated to 3 channels";
+ * assert.deepEqual(trainedOnOf("trained", undefined, log), { data: "Fashion-MNIST", colour: false, source: "training_log.md" });
+ * assert.equal(trainedOnOf("IMAGENET1K_V1", undefined, null).colour, true);
+ * assert.equal(trainedOnOf("fixture", undefined, null).colour, null);
+ * ```
+ */
+export function trainedOnOf(
+  name: string,
+  recorded: unknown,
+  log: string | null,
+): TrainedOn {
+  const r = recorded as { data?: unknown; colour?: unknown } | undefined;
+  if (r && typeof r === "object") {
+    return {
+      data: typeof r.data === "string" ? r.data : null,
+      colour: typeof r.colour === "boolean" ? r.colour : null,
+      source: "manifest trained_on",
+    };
+  }
+  if (log !== null) {
+    const title = /^#\s*(.+?)(?:\s+(?:ViT|ResNet|model))?\s*:\s*training log/im
+      .exec(log);
+    return {
+      data: title ? title[1].trim() : null,
+      colour: /repeated to 3 channels|gr[ae]y(scale)? images/i.test(log)
+        ? false
+        : null,
+      source: "training_log.md",
+    };
+  }
+  if (/^IMAGENET1K/i.test(name)) {
+    return { data: "ImageNet-1k", colour: true, source: "weight set name" };
+  }
+  return { data: null, colour: null, source: "not recorded" };
+}
+
+/**
  * Reads every `DIR/<name>/manifest.json` under `root` into a
  * {@linkcode ModelInfo}: the model folders an essay run can use.
  *
@@ -107,6 +174,13 @@ export async function discoverModels(
         sets.push(name);
       }
     }
+    const log = await Deno.readTextFile(join(dir, "training_log.md")).catch(
+      () => null,
+    );
+    const trainedOn: Record<string, TrainedOn> = {};
+    for (const w of sets) {
+      trainedOn[w] = trainedOnOf(w, m.weight_sets[w]?.trained_on, log);
+    }
     out.set(e.name, {
       name: e.name,
       dir,
@@ -115,13 +189,120 @@ export async function discoverModels(
       patchSize: m.patch_size ?? 0,
       layers: m.num_layers,
       numClasses: m.num_classes,
+      architecture: m.architecture ?? "",
+      hidden: m.hidden_dim,
+      channels: m.input?.shape?.[1] ?? 3,
+      trainedOn,
+      ...(Array.isArray(m.categories) ? { categories: m.categories } : {}),
     });
   }
   return out;
 }
 
-/** A row of a grid: its label and the options it changes. */
-export type GridRow = readonly [label: string, options: string];
+/** The experiments' identifiers, by name: claims reference them through these constants. */
+export const EXP = {
+  generation: "generation",
+  vitDepth: "vit_depth",
+  resnetDepth: "resnet_depth",
+  vitStem: "vit_stem",
+  resnetStem: "resnet_stem",
+  stemTrained: "stem_trained",
+  filters: "filters",
+  overcompleteStem: "overcomplete_stem",
+  swaps: "swaps",
+  vitRecovery: "vit_recovery",
+  residual: "residual",
+  noninvertible: "noninvertible",
+  mixerP16: "mixer_p16",
+  mixerP16Match: "mixer_p16_match",
+  mixerP8: "mixer_p8",
+  ffvit: "ffvit",
+} as const;
+
+/** An experiment's identifier (the folder under `OUT/cells/`). */
+export type ExperimentId = typeof EXP[keyof typeof EXP];
+
+/**
+ * The rows experiments run, by typed id, with the label the grid shows (a
+ * weight draw other than seed 0 adds ", seed N" to it; see
+ * {@linkcode rowLabel}). Claims reference rows by these ids.
+ */
+export const ROWS = {
+  intact: "intact",
+  noLn: "no layer norms",
+  lr4: "lr /4",
+  noLnLr4: "no layer norms, lr /4",
+  lr10: "lr /10",
+  untrained: "untrained",
+  trained: "trained",
+  trainedLr250: "trained, lr ×250",
+  stem: "trained stem",
+  stemPos: "trained stem + pos. embedding",
+  stemLn1: "trained stem + ln_1 of encoder 1",
+  ordinary: "ordinary budget",
+  long: "long run",
+  noResidual: "no residuals",
+  noResidualNoAttention: "no residuals, no attention",
+  lnAttention: "LN + attention, no residual",
+  lnAttentionResidual: "LN + attention + residual",
+} as const;
+
+/** A row's typed id. */
+export type RowId = keyof typeof ROWS;
+
+/**
+ * The grid label of row `id` drawn with `seed`: the row's label, with
+ * ", seed N" for seeds other than 0.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { rowLabel } from "./experiments.ts";
+ * assert.equal(rowLabel("noLn", 0), "no layer norms");
+ * assert.equal(rowLabel("noLn", 2), "no layer norms, seed 2");
+ * ```
+ */
+export function rowLabel(id: RowId, seed: number): string {
+  return seed === 0 ? ROWS[id] : `${ROWS[id]}, seed ${seed}`;
+}
+
+/**
+ * A grid label's row id and seed (the inverse of {@linkcode rowLabel}); the
+ * one place labels are read. A label no experiment defines (a grid of an
+ * earlier version) gives `row: null`, which no claim reads.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRowLabel } from "./experiments.ts";
+ * assert.deepEqual(parseRowLabel("no layer norms, lr /4, seed 1"), { row: "noLnLr4", seed: 1 });
+ * assert.deepEqual(parseRowLabel("intact"), { row: "intact", seed: 0 });
+ * assert.deepEqual(parseRowLabel("10000 steps"), { row: null, seed: 0 });
+ * ```
+ */
+export function parseRowLabel(
+  label: string,
+): { row: RowId | null; seed: number } {
+  const m = /^(.*), seed (\d+)$/.exec(label);
+  const base = m ? m[1] : label;
+  const seed = m ? Number(m[2]) : 0;
+  const row = (Object.keys(ROWS) as RowId[]).find((k) => ROWS[k] === base);
+  return { row: row ?? null, seed };
+}
+
+/** A row of a grid: its typed id, weight draw, label and the options it changes. */
+export interface GridRow {
+  /** The row's id. */
+  id: RowId;
+  /** The weight draw (`--seed`; 0 is the grid's own). */
+  seed: number;
+  /** The label the grid shows ({@linkcode rowLabel}). */
+  label: string;
+  /** The grid options it changes (CLI syntax). */
+  options: string;
+  /** Its steps when they are not the grid's. */
+  steps?: number;
+}
 
 /** One grid run: what `grid` is given. */
 export interface GridRun {
@@ -158,36 +339,76 @@ export interface Planned {
   grid: GridRun | null;
   /** Weights a trained experiment reads (model folder and weight set). */
   trained?: { model: string; weights: string };
+  /** Another trained model with the same classes that scores generated images (generation). */
+  judge?: { model: string; weights: string };
   /** Untrained models only, or which trained ones. */
   origin: Origin;
+  /** The weight draws it runs ([0] when it draws no untrained weights). */
+  seeds: number[];
   /** Cells of the grid. */
   cells: number;
   /** Estimated CPU seconds. */
   seconds: number;
 }
 
-const NO_LN: GridRow = ["no layer norms", "--remove layernorm"];
-const INTACT: GridRow = ["intact", ""];
+/** A row without weight draws (seed 0). */
+const row = (id: RowId, options = "", steps?: number): GridRow => ({
+  id,
+  seed: 0,
+  label: ROWS[id],
+  options,
+  ...(steps === undefined ? {} : { steps }),
+});
 
-/** The smaller learning-rate rows of a model at a fixed budget (the architecture survey tries two). */
-function lrRows(model: string, b: Budget): GridRow[] {
-  if (!b.lrRows) return [];
-  if (model === "resnet50") {
-    return [["lr /10", "--lr 0.001:0.0001"], [
-      "lr /100",
-      "--lr 0.0001:0.00001",
-    ]];
+/** Every row drawn with each of `seeds` (`--seed N` added for N > 0). */
+function drawn(rows: readonly GridRow[], seeds: readonly number[]): GridRow[] {
+  return seeds.flatMap((s) =>
+    rows.map((r) => ({
+      ...r,
+      seed: s,
+      label: rowLabel(r.id, s),
+      options: s === 0 ? r.options : `${r.options} --seed ${s}`.trim(),
+    }))
+  );
+}
+
+/** Seeds 0…n−1 of a budget. */
+const seedsOf = (b: Budget) => Array.from({ length: b.seeds }, (_, i) => i);
+
+/** A number as the command line writes it (no float noise). */
+const num = (v: number) => String(Number(v.toPrecision(6)));
+
+/** The learning-rate schedule `factor` × the budget's (or the default) as `--lr` text. */
+function lrText(b: Budget, factor: number): string {
+  if (b.lr !== null) {
+    return b.lr.split(":").map((v) => num(Number(v) * factor)).join(":");
   }
+  const d = INVERT_DEFAULTS.lr;
+  return `${num(d.start * factor)}:${num(d.end * factor)}`;
+}
+
+/** Rows at smaller learning rates: `factor` (e.g. 1/10) of the budget's, when the budget has them. */
+function lrRow(b: Budget, id: RowId, factor: number, more = ""): GridRow[] {
+  return b.lrRows ? [row(id, `${more} --lr ${lrText(b, factor)}`.trim())] : [];
+}
+
+const INTACT = row("intact");
+const NO_LN = row("noLn", "--remove layernorm");
+/** The learning-rate rows both sides of a ViT/ResNet comparison run: the budget's rate and a tenth of it. */
+const matchedRows = (b: Budget) => [INTACT, ...lrRow(b, "lr10", 1 / 10)];
+/** The mixer and FF-only ViT rows: with and without layer norms, each at the budget's rate and a quarter of it. */
+const mixerRows = (b: Budget) => [
+  INTACT,
+  NO_LN,
+  ...lrRow(b, "lr4", 1 / 4),
+  ...lrRow(b, "noLnLr4", 1 / 4, "--remove layernorm"),
+];
+
+/** Grid options every inversion of a budget gets: its normalization and learning rate. */
+function invertExtra(b: Budget): string[] {
   return [
-    ["lr /4", "--lr 0.0025:0.00025"],
-    ...(model.startsWith("mixer")
-      ? [
-        [
-          "no layer norms, lr /4",
-          "--remove layernorm --lr 0.0025:0.00025",
-        ] as GridRow,
-      ]
-      : []),
+    ...(b.normalize ? [] : ["--no-normalize"]),
+    ...(b.lr === null ? [] : ["--lr", b.lr]),
   ];
 }
 
@@ -202,22 +423,73 @@ function convertCommand(
   } --out ${env.byName ? `weights/${model}` : join(env.root, model)}`;
 }
 
-/** The trained ViT the trained-model claims use: ImageNet ViT-B/32, else the small Fashion-MNIST ViT. */
+/** The allowed trained weight sets of a model folder (ImageNet's first). */
+function allowedSets(env: Environment, model: string): string[] {
+  const sets =
+    env.models.get(model)?.weightSets.filter((w) =>
+      env.weights.length === 0 || env.weights.includes(w)
+    ) ?? [];
+  return sets.sort((a, b) =>
+    Number(b === "IMAGENET1K_V1") - Number(a === "IMAGENET1K_V1")
+  );
+}
+
+/**
+ * The trained ViT the trained-model claims use: ImageNet ViT-B/32, else the
+ * small Fashion-MNIST ViT (a stated stand-in).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { trainedVit } from "./experiments.ts";
+ * const env = { models: new Map(), root: "w", weights: [], image: "x.png" };
+ * assert.equal(trainedVit(env), null);
+ * ```
+ */
 export function trainedVit(
   env: Environment,
 ): { model: string; weights: string; origin: Origin } | null {
-  const allowed = (w: string) =>
-    env.weights.length === 0 || env.weights.includes(w);
   for (
     const [model, origin] of [["vit_b_32", "ImageNet"], [
       "fmnist_vit",
       "small",
     ]] as const
   ) {
-    const sets = env.models.get(model)?.weightSets.filter(allowed) ?? [];
-    if (sets.length > 0) {
-      const w = sets.includes("IMAGENET1K_V1") ? "IMAGENET1K_V1" : sets[0];
-      return { model, weights: w, origin };
+    const sets = allowedSets(env, model);
+    if (sets.length > 0) return { model, weights: sets[0], origin };
+  }
+  return null;
+}
+
+/**
+ * A trained model other than `model` with the same classes (the same class
+ * names where both manifests list them), to score the images `model`
+ * generated: null when there is none.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { judgeFor } from "./experiments.ts";
+ * const m = (name: string) => ({ name, dir: name, weightSets: ["trained"], imageSize: 32, patchSize: 4, layers: 4, numClasses: 10 });
+ * const env = { models: new Map([["a", m("a")], ["b", m("b")]]), root: "w", weights: [], image: "x.png" };
+ * assert.deepEqual(judgeFor(env, "a"), { model: "b", weights: "trained" });
+ * ```
+ */
+export function judgeFor(
+  env: Environment,
+  model: string,
+): { model: string; weights: string } | null {
+  const g = env.models.get(model);
+  if (!g) return null;
+  const same = (a?: readonly string[], b?: readonly string[]) =>
+    !a || !b || (a.length === b.length && a.every((x, i) => x === b[i]));
+  for (const m of env.models.values()) {
+    const sets = allowedSets(env, m.name);
+    if (
+      m.name !== model && sets.length > 0 && m.numClasses === g.numClasses &&
+      same(m.categories, g.categories)
+    ) {
+      return { model: m.name, weights: sets[0] };
     }
   }
   return null;
@@ -230,45 +502,56 @@ const TRAINED_HINT = (env: Pick<Environment, "root" | "byName">) =>
     env.byName ? "weights/fmnist_vit" : join(env.root, "fmnist_vit")
   }`;
 
+interface Made {
+  grid: GridRun | null;
+  trained?: Planned["trained"];
+  judge?: Planned["judge"];
+  origin: Origin;
+  /** Whether it draws untrained weights (then it runs the budget's seeds). */
+  drawn: boolean;
+}
+
 interface Draft {
-  id: string;
+  id: ExperimentId;
   title: string;
   /** A grid for the budget, or why it cannot be made. */
   make: (
     b: Budget,
     env: Environment,
-  ) =>
-    | { grid: GridRun | null; trained?: Planned["trained"]; origin: Origin }
-    | {
-      reason: string;
-      command: string;
-    };
+  ) => Made | { reason: string; command: string };
 }
 
-/** An untrained-model experiment on `model` (not run, with the converter command, when the folder is missing). */
+/** An untrained-model experiment on `model` (not run, with the converter command, when the folder is missing); its rows are drawn with the budget's seeds. */
 function untrained(
-  model: string,
-  grid: (b: Budget, m: ModelInfo) => Omit<GridRun, "model">,
+  model: string | ((b: Budget) => string),
+  grid: (b: Budget, m: ModelInfo, env: Environment) => Omit<GridRun, "model">,
 ): Draft["make"] {
   return (b, env) => {
-    const m = env.models.get(model);
+    const name = typeof model === "string" ? model : model(b);
+    const m = env.models.get(name);
     if (!m) {
       return {
-        reason: `the model folder ${join(env.root, model)} is missing`,
-        command: convertCommand(model, env),
+        reason: `the model folder ${join(env.root, name)} is missing`,
+        command: convertCommand(name, env),
       };
     }
-    return { grid: { model, ...grid(b, m) }, origin: "untrained" };
+    const g = grid(b, m, env);
+    return {
+      grid: { model: name, ...g, rows: drawn(g.rows, seedsOf(b)) },
+      origin: "untrained",
+      drawn: true,
+    };
   };
 }
 
-/** A trained-ViT experiment (not run, with the commands that give trained weights, when none are there). */
+/** A trained-ViT experiment (not run, with the commands that give trained weights, when none are there); `draws`: its rows rest on untrained weights too and are drawn with the budget's seeds. */
 function trained(
   grid: (
     b: Budget,
     m: ModelInfo,
     weights: string,
   ) => Omit<GridRun, "model"> | null,
+  draws = false,
 ): Draft["make"] {
   return (b, env) => {
     const t = trainedVit(env);
@@ -280,9 +563,16 @@ function trained(
     }
     const g = grid(b, env.models.get(t.model)!, t.weights);
     return {
-      grid: g ? { model: t.model, ...g } : null,
+      grid: g
+        ? {
+          model: t.model,
+          ...g,
+          rows: draws ? drawn(g.rows, seedsOf(b)) : g.rows,
+        }
+        : null,
       trained: { model: t.model, weights: t.weights },
       origin: t.origin,
+      drawn: draws && g !== null,
     };
   };
 }
@@ -298,179 +588,221 @@ const traced = (steps: number) => [
   ...(steps >= 1000 ? ["--save-every", String(Math.round(steps / 10))] : []),
 ];
 
+/** The trained stem swapped into an untrained ViT-B/32 (the essay's recovery run), when ImageNet weights are there. */
+function recoveryStem(env: Environment): string {
+  const w = allowedSets(env, "vit_b_32")[0];
+  return w ? `--swap conv_proj=${w}` : "";
+}
+
 /** Every experiment of the essay, in the order of its sections. */
 const DRAFTS: readonly Draft[] = [
   {
-    id: "generation",
-    title: "input generation for three classes with a trained model",
-    make: trained((b, m, w) => ({
-      weights: w,
-      classes: m.numClasses >= 1000 ? [251, 281, 11] : [1, 7, 9],
-      // a small model's logits move little at the ImageNet learning rate: it gets a row at 250×
-      rows: m.imageSize < 224
-        ? [["trained", ""], ["trained, lr ×250", "--lr 5:0.5"]]
-        : [["trained", ""]],
-      steps: b.generateSteps,
-      extra: [
-        "--jitter-after",
-        String(b.jitterAfter),
-        // the canvas keeps its ratio to the model's side (600 px for 224)
-        "--canvas",
-        String(Math.round(m.imageSize * GENERATE_DEFAULTS.canvasSize / 224)),
-      ],
-    })),
+    id: EXP.generation,
+    title:
+      "input generation for three classes with a trained model, scored by another trained model",
+    make: (b, env) => {
+      const made = trained((bb, m, w) => ({
+        weights: w,
+        classes: m.numClasses >= 1000 ? [251, 281, 11] : [1, 7, 9],
+        // a small model's logits move little at the ImageNet learning rate: it gets a row at 250×
+        rows: m.imageSize < 224
+          ? [row("trained"), row("trainedLr250", "--lr 5:0.5")]
+          : [row("trained")],
+        steps: bb.generateSteps,
+        extra: [
+          "--jitter-after",
+          String(bb.jitterAfter),
+          // the canvas keeps its ratio to the model's side (600 px for 224)
+          "--canvas",
+          String(Math.round(m.imageSize * GENERATE_DEFAULTS.canvasSize / 224)),
+        ],
+      }))(b, env);
+      if ("reason" in made) return made;
+      const judge = judgeFor(env, made.trained!.model);
+      return judge ? { ...made, judge } : made;
+    },
   },
   {
-    id: "vit_depth",
+    id: EXP.vitDepth,
     title:
       "untrained ViT-B/32: representation against depth, with and without layer norms",
     make: untrained("vit_b_32", (b) => ({
       layers: [1, 4, 8, 12],
-      rows: [INTACT, NO_LN],
+      rows: [INTACT, NO_LN, ...lrRow(b, "lr10", 1 / 10)],
       steps: b.vitSteps,
+      extra: invertExtra(b),
     })),
   },
   {
-    id: "resnet_depth",
+    id: EXP.resnetDepth,
     title:
-      "untrained ResNet50: representation against depth (first bottleneck, stage ends)",
+      "untrained ResNet50: representation against depth (first, middle and last bottleneck), at ViT-B/32's steps and learning-rate rows",
     make: untrained("resnet50", (b) => ({
-      layers: [1, 3, 7, 13, 16],
-      rows: [INTACT, ...lrRows("resnet50", b)],
-      steps: b.archSteps,
+      // the deep bottlenecks cost most at ViT-B/32's 1500 steps: first, middle, last
+      layers: [1, 7, 16],
+      rows: matchedRows(b),
+      steps: b.vitSteps,
+      extra: invertExtra(b),
     })),
   },
   {
-    id: "vit_stem",
-    title:
-      "input processing (layer 0) against encoder 1: ViT-B/32, and ResNet50's stem",
+    id: EXP.vitStem,
+    title: "input processing (layer 0) against encoder 1: ViT-B/32",
     make: untrained("vit_b_32", (b) => ({
       layers: [0, 1],
-      rows: [INTACT],
+      rows: matchedRows(b),
       steps: b.vitSteps,
+      extra: invertExtra(b),
     })),
   },
   {
-    id: "resnet_stem",
-    title: "untrained ResNet50's stem (conv, batch norm, ReLU, max-pool)",
+    id: EXP.resnetStem,
+    title:
+      "untrained ResNet50's stem (conv, batch norm, ReLU, max-pool), at ViT-B/32's steps and rows",
     make: untrained("resnet50", (b) => ({
       layers: [0],
-      rows: [INTACT, ...lrRows("resnet50", b)],
+      rows: matchedRows(b),
       steps: b.vitSteps,
+      extra: invertExtra(b),
     })),
   },
   {
-    id: "stem_trained",
+    id: EXP.stemTrained,
     title: "input processing and encoder 1, untrained against trained",
     make: trained((b, _m, w) => ({
       layers: [0, 1],
-      rows: [["untrained", "--weights untrained"], [
-        "trained",
-        `--weights ${w}`,
-      ]],
+      rows: [row("untrained", "--weights untrained"), row("trained")],
+      weights: w,
       steps: b.vitSteps,
-    })),
+      extra: invertExtra(b),
+    }), true),
   },
   {
-    id: "filters",
+    id: EXP.filters,
     title: "the trained patch-embedding filters: wavelets or no pattern",
     make: trained(() => null),
   },
   {
-    id: "overcomplete_stem",
-    title: "an overcomplete untrained stem (ViT-L/16) against ViT-B/32's",
-    make: (b, env) =>
-      untrained(b.overcomplete, (bb) => ({
-        layers: [0],
-        rows: [INTACT],
-        steps: bb.archSteps,
-      }))(b, env),
+    id: EXP.overcompleteStem,
+    title:
+      "an overcomplete untrained stem (ViT-L/16) against ViT-B/32's, at the same steps and rows",
+    make: untrained((b) => b.overcomplete, (b) => ({
+      layers: [0],
+      rows: matchedRows(b),
+      steps: b.vitSteps,
+      extra: invertExtra(b),
+    })),
   },
   {
-    id: "swaps",
-    title: "trained parts in an untrained ViT: position embedding, first ln_1",
+    id: EXP.swaps,
+    title:
+      "trained parts in an untrained ViT with a trained stem: position embedding, first ln_1",
     make: trained((b, _m, w) => ({
       layers: [1],
       rows: [
-        ["untrained", ""],
-        ["pos. embedding trained", `--swap pos_embedding=${w}`],
-        ["ln_1 of encoder 1 trained", `--swap encoder.layers.0.ln_1=${w}`],
+        row("stem", `--swap conv_proj=${w}`),
+        row("stemPos", `--swap conv_proj=${w} --swap pos_embedding=${w}`),
+        row(
+          "stemLn1",
+          `--swap conv_proj=${w} --swap encoder.layers.0.ln_1=${w}`,
+        ),
       ],
       steps: b.vitSteps,
+      extra: invertExtra(b),
+    }), true),
+  },
+  {
+    id: EXP.vitRecovery,
+    title:
+      "untrained ViT-B/32 encoders 1 and 12 at the ordinary budget, and run long",
+    make: untrained("vit_b_32", (b, _m, env) => ({
+      layers: [1, 12],
+      rows: [
+        row("ordinary", recoveryStem(env)),
+        row(
+          "long",
+          `${recoveryStem(env)} --steps ${b.recoverySteps}`.trim(),
+          b.recoverySteps,
+        ),
+      ],
+      steps: b.vitSteps,
+      extra: [...invertExtra(b), ...traced(b.recoverySteps)],
     })),
   },
   {
-    id: "vit_recovery",
-    title: "untrained ViT-B/32 encoder 12, run long",
-    make: untrained("vit_b_32", (b) => ({
-      layers: [12],
-      rows: [[`${b.recoverySteps} steps`, ""]],
-      steps: b.recoverySteps,
-      extra: traced(b.recoverySteps),
-    })),
-  },
-  {
-    id: "residual",
+    id: EXP.residual,
     title:
       "untrained ViT-B/32 encoder 4 without residuals in encoders 1-4, with and without attention",
     make: untrained("vit_b_32", (b) => ({
       layers: [4],
       rows: [
         INTACT,
-        ["no residuals", "--remove residual --remove-layers 1-4"],
-        [
-          "no residuals, no attention",
+        row("noResidual", "--remove residual --remove-layers 1-4"),
+        row(
+          "noResidualNoAttention",
           "--remove residual,attention --remove-layers 1-4",
-        ],
+        ),
       ],
       steps: b.vitSteps,
+      extra: invertExtra(b),
     })),
   },
   {
-    id: "noninvertible",
+    id: EXP.noninvertible,
     title:
       "one encoder of LN + attention without residual, run long; with the residual as control",
     make: untrained("vit_b_32", (b) => ({
       layers: [1],
       rows: [
-        [
-          "LN + attention, no residual",
-          "--remove residual,mlp,ln2 --remove-layers 1",
-        ],
-        ["LN + attention + residual", "--remove mlp,ln2 --remove-layers 1"],
+        row("lnAttention", "--remove residual,mlp,ln2 --remove-layers 1"),
+        row("lnAttentionResidual", "--remove mlp,ln2 --remove-layers 1"),
       ],
       steps: b.longSteps,
-      extra: traced(b.longSteps),
+      extra: [...invertExtra(b), ...traced(b.longSteps)],
     })),
   },
   {
-    id: "mixer_p16",
+    id: EXP.mixerP16,
     title:
       "untrained MLP-Mixer, patch 16, hidden 1024: depth, with and without layer norms",
     make: untrained("mixer_p16_d1024", (b) => ({
       layers: [1, 4, 8],
-      rows: [INTACT, NO_LN, ...lrRows("mixer_p16_d1024", b)],
+      rows: mixerRows(b),
       steps: b.archSteps,
+      extra: invertExtra(b),
     })),
   },
   {
-    id: "mixer_p8",
+    id: EXP.mixerP16Match,
     title:
-      "untrained MLP-Mixer, patch 8, hidden 1024: blocks 1 and 4, with and without layer norms",
+      "untrained MLP-Mixer, patch 16: blocks 1 and 4 at the patch comparison's steps",
+    make: untrained("mixer_p16_d1024", (b) => ({
+      layers: [1, 4],
+      rows: [INTACT, ...lrRow(b, "lr4", 1 / 4)],
+      steps: b.patchSteps,
+      extra: invertExtra(b),
+    })),
+  },
+  {
+    id: EXP.mixerP8,
+    title:
+      "untrained MLP-Mixer, patch 8, hidden 1024: blocks 1 and 4 at the patch comparison's steps",
     make: untrained("mixer_p8_d1024", (b) => ({
       layers: [1, 4],
-      rows: [INTACT, NO_LN, ...lrRows("mixer_p8_d1024", b)],
-      steps: b.archSteps,
+      rows: [INTACT, ...lrRow(b, "lr4", 1 / 4)],
+      steps: b.patchSteps,
+      extra: invertExtra(b),
     })),
   },
   {
-    id: "ffvit",
+    id: EXP.ffvit,
     title:
       "untrained FF-only ViT (Melas-Kyriazi's linear_base): depth, with and without layer norms",
     make: untrained("linear_base", (b) => ({
       layers: b.name === "smoke" ? [1, 12] : [1, 4, 8, 12],
-      rows: [INTACT, NO_LN, ...lrRows("linear_base", b)],
+      rows: mixerRows(b),
       steps: b.archSteps,
+      extra: invertExtra(b),
     })),
   },
 ];
@@ -486,9 +818,10 @@ export const EXPERIMENT_IDS: readonly string[] = DRAFTS.map((d) => d.id);
  * ```ts
  * import assert from "node:assert/strict";
  * import { gridArgs } from "./experiments.ts";
- * const g = { model: "vit_b_32", layers: [1, 4], rows: [["intact", ""]] as const, steps: 10 };
+ * const g = { model: "vit_b_32", layers: [1, 4], rows: [{ id: "intact", seed: 0, label: "intact", options: "" }] as const, steps: 10 };
  * const args = gridArgs(g, { root: "weights", image: "cat.png" }, "out/x");
  * assert.deepEqual(args.slice(0, 4), ["--model", "weights/vit_b_32", "--layers", "1,4"]);
+ * assert.ok(args.includes("intact="));
  * ```
  */
 export function gridArgs(
@@ -507,7 +840,7 @@ export function gridArgs(
     String(g.steps),
     "--seed",
     "0",
-    ...g.rows.flatMap(([label, opts]) => ["--variant", `${label}=${opts}`]),
+    ...g.rows.flatMap((r) => ["--variant", `${r.label}=${r.options}`]),
     ...(g.extra ?? []),
     "--quiet",
     "--out",
@@ -515,20 +848,23 @@ export function gridArgs(
   ];
 }
 
-/** Estimated CPU seconds of a grid: its model's load, then every cell. */
+/** Estimated CPU seconds of a grid: its model's load per weight draw, then every cell. */
 function gridSeconds(g: GridRun): number {
   const cols = g.layers ?? g.classes!.map(() => "logits" as const);
-  let s = GRID_START_SECONDS + loadSeconds(g.model);
-  for (const _ of g.rows) {
-    for (const c of cols) s += cellSeconds(g.model, c, g.steps);
+  const draws = new Set(g.rows.map((r) => r.seed)).size;
+  let s = GRID_START_SECONDS + draws * loadSeconds(g.model);
+  for (const r of g.rows) {
+    for (const c of cols) s += cellSeconds(g.model, c, r.steps ?? g.steps);
   }
   return s;
 }
 
 /**
  * Plans every experiment (or those in `only`) for a budget: runnable ones
- * with their grid, cells and estimated CPU seconds; the others "not run" with
- * the reason and the command that would make them runnable.
+ * with their grid (every row of an experiment on untrained weights drawn
+ * with each of the budget's seeds), cells and estimated CPU seconds; the
+ * others "not run" with the reason and the command that would make them
+ * runnable.
  *
  * @example
  * ```ts
@@ -554,6 +890,7 @@ export function plan(
     }
   }
   return DRAFTS.map((d): Planned => {
+    const none = { grid: null, origin: "untrained" as const, seeds: [0] };
     if (only.length > 0 && !only.includes(d.id)) {
       return {
         id: d.id,
@@ -563,8 +900,7 @@ export function plan(
           reason: "not selected (--only)",
           command: `add ${d.id} to --only`,
         },
-        grid: null,
-        origin: "untrained",
+        ...none,
         cells: 0,
         seconds: 0,
       };
@@ -576,8 +912,7 @@ export function plan(
         title: d.title,
         status: "not run",
         missing: r,
-        grid: null,
-        origin: "untrained",
+        ...none,
         cells: 0,
         seconds: 0,
       };
@@ -588,10 +923,16 @@ export function plan(
       title: d.title,
       status: "run",
       grid: g,
-      trained: r.trained,
+      ...(r.trained ? { trained: r.trained } : {}),
+      ...(r.judge ? { judge: r.judge } : {}),
       origin: r.origin,
+      seeds: r.drawn ? seedsOf(b) : [0],
       cells: g ? g.rows.length * (g.layers ?? g.classes!).length : 0,
-      seconds: g ? gridSeconds(g) : 1,
+      seconds: g ? gridSeconds(g) + (r.judge ? judgeSeconds(g) : 0) : 1,
     };
   });
 }
+
+/** Estimated seconds of scoring a generation grid's images with another model (a process per image). */
+const judgeSeconds = (g: GridRun) =>
+  g.rows.length * (g.classes?.length ?? 0) * GRID_START_SECONDS;

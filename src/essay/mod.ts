@@ -1,7 +1,8 @@
 /**
- * src/essay/: the essay re-run by one command — the claims table, budgets,
- * planner, verdict rules, per-patch PSNR maps and the HTML report — for the
- * other folders and mod.ts.
+ * src/essay/: the essay re-run by one command — the claims as data, budgets,
+ * planner, the verdict engine (rules, quantities, setups and their
+ * deviations), per-patch PSNR maps and error decomposition and the HTML
+ * report — for the other folders and mod.ts.
  *
  * @module
  */
@@ -10,8 +11,11 @@ export * from "./claims.ts";
 export * from "./depth.ts";
 export * from "./experiments.ts";
 export * from "./filters.ts";
+export * from "./metrics.ts";
 export * from "./patches.ts";
 export * from "./publish.ts";
 export * from "./report.ts";
 export * from "./results.ts";
+export * from "./rules.ts";
 export * from "./run.ts";
+export * from "./setup.ts";

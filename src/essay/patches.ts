@@ -146,6 +146,21 @@ function heatColor(t: number): [number, number, number] {
   ) as [number, number, number];
 }
 
+/**
+ * The heatmap scale's colours from low to high as CSS `rgb()` values (for a
+ * colour bar beside the maps).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { HEAT_COLOURS } from "./patches.ts";
+ * assert.equal(HEAT_COLOURS[0], "rgb(68,1,84)");
+ * ```
+ */
+export const HEAT_COLOURS: readonly string[] = STOPS.map((s) =>
+  `rgb(${s.map((v) => Math.round(v * 255)).join(",")})`
+);
+
 /** Range of the heatmaps' colour scale, dB: the same for every map, so maps compare. */
 export const HEAT_RANGE: readonly [number, number] = [5, 40];
 
@@ -177,4 +192,101 @@ export function psnrHeatmap(p: PatchPsnr, size: number): ImageTensor {
     }
   }
   return { data, channels: 3, height: size, width: size };
+}
+
+/** Shares of a representation's squared error (they sum to 1), per patch fitted as offset + gain × target. */
+export interface PatchErrorShares {
+  /** The image-wide mean error (a uniform brightness shift). */
+  globalOffset: number;
+  /** Patch-to-patch differences of the mean error: each patch shifted by its own offset. */
+  offset: number;
+  /** Each patch's contrast wrong: gain ≠ 1 against the patch's own variation. */
+  gain: number;
+  /** What an offset and a gain per patch do not explain. */
+  residual: number;
+  /** Mean squared error over the image (clamped to [0, 1] as the PSNR). */
+  mse: number;
+}
+
+/**
+ * Decomposes the error of a representation `x` against its target `ref`
+ * (`[3, size, size]`, `x` clamped to [0, 1]) patch by patch: in patch k,
+ * with target mean t̄ and error mean o_k, the least-squares fit
+ * `x − x̄ ≈ g_k (t − t̄)` splits the error exactly into an offset o_k, a gain
+ * error (g_k − 1)(t − t̄) and a residual orthogonal to both. Summed over the
+ * image, the offsets split further into the image-wide mean error and the
+ * patch-to-patch differences from it. Layer normalization, applied to each
+ * patch's token, is blind to exactly a per-patch offset and gain: the
+ * "patchwork" it leaves shows as a large `offset` + `gain` share. Shares are
+ * 0 when the representation is exact.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { patchError } from "./patches.ts";
+ * // a 4×4 image of 2×2 patches; the top-left patch brighter by 0.1
+ * const ref = new Float32Array(3 * 16).map((_, i) => 0.3 + 0.02 * (i % 4));
+ * const x = ref.map((v, i) => (i % 16) < 8 && (i % 4) < 2 ? v + 0.1 : v);
+ * const s = patchError(x, ref, 4, 2);
+ * assert.ok(s.offset + s.globalOffset > 0.999 && s.gain < 1e-6);
+ * ```
+ */
+export function patchError(
+  x: Float32Array,
+  ref: Float32Array,
+  size: number,
+  patch: number,
+): PatchErrorShares {
+  checkImagePair(x, ref, size);
+  if (!Number.isInteger(patch) || patch < 1 || patch > size) {
+    throw new RangeError(
+      `Invalid patch "${patch}": expected a patch side in pixels from 1 to ${size}`,
+    );
+  }
+  const side = Math.ceil(size / patch), n = size * size;
+  const k = (i: number) => {
+    const p = i % n;
+    return Math.floor(Math.floor(p / size) / patch) * side +
+      Math.floor((p % size) / patch);
+  };
+  const cnt = new Float64Array(side * side);
+  const sumT = new Float64Array(side * side);
+  const sumE = new Float64Array(side * side);
+  const clamp = (v: number) => Math.min(1, Math.max(0, v));
+  for (let i = 0; i < x.length; i++) {
+    cnt[k(i)]++;
+    sumT[k(i)] += ref[i];
+    sumE[k(i)] += clamp(x[i]) - ref[i];
+  }
+  // per patch: Σ(t−t̄)², Σ(e−ē)(t−t̄) and Σ(e−ē)², with e = x − t
+  const stt = new Float64Array(side * side);
+  const ste = new Float64Array(side * side);
+  const see = new Float64Array(side * side);
+  let total = 0;
+  for (let i = 0; i < x.length; i++) {
+    const j = k(i), e = clamp(x[i]) - ref[i];
+    const dt = ref[i] - sumT[j] / cnt[j], de = e - sumE[j] / cnt[j];
+    stt[j] += dt * dt;
+    ste[j] += dt * de;
+    see[j] += de * de;
+    total += e * e;
+  }
+  const mean = sumE.reduce((a, b) => a + b, 0) / x.length;
+  let offset = 0, gain = 0, residual = 0;
+  for (let j = 0; j < cnt.length; j++) {
+    const o = sumE[j] / cnt[j];
+    offset += cnt[j] * (o - mean) ** 2;
+    // e − ē = (g − 1)(t − t̄) + r: the gain part is ste²/stt
+    const g = stt[j] > 0 ? ste[j] * ste[j] / stt[j] : 0;
+    gain += g;
+    residual += see[j] - g;
+  }
+  const share = (v: number) => total > 0 ? Math.max(0, v) / total : 0;
+  return {
+    globalOffset: share(x.length * mean * mean),
+    offset: share(offset),
+    gain: share(gain),
+    residual: share(residual),
+    mse: total / x.length,
+  };
 }

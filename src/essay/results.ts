@@ -7,12 +7,24 @@
  */
 import { join } from "node:path";
 import { decodeNpy, decodePng, readCsv, writePng } from "../io/mod.ts";
-import { patchPsnr, psnrHeatmap, type Spread, spread } from "./patches.ts";
+import { parseRowLabel, type RowId } from "./experiments.ts";
+import {
+  patchError,
+  type PatchErrorShares,
+  patchPsnr,
+  psnrHeatmap,
+  type Spread,
+  spread,
+} from "./patches.ts";
 
 /** One cell of an experiment's grid. */
 export interface CellResult {
   /** The row's label. */
   row: string;
+  /** The row's typed id (null: a label no experiment defines). */
+  rowId: RowId | null;
+  /** The row's weight draw. */
+  seed: number;
   /** The column: a layer number (invert) or a class index (generate). */
   column: number;
   /** The grid's status: reused, computed, diverged, stopped, not run. */
@@ -29,22 +41,30 @@ export interface CellResult {
   noiseBaseline: number | null;
   /** ‖a − a_g‖₂ at the end. */
   inputDistance: number | null;
-  /** Whether the embedding distance went below the noise baseline. */
+  /** Whether the embedding distance went below the noise baseline (at some step). */
   criterionMet: boolean | null;
   /** The step it did. */
   criterionStep: number | null;
+  /** Whether the final embedding distance is below the noise baseline: the criterion met at the end. */
+  criterionAtEnd: boolean | null;
+  /** The lowest embedding distance in the trace and its step. */
+  bestEmbedding: { distance: number; step: number } | null;
   /** Steps run. */
   steps: number | null;
   /** Null, or why the run counts as exploded ("exploded at step 812", …). */
   exploded: string | null;
   /** Spread of per-patch PSNR (invert cells with a representation). */
   patches: Spread | null;
+  /** The error split per patch into offset, gain and residual shares. */
+  patchError: PatchErrorShares | null;
   /** The per-patch PSNR heatmap, relative to the report folder. */
   heatmap: string | null;
   /** Generate cells: the class's final logit and probability. */
   logit: number | null;
   /** Generate cells: the class's probability for the generated image. */
   probability: number | null;
+  /** Generate cells: the class's probability under another trained model (the judge). */
+  judgeProbability: number | null;
   /** (step, embedding distance, input distance) from traces.csv. */
   trace: { step: number; embedding: number; input: number }[];
 }
@@ -124,12 +144,12 @@ interface GridCell {
   final?: Record<string, unknown>;
 }
 
-/** Per-patch PSNR of one cell: spread and heatmap (written to `mapPath`), or null without a representation. */
+/** Per-patch PSNR (spread and heatmap, written to `mapPath`) and error decomposition of one cell, or null without a representation. */
 async function cellPatches(
   cellDir: string,
   patch: number,
   mapPath: string,
-): Promise<Spread | null> {
+): Promise<{ spread: Spread; error: PatchErrorShares } | null> {
   let rep, target;
   try {
     rep = decodeNpy(await Deno.readFile(join(cellDir, "representation.npy")));
@@ -141,9 +161,66 @@ async function cellPatches(
   if (rep.data.length !== target.data.length || target.height !== size) {
     return null;
   }
-  const p = patchPsnr(rep.data, target.data, size, Math.min(patch, size));
+  const side = Math.min(patch, size);
+  const p = patchPsnr(rep.data, target.data, size, side);
   await writePng(mapPath, psnrHeatmap(p, size));
-  return spread(p.psnr);
+  return {
+    spread: spread(p.psnr),
+    error: patchError(rep.data, target.data, size, side),
+  };
+}
+
+/**
+ * The lowest embedding distance of a trace and its step, or null for an
+ * empty trace.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { bestOfTrace } from "./results.ts";
+ * const t = [{ step: 1, embedding: 9, input: 1 }, { step: 5, embedding: 3, input: 1 }, { step: 9, embedding: 4, input: 1 }];
+ * assert.deepEqual(bestOfTrace(t), { distance: 3, step: 5 });
+ * ```
+ */
+export function bestOfTrace(
+  trace: CellResult["trace"],
+): CellResult["bestEmbedding"] {
+  let best: CellResult["bestEmbedding"] = null;
+  for (const t of trace) {
+    if (
+      Number.isFinite(t.embedding) && (!best || t.embedding < best.distance)
+    ) {
+      best = { distance: t.embedding, step: t.step };
+    }
+  }
+  return best;
+}
+
+/** The lower of a trace's best and the final embedding distance (the trace records the steps before the last update). */
+function lowest(
+  best: CellResult["bestEmbedding"],
+  final: number | null,
+  steps: number | null,
+): CellResult["bestEmbedding"] {
+  if (final === null || !Number.isFinite(final)) return best;
+  return !best || final < best.distance
+    ? { distance: final, step: steps ?? best?.step ?? 0 }
+    : best;
+}
+
+/** The judge's probability of class `column` for a generated image (`judge/metrics.json` in the cell), or null. */
+async function judged(cellDir: string, column: number): Promise<number | null> {
+  try {
+    const m = JSON.parse(
+      await Deno.readTextFile(join(cellDir, "judge", "metrics.json")),
+    );
+    const hit = (m.top as { index: number; probability: number }[]).find((
+      t,
+    ) => t.index === column);
+    return hit ? hit.probability : 0;
+  } catch {
+    return null;
+  }
 }
 
 async function cellTrace(cellDir: string): Promise<CellResult["trace"]> {
@@ -205,9 +282,14 @@ export async function readExperiment(
       : null;
     const emb = num(f.embedding_distance), base = num(f.noise_baseline);
     const input = num(f.input_distance);
+    const column = typeof c.column === "number" ? c.column : c.column.index;
+    const trace = await cellTrace(cellDir);
+    const { row, seed } = parseRowLabel(c.row);
     cells.push({
       row: c.row,
-      column: typeof c.column === "number" ? c.column : c.column.index,
+      rowId: row,
+      seed,
+      column,
       status: c.status,
       dir: join(dir, c.dir),
       psnr: num(f.psnr),
@@ -219,13 +301,19 @@ export async function readExperiment(
         ? null
         : f.criterion_met === 1 || f.criterion_met === true,
       criterionStep: num(f.criterion_step),
+      criterionAtEnd: emb !== null && base !== null ? emb < base : null,
+      bestEmbedding: lowest(bestOfTrace(trace), emb, num(f.steps)),
       steps: num(f.steps),
       exploded: explosion(c.status, c.error, emb, base, input, 3 * size * size),
-      patches,
+      patches: patches?.spread ?? null,
+      patchError: patches?.error ?? null,
       heatmap: patches ? map : null,
       logit: num(f.logit),
       probability: num(f.probability),
-      trace: await cellTrace(cellDir),
+      judgeProbability: metrics.mode === "invert"
+        ? null
+        : await judged(cellDir, column),
+      trace,
     });
   }
   return {
@@ -234,4 +322,63 @@ export async function readExperiment(
     dir,
     cells,
   };
+}
+
+/**
+ * The `forward` command lines that score a finished generation grid's
+ * images (each cell's generated.png) with another trained model, `judge`
+ * (`model`: as commands name it), into each cell's `judge/` folder, which
+ * {@linkcode readExperiment} then reads as the cell's `judgeProbability`.
+ * Cells already scored since their image was written are left out; empty
+ * when the grid wrote no metrics.json.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { judgeCommands } from "./results.ts";
+ * const out = await Deno.makeTempDir();
+ * await Deno.mkdir(`${out}/cells/generation`, { recursive: true });
+ * await Deno.writeTextFile(`${out}/cells/generation/metrics.json`, JSON.stringify({ cells: [{ dir: "cells/k1" }] }));
+ * const [args] = await judgeCommands(out, "generation", { model: "fmnist_resnet", weights: "trained", classes: 10 });
+ * assert.deepEqual(args.slice(0, 5), ["forward", "--model", "fmnist_resnet", "--weights", "trained"]);
+ * assert.ok(args.includes(`${out}/cells/generation/cells/k1/judge`));
+ * ```
+ */
+export async function judgeCommands(
+  out: string,
+  id: string,
+  judge: { model: string; weights: string; classes: number },
+): Promise<string[][]> {
+  const dir = join(out, "cells", id);
+  let cells: { dir: string }[];
+  try {
+    cells = JSON.parse(await Deno.readTextFile(join(dir, "metrics.json")))
+      .cells;
+  } catch {
+    return [];
+  }
+  const mtime = (p: string) =>
+    Deno.stat(p).then((s) => s.mtime?.getTime() ?? 0, () => null);
+  const todo = [];
+  for (const c of cells) {
+    const done = await mtime(join(dir, c.dir, "judge", "metrics.json"));
+    const made = await mtime(join(dir, c.dir, "generated.png"));
+    // scored already, and the image has not changed since
+    if (done === null || made === null || made > done) todo.push(c);
+  }
+  return todo.map((c) => [
+    "forward",
+    "--model",
+    judge.model,
+    "--weights",
+    judge.weights,
+    "--image",
+    join(dir, c.dir, "generated.png"),
+    "--layer",
+    "logits",
+    "--top",
+    String(judge.classes),
+    "--out",
+    join(dir, c.dir, "judge"),
+  ]);
 }

@@ -15,7 +15,7 @@ import {
   writeJson,
 } from "../io/mod.ts";
 import type { Budget } from "./budgets.ts";
-import { type ClaimRecord, CLAIMS, ESSAY, judge } from "./claims.ts";
+import { type ClaimRecord, ESSAY, judgeClaims } from "./claims.ts";
 import {
   type Environment,
   gridArgs,
@@ -24,7 +24,11 @@ import {
   type Planned,
 } from "./experiments.ts";
 import { filterFractions } from "./filters.ts";
-import { type ExperimentResult, readExperiment } from "./results.ts";
+import {
+  type ExperimentResult,
+  judgeCommands,
+  readExperiment,
+} from "./results.ts";
 import { reportHtml, summaryMarkdown } from "./report.ts";
 
 /**
@@ -98,6 +102,18 @@ async function runOne(
     ...gridArgs(p.grid, o.env, dir),
   ]);
   if (code === EXIT_INTERRUPTED) return null;
+  // generated images are scored by another trained model (the judge)
+  if (p.judge && code === 0) {
+    const classes = o.env.models.get(p.judge.model)?.numClasses ?? 1000;
+    const judge = {
+      ...p.judge,
+      model: modelArg(o.env, p.judge.model),
+      classes,
+    };
+    for (const args of await judgeCommands(o.out, p.id, judge)) {
+      if (await o.run(args) === EXIT_INTERRUPTED) return null;
+    }
+  }
   // exit 1 with a fresh metrics.json: some cells exploded, a finding
   const r = await readExperiment(
     o.out,
@@ -174,34 +190,19 @@ async function collectOne(
   );
 }
 
-/** Judges every claim against the results, with where its numbers come from. */
+/** Judges every claim against the results (see judgeClaims in claims.ts): setups, numbers per seed, verdicts. */
 export function judgeAll(
   planned: readonly Planned[],
   results: ReadonlyMap<string, ExperimentResult>,
+  env?: Pick<Environment, "models" | "image">,
+  budget?: Budget,
 ): ClaimRecord[] {
-  return CLAIMS.map((c) => {
-    const j = judge(c, results);
-    const ps = planned.filter((p) => c.experiments.includes(p.id));
-    const notRun = ps.flatMap((p) =>
-      p.missing ? [p.missing] : results.get(p.id)?.status !== "done"
-        ? [{
-          reason: `${p.id}: ${results.get(p.id)?.error ?? "did not finish"}`,
-          command: "run the same essay command again",
-        }]
-        : []
-    );
-    return {
-      id: c.id,
-      section: c.section,
-      quote: c.quote,
-      rule: c.rule,
-      experiments: [...c.experiments],
-      origin: [
-        ...new Set(ps.filter((p) => p.status === "run").map((p) => p.origin)),
-      ],
-      ...j,
-      ...(j.verdict === "not run" && notRun.length ? { notRun } : {}),
-    };
+  return judgeClaims({
+    planned,
+    results,
+    models: env?.models ?? new Map(),
+    budget,
+    image: env?.image,
   });
 }
 
@@ -255,7 +256,7 @@ async function writeEssay(
     }
     if (r) results.set(p.id, r);
   }
-  const claims = judgeAll(planned, results);
+  const claims = judgeAll(planned, results, o.env, o.budget);
   const depth = depthLines(planned, results, o.env.models);
   const depthFigure = await writeDepthPlot(o.out, depth);
   await writeJson(join(o.out, "claims.json"), {
