@@ -513,6 +513,6 @@ Deno.test("terminal: -h, --version, a negative value named by our own check, pla
   const text = new TextDecoder().decode(stderr);
   assertEquals(code, 0, text);
   assert(!text.includes("\r") && !text.includes("\x1b["), JSON.stringify(text));
-  assert(text.includes("invert layer 2 1/30"), text);
+  assert(text.includes("invert encoder 2 (encoder_layer_1) 1/30"), text);
   assert(text.includes("30/30"), text);
 });

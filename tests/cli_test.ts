@@ -141,7 +141,10 @@ Deno.test("invert writes every output file with sensible metrics", async () => {
   const side = await readImage(`${out}/side_by_side.png`);
   assert(side.width > 2 * 32);
   assert((await readImage(`${out}/convergence.png`)).width >= 320);
-  assert(r.out.includes("| 2 |"), r.out);
+  assert(r.out.includes("| encoder 2 (encoder_layer_1) |"), r.out);
+  assertEquals(m.final.layer, 2);
+  assertEquals(m.final.layerName, "encoder_layer_1");
+  assertEquals(m.final.layerLabel, "encoder 2 (encoder_layer_1)");
 });
 
 Deno.test("invert: layer 0, --only-layer, --loss l2, --no-normalize, JPEG input", async () => {
@@ -328,14 +331,16 @@ Deno.test("each command's --help lists every option with its default", async () 
       if (f !== "--help") assert(entry.includes("(default:"), entry);
     }
   }
-  const inv = (await run(["invert", "--help"])).out;
+  // the help's lines are wrapped: compare with single spaces
+  const flat = (s: string) => s.replace(/\s+/g, " ");
+  const inv = flat((await run(["invert", "--help"])).out);
   for (
     const s of [
       "--steps N",
-      `(default: ${INVERT_DEFAULTS.steps})`,
-      `(default: ${sched(INVERT_DEFAULTS.lr)})`,
-      `(default: ${sched(INVERT_DEFAULTS.sigma)})`,
-      "(default: 3)",
+      `(default: ${INVERT_DEFAULTS.steps}, or the model's recommended`,
+      `(default: ${sched(INVERT_DEFAULTS.lr)}, or the model's recommended`,
+      `(default: ${sched(INVERT_DEFAULTS.sigma)}, or the model's`,
+      "(default: 3, or the model's",
       "(default: 10)",
       "--no-normalize",
       "--only-layer",
@@ -347,13 +352,13 @@ Deno.test("each command's --help lists every option with its default", async () 
       "--swap PART=WEIGHTS",
     ]
   ) assert(inv.includes(s), s);
-  const gen = (await run(["generate", "--help"])).out;
+  const gen = flat((await run(["generate", "--help"])).out);
   for (
     const s of [
-      `(default: ${GENERATE_DEFAULTS.canvasSize})`,
-      `(default: ${GENERATE_DEFAULTS.steps})`,
-      `(default: ${GENERATE_DEFAULTS.constant})`,
-      `(default: ${GENERATE_DEFAULTS.jitterAfter})`,
+      `(default: ${GENERATE_DEFAULTS.canvasSize}, or the model's`,
+      `(default: ${GENERATE_DEFAULTS.steps}, or the model's`,
+      `(default: ${GENERATE_DEFAULTS.constant}, or the model's`,
+      `(default: ${GENERATE_DEFAULTS.jitterAfter}, or the model's`,
       "--remove PART[,PART…]",
       "--swap PART=WEIGHTS",
     ]
@@ -554,7 +559,7 @@ Deno.test("the mod.ts entry point exits with the CLI's code", async () => {
   ]);
   const err = new TextDecoder().decode(inv.stderr);
   assertEquals(inv.code, 0, err);
-  assert(/invert layer 1 5\/5 /.test(err), err);
+  assert(/invert encoder 1 \(encoder_layer_0\) 5\/5 /.test(err), err);
   assert(!err.includes("\r") && !err.includes("\x1b"), JSON.stringify(err));
 });
 
@@ -807,7 +812,11 @@ Deno.test("demo runs the invert path per layer and writes the montage", async ()
   ]);
   const m = await json(`${out}/metrics.json`);
   assertEquals(m.layers.map((l: { layer: number }) => l.layer), [1, 3]);
-  assert(r.out.includes("| 3 |") && r.out.includes("noise baseline"));
+  assert(
+    r.out.includes("| encoder 3 (encoder_layer_2) |") &&
+      r.out.includes("noise baseline"),
+    r.out,
+  );
   const bad = await run([
     "demo",
     ...TINY,

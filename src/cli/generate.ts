@@ -25,6 +25,7 @@ import { plotFiles } from "./invert.ts";
 import {
   generate,
   GENERATE_DEFAULTS,
+  type GenerateResult,
   type GenerateStepInfo,
   randomStart,
 } from "../optimize/mod.ts";
@@ -41,6 +42,7 @@ import {
   modelSource,
   numOpt,
   type Raw,
+  recommendedOptions,
   RUN_OPTS,
   savedOptions,
   SCHEDULE_OPTS,
@@ -50,6 +52,7 @@ import {
   str,
   usage,
   VARIANT_OPTS,
+  withModelDefaults,
 } from "./options.ts";
 import { canonicalModel, modelAbout, openModel } from "./model.ts";
 import { imageOf, labelledRow } from "./io.ts";
@@ -227,6 +230,11 @@ function generateTask(
     }),
     status: (info) =>
       `logit ${info.logit.toPrecision(4)} p ${info.probability.toPrecision(3)}`,
+    // as the table prints it: the image after the last step's update
+    final: (result) => {
+      const f = (result as GenerateResult).final;
+      return `final logit ${f.logit.toFixed(3)} p ${f.probability.toFixed(4)}`;
+    },
   };
 }
 
@@ -547,15 +555,30 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
     given,
     canonicalGenerate,
   );
-  const { raw, out } = pre;
-  classQueries(raw);
-  generateSettings(raw);
-  const source = modelSource(str(raw, "model"));
-  const { model, variant } = await openModel(raw, source);
+  const { out } = pre;
+  classQueries(pre.raw);
+  generateSettings(pre.raw);
+  const source = modelSource(str(pre.raw, "model"));
+  const { model, variant } = await openModel(pre.raw, source);
   try {
     const m = model.manifest;
+    const check = (r: Raw) =>
+      checkKernel(generateSettings(r, m.image_size).kernelSize, m.image_size);
+    const recommended = recommendedOptions(
+      m,
+      "generate",
+      GENERATE_SPEC,
+      check,
+      `${source}/manifest.json`,
+    );
+    const { raw, modelDefaults } = withModelDefaults(
+      pre.raw,
+      given,
+      recommended,
+      pre.snap?.options ?? null,
+    );
+    check(raw);
     const s = generateSettings(raw, m.image_size);
-    checkKernel(s.kernelSize, m.image_size);
     const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
     warnZeroHead(model, raw.quiet === true);
     const multi = indices.length > 1;
@@ -567,7 +590,10 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
       class: indices.join(","),
       model: modelKey(str(raw, "model")),
     };
-    const about = modelAbout(model, source, s.normalize, variant);
+    const about = {
+      ...modelAbout(model, source, s.normalize, variant),
+      modelDefaults,
+    };
     const claim = {
       command: "generate",
       options,

@@ -115,8 +115,10 @@ export interface Task<I extends StepLike> {
   start: Float32Array;
   /** The trace row of a step; `before` is the image before it. */
   row(info: I, before: Float32Array): Row;
-  /** Progress text after a step. */
+  /** Progress text after a step (measured before that step's update). */
   status(info: I): string;
+  /** The progress report's last line: the final evaluation of the library's result, as the table and metrics.json give it. */
+  final?(result: unknown): string;
   /** Extra fields of the snapshot's state (e.g. the criterion step). */
   state?(): Record<string, unknown>;
   /** The settings part of metrics.json. */
@@ -259,7 +261,7 @@ export async function openRun<I extends StepLike>(
       );
     },
     async close(result) {
-      bar.done();
+      bar.done(task.final?.(result));
       const interrupted = reason !== null;
       if (interrupted) await snapshot(last.image, last.step);
       return {

@@ -40,6 +40,7 @@ import {
   modelSource,
   type Opt,
   type Raw,
+  recommendedOptions,
   RUN_OPTS,
   savedOptions,
   SCHEDULE_OPTS,
@@ -50,6 +51,7 @@ import {
   threadsOpt,
   usage,
   VARIANT_OPTS,
+  withModelDefaults,
 } from "./options.ts";
 import {
   canonicalModel,
@@ -116,7 +118,7 @@ export const INVERT_SPEC: Spec = {
     default: String(INVERT_DEFAULTS.layer),
     arg: "L",
     help:
-      "layer to represent: 0 = input processing, 1..N = encoder block (a ResNet: bottleneck), or a layer name: stem, layer2.3, or a ResNet stage layer1…layer4 (its last bottleneck)",
+      "layer to represent, numbered from 1: 0 = input processing, 1..N = encoder N (a ResNet: block N). Also accepted: the manifest's layer name, numbered from 0 as torchvision's tensors (encoder_layer_0 = encoder 1, block_0, stem, layer2.3), or a ResNet stage layer1…layer4 (its last block). Printed as \"encoder 1 (encoder_layer_0)\"",
     saved: true,
     identity: true,
   },
@@ -163,7 +165,8 @@ export const DEMO_SPEC: Spec = Object.fromEntries(
         type: "string",
         default: "1,12",
         arg: "L,L",
-        help: "layers to represent, one run each, files in DIR/layerL/",
+        help:
+          "layers to represent (numbers from 1, or names as --layer takes them), one run each, files in DIR/layerL/",
       }]];
     }
     if (k === "steps") {
@@ -197,7 +200,12 @@ export interface InvertResume extends Resume {
 
 /** Final figures of an invert run, as in metrics.json. */
 export interface InvertSummary {
+  /** The layer, numbered from 1 (0: input processing). */
   layer: number;
+  /** Its name in the manifest (numbered from 0 as torchvision's tensors): `encoder_layer_0`. */
+  layerName: string;
+  /** How it is printed: `encoder 1 (encoder_layer_0)`. */
+  layerLabel: string;
   steps: number;
   embeddingDistance: number;
   inputDistance: number;
@@ -223,6 +231,39 @@ export const INVERT_COLUMNS: readonly string[] = [
   "lr",
   "sigma",
 ];
+
+/**
+ * How a layer is printed wherever a user reads one (progress, tables, figure
+ * titles, metrics.json's `layerLabel`): numbered from 1 as `--layer` takes
+ * it, with the manifest's name — numbered from 0 as torchvision's tensors —
+ * as an alias: `encoder 1 (encoder_layer_0)`, a ResNet's `block 7
+ * (layer2.3)`, `layer 0 (input)`. `alone` marks an encoder represented alone
+ * (`--only-layer`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseManifest } from "../model/mod.ts";
+ * import { layerLabel } from "./invert.ts";
+ * const file = "weights/vit_b_32/manifest.json";
+ * const m = parseManifest(JSON.parse(await Deno.readTextFile(file)), file);
+ * assert.equal(layerLabel(m, 1), "encoder 1 (encoder_layer_0)");
+ * assert.equal(layerLabel(m, 12, true), "encoder 12 alone (encoder_layer_11)");
+ * assert.equal(layerLabel(m, 0), "layer 0 (input)");
+ * ```
+ */
+export function layerLabel(m: Manifest, layer: number, alone = false): string {
+  const name = m.layers[layer]?.name ?? String(layer);
+  const word = layer === 0
+    ? "layer"
+    : m.architecture === "vit" || m.architecture === "ffvit"
+    ? "encoder"
+    : "block";
+  return `${word} ${layer}${alone ? " alone" : ""} (${name})`;
+}
+
+/** A distance as the table and the progress report's final line give it. */
+const fixed = (v: number, d: number) => Number.isFinite(v) ? v.toFixed(d) : "∞";
 
 /** Typed settings from raw options (usage errors for bad values). */
 export function invertSettings(
@@ -307,6 +348,12 @@ function invertTask(
       `emb ${info.embeddingDistance.toPrecision(4)} (noise ${
         info.noiseBaseline.toPrecision(4)
       })`,
+    final: (result) => {
+      const r = result as InvertResult;
+      return `final emb ${fixed(r.final.embeddingDistance, 3)} (noise ${
+        fixed(r.noiseBaseline, 3)
+      })`;
+    },
     state: () => ({ criterionStep }),
   };
 }
@@ -377,7 +424,15 @@ export async function runInvert(
         ...drive,
       }),
   );
-  return await finishInvert(target, s, ctl, task, run, size, resume);
+  return await finishInvert(
+    target,
+    s,
+    ctl,
+    task,
+    run,
+    model.manifest,
+    resume,
+  );
 }
 
 /**
@@ -429,7 +484,7 @@ export async function runInvertBatch(
         ctls[i],
         tasks[i],
         done,
-        size,
+        model.manifest,
       ),
     );
   }
@@ -443,13 +498,17 @@ async function finishInvert(
   ctl: Control,
   task: Task<StepInfo>,
   run: Harnessed<InvertResult>,
-  size: number,
+  manifest: Manifest,
   resume?: InvertResume,
 ): Promise<{ summary: InvertSummary; image: Float32Array }> {
+  const size = manifest.image_size;
   const result = run.result;
   const criterionStep = resume?.criterionStep ?? result.criterionStep;
+  const what = layerLabel(manifest, s.layer, s.onlyLayer);
   const summary: InvertSummary = {
     layer: s.layer,
+    layerName: manifest.layers[s.layer]?.name ?? String(s.layer),
+    layerLabel: what,
     steps: result.final.steps,
     embeddingDistance: result.final.embeddingDistance,
     inputDistance: result.final.inputDistance,
@@ -462,7 +521,6 @@ async function finishInvert(
     stopReason: run.reason,
   };
   const rep = result.image;
-  const what = s.onlyLayer ? `encoder ${s.layer} alone` : `layer ${s.layer}`;
   const tag = ctl.tag ? `, ${ctl.tag}` : "";
   await finish(ctl, task, run, resume, [
     { name: "representation.png", data: encodePng(rep) },
@@ -492,7 +550,7 @@ export function figuresTable(
   rows: readonly InvertSummary[],
   lead?: { title: string; cells: readonly string[] },
 ): string {
-  const f = (v: number, d: number) => Number.isFinite(v) ? v.toFixed(d) : "∞";
+  const f = fixed;
   const pre = (i: number) => lead ? `| ${lead.cells[i]} ` : "";
   return [
     `${
@@ -500,7 +558,7 @@ export function figuresTable(
     }| layer | ‖O(a)−O(a_g)‖₂ | noise baseline ‖O(a)−O(a′)‖₂ | criterion met | ‖a−a_g‖₂ | PSNR dB | SSIM |`,
     `${lead ? "| --- " : ""}| --- | --- | --- | --- | --- | --- | --- |`,
     ...rows.map((r, i) =>
-      `${pre(i)}| ${r.layer} | ${f(r.embeddingDistance, 3)} | ${
+      `${pre(i)}| ${r.layerLabel} | ${f(r.embeddingDistance, 3)} | ${
         f(r.noiseBaseline, 3)
       } | ${r.criterionMet ? `yes (step ${r.criterionStep})` : "no"} | ${
         f(r.inputDistance, 2)
@@ -509,12 +567,24 @@ export function figuresTable(
   ].join("\n");
 }
 
+/**
+ * `--layer` as a number where that needs no manifest: the token models'
+ * zero-based names (`encoder_layer_0`, `block_0`) are encoder 1, `input` is
+ * 0; other names (a ResNet's) stay NaN.
+ */
+function layerNumber(text: string): number {
+  const t = text.trim();
+  const m = t.match(/^(?:encoder_layer|block)_(\d+)$/);
+  if (m) return Number(m[1]) + 1;
+  return t === "input" ? 0 : Number(t);
+}
+
 /** The options that fix an invert run's result, for --resume checks. */
 export function canonicalInvert(raw: Raw): Record<string, unknown> {
   return {
     ...canonicalModel(raw),
     image: defaultImage(raw),
-    layer: Number(str(raw, "layer")),
+    layer: layerNumber(str(raw, "layer")),
     "only-layer": raw["only-layer"] === true,
     loss: str(raw, "loss"),
     "start-seed": raw["start-seed"] === undefined
@@ -608,29 +678,74 @@ async function writeBatch(
   );
 }
 
-/** `invert` with several --image or --seeds: one batch through the chain (one image at a time where the graphs have no batch axis). */
-/** An invert run's model, with its settings checked against it (the model released when they fail). */
-async function openInvertModel(raw: Raw) {
-  const source = modelSource(str(raw, "model"));
-  const { model, variant } = await openModel(raw, source);
+/**
+ * A run's options with the settings the model's manifest recommends for
+ * `invert` as defaults (see withModelDefaults), checked against the model
+ * (its layers aside: invertSettings checks those with the run's own).
+ */
+function invertModelDefaults(
+  m: Manifest,
+  source: string,
+  spec: Spec,
+  raw: Raw,
+  given: Raw,
+  resumed: Raw | null,
+): { raw: Raw; modelDefaults: Raw } {
+  // the settings a manifest may recommend, checked with the layer aside
+  const check = (r: Raw) => {
+    const s = invertSettings({ ...r, layer: "0", "only-layer": false }, m);
+    checkKernel(s.kernelSize, m.image_size);
+  };
+  const recommended = recommendedOptions(
+    m,
+    "invert",
+    spec,
+    check,
+    `${source}/manifest.json`,
+  );
+  const out = withModelDefaults(raw, given, recommended, resumed);
+  check(out.raw);
+  return out;
+}
+
+/**
+ * An invert run's model, with the options completed by its recommended
+ * settings and checked against it (the model released when they fail).
+ */
+async function openInvertModel(
+  pre: { raw: Raw; snap: { options: Raw } | null },
+  given: Raw,
+) {
+  const source = modelSource(str(pre.raw, "model"));
+  const { model, variant } = await openModel(pre.raw, source);
   try {
-    const settings = invertSettings(raw, model.manifest);
-    const size = model.manifest.image_size;
-    checkKernel(settings.kernelSize, size);
-    return { model, variant, source, settings, size };
+    const m = model.manifest;
+    const { raw, modelDefaults } = invertModelDefaults(
+      m,
+      source,
+      INVERT_SPEC,
+      pre.raw,
+      given,
+      pre.snap?.options ?? null,
+    );
+    const settings = invertSettings(raw, m);
+    const size = m.image_size;
+    return { model, variant, source, settings, size, raw, modelDefaults };
   } catch (err) {
     await model.release();
     throw err;
   }
 }
 
+/** `invert` with several --image or --seeds: one batch through the chain (one image at a time where the graphs have no batch axis). */
 async function invertBatchCommand(
   pre: Awaited<ReturnType<typeof prelude>>,
+  given: Raw,
   images: readonly string[],
   seeds: number[] | null,
   ctx: Context,
 ): Promise<number> {
-  const { raw, out } = pre;
+  const { out } = pre;
   if (pre.resumeDir !== undefined) {
     throw usage(
       new TypeError(
@@ -639,10 +754,10 @@ async function invertBatchCommand(
     );
   }
   const runs = runNames(images, seeds);
-  invertSettings(raw);
+  invertSettings(pre.raw);
   const paths = images.map((v) => defaultImage({ image: v }));
-  const { model, variant, source, settings: base, size } =
-    await openInvertModel(raw);
+  const { model, variant, source, settings: base, size, raw, modelDefaults } =
+    await openInvertModel(pre, given);
   try {
     const targets: ImageTensor[] = [];
     for (const p of paths) targets.push(await loadTarget(p, size));
@@ -653,6 +768,7 @@ async function invertBatchCommand(
     // Inputs are valid: from here on, files.
     const saved = {
       ...savedOptions(INVERT_SPEC, raw),
+      layer: String(base.layer),
       model: modelKey(str(raw, "model")),
     };
     const options = { ...saved, image: paths.join(","), seeds: raw.seeds };
@@ -662,8 +778,12 @@ async function invertBatchCommand(
       overwrite: raw.overwrite === true,
       continuing: false,
     };
-    const about = modelAbout(model, source, base.normalize, variant);
+    const about = {
+      ...modelAbout(model, source, base.normalize, variant),
+      modelDefaults,
+    };
     const batched = model.manifest.batch_axis === true;
+    const what = layerLabel(model.manifest, base.layer, base.onlyLayer);
     return await inOut(out, claim, ctx, async (stopper) => {
       const ctls: Control[] = [];
       const settings: InvertSettings[] = [];
@@ -684,7 +804,7 @@ async function invertBatchCommand(
           },
           about,
           label: batched
-            ? `invert layer ${base.layer}, batch of ${runs.length}`
+            ? `invert ${what}, batch of ${runs.length}`
             : `invert ${r.name}`,
           tag: variant.tag,
         });
@@ -728,14 +848,13 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
     ? null
     : parseSeeds(str(pre.raw, "seeds"));
   if (images.length > 1 || seeds !== null) {
-    return await invertBatchCommand(pre, images, seeds, ctx);
+    return await invertBatchCommand(pre, given, images, seeds, ctx);
   }
-  const { raw, snap, resumeDir, out } = pre;
-  invertSettings(raw); // everything that needs no model first
-  const imagePath = defaultImage(raw);
-  const { model, variant, source, settings: s, size } = await openInvertModel(
-    raw,
-  );
+  const { snap, resumeDir, out } = pre;
+  invertSettings(pre.raw); // everything that needs no model first
+  const imagePath = defaultImage(pre.raw);
+  const { model, variant, source, settings: s, size, raw, modelDefaults } =
+    await openInvertModel(pre, given);
   try {
     const target = await loadTarget(imagePath, size);
     const resume = snap && resumeDir !== undefined
@@ -748,6 +867,7 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
     // Inputs are valid: from here on, files.
     const options = {
       ...savedOptions(INVERT_SPEC, raw),
+      layer: String(s.layer),
       image: imagePath,
       model: modelKey(str(raw, "model")),
     };
@@ -767,8 +887,11 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
           ...pre.control,
           stopper,
           options,
-          about: modelAbout(model, source, s.normalize, variant),
-          label: `invert ${s.onlyLayer ? "encoder" : "layer"} ${s.layer}`,
+          about: {
+            ...modelAbout(model, source, s.normalize, variant),
+            modelDefaults,
+          },
+          label: `invert ${layerLabel(model.manifest, s.layer, s.onlyLayer)}`,
           tag: variant.tag,
         }, resume),
     );
@@ -785,7 +908,7 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
 }
 
 async function demoCommand(given: Raw, ctx: Context): Promise<number> {
-  const raw: Raw = { ...defaults(DEMO_SPEC), ...given };
+  let raw: Raw = { ...defaults(DEMO_SPEC), ...given };
   const layerText = str(raw, "layers");
   const layers = layerText.split(",").map((t) => t.trim());
   for (const t of layers) layerArg(t, "layers", undefined, layerText);
@@ -800,8 +923,10 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
   const { model, variant } = await openModel(raw, source);
   try {
     const m = model.manifest;
+    const own = invertModelDefaults(m, source, DEMO_SPEC, raw, given, null);
+    raw = own.raw;
     const settings = layers.map((l) => invertSettings({ ...raw, layer: l }, m));
-    checkKernel(base.kernelSize, m.image_size);
+    const steps = settings[0].steps;
     const target = await loadTarget(imagePath, m.image_size);
     for (const s of settings) await model.prepare(s.layer, { gradient: true });
     // Inputs are valid: from here on, files.
@@ -815,9 +940,12 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
     return await inOut(out, claim, ctx, async (stopper) => {
       await writePng(`${out}/target.png`, target);
       console.error(
-        `vitrep demo: ${m.name}, weights ${model.weights}, on ${model.backend}, ${base.steps} steps per layer`,
+        `vitrep demo: ${m.name}, weights ${model.weights}, on ${model.backend}, ${steps} steps per layer`,
       );
-      const about = modelAbout(model, source, base.normalize, variant);
+      const about = {
+        ...modelAbout(model, source, base.normalize, variant),
+        modelDefaults: own.modelDefaults,
+      };
       const rows: InvertSummary[] = [];
       const images: ImageTensor[] = [];
       for (const s of settings) {
@@ -830,7 +958,7 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
           stopper,
           options: { ...options, layer: String(s.layer), image: imagePath },
           about,
-          label: `layer ${s.layer}`,
+          label: layerLabel(m, s.layer),
           tag: variant.tag,
         });
         rows.push(r.summary);
@@ -838,13 +966,13 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
       }
       const title = `${m.name}, ${weightsText(raw)}${
         variant.tag ? ` (${variant.tag})` : ""
-      }: representations after ${base.steps} steps`;
+      }: representations after ${steps} steps`;
       await writeFiles(out, [{
         name: "demo.png",
         data: encodePng(
           labelledRow(
             [target, ...images],
-            ["target", ...rows.map((r) => `layer ${r.layer}`)],
+            ["target", ...rows.map((r) => r.layerLabel)],
             title,
           ),
         ),
@@ -855,7 +983,7 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
             command: "demo",
             options,
             ...about,
-            steps: base.steps,
+            steps,
             layers: rows,
             interrupted: stopper.requested,
           },

@@ -26,8 +26,18 @@
  *
  * @module
  */
-import { type Command, type Opt, parse, type Spec } from "./options.ts";
-import { didYouMean } from "../model/mod.ts";
+import {
+  type Command,
+  modelSource,
+  type Opt,
+  parse,
+  type Raw,
+  RECOMMENDABLE,
+  type Recommending,
+  type Spec,
+} from "./options.ts";
+import { didYouMean, parseManifest } from "../model/mod.ts";
+import { readRegularText } from "../io/mod.ts";
 import { isUsage } from "./options.ts";
 import { DEMO_COMMAND, INVERT_COMMAND } from "./invert.ts";
 import { GENERATE_COMMAND } from "./generate.ts";
@@ -73,12 +83,32 @@ function wrap(text: string, width: number): string[] {
   return lines;
 }
 
-function optionsHelp(spec: Spec): string {
+/** What the help says of defaults a model may set: the options it may set, and with --model, the model and its values. */
+interface HelpDefaults {
+  names: readonly string[];
+  model?: string;
+  values?: Raw;
+}
+
+/** An option's default as the help gives it: built in, or a model's recommended setting. */
+function defaultNote(name: string, o: Opt, rec?: HelpDefaults): string {
+  const builtIn = defaultText(o);
+  if (!rec?.names.includes(name)) return `default: ${builtIn}`;
+  const v = rec.values?.[name];
+  if (rec.model === undefined) {
+    return `default: ${builtIn}, or the model's recommended setting`;
+  }
+  return v === undefined
+    ? `default: ${builtIn}`
+    : `default: ${v}, recommended by ${rec.model}'s manifest; built in: ${builtIn}`;
+}
+
+function optionsHelp(spec: Spec, rec?: HelpDefaults): string {
   const rows = Object.entries(spec).map(([name, o]) => {
     const flag = o.type === "boolean" && o.default === true
       ? `--${name}, --no-${name}`
       : `--${name}${o.arg ? ` ${o.arg}` : ""}`;
-    const dflt = name === "help" ? "" : ` (default: ${defaultText(o)})`;
+    const dflt = name === "help" ? "" : ` (${defaultNote(name, o, rec)})`;
     return [flag, `${o.help}${dflt}`] as const;
   });
   const w = Math.min(Math.max(...rows.map((r) => r[0].length)) + 2, 24);
@@ -97,14 +127,57 @@ const EXIT_HELP =
 found, divergence), 2 usage error (unknown option, bad value), 3 grid incomplete
 (another process holds some of its cells), 130 interrupted (Ctrl-C or SIGTERM).`;
 
-function commandHelp(cmd: string): string {
+/** The commands whose settings a model's manifest may recommend, and which settings they take. */
+const RECOMMENDING: Readonly<Record<string, Recommending>> = {
+  invert: "invert",
+  demo: "invert",
+  generate: "generate",
+};
+
+/** Size cap of a manifest read for the help (as the loader's). */
+const MANIFEST_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The defaults the help shows for `cmd`: with `--model` (a name or a folder),
+ * the settings its manifest recommends; none for a URL.
+ */
+async function helpDefaults(
+  cmd: string,
+  given: Raw,
+): Promise<HelpDefaults | undefined> {
+  const kind = RECOMMENDING[cmd];
+  if (kind === undefined) return undefined;
+  const names = RECOMMENDABLE[kind];
+  if (typeof given.model !== "string") return { names };
+  const source = modelSource(given.model);
+  if (/^https?:\/\//.test(source)) return { names };
+  const file = `${source}/manifest.json`;
+  const json = JSON.parse(
+    await readRegularText(file, MANIFEST_BYTES, "manifest"),
+  );
+  const values = parseManifest(json, file).recommended?.[kind] ?? {};
+  return {
+    names,
+    model: given.model,
+    values: Object.fromEntries(
+      Object.entries(values).map(([k, v]) => [k, String(v)]),
+    ),
+  };
+}
+
+function commandHelp(cmd: string, rec?: HelpDefaults): string {
   const { about, synopsis, spec } = COMMANDS[cmd];
+  const note = rec?.model === undefined
+    ? ""
+    : Object.keys(rec.values ?? {}).length
+    ? `\nDefaults for --model ${rec.model}: its manifest's recommended settings where it has them.\n`
+    : `\n--model ${rec.model} recommends no settings: the built-in defaults apply.\n`;
   return `vitrep ${cmd} — ${about}
 
 Usage: deno run -A mod.ts ${cmd} ${synopsis}
-
+${note}
 Options:
-${optionsHelp(spec)}
+${optionsHelp(spec, rec)}
 
 ${EXIT_HELP}
 `;
@@ -175,7 +248,7 @@ export async function main(
   }
   if (command === "--help" || command === "-h" || command === "help") {
     if (rest[0] && Object.hasOwn(COMMANDS, rest[0])) {
-      console.log(commandHelp(rest[0]));
+      console.log(commandHelp(rest[0], await helpDefaults(rest[0], {})));
     } else console.log(mainHelp());
     return 0;
   }
@@ -194,7 +267,7 @@ export async function main(
   try {
     const given = parse(command, cmd.spec, rest);
     if (given.help) {
-      console.log(commandHelp(command));
+      console.log(commandHelp(command, await helpDefaults(command, given)));
       return 0;
     }
     return await cmd.run(given, { signal: options.signal });

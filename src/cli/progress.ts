@@ -3,7 +3,9 @@
  * and SIGTERM.
  * On a terminal the report is a bar redrawn in place (`\r`); into a file or a
  * CI log it is plain lines, the first step, then one line every few seconds
- * and the last.
+ * and the last. A step's numbers are measured before its update; the last
+ * line, marked `final`, gives the final evaluation after the last update
+ * (what the command's table and metrics.json say), when the command has it.
  *
  * @module
  */
@@ -13,8 +15,14 @@ export const EXIT_INTERRUPTED = 130;
 
 /** A progress report on stderr. */
 export interface Bar {
+  /** Step `step` (0-based) of `steps` is done; `extra` is its status. */
   update(step: number, steps: number, extra: string): void;
-  done(): void;
+  /**
+   * Ends the report: its last line is the last step's with `final` (the
+   * final evaluation, e.g. `final emb 94.459`) in place of its status when
+   * given, else the last step's line as it was.
+   */
+  done(final?: string): void;
 }
 
 /** How often a terminal's bar is redrawn and a log gets a line (ms). */
@@ -53,7 +61,9 @@ export function progress(
     pending = null;
     open = tty && !end;
   };
-  const text = (done: number, steps: number, extra: string) => {
+  // the last step seen: [done, steps]
+  let at: [number, number] | null = null;
+  const text = (done: number, steps: number, extra: string, end = false) => {
     const secs = (performance.now() - start) / 1000;
     const rate = count / Math.max(secs, 1e-9);
     const eta = (steps - done) / rate;
@@ -62,24 +72,29 @@ export function progress(
     const bar = tty
       ? ` [${"#".repeat(filled)}${"-".repeat(width - filled)}]`
       : "";
-    return `${label}${bar} ${done}/${steps} ${rate.toFixed(1)} steps/s ETA ${
-      eta.toFixed(0)
-    }s ${extra}`;
+    const time = end ? `in ${secs.toFixed(1)}s` : `ETA ${eta.toFixed(0)}s`;
+    return `${label}${bar} ${done}/${steps} ${
+      rate.toFixed(1)
+    } steps/s ${time} ${extra}`;
   };
   return {
     update(step, steps, extra) {
       if (quiet) return;
       count++;
       const done = step + 1;
+      at = [done, steps];
       const line = text(done, steps, extra);
       const every = tty ? REDRAW_MS : LOG_MS;
-      if (done === steps) draw(line, true);
-      else if (performance.now() - last >= every) draw(line, false);
-      else pending = line;
+      // the last step's line waits for done(): it may get the final evaluation
+      if (done < steps && performance.now() - last >= every) {
+        draw(line, false);
+      } else pending = line;
     },
-    done() {
+    done(final) {
       if (quiet) return;
-      if (pending !== null) draw(pending, true);
+      if (final !== undefined && at !== null) {
+        draw(text(at[0], at[1], final, true), true);
+      } else if (pending !== null) draw(pending, true);
       else if (open) {
         write("\n");
         open = false;

@@ -141,7 +141,22 @@ export interface ManifestCommon {
   seq_length?: number;
   /** Token width (token models only). */
   hidden_dim?: number;
+  /**
+   * Settings the model folder recommends per command, used by the command
+   * line as defaults where an option is not given (absent: the built-in
+   * defaults, made for 224-pixel ViTs): option values as the command line
+   * takes them, without the leading `--`, e.g.
+   * `{"generate": {"lr": "2:0.2", "steps": 300, "canvas": 40}}`.
+   * {@linkcode parseManifest} checks the structure; the command line checks
+   * each option name and value.
+   */
+  recommended?: Partial<
+    Record<"invert" | "generate", Record<string, string | number | boolean>>
+  >;
 }
+
+/** The commands a manifest may recommend settings for. */
+const RECOMMENDED_COMMANDS = ["invert", "generate"];
 
 /** A torchvision Vision Transformer. */
 export interface VitManifest extends ManifestCommon {
@@ -445,6 +460,30 @@ function patchFilters(
   return name;
 }
 
+/** `recommended`: commands to objects of option names to strings, finite numbers or booleans. */
+function recommended(c: Checker, v: unknown): void {
+  c.record(v, "recommended", (cmd, path, name) => {
+    if (!RECOMMENDED_COMMANDS.includes(name)) {
+      c.fail(
+        path,
+        `is not a command with settings: expected ${
+          RECOMMENDED_COMMANDS.join(" or ")
+        }`,
+      );
+    }
+    return c.record(cmd, path, (x, xp, opt) => {
+      if (!/^[a-z][a-z0-9-]*$/.test(opt)) {
+        c.fail(xp, `is not an option name: expected one such as "steps"`);
+      }
+      const ok = typeof x === "boolean" ||
+        (typeof x === "string" && x !== "") ||
+        (typeof x === "number" && Number.isFinite(x));
+      if (!ok) c.expect(xp, "a string, a finite number or true/false", x);
+      return x;
+    });
+  });
+}
+
 /**
  * Checks a parsed `manifest.json` and returns it typed by architecture.
  * `source` (the file's path or URL) starts every error, which names the field:
@@ -497,6 +536,7 @@ export function parseManifest(json: unknown, source: string): Manifest {
   }
   patchFilters(c, o, known);
   familyFields(c, o, arch);
+  if (o.recommended !== undefined) recommended(c, o.recommended);
   return { ...o } as unknown as Manifest;
 }
 
