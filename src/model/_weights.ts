@@ -149,15 +149,100 @@ function weightsLocation(
     };
   }
   if (weights.endsWith(".safetensors")) return { loc: userLocation(weights) };
-  const sets = [
-    "untrained",
-    "untrained:SEED",
-    ...Object.keys(manifest.weight_sets),
+  throw unknownWeights(manifest, ctx.base, weights);
+}
+
+/** Model names the converter builds from --arch; those whose weights torchvision names. */
+const CUSTOM_MODELS = ["custom", "mixer", "ffvit", "resnet_custom"];
+const TORCHVISION_MODEL = /^(vit_[bhl]_\d+|resnet\d+)$/;
+
+/** A word for a shell command line, quoted where it needs to be. */
+function shellWord(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+/** The model folder for messages: relative to the current directory when inside it. */
+function folderText(base: Location): string {
+  if (base.kind === "url") return base.url;
+  let cwd = "";
+  try {
+    cwd = typeof Deno === "undefined" ? "" : Deno.cwd();
+  } catch {
+    // no read permission: the path as given
+  }
+  return cwd && base.path.startsWith(cwd + "/")
+    ? base.path.slice(cwd.length + 1)
+    : base.path;
+}
+
+/** The converter's arguments that rebuild the manifest's architecture (before --weights). */
+function converterModel(m: Manifest): string[] {
+  if (!CUSTOM_MODELS.includes(m.name)) return [m.name];
+  const arch = m.architecture === "vit"
+    ? `patch=${m.patch_size},layers=${m.num_layers},heads=${m.num_heads},hidden=${m.hidden_dim},mlp=${m.mlp_dim},classes=${m.num_classes}`
+    : m.architecture === "resnet"
+    ? "ARCH" // stem and planes are not in the manifest: the --arch it was converted with
+    : `patch=${m.patch_size},layers=${m.num_layers},hidden=${m.hidden_dim},tokens_mlp=${m.tokens_mlp_dim},channels_mlp=${m.channels_mlp_dim},classes=${m.num_classes},order=${m.block_order}`;
+  return [
+    m.name,
+    "--arch",
+    arch,
+    "--image-size",
+    String(m.image_size),
+    "--mean",
+    m.input.mean.join(","),
+    "--std",
+    m.input.std.join(","),
   ];
-  throw new TypeError(
-    `Unknown weights "${weights}": expected one of ${
-      sets.join(", ")
-    }, or a .safetensors path (relative to the current directory) or URL`,
+}
+
+/**
+ * The error for weights that are neither untrained, a weight set of the
+ * folder nor a .safetensors file: it lists the folder's weight sets and names
+ * the converter command that adds `weights` to the folder.
+ */
+function unknownWeights(
+  manifest: Manifest,
+  base: Location,
+  weights: string,
+): TypeError {
+  const names = Object.keys(manifest.weight_sets);
+  const folder = folderText(base);
+  const out = base.kind === "url" ? "DIR" : folder;
+  const convert = (w: string, name?: string) =>
+    ["python3", "tools/convert.py", ...converterModel(manifest), "--weights", w]
+      .concat(name === undefined ? [] : ["--name", name], ["--out", out])
+      .map(shellWord).join(" ");
+  const file = /\.(pth|pt|bin|ckpt)$/i.test(weights);
+  const name = file
+    ? weights.replace(/^.*[\\/]/, "").replace(/\.[^.]+$/, "")
+    : weights;
+  const commands = file
+    ? `vitrep reads weight sets the converter writes: ${
+      convert(weights, name)
+    }, then --weights ${shellWord(name)}`
+    : TORCHVISION_MODEL.test(manifest.name) && /^[A-Z][A-Z0-9_]*$/.test(weights)
+    ? `${
+      convert(weights)
+    } (torchvision downloads them: needs a network), or from a state-dict file such as torchvision's download: ${
+      convert(`/path/to/${manifest.name}.pth`, weights)
+    }`
+    : convert("/path/to/checkpoint.pth", weights);
+  const arch = manifest.architecture === "resnet" &&
+      CUSTOM_MODELS.includes(manifest.name)
+    ? " (ARCH: the --arch the folder was converted with)"
+    : "";
+  const where = base.kind === "url"
+    ? ` (DIR: a local copy of ${folder}, served in its place)`
+    : "";
+  return new TypeError(
+    `Unknown weights "${weights}": ${folder} has no weight set of that name (${
+      names.length > 0
+        ? `its weight sets: ${names.join(", ")}`
+        : "it has no converted weight sets"
+    }): expected one of ${
+      ["untrained", "untrained:SEED", ...names].join(", ")
+    }, or a .safetensors path (relative to the current directory) or URL. To convert them into the folder (needs PyTorch; README, "Trained weights"): ${commands}${arch}${where}`,
   );
 }
 

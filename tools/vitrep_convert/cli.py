@@ -16,6 +16,7 @@ swapped without touching a graph.
     python3 tools/convert.py vit_b_32 --weights untrained --seed 0 --out weights/vit_b_32
     python3 tools/convert.py vit_b_32 --weights IMAGENET1K_V1 --out weights/vit_b_32
     python3 tools/convert.py vit_b_32 --weights ckpt.pth --out /tmp/vit_b_32 --check
+    python3 tools/convert.py vit_b_32 --weights vit_b_32-d86f8d99.pth --out weights/vit_b_32   # torchvision's file
     python3 tools/convert.py custom --arch patch=8,layers=2,heads=2,hidden=16,mlp=32 --image-size 32 --out /tmp/t
     python3 tools/convert.py mixer_b16_224 --weights jx_mixer_b16_224-76587d61.pth --out weights/mixer_b16_224
     python3 tools/convert.py mixer --image-size 224 --out /tmp/mixer_cf \\
@@ -41,6 +42,7 @@ from typing import List, Optional
 
 from . import mixer, registry, resnet, vit
 from .mixer_ref import CHANNEL_FIRST, TOKEN_FIRST
+from .weights import DownloadError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -63,7 +65,8 @@ def _parser() -> argparse.ArgumentParser:
                     "the weights' own; timm mixers 0.5)")
     ap.add_argument("--std", metavar="R,G,B", help="input normalization std recorded in the manifest")
     ap.add_argument("--out", help="output folder")
-    ap.add_argument("--name", help="weight-set name in the manifest (default: the weights' name)")
+    ap.add_argument("--name", help="weight-set name in the manifest (default: the weights' name; a checkpoint file's "
+                    "name without extension, but IMAGENET1K_V1 etc. for torchvision's own downloaded file)")
     ap.add_argument("--check", action="store_true", help="print errors against torch.autograd (always verified)")
     ap.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
     ap.add_argument("--check-layers", type=int, default=10**9, metavar="K",
@@ -155,7 +158,11 @@ def main(argv=None) -> int:
         what = "a model name is required" if a.model is None else f"unknown model {a.model!r}"
         ap.error(f"{what}: expected one of {', '.join(registry.MODELS)} (--list describes them)")
     mean, std = parse_triple(ap, "--mean", a.mean), parse_triple(ap, "--std", a.std)
-    model, meta, size, convert, extra = FAMILIES[fam](ap, a)
+    try:
+        model, meta, size, convert, extra = FAMILIES[fam](ap, a)
+    except DownloadError as err:
+        print(err.message(a.out), file=sys.stderr)
+        return 1
     meta["mean"], meta["std"] = mean or meta["mean"], std or meta["std"]
     name = a.name or (f"untrained-seed{a.seed}" if a.weights == "untrained" else meta["weights"])
     convert(model, meta, a.model, a.out, check=not a.no_verify, write_weights=not a.graphs_only, weight_set=name,

@@ -7,7 +7,9 @@ import hashlib
 import inspect
 import json
 import os
+import re
 import struct
+import urllib.parse
 from typing import Callable, Dict, List, Optional, Tuple
 
 import torch
@@ -91,9 +93,65 @@ def enum_categories(enum) -> Optional[List[str]]:
     return None if enum is None else list(list(enum)[0].meta["categories"])
 
 
+class DownloadError(Exception):
+    """torchvision could not download named weights (no network): the CLI turns it into a message
+    naming the file to fetch and the command that converts it (it knows --out)."""
+
+    def __init__(self, model_name: str, weights: str, url: str, reason: str):
+        super().__init__(f"cannot download {url}: {reason}")
+        self.model_name, self.weights, self.url, self.reason = model_name, weights, url, reason
+
+    def message(self, out: str) -> str:
+        """The error text for a conversion into out."""
+        import torch.hub
+
+        fname = os.path.basename(urllib.parse.urlparse(self.url).path)
+        cache = os.path.join(torch.hub.get_dir(), "checkpoints")
+        return (f"error: --weights {self.weights}: torchvision could not download {self.url} ({self.reason}): "
+                "named weights need a network. Either\n"
+                f"  - run this command on a machine with internet, then copy {out} here (or only its manifest.json "
+                f"and {self.weights}.safetensors),\n"
+                f"  - or copy {fname}, downloaded elsewhere (torchvision keeps it in ~/.cache/torch/hub/checkpoints/), "
+                f"into {cache}/ and run this command again,\n"
+                f"  - or convert that file: python3 tools/convert.py {self.model_name} --weights /path/to/{fname} "
+                f"--name {self.weights} --out {out}")
+
+
+def file_sha256(path: str) -> str:
+    """sha256 of a file's bytes (read in 16 MiB pieces)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(2 ** 24), b""):
+            h.update(piece)
+    return h.hexdigest()
+
+
+def torchvision_file(path: str, enum):
+    """The entry of torchvision's weights enum that a checkpoint file is the download of (the same
+    file name, e.g. vit_b_32-d86f8d99.pth, whose hash part is the start of the file's sha256, as
+    torch.hub checks it), or None."""
+    base = os.path.basename(path)
+    for w in list(enum or []):
+        if os.path.basename(urllib.parse.urlparse(w.url).path) != base:
+            continue
+        m = re.search(r"-([a-f0-9]{8,})\.", base)
+        if m and file_sha256(path).startswith(m.group(1)):
+            return w
+    return None
+
+
+def _fill_meta(w, meta: dict) -> None:
+    """meta's weights name, mean, std and categories from a torchvision weights entry."""
+    t = w.transforms()
+    meta["weights"] = w.name
+    meta["mean"], meta["std"] = list(t.mean), list(t.std)
+    meta["categories"] = list(w.meta["categories"])
+
+
 def named_weights(model_name: str, weights: str, enum, meta: dict):
-    """torchvision's model with its named weights (e.g. IMAGENET1K_V1); fills meta's mean, std and
-    categories from the weights' own transforms."""
+    """torchvision's model with its named weights (e.g. IMAGENET1K_V1), downloaded by torchvision
+    (or taken from its cache); fills meta's mean, std and categories from the weights' own
+    transforms. Raises DownloadError where the download fails."""
     import torchvision
 
     if enum is None:
@@ -103,18 +161,21 @@ def named_weights(model_name: str, weights: str, enum, meta: dict):
         raise SystemExit(f"error: unknown --weights {weights!r} for {model_name}: expected untrained, a "
                          f"checkpoint file, or one of {', '.join(names)}")
     w = enum[weights]
-    model = getattr(torchvision.models, model_name)(weights=w)
-    t = w.transforms()
-    meta["mean"], meta["std"] = list(t.mean), list(t.std)
-    meta["categories"] = list(w.meta["categories"])
+    try:
+        model = getattr(torchvision.models, model_name)(weights=w)
+    except OSError as err:  # urllib's URLError, a timeout, a refused connection
+        raise DownloadError(model_name, weights, w.url, str(getattr(err, "reason", err))) from None
+    _fill_meta(w, meta)
     return model
 
 
 def build_model(model_name: str, weights: str, seed: int, enum, untrained: Callable[[], torch.nn.Module],
                 from_checkpoint: Callable[[str], Tuple[torch.nn.Module, int]]):
     """(model in eval mode, metadata dict) for --weights: 'untrained' (untrained() after seeding torch
-    with seed), a checkpoint file (from_checkpoint(path) -> (model, num_classes)), or the name of
-    torchvision's weights for model_name (enum: its weights enum, None where it has none)."""
+    with seed), a checkpoint file (from_checkpoint(path) -> (model, num_classes); named after the file,
+    or after torchvision's weights when it is their download, e.g. vit_b_32-d86f8d99.pth ->
+    IMAGENET1K_V1), or the name of torchvision's weights for model_name (enum: its weights enum, None
+    where it has none)."""
     meta = new_meta(weights)
     if weights == "untrained":
         torch.manual_seed(seed)
@@ -125,6 +186,9 @@ def build_model(model_name: str, weights: str, seed: int, enum, untrained: Calla
         model, num_classes = from_checkpoint(weights)
         meta["weights"] = checkpoint_name(weights)
         meta["categories"] = enum_categories(enum) if num_classes == 1000 else None
+        known = torchvision_file(weights, enum)
+        if known is not None:  # torchvision's own download: named (and normalized) as torchvision names it
+            _fill_meta(known, meta)
     else:
         model = named_weights(model_name, weights, enum, meta)
     model.eval()
