@@ -37,6 +37,14 @@ export interface Page {
   evaluate(expression: string): Promise<unknown>;
   /** Polls `expression` until it is truthy; fails after `timeoutMs`. */
   waitFor(expression: string, timeoutMs: number): Promise<unknown>;
+  /** Clicks the centre of the first element matching `selector` with the mouse (scrolled into view first). */
+  click(selector: string): Promise<void>;
+  /** Sets a form field's value (a select, a number input) and fires its input and change events. */
+  setValue(selector: string, value: string): Promise<void>;
+  /** Lets the page download files into `dir` (a temporary folder). */
+  allowDownloads(dir: string): Promise<void>;
+  /** A PNG screenshot of the viewport. */
+  screenshot(): Promise<Uint8Array>;
 }
 
 async function devtoolsTarget(port: number): Promise<string> {
@@ -109,38 +117,82 @@ async function connect(url: string, ws: WebSocket): Promise<Page> {
     });
     return (r.result as { value: unknown }).value;
   };
+  const waitFor = async (expression: string, timeoutMs: number) => {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const v = await evaluate(expression);
+      if (v) return v;
+      if (Date.now() > end) {
+        assert.fail(
+          `timed out after ${timeoutMs} ms waiting for ${expression} (${url})`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  };
   return {
     errors,
     send,
     evaluate,
+    waitFor,
+    click: async (selector) => {
+      const q = JSON.stringify(selector);
+      const box = await evaluate(`(() => {
+        const el = document.querySelector(${q});
+        if (!el) return null;
+        el.scrollIntoView({ block: "center" });
+        const r = el.getBoundingClientRect();
+        return { x: r.x + r.width / 2, y: r.y + r.height / 2 };
+      })()`) as { x: number; y: number } | null;
+      assert.ok(box, `no element ${selector} to click`);
+      for (const type of ["mousePressed", "mouseReleased"]) {
+        await send("Input.dispatchMouseEvent", {
+          type,
+          ...box,
+          button: "left",
+          clickCount: 1,
+        });
+      }
+    },
+    setValue: async (selector, value) => {
+      const ok = await evaluate(`(() => {
+        const el = document.querySelector(${JSON.stringify(selector)});
+        if (!el) return false;
+        el.value = ${JSON.stringify(value)};
+        el.dispatchEvent(new Event("input", { bubbles: true }));
+        el.dispatchEvent(new Event("change", { bubbles: true }));
+        return el.value === ${JSON.stringify(value)};
+      })()`);
+      assert.ok(ok, `cannot set ${selector} to "${value}"`);
+    },
+    allowDownloads: async (dir) => {
+      const r = await send("Browser.setDownloadBehavior", {
+        behavior: "allow",
+        downloadPath: dir,
+      });
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+    },
+    screenshot: async () => {
+      const shot = await send("Page.captureScreenshot", { format: "png" });
+      return Uint8Array.from(atob(shot.data as string), (c) => c.charCodeAt(0));
+    },
     navigate: async (target) => {
       const load = new Promise<void>((r) => (loaded = r));
       await send("Page.navigate", { url: target });
       await load;
     },
-    waitFor: async (expression, timeoutMs) => {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const v = await evaluate(expression);
-        if (v) return v;
-        if (Date.now() > end) {
-          assert.fail(
-            `timed out after ${timeoutMs} ms waiting for ${expression} (${url})`,
-          );
-        }
-        await new Promise((r) => setTimeout(r, 250));
-      }
-    },
   };
 }
 
 /**
- * Starts headless Chromium, runs `fn` with its first page, and stops the
- * browser (by pid) and removes its profile whatever happens.
+ * Starts headless Chromium (with `--disable-gpu`, or `extraArgs` instead),
+ * runs `fn` with its first page, and stops the browser (by pid) and removes
+ * its profile whatever happens.
  */
 export async function withChromium<T>(
   bin: string,
   fn: (page: Page) => Promise<T>,
+  extraArgs: readonly string[] = [],
 ): Promise<T> {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -150,7 +202,7 @@ export async function withChromium<T>(
     args: [
       "--headless",
       "--no-sandbox",
-      "--disable-gpu",
+      ...(extraArgs.length > 0 ? extraArgs : ["--disable-gpu"]),
       `--remote-debugging-port=${port}`,
       `--user-data-dir=${profile}`,
       "about:blank",

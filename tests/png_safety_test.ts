@@ -457,7 +457,7 @@ Deno.test("the browser page decodes dropped images with the same decodeImage", (
     );
   }
   assert.match(
-    Deno.readTextFileSync(`${WEB}main.ts`),
+    Deno.readTextFileSync(`${WEB}engine.ts`), // the worker's side: web/worker.ts runs it
     /decodeImage\(new Uint8Array\(await file\.arrayBuffer\(\)\), file\.name\)/,
   );
 });

@@ -1,10 +1,13 @@
 /**
- * Builds the browser page (`deno task web`): bundles `web/main.ts` — the same
- * core modules as the command line, through their barrels — into
- * `web/dist/main.js`, and copies onnxruntime-web's browser builds and wasm
- * files into `web/dist/ort/` (index.html maps the runtime's npm specifiers
- * there with an import map, so its wasm files and worker load beside it).
- * onnxruntime-node stays external: a browser never imports it.
+ * Builds the browser page (`deno task web`): bundles the page's controls
+ * (`web/main.ts`) into `web/dist/main.js` and its worker (`web/worker.ts`,
+ * every model call: the same core modules as the command line) into
+ * `web/dist/worker.js`, and copies onnxruntime-web's browser builds and wasm
+ * files into `web/dist/ort/`. A worker has no import map, so the worker
+ * bundle's imports of the runtime's npm specifiers are rewritten to those
+ * files' relative URLs (its wasm files and threads load beside them).
+ * onnxruntime-node stays external: a browser never imports it. Prints each
+ * bundle's size.
  *
  * @module
  */
@@ -20,8 +23,14 @@ const ORT_FILES = [
   "ort-wasm-simd-threaded.asyncify.wasm",
 ];
 
-async function bundle(): Promise<void> {
-  const out = await new Deno.Command(Deno.execPath(), {
+/** The runtime's specifiers and the files they become in the worker bundle (relative to it). */
+const ORT_URLS: [string, string][] = [
+  [`${ORT}/webgpu`, "./ort/ort.webgpu.bundle.min.mjs"],
+  [ORT, "./ort/ort.bundle.min.mjs"],
+];
+
+async function bundle(entry: string, out: string): Promise<void> {
+  const run = await new Deno.Command(Deno.execPath(), {
     args: [
       "bundle",
       "--platform",
@@ -34,14 +43,25 @@ async function bundle(): Promise<void> {
       `${ORT}/webgpu`,
       "--minify",
       "-o",
-      `${DIST}/main.js`,
-      `${ROOT}web/main.ts`,
+      out,
+      `${ROOT}web/${entry}`,
     ],
     cwd: ROOT,
     stdout: "inherit",
     stderr: "inherit",
   }).output();
-  if (!out.success) throw new Error(`deno bundle failed (exit ${out.code})`);
+  if (!run.success) {
+    throw new Error(`deno bundle of web/${entry} failed (exit ${run.code})`);
+  }
+}
+
+/** Points the worker bundle's runtime imports at the copied files. */
+async function rewriteRuntimeImports(file: string): Promise<void> {
+  let text = await Deno.readTextFile(file);
+  for (const [spec, url] of ORT_URLS) {
+    text = text.replaceAll(`"${spec}"`, `"${url}"`);
+  }
+  await Deno.writeTextFile(file, text);
 }
 
 async function copyRuntime(): Promise<void> {
@@ -63,10 +83,17 @@ if (import.meta.main) {
     await Deno.mkdir(DIST, { recursive: true });
     // the runtime package into node_modules, for the copy (bundling leaves it external)
     await import(ORT).catch(() => {});
-    await bundle();
+    await bundle("main.ts", `${DIST}/main.js`);
+    await bundle("worker.ts", `${DIST}/worker.js`);
+    await rewriteRuntimeImports(`${DIST}/worker.js`);
     await copyRuntime();
+    const size = async (f: string) => (await Deno.stat(`${DIST}/${f}`)).size;
     console.error(
-      `built ${DIST}: serve the repository root (deno run -A web/serve.ts)`,
+      `built ${DIST}: main.js ${await size(
+        "main.js",
+      )} bytes, worker.js ${await size(
+        "worker.js",
+      )} bytes: serve the repository root (deno run -A web/serve.ts)`,
     );
   } catch (err) {
     console.error(err instanceof Error ? err.message : err);
