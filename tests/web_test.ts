@@ -777,6 +777,30 @@ Deno.test("web/settings.ts and web/engine.ts: the CLI's names and columns, the m
   assert.deepEqual(r.layers.map((l) => [l.layer, l.final.steps]), [[1, 3]]);
 });
 
+Deno.test("web/settings.ts: the page generates with the settings the Fashion-MNIST manifests recommend", async () => {
+  for (const name of ["fmnist_vit", "fmnist_resnet"]) {
+    const m = JSON.parse(
+      await Deno.readTextFile(`${ROOT}weights/${name}/manifest.json`),
+    );
+    const r = m.recommended.generate;
+    const sched = (t: string) => {
+      const [start, end] = t.split(":").map(Number);
+      return { start, end };
+    };
+    assert.deepEqual(FMNIST_GENERATE, {
+      steps: r.steps,
+      canvasSize: r.canvas,
+      lr: sched(r.lr),
+      sigma: sched(r.sigma),
+    }, name);
+    assert.equal(
+      r["jitter-after"],
+      r.steps / 2,
+      `${name}: the page jitters after half the steps`,
+    );
+  }
+});
+
 Deno.test("web/serve.ts: JavaScript and wasm MIME types, isolation headers, a folder redirects to its slash, nothing outside the root", async () => {
   const dir = await Deno.makeTempDir({ prefix: "vitrep_serve_" });
   await Deno.mkdir(`${dir}/root/sub`, { recursive: true });
