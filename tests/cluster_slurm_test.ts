@@ -2,7 +2,10 @@
 // slurmd started here and stopped by pid at the end) runs grid cells as an
 // array job from the sbatch file `grid --emit slurm` writes; the collected
 // grid must equal the same grid run in one process, also when one array task
-// is cancelled mid-cell (scancel) and requeued (scontrol requeue). Skipped,
+// is cancelled mid-cell (scancel) and requeued (scontrol requeue); and the
+// smoke essay emitted as one array (essay --plan --emit slurm, submit.sh),
+// reported with --report-only, equals the one-process smoke run claim for
+// claim. Jobs run the deno on PATH (a logging wrapper here), as nodes do. Skipped,
 // with the reason printed, where Slurm or root is missing (.ci/run installs
 // slurm-wlm and munge).
 import { assert, assertEquals } from "./_assert.ts";
@@ -61,6 +64,20 @@ async function sh(
   return dec.decode(o.stdout).trim();
 }
 
+/** A `deno` at `path` that logs each use to `log`, then runs this Deno: what a node has on its PATH. */
+async function denoWrapper(path: string, log: string): Promise<void> {
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh\necho "$0" >> '${log}'\nexec '${Deno.execPath()}' "$@"\n`,
+  );
+  await Deno.chmod(path, 0o755);
+}
+
+/** Lines of a file (0 when it is not there). */
+const lines = (path: string) =>
+  Deno.readTextFile(path).then((t) => t.split("\n").length - 1, () => 0);
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 const grid = (steps: number, out: string) => [
@@ -70,6 +87,17 @@ const grid = (steps: number, out: string) => [
   ...["--variant", "plain=", "--variant", "no LN=--remove layernorm"],
   ...["--out", out],
 ];
+
+/**
+ * The essay experiments the array test runs: a generate grid on the small
+ * trained ViT, invert grids on untrained ViT-B/32 (one traced), and the
+ * filters command: 14 tasks, about 80 s with the one-process run.
+ * VITREP_SLURM_ESSAY=all runs every smoke experiment: 51 tasks, 10 to 14
+ * minutes on a 2-core machine (too slow for CI).
+ */
+const ESSAY_ONLY = Deno.env.get("VITREP_SLURM_ESSAY") === "all"
+  ? "generation,vit_depth,resnet_depth,vit_stem,resnet_stem,stem_trained,filters,overcomplete_stem,swaps,vit_recovery,residual,noninvertible,mixer_p16,mixer_p8,ffvit"
+  : "generation,vit_stem,filters,noninvertible,swaps";
 
 const json = async (path: string) => JSON.parse(await Deno.readTextFile(path));
 const exists = (p: string) => Deno.stat(p).then(() => true, () => false);
@@ -96,7 +124,13 @@ Deno.test({
   ignore: why !== null,
   async fn(t) {
     const dir = await tmp();
-    const env = { SLURM_CONF: `${dir}/slurm/slurm.conf` };
+    // the nodes' deno: on PATH (emitted jobs name no path of this machine's Deno), here a
+    // wrapper that logs each use and runs this Deno
+    await denoWrapper(`${dir}/bin/deno`, `${dir}/deno.log`);
+    const env = {
+      SLURM_CONF: `${dir}/slurm/slurm.conf`,
+      PATH: `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}`,
+    };
     const tool = `${ROOT}tools/slurm_local.sh`;
     const started = performance.now();
     await sh("bash", [tool, "start", `${dir}/slurm`], env);
@@ -148,6 +182,8 @@ Deno.test({
           } s, collect ${((t2 - t1) / 1000).toFixed(1)} s`,
         );
         await assertSameGrid(`${dir}/slurm_grid`, `${dir}/one`);
+        // every task ran the deno on the node's PATH
+        assertEquals(await lines(`${dir}/deno.log`), 6);
         const log = await Deno.readTextFile(
           `${dir}/slurm_grid/logs/cell_4.log`,
         );
@@ -203,6 +239,82 @@ Deno.test({
           assert(/CANCELLED/.test(log), log);
           assert(/continuing from step [1-9]\d*/.test(log), log);
           await assertSameGrid(out, `${dir}/one600`);
+        },
+      );
+      await t.step(
+        `the smoke essay as ONE emitted array (${ESSAY_ONLY}) equals the one-process smoke run claim for claim`,
+        async () => {
+          const only = ["--budget", "smoke", "--only", ESSAY_ONLY];
+          const t0 = performance.now();
+          const one = await run([
+            "essay",
+            ...only,
+            "--out",
+            `${dir}/essay_one`,
+          ]);
+          assertEquals(one.code, 0, one.err);
+          const t1 = performance.now();
+          const out = `${dir}/essay_array`;
+          const e = await run([
+            "essay",
+            ...only,
+            ...["--out", out, "--plan", "--emit", "slurm"],
+            ...["--parallel", "2", "--cpus", "1"],
+          ]);
+          assertEquals(e.code, 0, e.err);
+          const tasks = (await json(`${out}/tasks.json`)).tasks;
+          const sb = await Deno.readTextFile(`${out}/job.sbatch`);
+          assert(!sb.includes(Deno.execPath()) && !sb.includes("/_npx/"), sb);
+          const before = await lines(`${dir}/deno.log`);
+          const t2 = performance.now();
+          const id = await sh("bash", [`${out}/submit.sh`], env);
+          await waitFor(id);
+          const t3 = performance.now();
+          const r = await run(["essay", "--out", out, "--report-only"]);
+          assertEquals(r.code, 0, r.err);
+          console.log(
+            `slurm: essay smoke --only ${ESSAY_ONLY}: one process ${
+              ((t1 - t0) / 1000).toFixed(1)
+            } s; emitted ${tasks.length} tasks in ${
+              ((t2 - t1) / 1000).toFixed(1)
+            } s, submit → done ${((t3 - t2) / 1000).toFixed(1)} s, report ${
+              ((performance.now() - t3) / 1000).toFixed(1)
+            } s`,
+          );
+          assertEquals(await lines(`${dir}/deno.log`) - before, tasks.length);
+          assert(!r.out.includes("missing"), r.out);
+          const a = await json(`${out}/claims.json`);
+          const b = await json(`${dir}/essay_one/claims.json`);
+          assertEquals(a.missing, []);
+          type Claim = { id: string; verdict: string; numbers: unknown };
+          const of = (c: Claim) => [c.id, c.verdict, c.numbers];
+          assertEquals(a.claims.map(of), b.claims.map(of));
+          assert(
+            a.claims.filter((c: Claim) => c.verdict !== "not run").length >= 3,
+          );
+          // the cells are the same runs: equal representations
+          for (
+            const x of tasks.filter((x: { cell: number | null }) =>
+              x.cell !== null
+            )
+          ) {
+            const grid = `cells/${x.experiment}`;
+            const key =
+              (await json(`${out}/${grid}/plan.json`)).cells[x.cell].key;
+            for (const f of ["representation.npy", "generated.png"]) {
+              const [p, q] = [
+                `${out}/${grid}/cells/${key}/${f}`,
+                `${dir}/essay_one/${grid}/cells/${key}/${f}`,
+              ];
+              if (await exists(q)) {
+                assertEquals(
+                  await Deno.readFile(p),
+                  await Deno.readFile(q),
+                  `${x.experiment} cell ${x.cell}: ${f}`,
+                );
+              }
+            }
+          }
         },
       );
     } finally {

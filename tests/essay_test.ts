@@ -1331,3 +1331,331 @@ Deno.test("essay command: bad --budget, --only, --image are usage errors (exit 2
     console.log = log;
   }
 });
+
+// ---------------------------------------------------------------------------
+// The essay as one array job (--plan --emit, --task, --report-only), on the
+// tiny fixture ViT as the small trained ViT: the trained-model experiments.
+
+const REPO = new URL("../", import.meta.url).pathname;
+
+/** A models folder holding the tiny fixture as fmnist_vit (its weight set "fixture"). */
+async function tinyModels(dir: string): Promise<string> {
+  await Deno.mkdir(`${dir}/models`, { recursive: true });
+  await Deno.symlink(
+    `${REPO}tests/fixtures/tiny_vit`,
+    `${dir}/models/fmnist_vit`,
+  );
+  return `${dir}/models`;
+}
+
+/** A `deno` at `path` that logs each use to `log`, then runs this Deno. */
+async function denoWrapper(path: string, log: string): Promise<void> {
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh\necho "$0" >> '${log}'\nexec '${Deno.execPath()}' "$@"\n`,
+  );
+  await Deno.chmod(path, 0o755);
+}
+
+/** Runs the emitted job.sbatch with bash as a node would: task `i`, `deno` from PATH. */
+async function sbatchTask(
+  out: string,
+  i: number,
+  bin: string,
+): Promise<{ code: number; err: string }> {
+  const o = await new Deno.Command("bash", {
+    args: [`${out}/job.sbatch`],
+    env: {
+      PATH: `${bin}:/usr/bin:/bin`,
+      HOME: Deno.env.get("HOME") ?? out,
+      SLURM_ARRAY_TASK_ID: String(i),
+    },
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return { code: o.code, err: new TextDecoder().decode(o.stderr) };
+}
+
+type Claim = { id: string; verdict: string; numbers: Record<string, unknown> };
+
+Deno.test("essay --plan --emit slurm: one array over every cell of every experiment; tasks run one by one (the job script as a node runs it), --report-only lists the missing ones, then equals the one-process run claim for claim", async (t) => {
+  const { run, tmp } = await import("./_cli.ts");
+  const dir = await tmp();
+  const models = await tinyModels(dir);
+  const base = ["--models", models, "--weights", "fixture"];
+  const out = `${dir}/array`;
+  const e = await run([
+    "essay",
+    ...base,
+    ...["--plan", "--emit", "slurm", "--out", out, "--parallel", "3"],
+  ]);
+  assert.equal(e.code, 0, e.err);
+  const env: Environment = {
+    models: await discoverModels(models),
+    root: models,
+    weights: ["fixture"],
+    image: "x",
+  };
+  const planned = plan(BUDGETS.smoke, env).filter((p) => p.status === "run");
+  const tasks = JSON.parse(await Deno.readTextFile(`${out}/tasks.json`)).tasks;
+  await t.step(
+    "a task per cell of every runnable experiment, in order",
+    async () => {
+      assert.deepEqual(planned.map((p) => p.id), [
+        "generation",
+        "stem_trained",
+        "filters",
+        "swaps",
+      ]);
+      const expected = planned.flatMap((p): [string, number | null][] =>
+        p.grid
+          ? [...Array(p.cells).keys()].map((c): [string, number] => [p.id, c])
+          : [[p.id, null]]
+      );
+      assert.deepEqual(
+        tasks.map((
+          x: { experiment: string; cell: number },
+        ) => [x.experiment, x.cell]),
+        expected,
+      );
+      assert.deepEqual(tasks.map((x: { index: number }) => x.index), [
+        ...expected.keys(),
+      ]);
+      // each task's cell is the one of its grid's plan, with its estimate
+      for (const p of planned.filter((p) => p.grid)) {
+        const gp = JSON.parse(
+          await Deno.readTextFile(`${out}/cells/${p.id}/plan.json`),
+        );
+        assert.equal(gp.cells.length, p.cells, p.id);
+        for (
+          const x of tasks.filter((x: { experiment: string }) =>
+            x.experiment === p.id
+          )
+        ) {
+          const c = gp.cells[x.cell];
+          assert.equal(x.steps, c.settings.steps);
+          assert.equal(
+            x.what,
+            `${gp.rows[c.row].label} × ${gp.columns[c.col].short}`,
+          );
+          assert.ok(x.seconds > GRID_START_SECONDS, `${x.seconds}`);
+        }
+      }
+    },
+  );
+  await t.step(
+    "job.sbatch: one array, deno from the node's PATH; submit.sh",
+    async () => {
+      const sb = await Deno.readTextFile(`${out}/job.sbatch`);
+      assert.match(
+        sb,
+        new RegExp(`^#SBATCH --array=0-${tasks.length - 1}%3$`, "m"),
+      );
+      assert.match(sb, /^#SBATCH --time=0-00:06:00$/m);
+      assert.match(sb, /^deno=\$\{VITREP_DENO:-deno\}$/m);
+      assert.match(
+        sb,
+        new RegExp(
+          `^exec "\\$deno" run -A \\S+/mod\\.ts essay --out ${out} --task "\\$SLURM_ARRAY_TASK_ID"$`,
+          "m",
+        ),
+      );
+      assert.ok(!sb.includes(Deno.execPath()) && !sb.includes("/_npx/"), sb);
+      const submit = await Deno.readTextFile(`${out}/submit.sh`);
+      assert.match(submit, /sbatch --parsable --hold "\$@" /);
+      assert.match(submit, /^trap 'scontrol release "\$id"' EXIT$/m);
+      // each task below the array's --mem gets its own (all fit in 6 minutes: no time updates)
+      const mem = new Map<number, number>();
+      for (
+        const m of submit.matchAll(
+          /^scontrol update JobId="\$\{id\}_\[([\d,-]+)\]" MinMemoryNode=(\d+) /gm,
+        )
+      ) {
+        for (const part of m[1].split(",")) {
+          const [a, b = a] = part.split("-").map(Number);
+          for (let i = a; i <= b; i++) mem.set(i, Number(m[2]));
+        }
+      }
+      const most = Math.max(
+        ...tasks.map((x: { peakMiB: number }) => x.peakMiB),
+      );
+      assert.match(sb, new RegExp(`^#SBATCH --mem=${most}M$`, "m"));
+      for (const x of tasks) {
+        assert.equal(
+          mem.get(x.index),
+          x.peakMiB < most ? x.peakMiB : undefined,
+        );
+      }
+      assert.doesNotMatch(submit, /TimeLimit/);
+      assert.match(
+        e.out,
+        /report: +deno run -A \S+ essay --out \S+ --budget smoke --models \S+ --weights fixture --report-only/,
+      );
+    },
+  );
+  const bin = `${dir}/node/bin`;
+  await denoWrapper(`${bin}/deno`, `${dir}/node.log`);
+  const half = tasks.filter((_: unknown, i: number) => i % 2 === 0);
+  await t.step(
+    "half the tasks, then --report-only lists the others with their tasks and commands",
+    async () => {
+      for (const x of half) {
+        const r = await sbatchTask(out, x.index, bin);
+        assert.equal(r.code, 0, r.err);
+        assert.match(
+          r.err,
+          new RegExp(`^essay task ${x.index}: ${x.experiment}`, "m"),
+        );
+      }
+      assert.equal(
+        (await Deno.readTextFile(`${dir}/node.log`)).split("\n").length - 1,
+        half.length,
+      );
+      const r = await run(["essay", ...base, "--out", out, "--report-only"]);
+      assert.equal(r.code, 0, r.err);
+      const missing = JSON.parse(await Deno.readTextFile(`${out}/claims.json`))
+        .missing;
+      const others = tasks.filter((_: unknown, i: number) => i % 2 === 1);
+      assert.deepEqual(
+        missing.map((m: { task: number }) => m.task),
+        others.map((x: { index: number }) => x.index),
+      );
+      for (const m of missing) {
+        const x = tasks[m.task];
+        assert.equal(m.experiment, x.experiment);
+        assert.equal(m.cell, x.cell);
+        assert.match(
+          r.out,
+          new RegExp(
+            `^  ${x.experiment}.*, task ${x.index}: deno run -A mod.ts `,
+            "m",
+          ),
+        );
+      }
+      assert.match(
+        r.out,
+        new RegExp(
+          `sbatch --array=${
+            others.map((x: { index: number }) => x.index).join(",")
+          } ${out}/job.sbatch`,
+        ),
+      );
+    },
+  );
+  await t.step(
+    "the rest in this process (--task), then the report equals the one-process essay",
+    async () => {
+      for (const x of tasks.filter((_: unknown, i: number) => i % 2 === 1)) {
+        const r = await run(["essay", "--out", out, "--task", String(x.index)]);
+        assert.equal(r.code, 0, r.err);
+      }
+      const r = await run(["essay", ...base, "--out", out, "--report-only"]);
+      assert.equal(r.code, 0, r.err);
+      assert.doesNotMatch(r.out, /missing/);
+      const one = await run(["essay", ...base, "--out", `${dir}/one`]);
+      assert.equal(one.code, 0, one.err);
+      const a = JSON.parse(await Deno.readTextFile(`${out}/claims.json`));
+      const b = JSON.parse(await Deno.readTextFile(`${dir}/one/claims.json`));
+      assert.deepEqual(a.missing, []);
+      assert.deepEqual(
+        a.claims.map((c: Claim) => [c.id, c.verdict, c.numbers]),
+        b.claims.map((c: Claim) => [c.id, c.verdict, c.numbers]),
+      );
+      assert.ok(a.claims.some((c: Claim) => c.verdict !== "not run"));
+    },
+  );
+});
+
+Deno.test("essay --emit, --task and --report-only: bad combinations and a tampered tasks.json are refused, naming the value, writing nothing", async () => {
+  const { run, tmp } = await import("./_cli.ts");
+  const dir = await tmp();
+  const models = await tinyModels(dir);
+  const base = ["--models", models, "--weights", "fixture"];
+  const out = `${dir}/e`;
+  const gone = () => Deno.stat(out).then(() => false, () => true);
+  const cases: [string[], RegExp][] = [
+    [
+      ["--emit", "slurm"],
+      /Invalid --emit "slurm" without --plan: expected essay --plan --emit slurm --out DIR/,
+    ],
+    [
+      ["--plan", "--emit", "pbs"],
+      /Invalid --emit "pbs": expected slurm or k8s/,
+    ],
+    [["--parallel", "3"], /Invalid --parallel without --emit/],
+    [
+      ["--plan", "--emit", "slurm", "--parallel", "0"],
+      /Invalid --parallel "0"/,
+    ],
+    [
+      ["--plan", "--emit", "slurm", "--deno", "a\nb"],
+      /Invalid --deno "a\\nb": expected the path of the Deno every node runs/,
+    ],
+  ];
+  for (const [args, re] of cases) {
+    const r = await run(["essay", ...base, "--out", out, ...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, re);
+    assert.ok(await gone(), args.join(" "));
+  }
+  const none = await run(["essay", "--out", out, "--task", "0"]);
+  assert.equal(none.code, 2);
+  assert.match(
+    none.err,
+    /Invalid --out ".*\/e" with --task: it holds no tasks.json/,
+  );
+  const e = await run([
+    "essay",
+    ...base,
+    ...["--plan", "--emit", "k8s", "--out", out, "--container", "reg/v:1"],
+  ]);
+  assert.equal(e.code, 0, e.err);
+  const yaml = await Deno.readTextFile(`${out}/job.yaml`);
+  const n = JSON.parse(await Deno.readTextFile(`${out}/tasks.json`)).tasks
+    .length;
+  for (
+    const line of [
+      '  completionMode: "Indexed"',
+      `  completions: ${n}`,
+      '          image: "reg/v:1"',
+      '            - "$(JOB_COMPLETION_INDEX)"',
+      '              mountPath: "/essay"',
+      '            claimName: "vitrep-essay"',
+    ]
+  ) assert.ok(yaml.split("\n").includes(line), `${line}\n${yaml}`);
+  assert.ok(!yaml.includes(Deno.execPath()) && !yaml.includes("/_npx/"));
+  for (
+    const [args, re] of [
+      [
+        ["--task", String(n)],
+        new RegExp(`Invalid --task "${n}": expected a task index 0..${n - 1}`),
+      ],
+      [["--task", "x"], /Invalid --task "x"/],
+      [["--task", "0", "--budget", "standard"], /Invalid --budget with --task/],
+      [
+        ["--report-only", "--budget", "standard"],
+        /Invalid --budget standard with --report-only: .*tasks.json was emitted for --budget smoke/,
+      ],
+    ] as [string[], RegExp][]
+  ) {
+    const r = await run(["essay", "--out", out, ...args]);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, re);
+  }
+  // a task list sending a task out of its folder is refused, naming it
+  const path = `${out}/tasks.json`;
+  const t = JSON.parse(await Deno.readTextFile(path));
+  t.tasks[0].experiment = "../../elsewhere";
+  await Deno.writeTextFile(path, JSON.stringify(t));
+  const r = await run(["essay", "--out", out, "--task", "0"]);
+  assert.equal(r.code, 1, r.err);
+  assert.match(
+    r.err,
+    /Invalid .*tasks\.json: task 0: experiment "..\/..\/elsewhere": expected the file essay --plan --emit wrote/,
+  );
+  assert.ok(
+    !(await Deno.stat(`${dir}/elsewhere`).then(() => true, () => false)),
+  );
+});

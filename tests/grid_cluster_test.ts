@@ -366,3 +366,100 @@ Deno.test("grid: a worker killed mid-cell (SIGKILL) leaves its lock; the next ta
     await Deno.readFile(`${dir}/whole/cells/${key}/representation.npy`),
   );
 });
+
+/** A `deno` at `path` that logs each use to `log`, then runs this Deno: what a node has on its PATH. */
+async function denoWrapper(path: string, log: string): Promise<void> {
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await Deno.writeTextFile(
+    path,
+    `#!/bin/sh\necho "$0" >> '${log}'\nexec '${Deno.execPath()}' "$@"\n`,
+  );
+  await Deno.chmod(path, 0o755);
+}
+
+/** This Deno's binary at `path` (a hard link, else a copy): a Deno whose execPath is there. */
+async function denoAt(path: string): Promise<void> {
+  await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+  await Deno.link(Deno.execPath(), path).catch(() =>
+    Deno.copyFile(Deno.execPath(), path)
+  );
+}
+
+Deno.test("grid --emit run by a Deno in an npx cache: the job files name no path of it; a task runs deno from the node's PATH, or --deno PATH, or $VITREP_DENO", async () => {
+  const dir = await tmp();
+  const npx = `${dir}/home/.npm/_npx/0a1b2c3d4e5f/node_modules/deno/deno`;
+  await denoAt(npx);
+  const exec = await new Deno.Command(npx, {
+    args: ["eval", "console.log(Deno.execPath())"],
+    stdout: "piped",
+  }).output();
+  // the case of the issue: this run's Deno.execPath() is inside an npx cache
+  assert(new TextDecoder().decode(exec.stdout).includes("/_npx/"));
+  const out = `${dir}/jobs`;
+  const emit = async (kind: string, ...more: string[]) => {
+    const o = await new Deno.Command(npx, {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}mod.ts`,
+        ...GRID,
+        ...["--out", out, "--plan", "--emit", kind, ...more],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    assertEquals(o.code, 0, dec.decode(o.stderr));
+    return dec.decode(o.stdout);
+  };
+  const printed = await emit("slurm");
+  const sbatch = await Deno.readTextFile(`${out}/job.sbatch`);
+  await emit("k8s");
+  const yaml = await Deno.readTextFile(`${out}/job.yaml`);
+  for (const text of [sbatch, yaml, printed]) {
+    assert(!text.includes("/_npx/") && !text.includes(npx), text);
+    assert(!text.includes(Deno.execPath()), text);
+  }
+  assert(sbatch.split("\n").includes("deno=${VITREP_DENO:-deno}"), sbatch);
+  // the script as a node runs it: deno from PATH, or $VITREP_DENO
+  const node = `${dir}/node/bin/deno`, other = `${dir}/other/deno`;
+  await denoWrapper(node, `${dir}/node.log`);
+  await denoWrapper(other, `${dir}/other.log`);
+  const task = async (i: number, env: Record<string, string> = {}) => {
+    const o = await new Deno.Command("bash", {
+      args: [`${out}/job.sbatch`],
+      env: {
+        PATH: `${dir}/node/bin:/usr/bin:/bin`,
+        HOME: Deno.env.get("HOME") ?? dir,
+        SLURM_ARRAY_TASK_ID: String(i),
+        ...env,
+      },
+      clearEnv: true,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(o.stderr);
+    assertEquals(o.code, 0, err);
+    assert(err.includes(`grid cell ${i} `) && err.includes("done"), err);
+  };
+  await task(1);
+  assertEquals(await Deno.readTextFile(`${dir}/node.log`), `${node}\n`);
+  await task(2, { VITREP_DENO: other });
+  assertEquals(await Deno.readTextFile(`${dir}/other.log`), `${other}\n`);
+  assertEquals(await Deno.readTextFile(`${dir}/node.log`), `${node}\n`);
+  // --deno PATH: the nodes' Deno, named
+  await emit("slurm", "--deno", "/opt/vitrep bin/deno");
+  assert(
+    (await Deno.readTextFile(`${out}/job.sbatch`)).split("\n").includes(
+      "deno=${VITREP_DENO:-'/opt/vitrep bin/deno'}",
+    ),
+  );
+  const bad = await run([
+    ...GRID,
+    ...["--out", `${dir}/bad`, "--plan", "--emit", "slurm"],
+    ...["--deno", "deno\nrm -rf x"],
+  ]);
+  assertEquals(bad.code, 2, bad.err);
+  assert(/Invalid --deno "deno\\nrm -rf x": expected the path/.test(bad.err));
+  assert(!(await Deno.stat(`${dir}/bad`).then(() => true, () => false)));
+});

@@ -43,6 +43,14 @@ for bin in slurmctld slurmd munged mungekey sbatch; do
   command -v "$bin" >/dev/null || { echo "missing $bin: apt-get install slurm-wlm munge" >&2; exit 3; }
 done
 host="$(hostname -s)"
+# ports of its own: another local cluster (a test running beside this one) keeps its own, and
+# jobs submitted with this SLURM_CONF never reach that one's controller
+listening() { (echo >"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port=6817
+while listening "$port" || listening "$((port + 1))"; do
+  port=$((port + 2))
+  if ((port > 6999)); then echo "no free port pair in 6817-6999" >&2; exit 3; fi
+done
 cpus="$(nproc)"
 mem_mb="$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 512 ))"
 mkdir -p "$dir/state" "$dir/spool"
@@ -68,8 +76,8 @@ SlurmctldPidFile=$dir/slurmctld.pid
 SlurmdPidFile=$dir/slurmd.pid
 SlurmctldLogFile=$dir/slurmctld.log
 SlurmdLogFile=$dir/slurmd.log
-SlurmctldPort=6817
-SlurmdPort=6818
+SlurmctldPort=$port
+SlurmdPort=$((port + 1))
 SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 ReturnToService=2

@@ -19,12 +19,18 @@ import {
   type CommandRunner,
   discoverModels,
   type Environment,
+  type EssayReport,
+  type EssayTasks,
   EXPERIMENT_IDS,
   gridArgs,
+  type MissingCell,
   plan,
+  planTasks,
   publishHint,
   publishReport,
+  readTasks,
   runEssay,
+  taskArgs,
 } from "../essay/mod.ts";
 import {
   type Command,
@@ -33,12 +39,30 @@ import {
   defaultImage,
   HELP_OPT,
   list,
+  parse,
   type Raw,
   ROOT,
   type Spec,
   str,
   usage,
 } from "./options.ts";
+import {
+  CLUSTER_OPTS,
+  denoOpt,
+  type EmitKind,
+  indexedJob,
+  modPath,
+  resourceOpts,
+  shellQuote,
+  slurmArray,
+  submitScript,
+  TASK_LIMITS,
+  type TaskResources,
+  toYaml,
+} from "./grid_emit.ts";
+import { GRID_COMMAND } from "./grid.ts";
+import { FILTERS_COMMAND } from "./inspect.ts";
+import { writeAtomic } from "../io/mod.ts";
 
 /** Options of `essay`. */
 export const ESSAY_SPEC: Spec = {
@@ -94,6 +118,40 @@ export const ESSAY_SPEC: Spec = {
     default: false,
     help:
       "compute nothing: write the report (and --publish) from the cells already finished, each grid collected as it stands; experiments never started are not run",
+  },
+  emit: {
+    type: "string",
+    arg: "slurm|k8s",
+    defaultText: "none",
+    help:
+      "with --plan: the whole essay as ONE array job, a task per grid cell of every experiment (the filters experiment one more): plans each grid into OUT/cells/<experiment>/plan.json, writes OUT/tasks.json (task → experiment, cell, estimated cost) and OUT/job.sbatch with OUT/submit.sh (each task its own time limit) or OUT/job.yaml (a Kubernetes Indexed Job); after it, --report-only writes the report and lists missing cells",
+  },
+  task: {
+    type: "string",
+    arg: "I",
+    defaultText: "none",
+    help:
+      "run task I of the array emitted into --out (OUT/tasks.json: one grid cell, or the filters command); the job files pass $SLURM_ARRAY_TASK_ID or $(JOB_COMPLETION_INDEX). Only --out goes with it",
+  },
+  parallel: { ...CLUSTER_OPTS.parallel },
+  cpus: { ...CLUSTER_OPTS.cpus },
+  mem: {
+    ...CLUSTER_OPTS.mem,
+    defaultText: "the largest model's estimate",
+  },
+  time: {
+    ...CLUSTER_OPTS.time,
+    defaultText: "each task's own, from its estimated cost",
+    help:
+      `--emit: one time limit in minutes for every task (1..${TASK_LIMITS.minutes}); without it each task's limit is twice its estimate on --cpus cores, plus 5 minutes`,
+  },
+  deno: { ...CLUSTER_OPTS.deno },
+  container: { ...CLUSTER_OPTS.container },
+  volume: {
+    ...CLUSTER_OPTS.volume,
+    default: "vitrep-essay",
+    help:
+      "--emit k8s: the PersistentVolumeClaim holding OUT (ReadWriteMany), mounted at /essay",
   },
   publish: {
     type: "string",
@@ -253,13 +311,385 @@ function processRunner(signal?: AbortSignal): CommandRunner {
   };
 }
 
+// ---------------------------------------------------------------------------
+// The essay as one array job: --plan --emit, --task, and the report after it.
+
+/** Options that only go with --emit. */
+const EMIT_ONLY = [
+  "parallel",
+  "cpus",
+  "mem",
+  "time",
+  "deno",
+  "container",
+  "volume",
+];
+
+/** --emit's kind, with --plan; resource options only with --emit. Checked before anything is written. */
+function emitOpt(given: Raw): EmitKind | null {
+  if (given.emit === undefined) {
+    const stray = EMIT_ONLY.filter((k) => given[k] !== undefined);
+    if (stray.length > 0) {
+      throw usage(
+        new TypeError(
+          `Invalid ${stray.map((k) => `--${k}`).join(", ")} without --emit: ${
+            stray.length > 1 ? "they size" : "it sizes"
+          } the emitted job's tasks: expected essay --plan --emit slurm|k8s ${
+            stray.map((k) => `--${k} …`).join(" ")
+          }`,
+        ),
+      );
+    }
+    return null;
+  }
+  const k = str(given, "emit");
+  if (k !== "slurm" && k !== "k8s") {
+    throw usage(new TypeError(`Invalid --emit "${k}": expected slurm or k8s`));
+  }
+  if (given.plan !== true) {
+    throw usage(
+      new TypeError(
+        `Invalid --emit "${k}" without --plan: expected essay --plan --emit ${k} --out DIR`,
+      ),
+    );
+  }
+  resourceOpts(given);
+  return k;
+}
+
+/** Runs a command of this CLI in this process (a task runs one grid cell or the filters command). */
+function inProcess(ctx: Context): CommandRunner {
+  const commands: Record<string, Command> = {
+    grid: GRID_COMMAND,
+    filters: FILTERS_COMMAND,
+  };
+  return (args) => {
+    const [name, ...rest] = args;
+    const cmd = commands[name];
+    return cmd.run(parse(name, cmd.spec, rest), ctx);
+  };
+}
+
+/** `--task I`: task I of OUT/tasks.json, in this process; its exit code. */
+async function taskStep(given: Raw, ctx: Context): Promise<number> {
+  const extra = Object.keys(given).filter((k) =>
+    given[k] !== undefined && given[k] !== false && k !== "out" &&
+    k !== "task"
+  );
+  if (extra.length > 0) {
+    throw usage(
+      new TypeError(
+        `Invalid ${
+          extra.map((k) => `--${k}`).join(", ")
+        } with --task: the task is fixed by --out's tasks.json: expected essay --out DIR --task I`,
+      ),
+    );
+  }
+  const out = resolve(str({ out: "out/essay", ...given }, "out"));
+  const text = str(given, "task");
+  const tasks = await readTasks(out);
+  if (tasks === null) {
+    throw usage(
+      new TypeError(
+        `Invalid --out "${out}" with --task: it holds no tasks.json: expected a folder written by essay --plan --emit slurm|k8s --out DIR`,
+      ),
+    );
+  }
+  const n = tasks.tasks.length;
+  const i = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!(i < n)) {
+    throw usage(
+      new RangeError(
+        `Invalid --task "${text}": expected a task index 0..${
+          n - 1
+        } of ${out}/tasks.json`,
+      ),
+    );
+  }
+  const t = tasks.tasks[i];
+  console.error(
+    `essay task ${i}: ${t.experiment}${
+      t.cell === null ? "" : ` cell ${t.cell}`
+    } (${t.what})`,
+  );
+  return await inProcess(ctx)(taskArgs(t, out));
+}
+
+/** Minutes a task may take: twice its estimate (seconds on 2 cores) on `cpus` cores, plus 5, at most TASK_LIMITS.minutes. */
+function taskMinutes(seconds: number, cpus: number): number {
+  return Math.min(
+    Math.ceil((2 * 2 * seconds) / cpus / 60) + 5,
+    TASK_LIMITS.minutes,
+  );
+}
+
+/** The command line that writes the report of the array in `out`, with the essay options given. */
+function reportCommand(given: Raw, out: string, budget: BudgetName): string {
+  const args = ["essay", "--out", out, "--budget", budget];
+  for (const k of ["only", "models", "image"]) {
+    if (given[k] !== undefined) {
+      args.push(
+        `--${k}`,
+        k === "only" ? str(given, k) : resolve(str(given, k)),
+      );
+    }
+  }
+  for (const w of list(given, "weights")) args.push("--weights", w);
+  return `deno run -A ${shellQuote(modPath())} ${
+    [...args, "--report-only"].map(shellQuote).join(" ")
+  }`;
+}
+
+/** Per-experiment lines of the task table: index range, cells, limits. */
+function taskTable(t: EssayTasks, minutes: readonly number[]): string[] {
+  const ids = [...new Set(t.tasks.map((x) => x.experiment))];
+  return ids.map((id) => {
+    const mine = t.tasks.filter((x) => x.experiment === id);
+    const ms = mine.map((x) => minutes[x.index]);
+    const [lo, hi] = [Math.min(...ms), Math.max(...ms)];
+    return `  ${indexSpan(mine.map((x) => x.index)).padEnd(7)} ${
+      id.padEnd(18)
+    } ${mine.length} task(s), ${
+      hms(mine.reduce((a, x) => a + x.seconds, 0))
+    } estimated, limit ${lo === hi ? `${lo}` : `${lo}-${hi}`} min`;
+  });
+}
+
+const indexSpan = (xs: number[]) =>
+  xs.length === 1 ? `${xs[0]}` : `${xs[0]}-${xs[xs.length - 1]}`;
+
+/** Writes the job files of `kind` for the tasks in `out`; the lines to print. */
+async function writeEssayJob(
+  kind: EmitKind,
+  out: string,
+  t: EssayTasks,
+  given: Raw,
+  report: string,
+): Promise<string[]> {
+  const res = resourceOpts(given);
+  const cpus = res.cpus ?? 2;
+  const minutes = t.tasks.map((x) =>
+    res.minutes ?? taskMinutes(x.seconds, cpus)
+  );
+  const r: TaskResources = {
+    cpus,
+    parallel: res.parallel ?? 4,
+    memMiB: res.memMiB ??
+      Math.min(Math.max(...t.tasks.map((x) => x.peakMiB)), TASK_LIMITS.memMiB),
+    minutes: Math.max(...minutes),
+    saveEvery: 0,
+  };
+  const n = t.tasks.length;
+  const hours = t.tasks.reduce((a, x) => a + x.seconds, 0) / 3600;
+  const head = [
+    `vitrep essay, budget ${t.budget}: ${n} tasks over ${
+      new Set(t.tasks.map((x) => x.experiment)).size
+    } experiments, one per grid cell (the filters command one), about ${
+      hours.toFixed(hours < 1 ? 3 : 1)
+    } hours on 2 cores in all;`,
+    `${out}/tasks.json maps each task to its experiment, cell and estimate.`,
+  ];
+  const lo = Math.min(...minutes);
+  const about = `${n} tasks, ${r.cpus} CPU(s), up to ${r.memMiB} MiB, ${
+    lo === r.minutes ? `${lo}` : `${lo}-${r.minutes}`
+  } min each (by its estimate), ${r.parallel} at once`;
+  if (kind === "slurm") {
+    await Deno.mkdir(`${out}/logs`, { recursive: true });
+    const sbatch = `${out}/job.sbatch`;
+    await writeAtomic(
+      sbatch,
+      slurmArray(
+        {
+          name: "vitrep-essay",
+          count: n,
+          out,
+          about: [
+            ...head,
+            `submit:  bash ${out}/submit.sh   (each task its own time limit and memory; sbatch ${sbatch} gives all ${r.minutes} min, ${r.memMiB} MiB)`,
+            `report:  ${report}`,
+            "tasks (index, experiment, count, estimate, time limit):",
+            ...taskTable(t, minutes).map((l) => l.slice(2)),
+          ],
+          args: ["essay", "--out", out, "--task"],
+          indexArg: true,
+          log: "task_%a.log",
+        },
+        r,
+        denoOpt(given),
+      ),
+    );
+    const limits = t.tasks.map((x, i) => ({
+      minutes: minutes[i],
+      memMiB: res.memMiB ?? Math.min(x.peakMiB, r.memMiB),
+    }));
+    await writeAtomic(`${out}/submit.sh`, submitScript(sbatch, limits));
+    return [
+      `wrote ${sbatch} (${about})`,
+      ...taskTable(t, minutes),
+      `submit:  bash ${out}/submit.sh   (each task its own time limit and memory; prints the job id. Or sbatch ${sbatch}: every task at ${r.minutes} min, ${r.memMiB} MiB)`,
+      `report:  ${report}   (after the array: builds the report from the finished cells and lists missing ones; or sbatch --dependency=afterany:JOBID --wrap '${report}')`,
+    ];
+  }
+  return await writeK8sJob(out, t, given, r, {
+    head,
+    about,
+    report,
+    minutes,
+  });
+}
+
+/** Writes OUT/job.yaml, the Kubernetes Indexed Job of the tasks; the lines to print. */
+async function writeK8sJob(
+  out: string,
+  t: EssayTasks,
+  given: Raw,
+  r: TaskResources,
+  text: { head: string[]; about: string; report: string; minutes: number[] },
+): Promise<string[]> {
+  const { head, about, report, minutes } = text;
+  const n = t.tasks.length;
+  const image = str({ container: "vitrep:latest", ...given }, "container");
+  const claim = str({ volume: "vitrep-essay", ...given }, "volume");
+  const job = indexedJob(
+    {
+      name: `vitrep-essay-${t.budget}`,
+      count: n,
+      args: ["essay", "--out", "/essay", "--task", "$(JOB_COMPLETION_INDEX)"],
+      mount: "/essay",
+    },
+    r,
+    image,
+    claim,
+  );
+  await writeAtomic(
+    `${out}/job.yaml`,
+    `${
+      head.map((l) => `# ${l}`).join("\n")
+    }\n# OUT is the volume "${claim}", mounted at /essay; pod I runs task I. Submit: kubectl apply -f job.yaml\n${
+      toYaml(job)
+    }`,
+  );
+  return [
+    `wrote ${out}/job.yaml (${about}; Kubernetes has no per-index time limit)`,
+    ...taskTable(t, minutes),
+    `build:   docker build -t ${image} .   (the repository's Dockerfile; push it where the cluster pulls from)`,
+    `copy ${out}/ into the volume "${claim}", then submit: kubectl apply -f ${out}/job.yaml`,
+    `report:  essay --out DIR --report-only with DIR the volume's copy (${report})`,
+  ];
+}
+
+/** `--plan --emit`: every grid planned, tasks.json and the job files; runs no cell. */
+async function emitStep(
+  kind: EmitKind,
+  given: Raw,
+  ctx: Context,
+  s: { budget: BudgetName; only: string[]; env: Environment; out: string },
+): Promise<number> {
+  const t = await planTasks({
+    out: s.out,
+    budget: BUDGETS[s.budget],
+    env: s.env,
+    only: s.only,
+    run: processRunner(ctx.signal),
+    log: (line) => console.error(line),
+  });
+  if (t.tasks.length === 0) {
+    console.error(
+      `error: no experiment of budget ${s.budget} can run with the models in ${s.env.root}: nothing to emit (see essay --plan)`,
+    );
+    return 1;
+  }
+  console.log(`wrote ${s.out}/tasks.json: ${t.tasks.length} tasks`);
+  const report = reportCommand(given, s.out, s.budget);
+  for (const line of await writeEssayJob(kind, s.out, t, given, report)) {
+    console.log(line);
+  }
+  return 0;
+}
+
+/** Prints the cells a report lacks, with their tasks and commands. */
+function printMissing(missing: readonly MissingCell[], out: string): void {
+  if (missing.length === 0) return;
+  console.log(`missing ${missing.length} cell(s):`);
+  for (const m of missing) {
+    console.log(
+      `  ${m.experiment}${
+        m.cell === null ? "" : ` cell ${m.cell}`
+      } (${m.what})${m.task === null ? "" : `, task ${m.task}`}: ${m.command}`,
+    );
+  }
+  const tasks = missing.flatMap((m) => m.task === null ? [] : [m.task]);
+  if (tasks.length > 0 && existsSync(`${out}/job.sbatch`)) {
+    console.log(
+      `run the missing tasks: sbatch --array=${
+        tasks.join(",")
+      } ${out}/job.sbatch, then this command again`,
+    );
+  }
+}
+
+function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** --budget and --only of a --report-only: as given, else as the emitted array in --out planned them. */
+async function fromTasks(
+  given: Raw,
+  out: string,
+): Promise<{ budget: BudgetName; only: string[] }> {
+  const t = given["report-only"] === true
+    ? await readTasks(out).catch(() => null)
+    : null;
+  const budget = given.budget === undefined && t ? t.budget : budgetOpt(given);
+  const only = given.only === undefined && t ? t.only : onlyOpt(given);
+  if (t && (budget !== t.budget || only.join() !== t.only.join())) {
+    throw usage(
+      new TypeError(
+        `Invalid --budget ${budget}${
+          only.length ? ` --only ${only.join(",")}` : ""
+        } with --report-only: ${out}/tasks.json was emitted for --budget ${t.budget}${
+          t.only.length ? ` --only ${t.only.join(",")}` : ""
+        }: expected the same (or leave them out)`,
+      ),
+    );
+  }
+  return { budget, only };
+}
+
+/** Prints the verdicts, what was written, the missing cells and the failed experiments; how many failed. */
+function printReport(r: EssayReport, out: string, started: number): number {
+  const width = Math.max(...r.claims.map((c) => c.id.length));
+  for (const c of r.claims) {
+    console.log(`${c.id.padEnd(width)}  ${c.verdict}`);
+  }
+  console.log(
+    `${r.interrupted ? "stopped" : "done"} in ${
+      hms((performance.now() - started) / 1000)
+    }; wrote ${out}/ (index.html, claims.json, summary.md, cells/, maps/)${
+      r.interrupted ? ": run the same command again to continue" : ""
+    }`,
+  );
+  printMissing(r.missing, out);
+  const failed = [...r.results.values()].filter((e) => e.status === "failed");
+  for (const e of failed) {
+    console.error(`error: experiment ${e.id}: ${e.error}`);
+  }
+  return failed.length;
+}
+
 async function essayCommand(given: Raw, ctx: Context): Promise<number> {
-  const budget = budgetOpt(given);
-  const only = onlyOpt(given);
+  if (given.task !== undefined) return await taskStep(given, ctx);
+  const emit = emitOpt(given);
   const root = modelsRoot(given);
   const image = defaultImage({ image: given.image ?? DEFAULT_IMAGE_TEXT });
   const outText = given.out === undefined ? "out/essay" : str(given, "out");
   const out = resolve(checkOutPath(outText, "--out"));
+  const { budget, only } = await fromTasks(given, out);
   const publish = given.publish === undefined
     ? null
     : resolve(checkOutPath(str(given, "publish"), "--publish"));
@@ -273,7 +703,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
       );
     }
   }
-  if (!given.plan) {
+  if (!given.plan || emit !== null) {
     // by the rule of src/io/paths.ts, before anything runs
     await inspectOut(out, "essay");
     if (publish !== null) {
@@ -291,7 +721,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
     image,
     byName: given.models === undefined,
   };
-  if (!given.plan) {
+  if (!given.plan || emit !== null) {
     await Deno.stat(image).catch(() => {
       throw usage(
         new TypeError(
@@ -299,6 +729,9 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
         ),
       );
     });
+  }
+  if (emit !== null) {
+    return await emitStep(emit, given, ctx, { budget, only, env, out });
   }
   if (given.plan) {
     console.log(planText(env, budget, only, out));
@@ -325,21 +758,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
       signal: stop.signal,
       log: (line) => console.error(line),
     });
-    const width = Math.max(...r.claims.map((c) => c.id.length));
-    for (const c of r.claims) {
-      console.log(`${c.id.padEnd(width)}  ${c.verdict}`);
-    }
-    console.log(
-      `${r.interrupted ? "stopped" : "done"} in ${
-        hms((performance.now() - started) / 1000)
-      }; wrote ${out}/ (index.html, claims.json, summary.md, cells/, maps/)${
-        r.interrupted ? ": run the same command again to continue" : ""
-      }`,
-    );
-    const failed = [...r.results.values()].filter((e) => e.status === "failed");
-    for (const e of failed) {
-      console.error(`error: experiment ${e.id}: ${e.error}`);
-    }
+    const failed = printReport(r, out, started);
     if (publish !== null) {
       const p = await publishReport(out, publish);
       console.log(
@@ -348,7 +767,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
         } MiB`,
       );
     }
-    return r.interrupted ? 130 : failed.length > 0 ? 1 : 0;
+    return r.interrupted ? 130 : failed > 0 ? 1 : 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
@@ -360,7 +779,7 @@ export const ESSAY_COMMAND: Command = {
   about:
     "the essay re-run: every experiment the weights allow, a computed verdict per claim, OUT/index.html and claims.json",
   synopsis:
-    "[--budget smoke|standard|essay] [--out DIR] [--weights NAME …] [--image PATH] [--plan]",
+    "[--budget smoke|standard|essay] [--out DIR] [--weights NAME …] [--image PATH] [--plan [--emit slurm|k8s]] [--report-only]; --out DIR --task I",
   spec: ESSAY_SPEC,
   run: essayCommand,
 };

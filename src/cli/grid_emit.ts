@@ -105,6 +105,13 @@ export const CLUSTER_OPTS: Spec = {
     arg: "CLAIM",
     help: "--emit k8s: the PersistentVolumeClaim holding OUT (ReadWriteMany)",
   },
+  deno: {
+    type: "string",
+    arg: "PATH",
+    defaultText: "$VITREP_DENO on the node, else deno on its PATH",
+    help:
+      "--emit slurm: the Deno a task runs, a path every node has (e.g. on the shared filesystem). Without it a task runs $VITREP_DENO, else the deno on the node's PATH (npx --yes deno@2.9.6 installs one; the Dockerfile's image has one); never this machine's own Deno, whose path (an npx cache) no node has",
+  },
   "save-every": {
     type: "string",
     arg: "K",
@@ -132,6 +139,7 @@ export interface TaskResources {
 export function resourceOpts(given: Raw): Partial<TaskResources> {
   const opt = (k: string, min: number, max: number) =>
     given[k] === undefined ? undefined : intOpt(given, k, min, max);
+  denoOpt(given);
   return {
     parallel: opt("parallel", 1, TASK_LIMITS.parallel),
     cpus: opt("cpus", 1, TASK_LIMITS.cpus),
@@ -164,56 +172,248 @@ function hhmmss(minutes: number): string {
   return `${d}-${String(h).padStart(2, "0")}:${String(m).padStart(2, "0")}:00`;
 }
 
-/** mod.ts of this checkout, as a task runs it. */
-function modPath(): string {
+/**
+ * mod.ts of this checkout, as a task runs it: a path (a URL when run by URL).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { modPath } from "./grid_emit.ts";
+ * assert.match(modPath(), /mod\.ts$/);
+ * ```
+ */
+export function modPath(): string {
   const url = new URL("mod.ts", ROOT);
   return url.protocol === "file:" ? fromFileUrl(url) : url.href;
 }
 
-const quote = (s: string) =>
+/**
+ * A word for bash: as it is when plain, else single-quoted.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { shellQuote } from "./grid_emit.ts";
+ * assert.equal(shellQuote("/a/b"), "/a/b");
+ * assert.equal(shellQuote("it's"), `'it'"'"'s'`);
+ * ```
+ */
+export const shellQuote = (s: string): string =>
   /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`;
 
 /**
- * The Slurm array job: one task per cell (`--array=0-N%P`), each running
- * `grid --out OUT` with this Deno and this checkout (both on a shared
- * filesystem); requeued tasks continue from their snapshot.
+ * The Deno an emitted task runs: `--deno PATH` as given, else `deno` (the
+ * one on the node's PATH). Never `Deno.execPath()`: on the submitting
+ * machine that is often an npx cache (`…/.npm/_npx/<hash>/…/deno`) that no
+ * node has. A value with control characters is a usage error.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { denoOpt } from "./grid_emit.ts";
+ * assert.equal(denoOpt({}), "deno");
+ * assert.equal(denoOpt({ deno: "/shared/bin/deno" }), "/shared/bin/deno");
+ * assert.throws(() => denoOpt({ deno: "a\nb" }), /Invalid --deno/);
+ * ```
  */
-export function slurmScript(
-  plan: GridPlan,
+export function denoOpt(given: Raw): string {
+  if (given.deno === undefined) return "deno";
+  const v = str(given, "deno");
+  // deno-lint-ignore no-control-regex
+  if (v.trim() === "" || /[\x00-\x1f\x7f]/.test(v)) {
+    throw usage(
+      new TypeError(
+        `Invalid --deno ${
+          JSON.stringify(v)
+        }: expected the path of the Deno every node runs, e.g. /shared/bin/deno (leave it out to use deno on the node's PATH)`,
+      ),
+    );
+  }
+  return v;
+}
+
+/** An array job: `count` tasks, each running `deno run -A mod.ts ARGS` with its index from the batch system. */
+export interface ArrayJob {
+  /** The job's name, e.g. `vitrep-grid`. */
+  name: string;
+  /** Tasks 0..count-1. */
+  count: number;
+  /** The folder of the job file and of `logs/`. */
+  out: string;
+  /** Comment lines at the top, without `# `. */
+  about: string[];
+  /** The command after `mod.ts`. */
+  args: string[];
+  /** Pass the index as the last argument (`"$SLURM_ARRAY_TASK_ID"`); else the task reads it from the environment. */
+  indexArg: boolean;
+  /** Log file per task under `OUT/logs/`, `%a` its index. */
+  log: string;
+}
+
+/**
+ * The Slurm array job script: `--array=0-N%P` and the resources `r` (time:
+ * `r.minutes` for every task), each task running `job.args` with the Deno
+ * in `$VITREP_DENO`, else `deno` (a path every node has: see
+ * {@linkcode denoOpt}), and this checkout (on a shared filesystem).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { slurmArray } from "./grid_emit.ts";
+ * const sb = slurmArray(
+ *   { name: "vitrep-essay", count: 3, out: "/shared/e", about: ["an essay"], args: ["essay", "--out", "/shared/e", "--task"], indexArg: true, log: "task_%a.log" },
+ *   { cpus: 2, memMiB: 512, minutes: 90, parallel: 2, saveEvery: 1 },
+ * );
+ * assert.match(sb, /^#SBATCH --array=0-2%2$/m);
+ * assert.match(sb, /^#SBATCH --time=0-01:30:00$/m);
+ * assert.match(sb, /^deno=\$\{VITREP_DENO:-deno\}$/m);
+ * assert.match(sb, /^exec "\$deno" run -A .*mod\.ts essay --out \/shared\/e --task "\$SLURM_ARRAY_TASK_ID"$/m);
+ * ```
+ */
+export function slurmArray(
+  job: ArrayJob,
   r: TaskResources,
-  deno = Deno.execPath(),
+  deno = "deno",
 ): string {
-  const n = plan.cells.length;
-  const cmd = [
-    deno,
-    "run",
-    "-A",
-    modPath(),
-    "grid",
-    "--out",
-    plan.out,
-    "--quiet",
-  ]
-    .concat(["--save-every", String(r.saveEvery)]).map(quote).join(" ");
+  const cmd = ["run", "-A", modPath(), ...job.args].map(shellQuote).join(" ") +
+    (job.indexArg ? ' "$SLURM_ARRAY_TASK_ID"' : "");
   return [
     "#!/bin/bash",
-    `# vitrep grid: ${n} cells of ${plan.out}/plan.json, one per array task.`,
-    `# submit:  sbatch ${plan.out}/job.sbatch`,
-    `# collect: ${quote(deno)} run -A ${quote(modPath())} grid --out ${
-      quote(plan.out)
-    } --collect`,
-    "#SBATCH --job-name=vitrep-grid",
-    `#SBATCH --array=0-${n - 1}%${r.parallel}`,
+    ...job.about.map((l) => `# ${l}`),
+    `# deno: $VITREP_DENO on the node, else ${
+      deno === "deno" ? "deno on its PATH" : deno
+    }`,
+    `#SBATCH --job-name=${job.name}`,
+    `#SBATCH --array=0-${job.count - 1}%${r.parallel}`,
     "#SBATCH --ntasks=1",
     `#SBATCH --cpus-per-task=${r.cpus}`,
     `#SBATCH --mem=${r.memMiB}M`,
     `#SBATCH --time=${hhmmss(r.minutes)}`,
     "#SBATCH --requeue",
     "#SBATCH --open-mode=append",
-    `#SBATCH --output=${plan.out}/logs/cell_%a.log`,
+    `#SBATCH --output=${job.out}/logs/${job.log}`,
     "set -euo pipefail",
-    // the cell index comes from SLURM_ARRAY_TASK_ID
-    `exec ${cmd}`,
+    `deno=\${VITREP_DENO:-${shellQuote(deno)}}`,
+    `exec "$deno" ${cmd}`,
+    "",
+  ].join("\n");
+}
+
+/**
+ * The Slurm array job of a grid: one task per cell, each running
+ * `grid --out OUT` (the cell index from `SLURM_ARRAY_TASK_ID`) with the Deno
+ * of {@linkcode slurmArray} and this checkout (both on a shared filesystem);
+ * requeued tasks continue from their snapshot.
+ */
+export function slurmScript(
+  plan: GridPlan,
+  r: TaskResources,
+  deno = "deno",
+): string {
+  const n = plan.cells.length;
+  return slurmArray(
+    {
+      name: "vitrep-grid",
+      count: n,
+      out: plan.out,
+      about: [
+        `vitrep grid: ${n} cells of ${plan.out}/plan.json, one per array task.`,
+        `submit:  sbatch ${plan.out}/job.sbatch`,
+        `collect: deno run -A ${shellQuote(modPath())} grid --out ${
+          shellQuote(plan.out)
+        } --collect`,
+      ],
+      args: [
+        "grid",
+        "--out",
+        plan.out,
+        "--quiet",
+        "--save-every",
+        String(r.saveEvery),
+      ],
+      indexArg: false,
+      log: "cell_%a.log",
+    },
+    r,
+    deno,
+  );
+}
+
+/**
+ * Indices as Slurm writes an array: sorted runs joined by commas.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { indexRanges } from "./grid_emit.ts";
+ * assert.equal(indexRanges([7, 0, 1, 2, 5, 8]), "0-2,5,7-8");
+ * ```
+ */
+export function indexRanges(indices: readonly number[]): string {
+  const xs = [...indices].sort((a, b) => a - b);
+  const out: string[] = [];
+  for (let i = 0; i < xs.length;) {
+    let j = i;
+    while (j + 1 < xs.length && xs[j + 1] === xs[j] + 1) j++;
+    out.push(i === j ? `${xs[i]}` : `${xs[i]}-${xs[j]}`);
+    i = j + 1;
+  }
+  return out.join(",");
+}
+
+/** One task's own limits: minutes and memory (MiB). */
+export interface TaskLimit {
+  minutes: number;
+  memMiB: number;
+}
+
+/**
+ * A bash script that submits the array job `sbatch` held, gives each task
+ * its own time limit and memory (`limits[i]` for task i; a pending task's
+ * limits may be lowered, and the array's `--time` and `--mem` are the
+ * largest), releases it and prints the job id. Its arguments go to sbatch
+ * (`--partition`, …). An update the site refuses leaves that task at the
+ * array's limits.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { submitScript } from "./grid_emit.ts";
+ * const small = { minutes: 6, memMiB: 500 };
+ * const sh = submitScript("/shared/e/job.sbatch", [small, small, small, { minutes: 90, memMiB: 4000 }, small]);
+ * assert.match(sh, /^id="\$\(sbatch --parsable --hold "\$@" \/shared\/e\/job\.sbatch\)"$/m);
+ * assert.match(sh, /^scontrol update JobId="\$\{id\}_\[0-2,4\]" TimeLimit=0-00:06:00 MinMemoryNode=500 /m);
+ * assert.doesNotMatch(sh, /TimeLimit=0-01:30:00/);
+ * ```
+ */
+export function submitScript(
+  sbatch: string,
+  limits: readonly TaskLimit[],
+): string {
+  const most = Math.max(...limits.map((l) => l.minutes));
+  const mem = Math.max(...limits.map((l) => l.memMiB));
+  const groups = new Map<string, number[]>();
+  for (const [i, l] of limits.entries()) {
+    const set = [
+      ...(l.minutes < most ? [`TimeLimit=${hhmmss(l.minutes)}`] : []),
+      ...(l.memMiB < mem ? [`MinMemoryNode=${l.memMiB}`] : []),
+    ].join(" ");
+    if (set !== "") groups.set(set, [...(groups.get(set) ?? []), i]);
+  }
+  return [
+    "#!/bin/bash",
+    `# Submits ${sbatch} held, gives each task its own time limit and memory (from its`,
+    "# estimate; the array's --time and --mem are the largest), releases it and prints the job id.",
+    "# Arguments go to sbatch (e.g. --partition=P).",
+    "set -euo pipefail",
+    `id="$(sbatch --parsable --hold "$@" ${shellQuote(sbatch)})"`,
+    'id="${id%%;*}"',
+    `trap 'scontrol release "$id"' EXIT`,
+    ...[...groups].map(([set, idx]) => {
+      const tasks = `\${id}_[${indexRanges(idx)}]`;
+      return `scontrol update JobId="${tasks}" ${set} || echo "submit.sh: tasks ${tasks} keep the array's limits" >&2`;
+    }),
+    'echo "$id"',
     "",
   ].join("\n");
 }
@@ -239,26 +439,49 @@ export function toYaml(v: unknown, indent = ""): string {
   return `${indent}${scalar(v)}\n`;
 }
 
+/** A Kubernetes Indexed Job: `count` pods, each running the image's entrypoint (`deno run -A mod.ts`) with `args`. */
+export interface IndexedJob {
+  /** The Job's name (a DNS label). */
+  name: string;
+  /** Completions: indices 0..count-1. */
+  count: number;
+  /** The pod's arguments; `$(JOB_COMPLETION_INDEX)` in them is the pod's index (Kubernetes expands it). */
+  args: string[];
+  /** Where the volume is mounted, e.g. `/grid`. */
+  mount: string;
+}
+
 /**
- * The Kubernetes Job: `completionMode: Indexed` with one completion per
- * cell; each pod mounts the volume holding OUT at /grid and runs
- * `grid --out /grid`, its index in `JOB_COMPLETION_INDEX` (set by
- * Kubernetes in Indexed Jobs).
+ * A Kubernetes Job of `completionMode: Indexed` with one completion per
+ * task; each pod mounts the volume `claim` at `job.mount` and runs
+ * `job.args`, its index in `JOB_COMPLETION_INDEX` (set by Kubernetes in
+ * Indexed Jobs).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { indexedJob } from "./grid_emit.ts";
+ * const j = indexedJob(
+ *   { name: "vitrep-essay", count: 5, args: ["essay", "--out", "/essay", "--task", "$(JOB_COMPLETION_INDEX)"], mount: "/essay" },
+ *   { cpus: 2, memMiB: 512, minutes: 10, parallel: 8, saveEvery: 1 },
+ *   "vitrep:latest",
+ *   "vitrep-essay",
+ * );
+ * assert.deepEqual((j.spec as { parallelism: number }).parallelism, 5);
+ * ```
  */
-export function k8sJob(
-  plan: GridPlan,
+export function indexedJob(
+  job: IndexedJob,
   r: TaskResources,
   image: string,
   claim: string,
 ): Record<string, unknown> {
-  const n = plan.cells.length;
+  const n = job.count;
   const resources = { cpu: String(r.cpus), memory: `${r.memMiB}Mi` };
   return {
     apiVersion: "batch/v1",
     kind: "Job",
-    metadata: {
-      name: `vitrep-grid-${plan.cells[0]?.key.slice(0, 8) ?? "empty"}`,
-    },
+    metadata: { name: job.name },
     spec: {
       completionMode: "Indexed",
       completions: n,
@@ -269,27 +492,50 @@ export function k8sJob(
         spec: {
           restartPolicy: "Never",
           containers: [{
-            name: "cell",
+            name: "task",
             image,
-            args: [
-              "grid",
-              "--out",
-              "/grid",
-              "--quiet",
-              "--save-every",
-              String(r.saveEvery),
-            ],
+            args: job.args,
             resources: { requests: resources, limits: resources },
-            volumeMounts: [{ name: "grid", mountPath: "/grid" }],
+            volumeMounts: [{ name: "data", mountPath: job.mount }],
           }],
           volumes: [{
-            name: "grid",
+            name: "data",
             persistentVolumeClaim: { claimName: claim },
           }],
         },
       },
     },
   };
+}
+
+/**
+ * The Kubernetes Job of a grid: one pod per cell, each running
+ * `grid --out /grid` with the volume holding OUT mounted at /grid.
+ */
+export function k8sJob(
+  plan: GridPlan,
+  r: TaskResources,
+  image: string,
+  claim: string,
+): Record<string, unknown> {
+  return indexedJob(
+    {
+      name: `vitrep-grid-${plan.cells[0]?.key.slice(0, 8) ?? "empty"}`,
+      count: plan.cells.length,
+      args: [
+        "grid",
+        "--out",
+        "/grid",
+        "--quiet",
+        "--save-every",
+        String(r.saveEvery),
+      ],
+      mount: "/grid",
+    },
+    r,
+    image,
+    claim,
+  );
 }
 
 /** Writes the job file `kind` for `plan`; returns the lines to print (how to submit and collect). */
@@ -299,12 +545,17 @@ export async function emitJob(
   given: Raw,
 ): Promise<string[]> {
   const r = taskResources(plan, given);
-  const collect = `deno run -A ${modPath()} grid --out ${plan.out} --collect`;
+  const collect = `deno run -A ${shellQuote(modPath())} grid --out ${
+    shellQuote(plan.out)
+  } --collect`;
   const about =
     `${plan.cells.length} tasks, ${r.cpus} CPU(s), ${r.memMiB} MiB, ${r.minutes} min each, ${r.parallel} at once`;
   if (kind === "slurm") {
     await Deno.mkdir(`${plan.out}/logs`, { recursive: true });
-    await writeAtomic(`${plan.out}/job.sbatch`, slurmScript(plan, r));
+    await writeAtomic(
+      `${plan.out}/job.sbatch`,
+      slurmScript(plan, r, denoOpt(given)),
+    );
     return [
       `wrote ${plan.out}/job.sbatch (${about})`,
       `submit:  sbatch ${plan.out}/job.sbatch`,

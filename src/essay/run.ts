@@ -10,14 +10,23 @@ import { join } from "node:path";
 import {
   claimFolder,
   readMarker,
+  readRegularText,
   recordFiles,
   writeAtomic,
   writeJson,
 } from "../io/mod.ts";
-import type { Budget } from "./budgets.ts";
+import {
+  type Budget,
+  type BudgetName,
+  cellSeconds,
+  GRID_START_SECONDS,
+  loadSeconds,
+  STEP_TIMES,
+} from "./budgets.ts";
 import { type ClaimRecord, ESSAY, judgeClaims } from "./claims.ts";
 import {
   type Environment,
+  EXPERIMENT_IDS,
   gridArgs,
   modelArg,
   plan,
@@ -70,6 +79,8 @@ export interface EssayReport {
   claims: ClaimRecord[];
   /** True when a run was interrupted (exit 130): run again to continue. */
   interrupted: boolean;
+  /** The cells the report lacks, with the commands (and array tasks) that compute them. */
+  missing: MissingCell[];
 }
 
 const EXIT_INTERRUPTED = 130;
@@ -82,17 +93,9 @@ async function runOne(
   const dir = join(o.out, "cells", p.id);
   if (p.grid === null) {
     const t = p.trained!;
-    const code = await o.run([
-      "filters",
-      "--model",
-      modelArg(o.env, t.model),
-      "--weights",
-      t.weights,
-      "--compare",
-      "untrained",
-      "--out",
-      dir,
-    ]);
+    const code = await o.run(
+      filtersArgs(modelArg(o.env, t.model), t.weights, dir),
+    );
     if (code === EXIT_INTERRUPTED) return null;
     return await filtersResult(p, o, code === 0);
   }
@@ -128,6 +131,15 @@ async function runOne(
     };
   }
   return r;
+}
+
+/** The filters command of the filters experiment, writing into `dir`. */
+function filtersArgs(model: string, weights: string, dir: string): string[] {
+  return [
+    "filters",
+    ...["--model", model, "--weights", weights],
+    ...["--compare", "untrained", "--out", dir],
+  ];
 }
 
 /** The filters experiment's result: pattern fractions read from the weights, and its figure when made. */
@@ -257,6 +269,8 @@ async function writeEssay(
     if (r) results.set(p.id, r);
   }
   const claims = judgeAll(planned, results, o.env, o.budget);
+  const tasks = await readTasks(o.out).catch(() => null);
+  const missing = missingCells(planned, results, tasks?.tasks ?? [], o);
   const depth = depthLines(planned, results, o.env.models);
   const depthFigure = await writeDepthPlot(o.out, depth);
   await writeJson(join(o.out, "claims.json"), {
@@ -274,6 +288,7 @@ async function writeEssay(
     })),
     claims,
     depth,
+    missing,
   });
   await writeAtomic(
     join(o.out, "summary.md"),
@@ -292,5 +307,364 @@ async function writeEssay(
       depth: { figure: depthFigure, lines: depth },
     }),
   );
-  return { planned, results, claims, interrupted };
+  return { planned, results, claims, interrupted, missing };
+}
+
+// ---------------------------------------------------------------------------
+// The essay as one array job: a task per grid cell of every experiment.
+
+/** The format tag of `OUT/tasks.json`. */
+export const TASKS_FORMAT = "vitrep-essay-tasks/1";
+
+/** One task of an emitted essay array: a grid cell of an experiment, or the filters command. */
+export interface EssayTask {
+  /** Its index in the array (`SLURM_ARRAY_TASK_ID`, `JOB_COMPLETION_INDEX`). */
+  index: number;
+  /** The experiment; its grid folder is `OUT/cells/<experiment>`. */
+  experiment: string;
+  /** The cell's index in that grid's plan.json; null for the filters command. */
+  cell: number | null;
+  /** What it computes, e.g. `intact × layer 4`. */
+  what: string;
+  /** Steps of the cell (0 for the filters command). */
+  steps: number;
+  /** Estimated seconds on 2 cores: process start, model load and the cell's steps, by the budget's step times. */
+  seconds: number;
+  /** Estimated peak memory, MiB (the grid plan's estimate for its model). */
+  peakMiB: number;
+  /** The filters command's model (as commands name it) and weight set. */
+  filters?: { model: string; weights: string };
+}
+
+/** `OUT/tasks.json`: the array's tasks, in index order. */
+export interface EssayTasks {
+  format: typeof TASKS_FORMAT;
+  /** The budget planned. */
+  budget: BudgetName;
+  /** The experiments selected (empty: all). */
+  only: string[];
+  tasks: EssayTask[];
+}
+
+/** The parts of a grid's plan.json a task list needs. */
+interface GridPlanJson {
+  mode: string;
+  model: { peakMiB: number };
+  rows: { label: string }[];
+  columns: { label: string; short?: string }[];
+  cells: {
+    index: number;
+    row: number;
+    col: number;
+    settings: { steps: number; layer?: number | string };
+  }[];
+}
+
+/** Peak MiB of the filters command (it reads one weight set). */
+const FILTERS_MIB = 512;
+
+/** The tasks of one planned grid experiment, numbered from `first`, from its plan.json. */
+function gridTasks(
+  p: Planned,
+  plan: GridPlanJson,
+  first: number,
+): EssayTask[] {
+  const g = p.grid!;
+  const start = GRID_START_SECONDS + loadSeconds(g.model);
+  return plan.cells.map((c, i) => {
+    const layer = plan.mode === "generate"
+      ? "logits"
+      : typeof c.settings.layer === "number"
+      ? c.settings.layer
+      : STEP_LAYERS(g.model);
+    const col = plan.columns[c.col];
+    return {
+      index: first + i,
+      experiment: p.id,
+      cell: c.index,
+      what: `${plan.rows[c.row].label} × ${col.short ?? col.label}`,
+      steps: c.settings.steps,
+      seconds: start + cellSeconds(g.model, layer, c.settings.steps),
+      peakMiB: plan.model.peakMiB,
+    };
+  });
+}
+
+/** A layer given by name (a ResNet stage) is costed as the whole model. */
+const STEP_LAYERS = (model: string) => STEP_TIMES[model]?.layers ?? 12;
+
+/**
+ * Plans the essay as one array: each runnable grid experiment's grid is
+ * planned (`grid … --plan` into `OUT/cells/<id>`, through `o.run`), and every
+ * cell becomes a task, the filters experiment one more; writes
+ * `OUT/tasks.json` and returns it. Each task's estimate comes from the
+ * budget's step times (see budgets.ts). Computes nothing.
+ *
+ * @example
+ * ```ts ignore
+ * import { BUDGETS, discoverModels, planTasks } from "./mod.ts";
+ * const env = { models: await discoverModels("weights"), root: "weights", weights: [], image: "assets/chelsea.png" };
+ * const run = async (args: string[]) => (await new Deno.Command(Deno.execPath(), { args: ["run", "-A", "mod.ts", ...args] }).output()).code;
+ * const t = await planTasks({ out: "out/essay", budget: BUDGETS.smoke, env, run });
+ * console.log(t.tasks.length);
+ * ```
+ */
+export async function planTasks(o: EssayOptions): Promise<EssayTasks> {
+  const planned = plan(o.budget, o.env, o.only ?? []);
+  const since = Date.now();
+  await claimFolder(o.out, "essay", { command: "essay" });
+  try {
+    await Deno.mkdir(join(o.out, "cells"), { recursive: true });
+    const tasks: EssayTask[] = [];
+    for (const p of planned.filter((p) => p.status === "run")) {
+      if (o.signal?.aborted) throw new Error("Interrupted while planning");
+      const dir = join(o.out, "cells", p.id);
+      if (p.grid === null) {
+        const t = p.trained!;
+        tasks.push({
+          index: tasks.length,
+          experiment: p.id,
+          cell: null,
+          what: `filters of ${t.model} (${t.weights})`,
+          steps: 0,
+          seconds: GRID_START_SECONDS + p.seconds,
+          peakMiB: FILTERS_MIB,
+          filters: { model: modelArg(o.env, t.model), weights: t.weights },
+        });
+        continue;
+      }
+      o.log?.(`essay: planning ${p.id}: ${p.title}`);
+      const code = await o.run([
+        "grid",
+        ...gridArgs(p.grid, o.env, dir),
+        "--plan",
+      ]);
+      if (code !== 0) {
+        throw new Error(
+          `Planning experiment ${p.id} failed: grid --plan exited with ${code}: see its message above`,
+        );
+      }
+      const gp: GridPlanJson = JSON.parse(
+        await readRegularText(join(dir, "plan.json"), TASKS_BYTES, "grid plan"),
+      );
+      tasks.push(...gridTasks(p, gp, tasks.length));
+    }
+    const out: EssayTasks = {
+      format: TASKS_FORMAT,
+      budget: o.budget.name,
+      only: [...(o.only ?? [])],
+      tasks,
+    };
+    await writeJson(join(o.out, "tasks.json"), out);
+    return out;
+  } finally {
+    await recordFiles(o.out, since).catch(() => {});
+  }
+}
+
+/** Upper bound of tasks.json and of a grid's plan.json as read here. */
+const TASKS_BYTES = 64 * 2 ** 20;
+
+/** A TypeError naming tasks.json, the field and its value. */
+function badTasks(path: string, what: string, value: unknown): TypeError {
+  return new TypeError(
+    `Invalid ${path}: ${what} ${
+      JSON.stringify(value)
+    }: expected the file essay --plan --emit wrote (emit it again)`,
+  );
+}
+
+/** Checks one task as read from `path`: its experiment is the essay's, its numbers in range, the filters' names plain. */
+function checkTask(t: EssayTask, i: number, path: string): void {
+  const at = `task ${i}`;
+  if (t?.index !== i) throw badTasks(path, `${at}: index`, t?.index);
+  if (!EXPERIMENT_IDS.includes(t.experiment)) {
+    throw badTasks(path, `${at}: experiment`, t.experiment);
+  }
+  const count = (v: unknown) =>
+    typeof v === "number" && Number.isInteger(v) && v >= 0;
+  if (t.cell !== null && !count(t.cell)) {
+    throw badTasks(path, `${at}: cell`, t.cell);
+  }
+  if (t.cell === null) {
+    const f = t.filters;
+    const word = (v: unknown) =>
+      typeof v === "string" && v !== "" && !v.startsWith("-");
+    if (!word(f?.model) || !word(f?.weights)) {
+      throw badTasks(path, `${at}: filters`, f);
+    }
+  }
+  if (!count(t.steps) || !(t.seconds >= 0) || !(t.peakMiB >= 0)) {
+    throw badTasks(path, `${at}: steps, seconds or peakMiB`, [
+      t.steps,
+      t.seconds,
+      t.peakMiB,
+    ]);
+  }
+}
+
+/**
+ * Reads `OUT/tasks.json` (written by {@linkcode planTasks}); null when there
+ * is none. A file that is not such a task list (wrong format, an unknown
+ * experiment, a bad index) is a TypeError naming it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readTasks } from "./run.ts";
+ * assert.equal(await readTasks(await Deno.makeTempDir()), null);
+ * ```
+ */
+export async function readTasks(out: string): Promise<EssayTasks | null> {
+  const path = join(out, "tasks.json");
+  let text: string;
+  try {
+    text = await readRegularText(path, TASKS_BYTES, "essay task list");
+  } catch (err) {
+    if (err instanceof Deno.errors.NotFound) return null;
+    throw err;
+  }
+  let v: EssayTasks;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw badTasks(path, "text", text.slice(0, 40));
+  }
+  if (v?.format !== TASKS_FORMAT || !Array.isArray(v.tasks)) {
+    throw badTasks(path, "format", v?.format);
+  }
+  v.tasks.forEach((t, i) => checkTask(t, i, path));
+  return v;
+}
+
+/**
+ * The command line (for a {@linkcode CommandRunner}) of task `t` of the
+ * array emitted into `out`: `grid --out OUT/cells/<experiment> --cell J`
+ * (snapshots every tenth of its steps), or the filters command.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { taskArgs } from "./run.ts";
+ * const t = { index: 4, experiment: "vit_depth", cell: 3, what: "intact × layer 12", steps: 30, seconds: 9, peakMiB: 2000 };
+ * assert.deepEqual(taskArgs(t, "/e"), ["grid", "--out", "/e/cells/vit_depth", "--cell", "3", "--quiet", "--save-every", "3"]);
+ * ```
+ */
+export function taskArgs(t: EssayTask, out: string): string[] {
+  const dir = join(out, "cells", t.experiment);
+  if (t.cell === null) {
+    return filtersArgs(t.filters!.model, t.filters!.weights, dir);
+  }
+  return [
+    "grid",
+    "--out",
+    dir,
+    "--cell",
+    String(t.cell),
+    "--quiet",
+    "--save-every",
+    String(Math.max(1, Math.ceil(t.steps / 10))),
+  ];
+}
+
+/** A cell the report lacks: which, and how to compute it. */
+export interface MissingCell {
+  /** The experiment. */
+  experiment: string;
+  /** The cell's index in the experiment's grid; null for a whole experiment never started (or the filters command). */
+  cell: number | null;
+  /** What it computes. */
+  what: string;
+  /** Its task in the emitted array (`OUT/tasks.json`), if one was emitted. */
+  task: number | null;
+  /** The command that computes it (in the repository, `deno run -A mod.ts …`). */
+  command: string;
+}
+
+const CMD = "deno run -A mod.ts";
+
+/** The missing cells of one runnable experiment: every cell not finished, or the experiment when it never started. */
+function missingOf(
+  p: Planned,
+  r: ExperimentResult | undefined,
+  tasks: readonly EssayTask[],
+  o: Pick<EssayOptions, "out" | "env">,
+): MissingCell[] {
+  const mine = tasks.filter((t) => t.experiment === p.id);
+  const taskOf = (cell: number | null) =>
+    mine.find((t) => t.cell === cell) ?? null;
+  const quoted = (args: string[]) => args.map(shellWord).join(" ");
+  if (p.grid === null) {
+    if (r !== undefined && r.status === "done") return [];
+    const t = taskOf(null);
+    return [{
+      experiment: p.id,
+      cell: null,
+      what: t?.what ?? "filters",
+      task: t?.index ?? null,
+      command: `${CMD} ${
+        quoted(filtersArgs(
+          modelArg(o.env, p.trained!.model),
+          p.trained!.weights,
+          join(o.out, "cells", p.id),
+        ))
+      }`,
+    }];
+  }
+  if (r === undefined || r.cells.length === 0) {
+    return [{
+      experiment: p.id,
+      cell: null,
+      what: `the whole grid (${p.cells} cells): never started`,
+      task: null,
+      command: `${CMD} grid ${
+        quoted(gridArgs(p.grid, o.env, join(o.out, "cells", p.id)))
+      }`,
+    }];
+  }
+  return r.cells.flatMap((c, i) => {
+    if (c.status !== "missing" && c.status !== "stopped") return [];
+    const t = taskOf(i);
+    const dir = join(o.out, "cells", p.id);
+    return [{
+      experiment: p.id,
+      cell: i,
+      what: t?.what ?? `${c.row} × ${c.column}`,
+      task: t?.index ?? null,
+      command: `${CMD} grid --out ${shellWord(dir)} --cell ${i}`,
+    }];
+  });
+}
+
+/** A word for a POSIX shell: as it is when plain, else single-quoted. */
+const shellWord = (s: string) =>
+  /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`;
+
+/**
+ * Every cell the report lacks: for each runnable experiment, its grid cells
+ * not finished (missing, or stopped with a snapshot), or the experiment when
+ * it never started, with the array task that computes each (when `tasks`
+ * from an emitted array are given) and the command that does.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BUDGETS, missingCells, plan } from "./mod.ts";
+ * const models = new Map([["vit_b_32", { name: "vit_b_32", dir: "w/vit_b_32", weightSets: [], imageSize: 224, patchSize: 32, layers: 12, numClasses: 1000 }]]);
+ * const env = { models, root: "w", weights: [], image: "cat.png" };
+ * const planned = plan(BUDGETS.smoke, env, ["vit_stem"]);
+ * const m = missingCells(planned, new Map(), [], { out: "/e", env });
+ * assert.equal(m.length, 1);
+ * assert.match(m[0].command, /^deno run -A mod.ts grid --model w\/vit_b_32 /);
+ * ```
+ */
+export function missingCells(
+  planned: readonly Planned[],
+  results: ReadonlyMap<string, ExperimentResult>,
+  tasks: readonly EssayTask[],
+  o: Pick<EssayOptions, "out" | "env">,
+): MissingCell[] {
+  return planned.filter((p) => p.status === "run").flatMap((p) =>
+    missingOf(p, results.get(p.id), tasks, o)
+  );
 }
