@@ -3,8 +3,10 @@
  * per-block ONNX graphs with exported vector-Jacobian products, so gradient
  * descent on the image works without autograd.
  *
- * This entry point exports the core: loading a model, the objectives, the two
- * procedures (layer representation by {@linkcode invert}, input generation by
+ * This entry point exports the core: loading a model, the objectives and
+ * their weighted sums ({@linkcode sum}, {@linkcode scaled}, e.g. a feature
+ * match plus a {@linkcode totalVariation} penalty), the two procedures (layer
+ * representation by {@linkcode invert}, input generation by
  * {@linkcode generate}) and their step, image metrics, image files in and
  * out, and the figures a report needs. Everything else is in the subpath
  * exports `./model`, `./optimize`, `./io` and `./figures`. Run as a program,
@@ -63,6 +65,7 @@ export {
 
 // Objectives and the procedures built on the optimization loop.
 export {
+  type AnyObjective,
   classLogit,
   type ClassLogitOptions,
   type Differentiable,
@@ -79,16 +82,26 @@ export {
   gradientStep,
   type GradientStepOptions,
   type GradientStepResult,
+  type ImageObjective,
   invert,
   INVERT_DEFAULTS,
   invertBatch,
   type InvertBatchOptions,
   type InvertOptions,
   type InvertResult,
+  named,
+  type ObjectiveSum,
+  type Part,
+  type PartValue,
   psnr,
+  scaled,
   type Schedule,
   ssim,
   type StepInfo,
+  sum,
+  type Term,
+  totalVariation,
+  type TotalVariationOptions,
   type TraceRow,
   type Transform,
 } from "./src/optimize/mod.ts";
@@ -119,35 +132,6 @@ export {
   type PlotHLine,
   type PlotSeries,
 } from "./src/figures/mod.ts";
-
-// Not core: kept here because tests, tools and doc examples written against
-// the old flat entry point import them from it (new code: subpath exports).
-export {
-  decodeNpy,
-  normalize,
-  type PerChannel,
-  writeJson,
-} from "./src/io/mod.ts";
-export { sideBySide } from "./src/figures/mod.ts";
-export {
-  cropAt,
-  gaussianKernel,
-  parseSchedule,
-  randomStart,
-  scheduleAt,
-} from "./src/optimize/mod.ts";
-export {
-  availableBackends,
-  type Backend,
-  type BackendOptions,
-  type InitSpec,
-  openBackend,
-  resolvePart,
-  Rng,
-  type Session,
-  untrainedTensor,
-  type Value,
-} from "./src/model/mod.ts";
 
 if (import.meta.main) {
   const { main } = await import("./src/cli/main.ts");

@@ -6,14 +6,14 @@ import { exists, ROOT, run, TINY, tmp } from "./_cli.ts";
 import { relErr } from "./_fixtures.ts";
 import {
   classLogit,
-  decodeNpy,
   featureMatch,
   invert,
   invertBatch,
   loadModel,
   type Model,
-  randomStart,
 } from "../mod.ts";
+import { decodeNpy } from "../src/io/mod.ts";
+import { randomStart } from "../src/optimize/mod.ts";
 
 const TOL = 1e-5; // max |batched − alone| / max |alone|, float32
 

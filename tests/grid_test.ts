@@ -4,16 +4,14 @@ import { assert, assertEquals } from "./_assert.ts";
 import { run, tmp } from "./_cli.ts";
 import { relErr } from "./_fixtures.ts";
 import {
-  decodeNpy,
   filterGrid,
   fitToSize,
   loadModel,
   type LoadOptions,
-  normalize,
-  type PerChannel,
   readImage,
-  sideBySide,
 } from "../mod.ts";
+import { decodeNpy, normalize, type PerChannel } from "../src/io/mod.ts";
+import { sideBySide } from "../src/figures/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MODEL = `${ROOT}tests/fixtures/tiny_vit`;

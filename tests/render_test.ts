@@ -2,17 +2,19 @@
 // losses fall, schedules and blur behave, resumed runs equal uninterrupted ones.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import {
-  cropAt,
   featureMatch,
-  gaussianKernel,
   generate,
   gradientStep,
   invert,
   loadModel,
-  parseSchedule,
   resolveClass,
-  scheduleAt,
 } from "../mod.ts";
+import {
+  cropAt,
+  gaussianKernel,
+  parseSchedule,
+  scheduleAt,
+} from "../src/optimize/mod.ts";
 import { loadReference, relErr } from "./_fixtures.ts";
 
 const TOL = 1e-5;

@@ -1,15 +1,12 @@
 // Runtime behaviour beyond the PyTorch parity of model_test.ts: finite differences,
 // untrained init, loading over http, WebGPU, memory limits and bad input.
 import { assert, assertClose, assertEquals, assertRejects } from "./_assert.ts";
+import { classLogit, featureMatch, loadModel, type Manifest } from "../mod.ts";
 import {
   availableBackends,
-  classLogit,
-  featureMatch,
-  loadModel,
-  type Manifest,
   openBackend,
   untrainedTensor,
-} from "../mod.ts";
+} from "../src/model/mod.ts";
 import { loadReference, relErr } from "./_fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;

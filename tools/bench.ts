@@ -33,14 +33,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  type Backend,
-  type BackendName,
-  loadModel,
-  type Model,
-  openBackend,
-  type Session,
-} from "../mod.ts";
+import { type BackendName, loadModel, type Model } from "../mod.ts";
+import { type Backend, openBackend, type Session } from "../src/model/mod.ts";
 import { median, timeStep } from "./_bench.ts";
 
 /** Batch sizes each model is timed at unless --batch says otherwise (models with a batch axis). */

@@ -4,6 +4,8 @@
  * @module
  */
 export * from "./image.ts";
+export * from "./jpeg.ts";
+export * from "./png.ts";
 export * from "./npy.ts";
 export * from "./safetensors.ts";
 export * from "./files.ts";

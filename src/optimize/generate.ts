@@ -1,8 +1,8 @@
 /**
  * Input generation (class visualization) as a configuration of the one loop
- * ({@linkcode optimize}): the jitter canvas as parameterization
- * ({@linkcode jitterParam}), |C − O_i| as objective, the weights'
- * normalization as transform.
+ * ({@linkcode optimize}): the canvas as parameterization
+ * ({@linkcode canvasParam}), |C − O_i| as objective (plus an optional
+ * regularizer), and the transforms `[jitter, blur, normalize]`.
  *
  * @module
  */
@@ -11,10 +11,11 @@ import { type ImageTensor, resizeBilinear } from "../io/mod.ts";
 import { checkRun } from "./_checks.ts";
 import { softmaxAt } from "./_vector.ts";
 import { RUNAWAY_BOUND } from "./guard.ts";
+import { type AnyObjective, partRecord, sum } from "./compose.ts";
 import { type Differentiable, inputTransform, optimize } from "./loop.ts";
 import { classLogit } from "./objective.ts";
-import { cropAt, jitterParam, randomStart } from "./param.ts";
-import type { Schedule } from "./transform.ts";
+import { canvasParam, randomStart } from "./param.ts";
+import { blur, cropAt, jitter, type Schedule } from "./transform.ts";
 
 /** One row of a generation trace. */
 export interface GenerateRow {
@@ -32,6 +33,8 @@ export interface GenerateRow {
   sigma: number;
   /** Top-left corner [y, x] of the crop on the enlarged canvas, or null before jitter. */
   crop: [number, number] | null;
+  /** With a `regularizer`: each part's unweighted value (`loss` is then their weighted sum). */
+  parts?: Record<string, number>;
 }
 
 /** What {@linkcode generate} reports at each step. */
@@ -72,6 +75,11 @@ export interface GenerateOptions {
   resume?: { image: Float32Array; step: number };
   /** Crop corner per jittered step (default {@linkcode cropAt} with the seed). */
   cropPosition?: (step: number) => [number, number];
+  /**
+   * An objective added to |C − O_i| (e.g. `scaled(0.01, totalVariation())`);
+   * the trace then reports each part's value in `parts`.
+   */
+  regularizer?: AnyObjective;
 }
 
 /** Result of {@linkcode generate}. */
@@ -152,31 +160,29 @@ export async function generate(
   checkGenerate(index, model.manifest.num_classes, size, o);
   const runawayBound = o.runawayBound ?? RUNAWAY_BOUND;
   checkRun({ ...o, runawayBound });
-  const objective = classLogit(index, { constant: o.constant });
+  const logit = classLogit(index, { constant: o.constant });
+  const objective = o.regularizer ? sum([logit, o.regularizer]) : logit;
   const cropPosition = o.cropPosition ??
     ((k: number) => cropAt(o.seed, k, o.canvasSize, size));
   const start = o.resume?.step ?? 0;
-  const param = jitterParam(
+  const param = canvasParam(
     o.resume?.image ?? randomStart(3 * size * size, o.seed),
     start,
-    {
-      size,
-      canvasSize: o.canvasSize,
-      jitterAfter: o.jitterAfter,
-      cropPosition,
-    },
+    { size, canvasSize: o.canvasSize, enlargeAt: o.jitterAfter },
   );
   const transform = inputTransform(model, o.normalize);
   const onStep = o.onStep;
   const run = await optimize(model, {
     param,
     objective,
-    transform,
+    transforms: [
+      jitter({ size, from: o.jitterAfter, position: (k) => cropPosition(k) }),
+      blur(o.sigma, o.kernelSize),
+      transform,
+    ],
     start,
     steps: o.steps,
     lr: o.lr,
-    sigma: o.sigma,
-    kernelSize: o.kernelSize,
     runawayBound,
     record: (s): GenerateRow => ({
       step: s.step,
@@ -186,6 +192,7 @@ export async function generate(
       lr: s.lr,
       sigma: s.sigma,
       crop: s.view.crop,
+      ...(s.parts && { parts: partRecord(s.parts) }),
     }),
     onStep: onStep &&
       ((row, p) =>

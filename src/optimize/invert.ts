@@ -3,7 +3,8 @@
  * gradient steps on the image so that a layer's output matches the output of a
  * target image, blurring after each step. A configuration of the one loop
  * ({@linkcode optimize}): the image itself as parameterization, a
- * feature-match objective, the weights' normalization as transform.
+ * feature-match objective (plus an optional regularizer), and the transforms
+ * `[blur, normalize]`.
  *
  * @module
  */
@@ -12,11 +13,12 @@ import type { ImageTensor } from "../io/mod.ts";
 import { checkRun } from "./_checks.ts";
 import { norm2 } from "./_vector.ts";
 import { RUNAWAY_BOUND } from "./guard.ts";
+import { type AnyObjective, partRecord, sum } from "./compose.ts";
 import { type Differentiable, inputTransform, optimize } from "./loop.ts";
 import { psnr } from "./metrics.ts";
 import { featureMatch } from "./objective.ts";
 import { imageParam, randomStart } from "./param.ts";
-import type { Schedule } from "./transform.ts";
+import { blur, type Schedule } from "./transform.ts";
 
 /** One row of a run's trace. */
 export interface TraceRow {
@@ -32,6 +34,8 @@ export interface TraceRow {
   lr: number;
   /** Blur σ used after this step. */
   sigma: number;
+  /** With a `regularizer`: each part's unweighted value (`loss` is then their weighted sum). */
+  parts?: Record<string, number>;
 }
 
 /** What {@linkcode invert} reports at each step. */
@@ -70,6 +74,12 @@ export interface InvertOptions {
   onStep?: (info: StepInfo) => void | boolean | Promise<void | boolean>;
   /** Start from this image instead of noise (for resuming), and from this step. */
   resume?: { image: Float32Array; step: number };
+  /**
+   * An objective added to the feature match, e.g.
+   * `scaled(0.01, totalVariation())`; the trace then reports each part's
+   * value in `parts`.
+   */
+  regularizer?: AnyObjective;
 }
 
 /** Result of {@linkcode invert}. */
@@ -205,17 +215,16 @@ export async function invertBatch(
     seeds.map((s) => randomStart(n, s)),
   );
   const param = imageParam(start, size);
+  const match = featureMatch(o.layer, targetOut, { loss: o.loss });
   const onStep = o.onStep;
   const run = await optimize(model, {
     param,
-    objective: featureMatch(o.layer, targetOut, { loss: o.loss }),
-    transform,
+    objective: o.regularizer ? sum([match, o.regularizer]) : match,
+    transforms: [blur(o.sigma, o.kernelSize), transform],
     blocks: o.blocks,
     start: resume?.step ?? 0,
     steps: o.steps,
     lr: o.lr,
-    sigma: o.sigma,
-    kernelSize: o.kernelSize,
     runawayBound,
     record: (s): TraceRow[] =>
       targets.map((t, i) => ({
@@ -225,6 +234,7 @@ export async function invertBatch(
         inputDistance: norm2(img(s.view.image, i), t),
         lr: s.lr,
         sigma: s.sigma,
+        ...(s.parts && { parts: partRecord(s.parts, b === 1 ? undefined : i) }),
       })),
     onStep: onStep &&
       ((rows, p) =>

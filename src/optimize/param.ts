@@ -1,16 +1,19 @@
 /**
  * Parameterizations of the optimization loop: where the optimized pixels live
- * and which model-sized image each step differentiates. {@linkcode imageParam}
- * is the image itself (layer representation); {@linkcode jitterParam} is
- * input generation's canvas: the model-sized image until `jitterAfter`, then
- * an enlarged canvas of which each step sees and updates one random crop (the
- * essay's positional jitter).
+ * and which image each step starts from. {@linkcode imageParam} is the image
+ * itself (layer representation); {@linkcode canvasParam} is input
+ * generation's canvas: the model-sized image until `enlargeAt`, then the
+ * image enlarged to a canvas. Which part of it a step sees is the
+ * {@linkcode jitter} transform's choice (transform.ts);
+ * {@linkcode jitterParam} is the two together, for callers that step the
+ * views themselves.
  *
  * @module
  */
 
 import { Rng } from "../model/mod.ts";
 import { resizeBilinear } from "../io/mod.ts";
+import { jitter } from "./transform.ts";
 
 /** What one step differentiates: a model-sized image and where it came from. */
 export interface View {
@@ -87,63 +90,92 @@ export function imageParam(
   };
 }
 
+/** Settings of {@linkcode canvasParam}. */
+export interface CanvasSettings {
+  /** The model's image size S. */
+  size: number;
+  /** Side of the enlarged canvas (≥ S). */
+  canvasSize: number;
+  /** The step at which the image is enlarged to the canvas. */
+  enlargeAt: number;
+}
+
+/** {@linkcode canvasParam}'s parameterization, which also tells whether the image was enlarged. */
+export interface CanvasParam extends Parameterization {
+  /** The canvas once enlarged, else null. */
+  readonly canvas: Float32Array | null;
+}
+
 /**
- * Top-left corner of step `step`'s random crop: a function of (seed, step) only,
- * so a resumed run picks the same crops as an uninterrupted one.
+ * Input generation's pixels: a model-sized image until step `enlargeAt`,
+ * where it is enlarged (bilinear) to `canvasSize`; every step sees the whole
+ * image (a {@linkcode jitter} transform then takes its window) and replaces
+ * it. `start` is model-sized (a run that starts at or before `enlargeAt`) or
+ * a canvas (one that resumes at or after it); `step` is the run's first step.
  *
  * @example
  * ```ts
- * import { cropAt } from "./param.ts";
+ * import { canvasParam } from "./param.ts";
  * import assert from "node:assert/strict";
- * const [y, x] = cropAt(0, 300, 600, 224);
- * assert.ok(y >= 0 && y <= 376 && x >= 0 && x <= 376);
+ * const p = canvasParam(new Float32Array(3 * 4 * 4).fill(0.5), 0, {
+ *   size: 4, canvasSize: 6, enlargeAt: 1,
+ * });
+ * assert.equal(p.view(0).image.length, 3 * 4 * 4);
+ * assert.equal(p.view(1).image.length, 3 * 6 * 6); // enlarged
+ * assert.deepEqual([p.side, p.canvas?.length], [6, 3 * 6 * 6]);
  * ```
  */
-export function cropAt(
-  seed: number,
+export function canvasParam(
+  start: Float32Array,
   step: number,
-  canvas: number,
-  size: number,
-): [number, number] {
-  const rng = new Rng((BigInt(seed) << 32n) | BigInt(step));
-  const span = canvas - size + 1;
-  return [Math.floor(rng.uniform() * span), Math.floor(rng.uniform() * span)];
-}
-
-function crop(
-  src: Float32Array,
-  side: number,
-  y: number,
-  x: number,
-  size: number,
-): Float32Array {
-  const out = new Float32Array(3 * size * size);
-  for (let c = 0; c < 3; c++) {
-    for (let r = 0; r < size; r++) {
-      const from = c * side * side + (y + r) * side + x;
-      out.set(src.subarray(from, from + size), c * size * size + r * size);
-    }
+  s: CanvasSettings,
+): CanvasParam {
+  const { size, canvasSize, enlargeAt } = s;
+  let small: Float32Array | null = null;
+  let canvas: Float32Array | null = null;
+  if (start.length === 3 * size * size && step <= enlargeAt) {
+    small = start.slice();
+  } else if (
+    start.length === 3 * canvasSize * canvasSize && step >= enlargeAt
+  ) {
+    canvas = start.slice();
+  } else {
+    throw new RangeError(
+      `Invalid resume image of ${start.length} values at step ${step}: expected ${
+        step <= enlargeAt
+          ? `3x${size}x${size}`
+          : `3x${canvasSize}x${canvasSize}`
+      }`,
+    );
   }
-  return out;
-}
-
-function paste(
-  dst: Float32Array,
-  side: number,
-  y: number,
-  x: number,
-  patch: Float32Array,
-  size: number,
-): void {
-  for (let c = 0; c < 3; c++) {
-    for (let r = 0; r < size; r++) {
-      const from = c * size * size + r * size;
-      dst.set(
-        patch.subarray(from, from + size),
-        c * side * side + (y + r) * side + x,
-      );
-    }
-  }
+  return {
+    get data() {
+      return canvas ?? small!;
+    },
+    get side() {
+      return canvas ? canvasSize : size;
+    },
+    get canvas() {
+      return canvas;
+    },
+    view(k) {
+      if (k === enlargeAt && small) {
+        const image = {
+          data: small,
+          channels: 3 as const,
+          height: size,
+          width: size,
+        };
+        canvas = resizeBilinear(image, canvasSize, canvasSize).data;
+        small = null;
+      }
+      return { image: canvas ?? small!, crop: null };
+    },
+    update(_view, next) {
+      if (canvas) canvas = next;
+      else small = next;
+    },
+  };
 }
 
 /** Settings of {@linkcode jitterParam}. */
@@ -165,12 +197,11 @@ export interface JitterParam extends Parameterization {
 }
 
 /**
- * Input generation's parameterization: a model-sized image until step
- * `jitterAfter`, where it is enlarged (bilinear) to `canvasSize`; from then
- * on each step sees the crop at `cropPosition(step)` and writes the updated
- * crop back into a copy of the canvas. `start` is model-sized (a run that
- * starts at or before `jitterAfter`) or a canvas (one that resumes at or
- * after it); `step` is the run's first step.
+ * A {@linkcode canvasParam} whose views are already jittered: from step
+ * `jitterAfter` each view is the crop at `cropPosition(step)`, and an update
+ * writes the crop back into a copy of the canvas. The loop does the same
+ * with a `canvasParam` and a {@linkcode jitter} transform; this form is for
+ * callers that step views themselves.
  *
  * @example
  * ```ts
@@ -194,63 +225,34 @@ export function jitterParam(
   s: JitterSettings,
 ): JitterParam {
   const { size, canvasSize, jitterAfter } = s;
-  let small: Float32Array | null = null;
-  let canvas: Float32Array | null = null;
-  if (start.length === 3 * size * size && step <= jitterAfter) {
-    small = start.slice();
-  } else if (
-    start.length === 3 * canvasSize * canvasSize && step >= jitterAfter
-  ) {
-    canvas = start.slice();
-  } else {
-    throw new RangeError(
-      `Invalid resume image of ${start.length} values at step ${step}: expected ${
-        step <= jitterAfter
-          ? `3x${size}x${size}`
-          : `3x${canvasSize}x${canvasSize}`
-      }`,
-    );
-  }
+  const inner = canvasParam(start, step, {
+    size,
+    canvasSize,
+    enlargeAt: jitterAfter,
+  });
+  const j = jitter({
+    size,
+    from: jitterAfter,
+    position: (k) => s.cropPosition(k),
+  });
   return {
     get data() {
-      return canvas ?? small!;
+      return inner.data;
     },
     get side() {
-      return canvas ? canvasSize : size;
+      return inner.side;
     },
     get canvas() {
-      return canvas;
+      return inner.canvas;
     },
     view(k) {
-      if (k === jitterAfter && small) {
-        const image = {
-          data: small,
-          channels: 3 as const,
-          height: size,
-          width: size,
-        };
-        canvas = resizeBilinear(image, canvasSize, canvasSize).data;
-        small = null;
-      }
-      if (!canvas) return { image: small!, crop: null };
-      const at = s.cropPosition(k);
-      if (
-        !(at[0] >= 0 && at[1] >= 0 && at[0] + size <= canvasSize &&
-          at[1] + size <= canvasSize)
-      ) {
-        throw new RangeError(
-          `Invalid crop [${at}] at step ${k}: expected a ${size}² window inside the canvas`,
-        );
-      }
-      return { image: crop(canvas, canvasSize, at[0], at[1], size), crop: at };
+      const whole = inner.view(k);
+      const w = j.view(whole.image, inner.side, k);
+      return { image: w.image, crop: w.at };
     },
     update(view, next) {
-      if (!view.crop) {
-        small = next;
-        return;
-      }
-      canvas = canvas!.slice();
-      paste(canvas, canvasSize, view.crop[0], view.crop[1], next, size);
+      const w = { image: view.image, side: size, at: view.crop };
+      inner.update(view, j.put(inner.data, inner.side, w, next));
     },
   };
 }

@@ -1,12 +1,22 @@
 /**
- * Transforms of the optimization loop and the schedules that set their
- * strength: the differentiable map from image space to the model's input
- * (normalization with the weights' mean/std, with its VJP), the projection
- * after each step (a small Gaussian blur, torchvision's `gaussian_blur` with
- * reflect padding, σ annealed linearly), and linear schedules.
+ * Transforms of the optimization loop, given as a list as in lucent
+ * (`transforms: [jitter(…), blur(…), normalize]`), and the schedules that set
+ * their strength. Three kinds, told apart by their methods:
+ *
+ * - views ({@linkcode jitter}): choose the part of the image a step sees and
+ *   updates, and put the updated part back (the essay's positional jitter: a
+ *   random model-sized crop of an enlarged canvas);
+ * - projections ({@linkcode blur}): applied to the stepped image, at their
+ *   place in the list (after a jitter: to the crop; torchvision's
+ *   `gaussian_blur` with reflect padding, σ annealed linearly);
+ * - maps ({@linkcode Transform}: {@linkcode normalizeTransform},
+ *   {@linkcode IDENTITY}): differentiable maps from the image to the model's
+ *   input, their gradient pulled back by their VJP. Maps come last.
  *
  * @module
  */
+
+import { Rng } from "../model/mod.ts";
 
 /** A value interpolated linearly from `start` (step 0) to `end` (last step). */
 export interface Schedule {
@@ -236,4 +246,313 @@ export function normalizeTransform(
       return g;
     },
   };
+}
+
+/** The part of an image a view shows a step, and where it lies. */
+export interface Window {
+  /** The pixels the step sees and updates, [B,3,side,side] (do not modify). */
+  image: Float32Array;
+  /** Side of `image`. */
+  side: number;
+  /** Top-left corner [y, x] in the image it was taken from, or null when it is the whole image. */
+  at: [number, number] | null;
+}
+
+/**
+ * A transform that chooses which part of the image a step sees and updates
+ * ({@linkcode jitter}): `view` takes the part, `put` writes the updated part
+ * back (into a new array).
+ */
+export interface ViewTransform {
+  /** A readable name, e.g. `jitter`. */
+  readonly name: string;
+  /** The window step `step` sees of an image of side `side`. */
+  view(image: Float32Array, side: number, step: number): Window;
+  /** The image with the window replaced by `next` (a new array, or `next` itself for a whole-image window). */
+  put(
+    image: Float32Array,
+    side: number,
+    window: Window,
+    next: Float32Array,
+  ): Float32Array;
+}
+
+/**
+ * A transform applied to the image after each gradient step ({@linkcode blur}):
+ * `a ← project(a − lr·∇a)`.
+ */
+export interface Projection {
+  /** A readable name, e.g. `blur`. */
+  readonly name: string;
+  /** The projected image (a new array), of side `side`, at step `step` of `steps`. */
+  project(
+    image: Float32Array,
+    side: number,
+    step: number,
+    steps: number,
+  ): Float32Array;
+  /** The blur σ at a step, when the projection is a blur (reported in trace rows). */
+  sigmaAt?(step: number, steps: number): number;
+}
+
+/** Any transform of the loop's list: a map, a view or a projection. */
+export type AnyTransform = Transform | ViewTransform | Projection;
+
+/**
+ * Whether a transform is a view (has `view` and `put`).
+ *
+ * @example
+ * ```ts
+ * import { IDENTITY, isView, jitter } from "./transform.ts";
+ * import assert from "node:assert/strict";
+ * assert.ok(isView(jitter({ size: 4 })));
+ * assert.ok(!isView(IDENTITY));
+ * ```
+ */
+export function isView(t: AnyTransform): t is ViewTransform {
+  const v = t as Partial<ViewTransform>;
+  return typeof v?.view === "function" && typeof v.put === "function";
+}
+
+/**
+ * Whether a transform is a projection (has `project`).
+ *
+ * @example
+ * ```ts
+ * import { blur, IDENTITY, isProjection } from "./transform.ts";
+ * import assert from "node:assert/strict";
+ * assert.ok(isProjection(blur({ start: 1, end: 0 })));
+ * assert.ok(!isProjection(IDENTITY));
+ * ```
+ */
+export function isProjection(t: AnyTransform): t is Projection {
+  return typeof (t as Partial<Projection>)?.project === "function";
+}
+
+/** A transform list split into its two stages. */
+export interface TransformStages {
+  /** The views and projections, in list order: they act on the image the step updates. */
+  image: readonly (ViewTransform | Projection)[];
+  /** The maps, in list order: image → the model's input. */
+  maps: readonly Transform[];
+}
+
+/**
+ * Checks a transform list and splits it: views and projections first (they
+ * act on pixels the step writes back), then maps (the step cannot write back
+ * through a map, so none may come before a view or projection).
+ *
+ * @example
+ * ```ts
+ * import { blur, IDENTITY, jitter, stages } from "./transform.ts";
+ * import assert from "node:assert/strict";
+ * const s = stages([jitter({ size: 4 }), blur({ start: 1, end: 0 }), IDENTITY]);
+ * assert.deepEqual([s.image.length, s.maps.length], [2, 1]);
+ * assert.throws(() => stages([IDENTITY, blur({ start: 1, end: 0 })]), /before the maps/);
+ * ```
+ */
+export function stages(list: readonly AnyTransform[]): TransformStages {
+  if (!Array.isArray(list)) {
+    throw new TypeError(
+      `Invalid transforms "${list}": expected an array, e.g. [jitter(…), blur(…), normalize]`,
+    );
+  }
+  const image: (ViewTransform | Projection)[] = [];
+  const maps: Transform[] = [];
+  for (const t of list) {
+    const map = typeof (t as Transform)?.forward === "function" &&
+      typeof (t as Transform).vjp === "function";
+    if (isView(t) || isProjection(t)) {
+      if (maps.length) {
+        throw new RangeError(
+          `Invalid transforms [${
+            list.map((x) => x?.name)
+          }]: "${t.name}" comes after the map "${
+            maps[0].name
+          }": expected the views and projections before the maps (a step cannot write back through a map)`,
+        );
+      }
+      image.push(t);
+    } else if (map) maps.push(t as Transform);
+    else {
+      throw new TypeError(
+        `Invalid transform "${
+          t?.name ?? t
+        }": expected a map (forward, vjp), a view (view, put) or a projection (project)`,
+      );
+    }
+  }
+  return { image, maps };
+}
+
+/**
+ * The projection of both procedures: a Gaussian blur of each channel with
+ * σ scheduled linearly over the run ({@linkcode gaussianBlur}, kernel `size`,
+ * default 3). σ = 0 leaves the image as it is.
+ *
+ * @example
+ * ```ts
+ * import { blur } from "./transform.ts";
+ * import assert from "node:assert/strict";
+ * const b = blur({ start: 2, end: 0 });
+ * assert.equal(b.sigmaAt!(4, 5), 0);
+ * const img = new Float32Array(3 * 4 * 4).fill(0.5);
+ * assert.ok(b.project(img, 4, 0, 5).every((v) => Math.abs(v - 0.5) < 1e-6));
+ * ```
+ */
+export function blur(sigma: Schedule, size = 3): Projection {
+  if (
+    !(sigma?.start >= 0 && sigma.end >= 0 && Number.isFinite(sigma.start) &&
+      Number.isFinite(sigma.end))
+  ) {
+    throw new RangeError(
+      `Invalid sigma "${sigma?.start}:${sigma?.end}": expected non-negative finite numbers`,
+    );
+  }
+  gaussianKernel(size, 0); // checks the size
+  const sigmaAt = (step: number, steps: number) =>
+    scheduleAt(sigma, step, steps);
+  return {
+    name: "blur",
+    sigmaAt,
+    project: (image, side, step, steps) =>
+      gaussianBlur(
+        image,
+        image.length / (side * side),
+        side,
+        side,
+        size,
+        sigmaAt(step, steps),
+      ),
+  };
+}
+
+/** Options of {@linkcode jitter}. */
+export interface JitterOptions {
+  /** Side of the window (the model's image size S). */
+  size: number;
+  /** First step that is jittered; earlier steps see the whole image (default 0). */
+  from?: number;
+  /** Seed of the default crop positions (default 0). */
+  seed?: number;
+  /** Top-left corner of step `step`'s window in an image of side `side` (default {@linkcode cropAt} with the seed). */
+  position?: (step: number, side: number) => [number, number];
+}
+
+/**
+ * Positional jitter as a view: from step `from` on, each step sees and
+ * updates a random `size`² window of the image (the essay's crop of its
+ * enlarged canvas; with a projection after it in the list, the projection
+ * acts on the window). The corner is a function of (seed, step), so a
+ * resumed run takes the same crops.
+ *
+ * @example
+ * ```ts
+ * import { jitter } from "./transform.ts";
+ * import assert from "node:assert/strict";
+ * const j = jitter({ size: 2, position: () => [1, 0] });
+ * const image = new Float32Array(3 * 3 * 3).map((_, i) => i);
+ * const w = j.view(image, 3, 0);
+ * assert.deepEqual([w.side, w.at, w.image[0]], [2, [1, 0], 3]);
+ * const back = j.put(image, 3, w, new Float32Array(3 * 2 * 2).fill(-1));
+ * assert.deepEqual([back[0], back[3]], [0, -1]);
+ * ```
+ */
+export function jitter(options: JitterOptions): ViewTransform {
+  const { size, from = 0, seed = 0 } = options;
+  if (!Number.isInteger(size) || size < 1) {
+    throw new RangeError(
+      `Invalid jitter size "${size}": expected a positive integer (the model's image size)`,
+    );
+  }
+  if (!Number.isInteger(from) || from < 0 || !Number.isInteger(seed)) {
+    throw new RangeError(
+      `Invalid jitter from "${from}" or seed "${seed}": expected non-negative integers`,
+    );
+  }
+  const position = options.position ??
+    ((step: number, side: number) => cropAt(seed, step, side, size));
+  return {
+    name: "jitter",
+    view(image, side, step) {
+      if (step < from) return { image, side, at: null };
+      const at = position(step, side);
+      if (
+        !(at[0] >= 0 && at[1] >= 0 && at[0] + size <= side &&
+          at[1] + size <= side)
+      ) {
+        throw new RangeError(
+          `Invalid crop [${at}] at step ${step}: expected a ${size}² window inside the canvas`,
+        );
+      }
+      return { image: crop(image, side, at, size), side: size, at };
+    },
+    put(image, side, window, next) {
+      if (!window.at) return next;
+      const out = image.slice();
+      paste(out, side, window.at, next, size);
+      return out;
+    },
+  };
+}
+
+/**
+ * Top-left corner of step `step`'s random crop: a function of (seed, step) only,
+ * so a resumed run picks the same crops as an uninterrupted one.
+ *
+ * @example
+ * ```ts
+ * import { cropAt } from "./transform.ts";
+ * import assert from "node:assert/strict";
+ * const [y, x] = cropAt(0, 300, 600, 224);
+ * assert.ok(y >= 0 && y <= 376 && x >= 0 && x <= 376);
+ * ```
+ */
+export function cropAt(
+  seed: number,
+  step: number,
+  canvas: number,
+  size: number,
+): [number, number] {
+  const rng = new Rng((BigInt(seed) << 32n) | BigInt(step));
+  const span = canvas - size + 1;
+  return [Math.floor(rng.uniform() * span), Math.floor(rng.uniform() * span)];
+}
+
+/** The `size`² window at [y, x] of each plane of an image of side `side`. */
+function crop(
+  src: Float32Array,
+  side: number,
+  [y, x]: [number, number],
+  size: number,
+): Float32Array {
+  const planes = src.length / (side * side);
+  const out = new Float32Array(planes * size * size);
+  for (let c = 0; c < planes; c++) {
+    for (let r = 0; r < size; r++) {
+      const from = c * side * side + (y + r) * side + x;
+      out.set(src.subarray(from, from + size), c * size * size + r * size);
+    }
+  }
+  return out;
+}
+
+/** Writes a window back at [y, x] of each plane, in place. */
+function paste(
+  dst: Float32Array,
+  side: number,
+  [y, x]: [number, number],
+  patch: Float32Array,
+  size: number,
+): void {
+  const planes = dst.length / (side * side);
+  for (let c = 0; c < planes; c++) {
+    for (let r = 0; r < size; r++) {
+      const from = c * size * size + r * size;
+      dst.set(
+        patch.subarray(from, from + size),
+        c * side * side + (y + r) * side + x,
+      );
+    }
+  }
 }
