@@ -10,7 +10,8 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { python, torchReason } from "./_python.ts";
 import { exists, ROOT, run, tmp } from "./_cli.ts";
-import { loadModel, normalize, type PerChannel, readImage } from "../mod.ts";
+import { loadModel, readImage } from "../mod.ts";
+import { normalize, type PerChannel } from "../src/io/mod.ts";
 
 if (torchReason) {
   console.log(`trained-weights conversion tests skipped: ${torchReason}`);
