@@ -70,8 +70,14 @@ async function checkContract(dir: string): Promise<void> {
   const m: Json = JSON.parse(await Deno.readTextFile(`${dir}/manifest.json`));
   const arch = m.architecture as string;
   assert(arch in FAMILY, `${dir}: architecture ${arch}`);
+  // optional: what a model trained here was trained on (tools/train_colour.py --label)
+  const { training, ...fields } = m;
+  assert(
+    training === undefined || typeof (training as Json).data === "string",
+    `${dir}: training`,
+  );
   assertEquals(
-    Object.keys(m).sort(),
+    Object.keys(fields).sort(),
     [...COMMON, ...FAMILY[arch]].sort(),
     `${dir}: fields`,
   );

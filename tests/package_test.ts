@@ -92,7 +92,8 @@ Deno.test("deno publish --dry-run lists a small package with what users need", a
   const stray = [...files.keys()].filter((f) =>
     /^(tests|tools|\.ci)\//.test(f) ||
     (f.startsWith("docs/") && f !== "docs/demo.png") ||
-    (f.endsWith(".safetensors") && !/^weights\/fmnist_\w+\/trained\./.test(f))
+    (f.endsWith(".safetensors") &&
+      !/^weights\/(fmnist_\w+|colour_vit)\/trained\./.test(f))
   );
   assertEquals(stray, [], "files a user does not need");
 });

@@ -30,3 +30,8 @@ done
 if [ "${FMNIST:-0}" = 1 ]; then
   bash tools/fmnist_build.sh
 fi
+# the colour photograph ViT trained here (weights/colour_vit: training, conversion, fixtures; ~45 minutes
+# on a shared 2-core machine, needs apt-get install lomiri-wallpapers-16.04): only with COLOUR=1
+if [ "${COLOUR:-0}" = 1 ]; then
+  bash tools/colour_build.sh
+fi
