@@ -650,7 +650,12 @@ Deno.test("judgeClaim: borderline when the weight draws fall on both sides of a 
 });
 
 Deno.test("judgeClaim: not testable from manifest preconditions — an overcomplete stem, grey training, one trained model — with the reason and the command that would test it", async () => {
-  const env = await repoEnv();
+  const repo = await repoEnv();
+  // the Fashion-MNIST ViT as the only small stand-in (without weights/colour_vit)
+  const env = {
+    ...repo,
+    models: new Map([...repo.models].filter(([k]) => k !== "colour_vit")),
+  };
   const planned = plan(BUDGETS.smoke, env);
   const cells = [0, 1].flatMap((s) => [
     cell("untrained", 0, { psnr: 40 }, s),
@@ -790,8 +795,25 @@ Deno.test("judgeClaim: not run when a model folder is missing (the converter com
     }
     if (c.verdict === "not testable") assert.ok(c.reason && c.command, c.id);
   }
+  // the repository's colour ViT (undercomplete stem, colour training) makes the stem and filter claims testable
   assert.deepEqual(
     all.filter((c) => c.verdict === "not testable").map((c) => c.id),
+    [],
+  );
+  // without it, on the Fashion-MNIST ViT, they are not
+  const fm = {
+    ...env,
+    models: new Map([...env.models].filter(([k]) => k !== "colour_vit")),
+  };
+  const withoutColour = judgeClaims({
+    planned: plan(BUDGETS.smoke, fm),
+    models: fm.models,
+    results: new Map(),
+    budget: BUDGETS.smoke,
+    image: "cat.png",
+  });
+  assert.deepEqual(
+    withoutColour.filter((c) => c.verdict === "not testable").map((c) => c.id),
     ["stem_trained", "filters"],
   );
 });
@@ -1117,7 +1139,12 @@ Deno.test("summaryMarkdown and the page: the committed report's old claims.json 
     summaryMarkdown(committed.claims, committed.budget),
     await Deno.readTextFile(`${ROOT}docs/essay/summary.md`),
   );
-  const env = await repoEnv();
+  const repo = await repoEnv();
+  // without weights/colour_vit: the stem and filter claims are "not testable" on the Fashion-MNIST ViT
+  const env = {
+    ...repo,
+    models: new Map([...repo.models].filter(([k]) => k !== "colour_vit")),
+  };
   const planned = plan(BUDGETS.smoke, env);
   const claims: ClaimRecord[] = judgeClaims({
     planned,

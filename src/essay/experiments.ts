@@ -92,7 +92,8 @@ export function modelArg(
 /**
  * What weight set `name` was trained on: the manifest's
  * `weight_sets.<name>.trained_on` (`{data, colour}`) when a converter
- * recorded it; else the model folder's training log (its title names the
+ * recorded it, or its `training` field (`{data, channels: "colour" | "grey"}`,
+ * for the set named "trained"); else the model folder's training log (its title names the
  * data; "repeated to 3 channels" means grey images); else torchvision's
  * ImageNet weight names (IMAGENET1K_…: ImageNet-1k, colour); else unknown.
  *
@@ -104,6 +105,7 @@ export function modelArg(
  * assert.deepEqual(trainedOnOf("trained", undefined, log), { data: "Fashion-MNIST", colour: false, source: "training_log.md" });
  * assert.equal(trainedOnOf("IMAGENET1K_V1", undefined, null).colour, true);
  * assert.equal(trainedOnOf("fixture", undefined, null).colour, null);
+ * assert.equal(trainedOnOf("trained", { data: "photo crops", channels: "colour" }, null).colour, true);
  * ```
  */
 export function trainedOnOf(
@@ -111,11 +113,19 @@ export function trainedOnOf(
   recorded: unknown,
   log: string | null,
 ): TrainedOn {
-  const r = recorded as { data?: unknown; colour?: unknown } | undefined;
+  const r = recorded as
+    | { data?: unknown; colour?: unknown; channels?: unknown }
+    | undefined;
   if (r && typeof r === "object") {
     return {
       data: typeof r.data === "string" ? r.data : null,
-      colour: typeof r.colour === "boolean" ? r.colour : null,
+      colour: typeof r.colour === "boolean"
+        ? r.colour
+        : r.channels === "colour"
+        ? true
+        : r.channels === "grey" || r.channels === "gray"
+        ? false
+        : null,
       source: "manifest trained_on",
     };
   }
@@ -179,7 +189,10 @@ export async function discoverModels(
     );
     const trainedOn: Record<string, TrainedOn> = {};
     for (const w of sets) {
-      trainedOn[w] = trainedOnOf(w, m.weight_sets[w]?.trained_on, log);
+      // a converter's per-set record, else the manifest's `training` (what "trained" was trained on)
+      const recorded = m.weight_sets[w]?.trained_on ??
+        (w === "trained" ? m.training : undefined);
+      trainedOn[w] = trainedOnOf(w, recorded, log);
     }
     out.set(e.name, {
       name: e.name,
@@ -434,9 +447,27 @@ function allowedSets(env: Environment, model: string): string[] {
   );
 }
 
+/** The trained ViTs the trained-model claims may use, in order: ImageNet ViT-B/32, else the small Fashion-MNIST ViT (a stated stand-in). */
+export const TRAINED_VITS: readonly (readonly [string, Origin])[] = [
+  ["vit_b_32", "ImageNet"],
+  ["fmnist_vit", "small"],
+];
+
 /**
- * The trained ViT the trained-model claims use: ImageNet ViT-B/32, else the
- * small Fashion-MNIST ViT (a stated stand-in).
+ * For the stem and filter claims: ImageNet ViT-B/32, else the small colour ViT
+ * whose stem compresses (weights/colour_vit: 8×8 patches, 192 → 64, trained on
+ * colour photographs), else the Fashion-MNIST ViT (its claims then come out
+ * "not testable").
+ */
+export const STEM_VITS: readonly (readonly [string, Origin])[] = [
+  ["vit_b_32", "ImageNet"],
+  ["colour_vit", "small"],
+  ["fmnist_vit", "small"],
+];
+
+/**
+ * The trained ViT the trained-model claims use: the first of `order` with a
+ * weight set allowed (default {@linkcode TRAINED_VITS}).
  *
  * @example
  * ```ts
@@ -448,13 +479,9 @@ function allowedSets(env: Environment, model: string): string[] {
  */
 export function trainedVit(
   env: Environment,
+  order: readonly (readonly [string, Origin])[] = TRAINED_VITS,
 ): { model: string; weights: string; origin: Origin } | null {
-  for (
-    const [model, origin] of [["vit_b_32", "ImageNet"], [
-      "fmnist_vit",
-      "small",
-    ]] as const
-  ) {
+  for (const [model, origin] of order) {
     const sets = allowedSets(env, model);
     if (sets.length > 0) return { model, weights: sets[0], origin };
   }
@@ -552,9 +579,10 @@ function trained(
     weights: string,
   ) => Omit<GridRun, "model"> | null,
   draws = false,
+  order: readonly (readonly [string, Origin])[] = TRAINED_VITS,
 ): Draft["make"] {
   return (b, env) => {
-    const t = trainedVit(env);
+    const t = trainedVit(env, order);
     if (!t) {
       return {
         reason: "no trained ViT weights are converted",
@@ -669,18 +697,22 @@ const DRAFTS: readonly Draft[] = [
   {
     id: EXP.stemTrained,
     title: "input processing and encoder 1, untrained against trained",
-    make: trained((b, _m, w) => ({
-      layers: [0, 1],
-      rows: [row("untrained", "--weights untrained"), row("trained")],
-      weights: w,
-      steps: b.vitSteps,
-      extra: invertExtra(b),
-    }), true),
+    make: trained(
+      (b, _m, w) => ({
+        layers: [0, 1],
+        rows: [row("untrained", "--weights untrained"), row("trained")],
+        weights: w,
+        steps: b.vitSteps,
+        extra: invertExtra(b),
+      }),
+      true,
+      STEM_VITS,
+    ),
   },
   {
     id: EXP.filters,
     title: "the trained patch-embedding filters: wavelets or no pattern",
-    make: trained(() => null),
+    make: trained(() => null, false, STEM_VITS),
   },
   {
     id: EXP.overcompleteStem,
