@@ -232,3 +232,40 @@ Deno.test({
     await Deno.remove(out, { recursive: true });
   },
 });
+
+Deno.test("block chaining is manifest data: a ViT whose manifest says stage chains by stage", async () => {
+  const src = new URL("./fixtures/tiny_vit", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const f of ["graphs", "fixture.safetensors"]) {
+      await Deno.symlink(`${src}/${f}`, `${dir}/${f}`);
+    }
+    const json = JSON.parse(await Deno.readTextFile(`${src}/manifest.json`));
+    const x = new Float32Array(3 * json.image_size ** 2).fill(0.5);
+    const forward = async (chain: string) => {
+      json.runtime = {
+        block_chain: chain,
+        wasm_threads: null,
+        layer_labels: "number",
+        convert_args: ["tiny_vit"],
+        torchvision_weights: false,
+      };
+      await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(json));
+      const m = await loadModel(dir, { weights: "fixture", backend: "native" });
+      try {
+        return await m.forward(x, { layer: 2, blocks: [2] });
+      } finally {
+        await m.release();
+      }
+    };
+    assertEquals((await forward("any")).dims[0], 1);
+    let msg = "";
+    await forward("stage").catch((err) => {
+      assert(err instanceof RangeError);
+      msg = err.message;
+    });
+    assert(msg.includes("Invalid blocks [2]"), msg);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
