@@ -171,6 +171,19 @@ Deno.test({
     });
     const y = await m.forward(new Float32Array(3 * 32 * 32).fill(0.5));
     assertEquals(y.dims, [1, 5]);
+    // the family's runtime fields, written by the converter (vit.py's Family)
+    const { runtime } = m.manifest;
+    assertEquals(runtime.convert_args.slice(0, 5), [
+      "custom",
+      "--arch",
+      "patch=8,layers=2,heads=2,hidden=16,mlp=32,classes=5",
+      "--image-size",
+      "32",
+    ]);
+    assertEquals(
+      [runtime.block_chain, runtime.wasm_threads, runtime.layer_labels],
+      ["any", null, "number"],
+    );
     await m.release();
     await Deno.remove(out, { recursive: true });
   },

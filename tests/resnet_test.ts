@@ -207,6 +207,17 @@ Deno.test({
     const w = m.tensor("layer1.0.conv2.weight");
     const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
     assert(Math.abs(std - Math.sqrt(2 / (4 * 9))) < 0.1, `std ${std}`);
+    // resnet.py's Family writes what the runtime must know, the --arch included
+    const { runtime } = m.manifest;
+    assertEquals(runtime.convert_args.slice(0, 3), [
+      "resnet_custom",
+      "--arch",
+      "layers=2:1:1:1,planes=4:4:8:8,stem=8,classes=5,block=bottleneck",
+    ]);
+    assertEquals(
+      [runtime.block_chain, runtime.wasm_threads, runtime.layer_labels],
+      ["stage", 1, "name"],
+    );
     await m.release();
     await Deno.remove(out, { recursive: true });
   },

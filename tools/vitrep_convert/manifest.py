@@ -3,13 +3,14 @@
 write_manifest.
 
 Fields common to every family, in this order: format ("vitrep-model/1"), name, architecture
-(one of a registered family's architectures: "vit" | "mixer" | "ffvit" | "resnet"), image_size, num_layers (the blocks between the input
-processing and the head), num_classes, then the family's own fields, then patch_filters (the
-stem convolution's weight tensor), input {shape, mean, std, range, layout}, opset, converter
-{torch, script}, batch_axis, runtime (what the runtime must know about the family: see family.py),
-external_data, graphs {name: {file, sha256, inputs, outputs, params,
-unused_params}}, layers [{name, graph, prefix, switches}], tensors {key: {shape, dtype, init}},
-weight_sets {name: {file, source, sha256: {key: hex}}}, categories (class names or null).
+(one of the registered families' architectures: "vit" | "mixer" | "ffvit" | "resnet"), image_size,
+num_layers (the blocks between the input processing and the head), num_classes, then the family's own
+fields, then patch_filters (the stem convolution's weight tensor), input {shape, mean, std, range,
+layout}, opset, batch_axis, runtime {block_chain, wasm_threads, layer_labels, convert_args,
+torchvision_weights} (what the runtime must know about the family: family.py), converter {torch,
+script}, external_data, graphs {name: {file, sha256, inputs, outputs, params, unused_params}}, layers
+[{name, graph, prefix, switches}], tensors {key: {shape, dtype, init}}, weight_sets {name: {file,
+source, sha256: {key: hex}}}, categories (class names or null).
 
 The families' own fields (tests/convert_test.ts checks every committed manifest for exactly these):
 - vit: patch_size, hidden_dim, num_heads, mlp_dim, seq_length, layer_norm_eps
