@@ -280,3 +280,19 @@ Deno.test("block chaining is manifest data: a ViT whose manifest says stage chai
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("unknown weights of a custom ResNet: the converter command carries its real --arch", async () => {
+  const dir = new URL("../weights/fmnist_resnet", import.meta.url).pathname;
+  let msg = "";
+  await loadModel(dir, { weights: "mine" }).catch((err) => {
+    assert(err instanceof TypeError);
+    msg = err.message;
+  });
+  assert(
+    msg.includes(
+      "python3 tools/convert.py resnet_custom --arch layers=1:1:1:1,planes=8:16:32:64,stem=16,classes=10,block=basic --image-size 32 --mean ",
+    ),
+    msg,
+  );
+  assert(!msg.includes("ARCH"), msg);
+});
