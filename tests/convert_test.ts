@@ -71,14 +71,22 @@ async function checkContract(dir: string): Promise<void> {
   const arch = m.architecture as string;
   assert(arch in FAMILY, `${dir}: architecture ${arch}`);
   // optional: what a model trained here was trained on (tools/train_colour.py --label)
-  const { training, ...fields } = m;
+  const training = m.training;
   assert(
     training === undefined || typeof (training as Json).data === "string",
     `${dir}: training`,
   );
+  // `runtime` (what the runtime must know about the family) is written by the
+  // converter and by tools/manifest_runtime.py; the fixtures stay older manifests
+  // without it (parseManifest derives it); `recommended` (settings per command)
+  // and `training` are optional everywhere
+  const fixture = dir.includes("/tests/fixtures/");
+  const optional = fixture
+    ? ["runtime", "recommended", "training"]
+    : ["recommended", "training"];
   assertEquals(
-    Object.keys(fields).sort(),
-    [...COMMON, ...FAMILY[arch]].sort(),
+    Object.keys(m).filter((k) => !optional.includes(k)).sort(),
+    [...COMMON, ...(fixture ? [] : ["runtime"]), ...FAMILY[arch]].sort(),
     `${dir}: fields`,
   );
   assertEquals(m.format, "vitrep-model/1", dir);
@@ -173,6 +181,19 @@ Deno.test({
     });
     const y = await m.forward(new Float32Array(3 * 32 * 32).fill(0.5));
     assertEquals(y.dims, [1, 5]);
+    // the family's runtime fields, written by the converter (vit.py's Family)
+    const { runtime } = m.manifest;
+    assertEquals(runtime.convert_args.slice(0, 5), [
+      "custom",
+      "--arch",
+      "patch=8,layers=2,heads=2,hidden=16,mlp=32,classes=5",
+      "--image-size",
+      "32",
+    ]);
+    assertEquals(
+      [runtime.block_chain, runtime.wasm_threads, runtime.layer_labels],
+      ["any", null, "number"],
+    );
     await m.release();
     await Deno.remove(out, { recursive: true });
   },

@@ -301,3 +301,64 @@ Deno.test("loadModel reports a bad manifest with its path and field", async () =
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("runtime: each committed manifest's is what parseManifest derives without it", async () => {
+  let written = 0;
+  for (const rel of await manifestFiles()) {
+    const json = await readJson(rel);
+    const derived = parseManifest({ ...json, runtime: undefined }, rel).runtime;
+    if (json.runtime === undefined) continue; // an older manifest: derived
+    written++;
+    assert.deepEqual(parseManifest(json, rel).runtime, json.runtime, rel);
+    assert.deepEqual(derived, json.runtime, `${rel}: legacyRuntime differs`);
+  }
+  assert(written >= 16, `only ${written} manifests have "runtime"`);
+  const old = await readJson("tests/fixtures/tiny_resnet/manifest.json");
+  assert.equal(old.runtime, undefined, "the fixtures stay older manifests");
+  const r = parseManifest(old, "tiny_resnet").runtime;
+  assert.deepEqual(
+    [r.block_chain, r.wasm_threads, r.layer_labels, r.torchvision_weights],
+    ["stage", 1, "name", false],
+  );
+  assert.deepEqual(r.convert_args, ["tiny_resnet"]);
+  const vit = parseManifest(
+    await readJson("tests/fixtures/tiny_vit/manifest.json"),
+    "tiny_vit",
+  ).runtime;
+  assert.deepEqual(
+    [vit.block_chain, vit.wasm_threads, vit.layer_labels],
+    ["any", null, "number"],
+  );
+});
+
+Deno.test("runtime: a bad field is named", async () => {
+  const base = await readJson("weights/vit_b_32/manifest.json");
+  const cases: [Json, RegExp][] = [
+    [
+      { block_chain: "x" },
+      /"?runtime\.block_chain"? must be one of any, stage, got "x"/,
+    ],
+    [
+      { wasm_threads: 0 },
+      /runtime\.wasm_threads must be a positive integer, got 0/,
+    ],
+    [{ layer_labels: 1 }, /runtime\.layer_labels must be one of number, name/],
+    [
+      { convert_args: [] },
+      /runtime\.convert_args must be at least the model name/,
+    ],
+    [
+      { torchvision_weights: "yes" },
+      /runtime\.torchvision_weights must be true or false/,
+    ],
+    [{ block_chain: undefined }, /runtime\.block_chain is missing/],
+  ];
+  for (const [change, re] of cases) {
+    const json = { ...base, runtime: { ...base.runtime, ...change } };
+    assert.throws(() => parseManifest(json, FILE), re);
+  }
+  assert.throws(
+    () => parseManifest({ ...base, runtime: [] }, FILE),
+    /"runtime" must be an object/,
+  );
+});

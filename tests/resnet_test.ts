@@ -207,6 +207,17 @@ Deno.test({
     const w = m.tensor("layer1.0.conv2.weight");
     const std = Math.sqrt(w.reduce((s, v) => s + v * v, 0) / w.length);
     assert(Math.abs(std - Math.sqrt(2 / (4 * 9))) < 0.1, `std ${std}`);
+    // resnet.py's Family writes what the runtime must know, the --arch included
+    const { runtime } = m.manifest;
+    assertEquals(runtime.convert_args.slice(0, 3), [
+      "resnet_custom",
+      "--arch",
+      "layers=2:1:1:1,planes=4:4:8:8,stem=8,classes=5,block=bottleneck",
+    ]);
+    assertEquals(
+      [runtime.block_chain, runtime.wasm_threads, runtime.layer_labels],
+      ["stage", 1, "name"],
+    );
     await m.release();
     await Deno.remove(out, { recursive: true });
   },
@@ -231,4 +242,57 @@ Deno.test({
     await assertSameAsCommitted(out, "resnet50");
     await Deno.remove(out, { recursive: true });
   },
+});
+
+Deno.test("block chaining is manifest data: a ViT whose manifest says stage chains by stage", async () => {
+  const src = new URL("./fixtures/tiny_vit", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const f of ["graphs", "fixture.safetensors"]) {
+      await Deno.symlink(`${src}/${f}`, `${dir}/${f}`);
+    }
+    const json = JSON.parse(await Deno.readTextFile(`${src}/manifest.json`));
+    const x = new Float32Array(3 * json.image_size ** 2).fill(0.5);
+    const forward = async (chain: string) => {
+      json.runtime = {
+        block_chain: chain,
+        wasm_threads: null,
+        layer_labels: "number",
+        convert_args: ["tiny_vit"],
+        torchvision_weights: false,
+      };
+      await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(json));
+      const m = await loadModel(dir, { weights: "fixture", backend: "native" });
+      try {
+        return await m.forward(x, { layer: 2, blocks: [2] });
+      } finally {
+        await m.release();
+      }
+    };
+    assertEquals((await forward("any")).dims[0], 1);
+    let msg = "";
+    await forward("stage").catch((err) => {
+      assert(err instanceof RangeError);
+      msg = err.message;
+    });
+    assert(msg.includes("Invalid blocks [2]"), msg);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("unknown weights of a custom ResNet: the converter command carries its real --arch", async () => {
+  const dir = new URL("../weights/fmnist_resnet", import.meta.url).pathname;
+  let msg = "";
+  await loadModel(dir, { weights: "mine" }).catch((err) => {
+    assert(err instanceof TypeError);
+    msg = err.message;
+  });
+  assert(
+    msg.includes(
+      "python3 tools/convert.py resnet_custom --arch layers=1:1:1:1,planes=8:16:32:64,stem=16,classes=10,block=basic --image-size 32 --mean ",
+    ),
+    msg,
+  );
+  assert(!msg.includes("ARCH"), msg);
 });

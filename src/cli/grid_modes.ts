@@ -177,7 +177,7 @@ export const fix = (v: number | null | undefined, d: number): string =>
 
 /** A column's name: `layer 7`, and for a ResNet the block's own name, `layer2.3 (7)`. */
 function layerLabel(m: Manifest, layer: number): string {
-  return m.architecture === "resnet"
+  return m.runtime.layer_labels === "name"
     ? `${m.layers[layer].name} (${layer})`
     : `layer ${layer}`;
 }

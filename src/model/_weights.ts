@@ -152,10 +152,6 @@ function weightsLocation(
   throw unknownWeights(manifest, ctx.base, weights);
 }
 
-/** Model names the converter builds from --arch; those whose weights torchvision names. */
-const CUSTOM_MODELS = ["custom", "mixer", "ffvit", "resnet_custom"];
-const TORCHVISION_MODEL = /^(vit_[bhl]_\d+|resnet\d+)$/;
-
 /** A word for a shell command line, quoted where it needs to be. */
 function shellWord(s: string): string {
   return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`;
@@ -175,27 +171,6 @@ function folderText(base: Location): string {
     : base.path;
 }
 
-/** The converter's arguments that rebuild the manifest's architecture (before --weights). */
-function converterModel(m: Manifest): string[] {
-  if (!CUSTOM_MODELS.includes(m.name)) return [m.name];
-  const arch = m.architecture === "vit"
-    ? `patch=${m.patch_size},layers=${m.num_layers},heads=${m.num_heads},hidden=${m.hidden_dim},mlp=${m.mlp_dim},classes=${m.num_classes}`
-    : m.architecture === "resnet"
-    ? "ARCH" // stem and planes are not in the manifest: the --arch it was converted with
-    : `patch=${m.patch_size},layers=${m.num_layers},hidden=${m.hidden_dim},tokens_mlp=${m.tokens_mlp_dim},channels_mlp=${m.channels_mlp_dim},classes=${m.num_classes},order=${m.block_order}`;
-  return [
-    m.name,
-    "--arch",
-    arch,
-    "--image-size",
-    String(m.image_size),
-    "--mean",
-    m.input.mean.join(","),
-    "--std",
-    m.input.std.join(","),
-  ];
-}
-
 /**
  * The error for weights that are neither untrained, a weight set of the
  * folder nor a .safetensors file: it lists the folder's weight sets and names
@@ -210,7 +185,13 @@ function unknownWeights(
   const folder = folderText(base);
   const out = base.kind === "url" ? "DIR" : folder;
   const convert = (w: string, name?: string) =>
-    ["python3", "tools/convert.py", ...converterModel(manifest), "--weights", w]
+    [
+      "python3",
+      "tools/convert.py",
+      ...manifest.runtime.convert_args,
+      "--weights",
+      w,
+    ]
       .concat(name === undefined ? [] : ["--name", name], ["--out", out])
       .map(shellWord).join(" ");
   const file = /\.(pth|pt|bin|ckpt)$/i.test(weights);
@@ -221,17 +202,13 @@ function unknownWeights(
     ? `vitrep reads weight sets the converter writes: ${
       convert(weights, name)
     }, then --weights ${shellWord(name)}`
-    : TORCHVISION_MODEL.test(manifest.name) && /^[A-Z][A-Z0-9_]*$/.test(weights)
+    : manifest.runtime.torchvision_weights && /^[A-Z][A-Z0-9_]*$/.test(weights)
     ? `${
       convert(weights)
     } (torchvision downloads them: needs a network), or from a state-dict file such as torchvision's download: ${
       convert(`/path/to/${manifest.name}.pth`, weights)
     }`
     : convert("/path/to/checkpoint.pth", weights);
-  const arch = manifest.architecture === "resnet" &&
-      CUSTOM_MODELS.includes(manifest.name)
-    ? " (ARCH: the --arch the folder was converted with)"
-    : "";
   const where = base.kind === "url"
     ? ` (DIR: a local copy of ${folder}, served in its place)`
     : "";
@@ -242,7 +219,7 @@ function unknownWeights(
         : "it has no converted weight sets"
     }): expected one of ${
       ["untrained", "untrained:SEED", ...names].join(", ")
-    }, or a .safetensors path (relative to the current directory) or URL. To convert them into the folder (needs PyTorch; README, "Trained weights"): ${commands}${arch}${where}`,
+    }, or a .safetensors path (relative to the current directory) or URL. To convert them into the folder (needs PyTorch; README, "Trained weights"): ${commands}${where}`,
   );
 }
 

@@ -9,6 +9,7 @@
 
 import type { InitSpec } from "./rng.ts";
 import { Checker, type Json, keyPath } from "./_check.ts";
+import { checkRuntime, legacyRuntime, type ManifestRuntime } from "./family.ts";
 
 /** A graph parameter and its place in the graph's external-data buffer. */
 export interface GraphParam {
@@ -123,6 +124,13 @@ export interface ManifestCommon {
    * converters: one image per call).
    */
   batch_axis?: boolean;
+  /**
+   * What the runtime must know about the family (block chaining, wasm
+   * threads, grid labels, the converter command), written by the converter's
+   * family module; {@linkcode parseManifest} derives it for manifests of
+   * older converters, so a parsed manifest always has it.
+   */
+  runtime: ManifestRuntime;
   /** Graphs by name (`stem.fwd`, `block.vjp`, …). */
   graphs: Record<string, GraphEntry>;
   /** The chain: input processing, blocks, head (`num_layers + 2` entries). */
@@ -489,6 +497,10 @@ function recommended(c: Checker, v: unknown): void {
  * `source` (the file's path or URL) starts every error, which names the field:
  * `weights/x/manifest.json: "layers" is missing: expected an array`.
  *
+ * A manifest without `runtime` (older converters) gets the one
+ * `legacyRuntime` (src/model/family.ts) derives from its architecture: the
+ * single place where the runtime's behaviour depends on a family's name.
+ *
  * @param json The parsed JSON.
  * @param source The manifest's path or URL, for error messages.
  * @returns The manifest (a new object; unknown fields are kept).
@@ -537,7 +549,10 @@ export function parseManifest(json: unknown, source: string): Manifest {
   patchFilters(c, o, known);
   familyFields(c, o, arch);
   if (o.recommended !== undefined) recommended(c, o.recommended);
-  return { ...o } as unknown as Manifest;
+  const runtime = o.runtime === undefined
+    ? legacyRuntime(o)
+    : checkRuntime(c, o.runtime);
+  return { ...o, runtime } as unknown as Manifest;
 }
 
 /**

@@ -437,11 +437,10 @@ export async function loadModel(
     options.ablations ?? [],
     options.positionEmbedding ?? true,
   );
-  // onnxruntime-web 1.30 with threads can hang in full-size ResNet graphs with external data
-  // (seen here intermittently; one thread never hung): ResNets get one wasm thread unless asked
+  // the manifest's wasm_threads (ResNets: 1, see ManifestRuntime) unless asked
   const threads = options.threads ??
-    (manifest.architecture === "resnet" && options.backend === "wasm"
-      ? 1
+    (options.backend === "wasm"
+      ? manifest.runtime.wasm_threads ?? undefined
       : undefined);
   if (options.timing !== undefined && typeof options.timing !== "boolean") {
     throw new TypeError(
@@ -805,7 +804,7 @@ export class Model {
         `Invalid blocks [${blocks}] for layer ${layer}: the last block must be the layer`,
       );
     }
-    if (blocks && this.#rt.manifest.architecture === "resnet") {
+    if (blocks && this.#rt.manifest.runtime.block_chain === "stage") {
       // a block takes the shape its predecessor in the model gives: the same stage's (or the stem's)
       const names = this.#rt.manifest.layers.map((l) => l.name);
       const stage = (p: number) => p === 0 ? "stem" : names[p].split(".")[0];

@@ -35,12 +35,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import warnings
 from typing import List, Optional
 
-from . import mixer, registry, resnet, vit
+from . import registry
 from .mixer_ref import CHANNEL_FIRST, TOKEN_FIRST
 from .weights import DownloadError
 
@@ -91,59 +90,6 @@ def parse_triple(ap, flag: str, text: Optional[str]) -> Optional[List[float]]:
     return v
 
 
-def _need_out(ap, a) -> None:
-    if not a.out:
-        ap.error("--out DIR is required")
-
-
-def _image_size(ap, a, patch: Optional[int]) -> None:
-    if a.image_size is not None and (a.image_size <= 0 or (patch and a.image_size % patch)):
-        ap.error(f"--image-size {a.image_size}: expected a positive multiple of the patch size {patch}")
-
-
-def _custom_arch(ap, a, custom: str, parse, label: str, others: str) -> Optional[dict]:
-    """The parsed --arch of the custom architecture `custom` (label: how errors name it), or None
-    for the presets, which take no --arch (others: the names that do)."""
-    if a.model != custom:
-        if a.arch:
-            ap.error(f"--arch is for {others}, not {a.model}")
-        return None
-    arch = parse(ap, a.arch)
-    if a.weights != "untrained" and not os.path.exists(a.weights):
-        ap.error(f"{label} takes --weights untrained or a checkpoint file")
-    return arch
-
-
-def _vit(ap, a):
-    arch = _custom_arch(ap, a, "custom", vit.parse_arch, "custom architectures",
-                        "custom, mixer and ffvit (and order=/classes= of the attentionless presets)")
-    _need_out(ap, a)
-    _image_size(ap, a, (arch or vit.ARCHS.get(a.model, {})).get("patch_size"))
-    model, meta = vit.build(a.model, a.weights, a.seed, a.image_size, arch)
-    return model, meta, model.image_size, vit.convert, {}
-
-
-def _mixer(ap, a):
-    arch = mixer.parse_arch(ap, a.arch, a.model, a.weights == "untrained")
-    _need_out(ap, a)
-    _image_size(ap, a, (arch if a.model in mixer.FAMILIES else mixer.ARCHS[a.model]).get("patch_size"))
-    model, meta = mixer.build(a.model, a.weights, a.seed, a.image_size, arch)
-    return model, meta, model.cfg["image_size"], mixer.convert, {}
-
-
-def _resnet(ap, a):
-    arch = _custom_arch(ap, a, "resnet_custom", resnet.parse_arch, "resnet_custom", "resnet_custom")
-    _need_out(ap, a)
-    size = a.image_size if a.image_size is not None else 224
-    if size <= 0:
-        ap.error(f"--image-size {size}: expected a positive integer")
-    model, meta = resnet.build(a.model, a.weights, a.seed, arch)
-    return model, meta, size, resnet.convert_resnet, {"image_size": size}
-
-
-FAMILIES = {"vit": _vit, "mixer": _mixer, "resnet": _resnet}
-
-
 def main(argv=None) -> int:
     """The command line: parses argv, builds the model, converts it (exit status 2 for usage errors)."""
     ap = _parser()
@@ -159,7 +105,7 @@ def main(argv=None) -> int:
         ap.error(f"{what}: expected one of {', '.join(registry.MODELS)} (--list describes them)")
     mean, std = parse_triple(ap, "--mean", a.mean), parse_triple(ap, "--std", a.std)
     try:
-        model, meta, size, convert, extra = FAMILIES[fam](ap, a)
+        model, meta, size, convert, extra = fam.prepare(ap, a)
     except DownloadError as err:
         print(err.message(a.out), file=sys.stderr)
         return 1

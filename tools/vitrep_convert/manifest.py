@@ -3,12 +3,14 @@
 write_manifest.
 
 Fields common to every family, in this order: format ("vitrep-model/1"), name, architecture
-("vit" | "mixer" | "ffvit" | "resnet"), image_size, num_layers (the blocks between the input
-processing and the head), num_classes, then the family's own fields, then patch_filters (the
-stem convolution's weight tensor), input {shape, mean, std, range, layout}, opset, converter
-{torch, script}, external_data, graphs {name: {file, sha256, inputs, outputs, params,
-unused_params}}, layers [{name, graph, prefix, switches}], tensors {key: {shape, dtype, init}},
-weight_sets {name: {file, source, sha256: {key: hex}}}, categories (class names or null).
+(one of the registered families' architectures: "vit" | "mixer" | "ffvit" | "resnet"), image_size,
+num_layers (the blocks between the input processing and the head), num_classes, then the family's own
+fields, then patch_filters (the stem convolution's weight tensor), input {shape, mean, std, range,
+layout}, opset, batch_axis, runtime {block_chain, wasm_threads, layer_labels, convert_args,
+torchvision_weights} (what the runtime must know about the family: family.py), converter {torch,
+script}, external_data, graphs {name: {file, sha256, inputs, outputs, params, unused_params}}, layers
+[{name, graph, prefix, switches}], tensors {key: {shape, dtype, init}}, weight_sets {name: {file,
+source, sha256: {key: hex}}}, categories (class names or null).
 
 The families' own fields (tests/convert_test.ts checks every committed manifest for exactly these):
 - vit: patch_size, hidden_dim, num_heads, mlp_dim, seq_length, layer_norm_eps
@@ -20,14 +22,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Dict, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 
 from .export import EXTERNAL, OPSET
 
 FORMAT = "vitrep-model/1"
-ARCHITECTURES = ("vit", "mixer", "ffvit", "resnet")
 SCRIPT = "tools/convert.py"
 
 
@@ -43,20 +44,20 @@ def layer_entry(name: str, graph: str, prefix: str, switches: List[str], cpu_gra
 def build_manifest(*, name: str, architecture: str, image_size: int, num_layers: int, num_classes: int,
                    family: Dict[str, object], patch_filters: str, meta: dict, graphs: Dict[str, dict],
                    layers: List[dict], tensors: Dict[str, dict], weight_sets: Dict[str, dict],
-                   batch_axis: bool = False) -> dict:
+                   runtime: Callable[[dict], dict], batch_axis: bool = False) -> dict:
     """The manifest of a converted model. family: the architecture's own fields (e.g. patch_size,
     hidden_dim, num_heads for a ViT; block, stages for a ResNet), in the order they are written.
     meta: weights name, input mean/std and class names (categories). batch_axis: every graph's first
-    axis (but the switches') is a dynamic batch axis, so a chain runs B images at once."""
-    if architecture not in ARCHITECTURES:
-        raise ValueError(f"architecture {architecture!r}: expected one of {', '.join(ARCHITECTURES)}")
+    axis (but the switches') is a dynamic batch axis, so a chain runs B images at once. runtime: the
+    family's Family.runtime_fields, called with the manifest built so far (the `runtime` field)."""
     clash = [k for k in family if k in ("format", "name", "architecture", "image_size", "num_layers", "num_classes",
-                                        "patch_filters", "input", "graphs", "layers", "tensors", "batch_axis")]
+                                        "patch_filters", "input", "graphs", "layers", "tensors", "batch_axis",
+                                        "runtime")]
     if clash:
         raise ValueError(f"family fields {clash} would overwrite common manifest fields")
     if patch_filters not in tensors:
         raise ValueError(f"patch_filters {patch_filters!r} is not a tensor of {name}")
-    return {
+    manifest = {
         "format": FORMAT,
         "name": name,
         "architecture": architecture,
@@ -69,6 +70,7 @@ def build_manifest(*, name: str, architecture: str, image_size: int, num_layers:
                   "range": [0, 1], "layout": "NCHW"},
         "opset": OPSET,
         "batch_axis": bool(batch_axis),
+        "runtime": None,
         "converter": {"torch": torch.__version__, "script": SCRIPT},
         "external_data": EXTERNAL,
         "graphs": graphs,
@@ -77,6 +79,8 @@ def build_manifest(*, name: str, architecture: str, image_size: int, num_layers:
         "weight_sets": weight_sets,
         "categories": meta["categories"],
     }
+    manifest["runtime"] = runtime(manifest)
+    return manifest
 
 
 def dump_json(obj, indent: int = 0) -> str:

@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .family import Family, check_image_size, need_out, register, switch_line
 from .layers import LN_EPS, LayerNormStats, Params, gelu_grad, ln_bwd, ln_fwd, select
 from .manifest import build_manifest, write_manifest
 from .mixer_ref import CHANNEL_FIRST, TOKEN_FIRST, RefLinearViT, RefMixer, init_spec, ref_block
@@ -449,6 +450,55 @@ def convert(model, meta: dict, model_name: str, out: str, check: bool = True, wr
         num_classes=tg.num_classes, family=family, patch_filters=f"{KEYS[cfg['arch']]['proj']}.weight", meta=meta,
         graphs=graphs, layers=layers, tensors=tensor_table(sd, spec),
         weight_sets=write_weight_set(out, sd, model_name, meta, weight_set) if write_weights else {},
-        batch_axis=True)
+        runtime=FAMILY.runtime_fields, batch_axis=True)
     write_manifest(out, manifest)
     return manifest
+
+
+# ---------------------------------------------------------------------------------------
+# The family (registry.py collects it): MLP-Mixers and FF-only ViTs
+
+
+def _prepare(ap, a):
+    arch = parse_arch(ap, a.arch, a.model, a.weights == "untrained")
+    need_out(ap, a)
+    check_image_size(ap, a, (arch if a.model in FAMILIES else ARCHS[a.model]).get("patch_size"))
+    model, meta = build(a.model, a.weights, a.seed, a.image_size, arch)
+    return model, meta, model.cfg["image_size"], convert, {}
+
+
+def _lines(fam: str) -> list:
+    lines = []
+    for k, cfg in ARCHS.items():
+        if cfg["arch"] != fam:
+            continue
+        c = finish_cfg(cfg, 224)
+        desc = (f"patch {c['patch_size']}, {c['num_layers']} layers, hidden {c['hidden_dim']}, token MLP "
+                f"{c['tokens_mlp_dim']}, channel MLP {c['channels_mlp_dim']}, {c['order'].replace('_', '-')} "
+                f"({param_count(cfg) / 1e6:.1f}M params)")
+        note = NOTES.get(k)
+        lines.append(f"  {k:<14} {desc}" + (f"; {note}" if note else ""))
+    if fam == "mixer":
+        lines.append(f"  {'mixer':<14} untrained Mixer: --arch patch=P,layers=L,hidden=D,tokens_mlp=T,channels_mlp=C"
+                     f"[,classes=N][,order={TOKEN_FIRST}|{CHANNEL_FIRST}] (default {TOKEN_FIRST}, as Tolstikhin "
+                     "et al.)")
+    else:
+        lines.append(f"  {'ffvit':<14} untrained FF-only ViT: --arch patch=P,layers=L,hidden=D[,channels_mlp=C (4D)]"
+                     f"[,tokens_mlp=T (4 tokens)][,classes=N][,order=...] (default {CHANNEL_FIRST}, as the authors)")
+    return lines + [switch_line(switch_meaning(fam))]
+
+
+def _listing():
+    return (["MLP-Mixer (timm MlpMixer state-dict names, input mean/std 0.5):"] + _lines("mixer")
+            + ["Feed-forward-only ViT (Melas-Kyriazi, lukemelas/do-you-even-need-attention LinearVisionTransformer "
+               "names, ImageNet mean/std):"] + _lines("ffvit"))
+
+
+def _arch_text(m: dict) -> str:
+    return (f"patch={m['patch_size']},layers={m['num_layers']},hidden={m['hidden_dim']},"
+            f"tokens_mlp={m['tokens_mlp_dim']},channels_mlp={m['channels_mlp_dim']},classes={m['num_classes']},"
+            f"order={m['block_order']}")
+
+
+FAMILY = register(Family(name="mixer", architectures=FAMILIES, presets=tuple(ARCHS), custom=FAMILIES,
+                         prepare=_prepare, listing=_listing, arch_text=_arch_text))

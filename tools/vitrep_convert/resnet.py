@@ -39,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .export import distinct_values, save_graph
+from .family import Family, custom_arch, need_out, register, switch_line
 from .layers import MaxPoolIndexed, Params, max_unpool, maxpool_vjp, relu_mask
 from .manifest import build_manifest, layer_entry, write_manifest
 from .verify import Log, check_init, check_piece, check_same, check_switch_settings
@@ -625,6 +626,43 @@ def convert_resnet(model, meta: dict, model_name: str, out: str, check: bool = T
         name=model_name, architecture="resnet", image_size=image_size, num_layers=len(net.blocks),
         num_classes=net.num_classes, family=family, patch_filters="conv1.weight", meta=meta, graphs=graphs,
         layers=layers, tensors=tensor_table(net.sd, net.init_spec),
-        weight_sets=write_weight_set(out, net.sd, model_name, meta, weight_set) if write_weights else {})
+        weight_sets=write_weight_set(out, net.sd, model_name, meta, weight_set) if write_weights else {},
+        runtime=FAMILY.runtime_fields)
     write_manifest(out, manifest)
     return manifest
+
+
+# ---------------------------------------------------------------------------------------
+# The family (registry.py collects it)
+
+
+def _prepare(ap, a):
+    arch = custom_arch(ap, a, "resnet_custom", parse_arch, "resnet_custom", "resnet_custom")
+    need_out(ap, a)
+    size = a.image_size if a.image_size is not None else 224
+    if size <= 0:
+        ap.error(f"--image-size {size}: expected a positive integer")
+    model, meta = build(a.model, a.weights, a.seed, arch)
+    return model, meta, size, convert_resnet, {"image_size": size}
+
+
+def _listing():
+    lines = ["ResNets (torchvision names and init, ImageNet mean/std; one graph per residual block):"]
+    lines += [f"  {k:<14} {v}" for k, v in DESCRIPTIONS.items()]
+    return lines + [switch_line(SWITCH_MEANING)]
+
+
+def _arch_text(m: dict) -> str:
+    t = m["tensors"]
+    planes = [t[f"layer{i + 1}.0.conv1.weight"]["shape"][0] for i in range(len(m["stages"]))]
+    return (f"layers={':'.join(map(str, m['stages']))},planes={':'.join(map(str, planes))},"
+            f"stem={t['conv1.weight']['shape'][0]},classes={m['num_classes']},block={m['block']}")
+
+
+# One block at a time along the stages (they change the shape); one wasm thread: onnxruntime-web 1.30
+# with threads can hang in full-size ResNet graphs with external data (one thread never hung); grid
+# columns named by block (layer2.3).
+FAMILY = register(Family(name="resnet", architectures=("resnet",), presets=tuple(RESNETS),
+                         custom=("resnet_custom",), torchvision=tuple(RESNETS), prepare=_prepare,
+                         listing=_listing, arch_text=_arch_text, block_chain="stage", wasm_threads=1,
+                         layer_labels="name"))

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .family import Family, check_image_size, custom_arch, need_out, register, switch_line
 from .layers import LN_EPS, LayerNormStats, Params, gelu_grad, ln_bwd, mix
 from .manifest import build_manifest, write_manifest
 from .tokens import ABLATIONS, TokenGraphs, TokenReference, check_token_model, export_token_graphs, \
@@ -306,8 +307,35 @@ def convert(model, meta: dict, model_name: str, out: str, check: bool = True, wr
         num_classes=tg.num_classes, family=family, patch_filters="conv_proj.weight", meta=meta, graphs=graphs,
         layers=layers, tensors=tensor_table(sd, init_spec),
         weight_sets=write_weight_set(out, sd, model_name, meta, weight_set) if write_weights else {},
-        batch_axis=True)
+        runtime=FAMILY.runtime_fields, batch_axis=True)
     write_manifest(out, manifest)
     return manifest
 
 
+# ---------------------------------------------------------------------------------------
+# The family (registry.py collects it)
+
+
+def _prepare(ap, a):
+    arch = custom_arch(ap, a, "custom", parse_arch, "custom architectures",
+                       "custom, mixer and ffvit (and order=/classes= of the attentionless presets)")
+    need_out(ap, a)
+    check_image_size(ap, a, (arch or ARCHS.get(a.model, {})).get("patch_size"))
+    model, meta = build(a.model, a.weights, a.seed, a.image_size, arch)
+    return model, meta, model.image_size, convert, {}
+
+
+def _listing():
+    lines = ["Vision Transformers (torchvision names and init, ImageNet mean/std unless the weights say otherwise):"]
+    lines += [f"  {k:<14} {v}" for k, v in DESCRIPTIONS.items()]
+    lines.append(f"  {'custom':<14} untrained ViT: --arch patch=P,layers=L,heads=H,hidden=D,mlp=M[,classes=C]")
+    return lines + [switch_line(SWITCH_MEANING)]
+
+
+def _arch_text(m: dict) -> str:
+    return (f"patch={m['patch_size']},layers={m['num_layers']},heads={m['num_heads']},hidden={m['hidden_dim']},"
+            f"mlp={m['mlp_dim']},classes={m['num_classes']}")
+
+
+FAMILY = register(Family(name="vit", architectures=("vit",), presets=tuple(ARCHS), custom=("custom",),
+                         torchvision=tuple(ARCHS), prepare=_prepare, listing=_listing, arch_text=_arch_text))
