@@ -117,7 +117,7 @@ export const ESSAY_SPEC: Spec = {
     type: "boolean",
     default: false,
     help:
-      "compute nothing: write the report (and --publish) from the cells already finished, each grid collected as it stands; experiments never started are not run",
+      "compute no cell: write the report (and --publish) from the cells already finished, each grid collected as it stands (generated images still get the judge model's score: a forward pass each); experiments never started are not run",
   },
   emit: {
     type: "string",

@@ -105,18 +105,7 @@ async function runOne(
     ...gridArgs(p.grid, o.env, dir),
   ]);
   if (code === EXIT_INTERRUPTED) return null;
-  // generated images are scored by another trained model (the judge)
-  if (p.judge && code === 0) {
-    const classes = o.env.models.get(p.judge.model)?.numClasses ?? 1000;
-    const judge = {
-      ...p.judge,
-      model: modelArg(o.env, p.judge.model),
-      classes,
-    };
-    for (const args of await judgeCommands(o.out, p.id, judge)) {
-      if (await o.run(args) === EXIT_INTERRUPTED) return null;
-    }
-  }
+  if (code === 0 && !await scoreGenerated(p, o)) return null;
   // exit 1 with a fresh metrics.json: some cells exploded, a finding
   const r = await readExperiment(
     o.out,
@@ -131,6 +120,25 @@ async function runOne(
     };
   }
   return r;
+}
+
+/**
+ * Scores the images a generation experiment made with another trained model
+ * (the judge: a `forward` of each cell's generated.png), those not scored
+ * yet; false when interrupted. Nothing to do for other experiments.
+ */
+async function scoreGenerated(p: Planned, o: EssayOptions): Promise<boolean> {
+  if (!p.judge) return true;
+  const classes = o.env.models.get(p.judge.model)?.numClasses ?? 1000;
+  const judge = {
+    ...p.judge,
+    model: modelArg(o.env, p.judge.model),
+    classes,
+  };
+  for (const args of await judgeCommands(o.out, p.id, judge)) {
+    if (await o.run(args) === EXIT_INTERRUPTED) return false;
+  }
+  return true;
 }
 
 /** The filters command of the filters experiment, writing into `dir`. */
@@ -179,8 +187,8 @@ async function removeGridMetrics(dir: string): Promise<void> {
 }
 
 /**
- * What an experiment has finished, computing nothing: its grid collected from
- * the cells there ("stopped" when some are missing), the filters' numbers
+ * What an experiment has finished, computing no cell: its grid collected from
+ * the cells there (and generated images scored by the judge model) ("stopped" when some are missing), the filters' numbers
  * read from the weights; null when it never started.
  */
 async function collectOne(
@@ -195,6 +203,8 @@ async function collectOne(
   if (!await exists(join(dir, "plan.json"))) return null;
   await removeGridMetrics(dir);
   await o.run(["grid", "--out", dir, "--collect", "--quiet"]);
+  // cells an array computed: their generated images still need the judge's score (forward passes only)
+  await scoreGenerated(p, o);
   return await readExperiment(
     o.out,
     p.id,
