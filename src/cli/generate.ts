@@ -56,7 +56,7 @@ import {
 } from "./options.ts";
 import { canonicalModel, modelAbout, openModel } from "./model.ts";
 import { imageOf, labelledRow } from "./io.ts";
-import { EXIT_INTERRUPTED } from "./progress.ts";
+import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import {
   bySignal,
   type Control,
@@ -66,14 +66,14 @@ import {
   type Resume,
   type StopReason,
   type Task,
-} from "./harness.ts";
+} from "../run/harness.ts";
 import {
   hasSnapshot,
   readSnapshotState,
   saveSnapshot,
   type Snapshot,
-} from "./snapshot.ts";
-import { inOut, type Prelude, prelude, readResume } from "./run.ts";
+} from "../run/snapshot.ts";
+import { inOut, type Prelude, prelude, readResume } from "../run/run.ts";
 
 /** Options of `generate`. */
 export const GENERATE_SPEC: Spec = {

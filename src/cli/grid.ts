@@ -31,7 +31,8 @@ import {
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
 import { loadTarget } from "./io.ts";
-import { EXIT_INTERRUPTED, Stopper } from "./progress.ts";
+import { Stopper } from "../run/progress.ts";
+import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { LockInfo } from "../io/mod.ts";
 import { resolveGrid } from "./grid_args.ts";
 import {
@@ -50,7 +51,7 @@ import {
   type EmitKind,
   resourceOpts,
 } from "./grid_emit.ts";
-import { claimGridOut, inspectOut } from "./outdir.ts";
+import { claimGridOut, inspectOut } from "../run/outdir.ts";
 
 const both = (inv: string | number, gen: string | number) =>
   inv === gen ? `${inv}` : `${inv} (invert), ${gen} (generate)`;
@@ -169,9 +170,6 @@ const STEP_OPTS: Readonly<Record<"cell" | "collect", readonly string[]>> = {
   cell: ["out", "cell", "quiet", "save-every"],
   collect: ["out", "collect", "quiet"],
 };
-
-/** Exit code of a grid left incomplete because another process computes some of its cells. */
-export const EXIT_HELD = 3;
 
 type Action = "run" | "plan" | "cell" | "collect";
 

@@ -18,9 +18,9 @@ import {
 import { loadModel, type Model } from "../model/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
 import { modelAbout, VERIFIED } from "./model.ts";
-import { recoverSnapshot } from "./snapshot.ts";
-import type { Control } from "./harness.ts";
-import type { Stopper } from "./progress.ts";
+import { recoverSnapshot } from "../run/snapshot.ts";
+import type { Control } from "../run/harness.ts";
+import type { Stopper } from "../run/progress.ts";
 import { MODES } from "./grid_modes.ts";
 import {
   checkModel,

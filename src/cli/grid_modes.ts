@@ -35,8 +35,8 @@ import {
   type GenerateSummary,
   runGenerate,
 } from "./generate.ts";
-import type { Control } from "./harness.ts";
-import { hasSnapshot } from "./snapshot.ts";
+import type { Control } from "../run/harness.ts";
+import { hasSnapshot } from "../run/snapshot.ts";
 
 /** An invert grid (`--layers`) or a generate grid (`--classes`). */
 export type Mode = "invert" | "generate";

@@ -52,7 +52,7 @@ import {
   weightsText,
 } from "./model.ts";
 import { loadTarget } from "./io.ts";
-import { checkOutPath, claimOut } from "./outdir.ts";
+import { checkOutPath, claimOut } from "../run/outdir.ts";
 
 /** `--overwrite` of forward and filters. */
 const OVERWRITE_OPT: Spec = {

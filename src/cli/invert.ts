@@ -63,7 +63,7 @@ import {
 } from "./model.ts";
 import { imageOf, labelledRow, loadTarget } from "./io.ts";
 import type { FileData, Row } from "../io/mod.ts";
-import { EXIT_INTERRUPTED } from "./progress.ts";
+import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import {
   bySignal,
   type Control,
@@ -76,10 +76,10 @@ import {
   type RunSession,
   type StopReason,
   type Task,
-} from "./harness.ts";
-import { readSnapshotState } from "./snapshot.ts";
-import { checkOutPath } from "./outdir.ts";
-import { inOut, prelude, readResume } from "./run.ts";
+} from "../run/harness.ts";
+import { readSnapshotState } from "../run/snapshot.ts";
+import { checkOutPath } from "../run/outdir.ts";
+import { inOut, prelude, readResume } from "../run/run.ts";
 
 /** The most runs one `invert` batch takes (images × seeds). */
 export const MAX_BATCH = 64;

@@ -7,6 +7,7 @@
  */
 import { depthLines, writeDepthPlot } from "./depth.ts";
 import { join } from "node:path";
+import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import {
   claimFolder,
   readMarker,
@@ -82,8 +83,6 @@ export interface EssayReport {
   /** The cells the report lacks, with the commands (and array tasks) that compute them. */
   missing: MissingCell[];
 }
-
-const EXIT_INTERRUPTED = 130;
 
 /** Runs one planned experiment; null when interrupted. */
 async function runOne(

@@ -18,7 +18,7 @@
 import { decodeNpy, encodeNpy, type Row } from "../io/mod.ts";
 import { listDir, removeTemporaries, sha256Hex as sha256 } from "../io/mod.ts";
 import { readRegularFile, readRegularText } from "../io/regular.ts";
-import { LIMITS, type Raw, type Spec, usage } from "./options.ts";
+import { LIMITS, type Raw, type Spec, usage } from "../cli/options.ts";
 
 /** The `format` of snapshot/state.json. */
 export const SNAPSHOT_FORMAT = "vitrep-snapshot/2";

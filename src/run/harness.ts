@@ -21,7 +21,7 @@ import {
   writeJson,
 } from "../io/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
-import type { Raw } from "./options.ts";
+import type { Raw } from "../cli/options.ts";
 import { progress, type Stopper } from "./progress.ts";
 import {
   recoverSnapshot,
