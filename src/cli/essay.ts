@@ -60,7 +60,7 @@ import {
   TASK_LIMITS,
   type TaskResources,
   toYaml,
-} from "./grid_emit.ts";
+} from "../grid/emit.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import { FILTERS_COMMAND } from "./inspect.ts";
 import { writeAtomic } from "../io/mod.ts";

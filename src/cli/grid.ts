@@ -2,10 +2,10 @@
  * Internal to the command line (src/cli/main.ts): the `grid` command. It runs
  * invert over model variants × layers, or generate over variants × classes,
  * and writes a labelled montage like the essay's figures plus one table of the
- * figures per cell, in three steps: a plan (grid_plan.ts: every cell with its
- * resolved options and key), the cells (grid_cell.ts: each an ordinary invert
+ * figures per cell, in three steps: a plan (src/grid/plan.ts: every cell with its
+ * resolved options and key), the cells (src/grid/cell.ts: each an ordinary invert
  * or generate run in `OUT/cells/KEY/`, cached and resumable) and a collect
- * step (grid_collect.ts: montage and tables from finished cells). The steps
+ * step (src/grid/collect.ts: montage and tables from finished cells). The steps
  * run in one process, or apart: `--plan` writes `OUT/plan.json`, `--cell I`
  * runs one cell of it (a Slurm array task, a Kubernetes Indexed Job pod),
  * `--collect` builds the figure, and `--emit slurm|k8s` writes the job file.
@@ -42,15 +42,15 @@ import {
   readPlan,
   targetHash,
   writePlan,
-} from "./grid_plan.ts";
-import { ModelPool, runCell } from "./grid_cell.ts";
-import { collectGrid, findCell } from "./grid_collect.ts";
+} from "../grid/plan.ts";
+import { ModelPool, runCell } from "../grid/cell.ts";
+import { collectGrid, findCell } from "../grid/collect.ts";
 import {
   CLUSTER_OPTS,
   emitJob,
   type EmitKind,
   resourceOpts,
-} from "./grid_emit.ts";
+} from "../grid/emit.ts";
 import { claimGridOut, inspectOut } from "../run/outdir.ts";
 
 const both = (inv: string | number, gen: string | number) =>

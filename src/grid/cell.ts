@@ -17,17 +17,12 @@ import {
 } from "../io/mod.ts";
 import { loadModel, type Model } from "../model/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
-import { modelAbout, VERIFIED } from "./model.ts";
+import { modelAbout, VERIFIED } from "../cli/model.ts";
 import { recoverSnapshot } from "../run/snapshot.ts";
 import type { Control } from "../run/harness.ts";
 import type { Stopper } from "../run/progress.ts";
-import { MODES } from "./grid_modes.ts";
-import {
-  checkModel,
-  type GridPlan,
-  loadKey,
-  type PlanRow,
-} from "./grid_plan.ts";
+import { MODES } from "./modes.ts";
+import { checkModel, type GridPlan, loadKey, type PlanRow } from "./plan.ts";
 
 /** The lock file in a cell's folder. */
 export const CELL_LOCK = "cell.lock";

@@ -16,8 +16,15 @@ import {
 import type { ImageTensor } from "../io/mod.ts";
 import { decodeNpy } from "../io/mod.ts";
 import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
-import { asUsage, list, type Raw, type Spec, str, usage } from "./options.ts";
-import { layerArg } from "./model.ts";
+import {
+  asUsage,
+  list,
+  type Raw,
+  type Spec,
+  str,
+  usage,
+} from "../cli/options.ts";
+import { layerArg } from "../cli/model.ts";
 import {
   INVERT_SPEC,
   type InvertResume,
@@ -26,7 +33,7 @@ import {
   type InvertSummary,
   readInvertResume,
   runInvert,
-} from "./invert.ts";
+} from "../cli/invert.ts";
 import {
   classState,
   GENERATE_SPEC,
@@ -34,7 +41,7 @@ import {
   generateSettings,
   type GenerateSummary,
   runGenerate,
-} from "./generate.ts";
+} from "../cli/generate.ts";
 import type { Control } from "../run/harness.ts";
 import { hasSnapshot } from "../run/snapshot.ts";
 
