@@ -1,0 +1,24 @@
+/**
+ * src/run/: the run lifecycle every command shares, for src/cli and src/grid.
+ *
+ * A run claims its output folder (outdir.ts: path check, lock, marker), reads
+ * a snapshot to resume (snapshot.ts), drives the optimization with a progress
+ * report and Ctrl-C / SIGTERM handling (progress.ts, harness.ts), and writes
+ * its outputs atomically; run.ts is the skeleton around it (prelude, resume,
+ * the folder's claim for the run's duration); exit.ts holds the exit codes.
+ *
+ * @example
+ * ```ts
+ * import { checkOutPath, EXIT_INTERRUPTED } from "./mod.ts";
+ * console.assert(EXIT_INTERRUPTED === 130);
+ * console.assert(checkOutPath("out/run1").endsWith("run1"));
+ * ```
+ *
+ * @module
+ */
+export * from "./exit.ts";
+export * from "./harness.ts";
+export * from "./outdir.ts";
+export * from "./progress.ts";
+export * from "./run.ts";
+export * from "./snapshot.ts";
