@@ -737,6 +737,20 @@ async function openInvertModel(
   }
 }
 
+/** The options one run of a batch records: the batch's, with its own image and seed. */
+function batchRunOptions(
+  saved: Record<string, string>,
+  image: string,
+  given: number | null,
+  seed: number,
+): Record<string, string> {
+  return {
+    ...saved,
+    image,
+    ...(given === null ? {} : { "start-seed": String(seed) }),
+  };
+}
+
 /** `invert` with several --image or --seeds: one batch through the chain (one image at a time where the graphs have no batch axis). */
 async function invertBatchCommand(
   pre: Awaited<ReturnType<typeof prelude>>,
@@ -797,11 +811,7 @@ async function invertBatchCommand(
           ...pre.control,
           quiet: pre.control.quiet || (batched && k > 0),
           stopper,
-          options: {
-            ...saved,
-            image: paths[r.image],
-            ...(r.seed === null ? {} : { "start-seed": String(seed) }),
-          },
+          options: batchRunOptions(saved, paths[r.image], r.seed, seed),
           about,
           label: batched
             ? `invert ${what}, batch of ${runs.length}`
