@@ -30,7 +30,7 @@ import {
 } from "./options.ts";
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
-import { loadTarget } from "./io.ts";
+import { loadTarget } from "../run/images.ts";
 import { Stopper } from "../run/progress.ts";
 import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { LockInfo } from "../io/mod.ts";

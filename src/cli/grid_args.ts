@@ -35,7 +35,7 @@ import {
   resolveAblations,
   weightsText,
 } from "./model.ts";
-import { loadTarget } from "./io.ts";
+import { loadTarget } from "../run/images.ts";
 import { type Mode, MODES } from "../grid/modes.ts";
 import {
   type GridInput,

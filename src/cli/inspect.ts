@@ -51,7 +51,7 @@ import {
   openModel,
   weightsText,
 } from "./model.ts";
-import { loadTarget } from "./io.ts";
+import { loadTarget } from "../run/images.ts";
 import { checkOutPath, claimOut } from "../run/outdir.ts";
 
 /** `--overwrite` of forward and filters. */

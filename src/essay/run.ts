@@ -337,11 +337,13 @@ export interface EssayTask {
 
 /** `OUT/tasks.json`: the array's tasks, in index order. */
 export interface EssayTasks {
+  /** The file's format tag. */
   format: typeof TASKS_FORMAT;
   /** The budget planned. */
   budget: BudgetName;
   /** The experiments selected (empty: all). */
   only: string[];
+  /** The tasks, in index order. */
   tasks: EssayTask[];
 }
 

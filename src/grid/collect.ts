@@ -12,7 +12,7 @@
 import { readRegularText, RECORD_BYTES } from "../io/mod.ts";
 import { type ImageTensor, toCsv, writeAtomic, writePng } from "../io/mod.ts";
 import { montage, type MontageOptions, montageSvg } from "../figures/mod.ts";
-import { enlargedSide, imageOf, loadTarget } from "../cli/io.ts";
+import { enlargedSide, imageOf, loadTarget } from "../run/images.ts";
 import {
   type CellState,
   type CellView,

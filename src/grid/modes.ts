@@ -27,21 +27,25 @@ import {
 import { layerArg } from "../cli/model.ts";
 import {
   INVERT_SPEC,
+  invertSettings,
+  readInvertResume,
+} from "../cli/invert.ts";
+import {
   type InvertResume,
   type InvertSettings,
-  invertSettings,
   type InvertSummary,
-  readInvertResume,
   runInvert,
-} from "../cli/invert.ts";
+} from "../run/invert.ts";
 import {
   classState,
   GENERATE_SPEC,
-  type GenerateSettings,
   generateSettings,
+} from "../cli/generate.ts";
+import {
+  type GenerateSettings,
   type GenerateSummary,
   runGenerate,
-} from "../cli/generate.ts";
+} from "../run/generate.ts";
 import type { Control } from "../run/harness.ts";
 import { hasSnapshot } from "../run/snapshot.ts";
 

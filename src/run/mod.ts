@@ -5,7 +5,10 @@
  * a snapshot to resume (snapshot.ts), drives the optimization with a progress
  * report and Ctrl-C / SIGTERM handling (progress.ts, harness.ts), and writes
  * its outputs atomically; run.ts is the skeleton around it (prelude, resume,
- * the folder's claim for the run's duration); exit.ts holds the exit codes.
+ * the folder's claim for the run's duration) and command.ts the one skeleton
+ * of every command ({@linkcode runCommand}); invert.ts and generate.ts are the
+ * two kinds of run (typed settings → harness task → files and summary),
+ * images.ts the images in and out of runs; exit.ts holds the exit codes.
  *
  * @example
  * ```ts
@@ -16,8 +19,12 @@
  *
  * @module
  */
+export * from "./command.ts";
 export * from "./exit.ts";
+export * from "./generate.ts";
 export * from "./harness.ts";
+export * from "./images.ts";
+export * from "./invert.ts";
 export * from "./outdir.ts";
 export * from "./progress.ts";
 export * from "./run.ts";
