@@ -55,7 +55,17 @@ export interface Failure {
   step: number | null;
 }
 
-/** What the outcome column and montage call a failure: `exploded at step 7`, `diverged at step 7`. */
+/**
+ * What the outcome column and montage call a failure: `exploded at step 7`, `diverged at step 7`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { failureText } from "./cell.ts";
+ * assert.ok(failureText({ error: "…", kind: "exploded", step: 7 }) === "exploded at step 7");
+ * assert.ok(failureText({ error: "…", kind: "non-finite", step: null }) === "diverged");
+ * ```
+ */
 export function failureText(f: Failure): string {
   const what = f.kind === "exploded" ? "exploded" : "diverged";
   return f.step === null ? what : `${what} at step ${f.step}`;

@@ -10,9 +10,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { canonicalJson, indexRanges } from "./mod.ts";
- * console.assert(canonicalJson({ b: 1, a: [2] }) === '{"a":[2],"b":1}');
- * console.assert(indexRanges([0, 1, 2, 5]) === "0-2,5");
+ * assert.ok(canonicalJson({ b: 1, a: [2] }) === '{"a":[2],"b":1}');
+ * assert.ok(indexRanges([0, 1, 2, 5]) === "0-2,5");
  * ```
  *
  * @module

@@ -171,12 +171,30 @@ export interface ModeDef {
   md: readonly MdField[];
 }
 
-/** A table cell in Markdown: pipes escaped, one line. */
+/**
+ * A table cell in Markdown: pipes escaped, one line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mdCell } from "./modes.ts";
+ * assert.ok(mdCell("a|b\nc") === "a\\|b c");
+ * ```
+ */
 export function mdCell(s: string): string {
   return s.replaceAll("|", "\\|").replaceAll("\n", " ");
 }
 
-/** A number with `d` decimals; — for none, ∞ and NaN spelled out. */
+/**
+ * A number with `d` decimals; — for none, ∞ and NaN spelled out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fix } from "./modes.ts";
+ * assert.ok(fix(1.23456, 2) === "1.23" && fix(null, 2) === "—" && fix(Infinity, 2) === "∞");
+ * ```
+ */
 export const fix = (v: number | null | undefined, d: number): string =>
   v === null || v === undefined
     ? "—"

@@ -45,6 +45,7 @@ export interface RunJob<M extends { model: Releasable }, T> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runCommand } from "./command.ts";
  * const out = `${await Deno.makeTempDir()}/run`;
  * let released = false;
@@ -61,8 +62,8 @@ export interface RunJob<M extends { model: Releasable }, T> {
  *       },
  *     }),
  * }, {});
- * console.assert(code === 0 && released);
- * console.assert(Deno.readTextFileSync(`${out}/result.txt`) === "done\n");
+ * assert.ok(code === 0 && released);
+ * assert.ok(Deno.readTextFileSync(`${out}/result.txt`) === "done\n");
  * ```
  */
 export async function runCommand<M extends { model: Releasable }, T>(

@@ -11,8 +11,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { EXIT_INTERRUPTED } from "./exit.ts";
- * console.assert(EXIT_INTERRUPTED === 130); // 128 + SIGINT, the shell convention
+ * assert.ok(EXIT_INTERRUPTED === 130); // 128 + SIGINT, the shell convention
  * ```
  */
 export const EXIT_INTERRUPTED = 130;
@@ -23,8 +24,9 @@ export const EXIT_INTERRUPTED = 130;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { EXIT_HELD } from "./exit.ts";
- * console.assert(EXIT_HELD === 3);
+ * assert.ok(EXIT_HELD === 3);
  * ```
  */
 export const EXIT_HELD = 3;

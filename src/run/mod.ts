@@ -12,9 +12,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkOutPath, EXIT_INTERRUPTED } from "./mod.ts";
- * console.assert(EXIT_INTERRUPTED === 130);
- * console.assert(checkOutPath("out/run1").endsWith("run1"));
+ * assert.ok(EXIT_INTERRUPTED === 130);
+ * assert.ok(checkOutPath("out/run1").endsWith("run1"));
  * ```
  *
  * @module

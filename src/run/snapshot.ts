@@ -65,7 +65,17 @@ export interface SnapshotData {
   traces: string;
 }
 
-/** Where the snapshot of the run in `dir` lives. */
+/**
+ * Where the snapshot of the run in `dir` lives.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { snapshotDir, statePath } from "./snapshot.ts";
+ * assert.ok(snapshotDir("out/cat") === "out/cat/snapshot");
+ * assert.ok(statePath("out/cat") === "out/cat/snapshot/state.json");
+ * ```
+ */
 export function snapshotDir(dir: string): string {
   return `${dir}/${SNAPSHOT_DIR}`;
 }
