@@ -14,7 +14,7 @@ import {
 } from "./_cli.ts";
 import { acquireLock, decodeNpy, encodeNpy } from "../src/io/mod.ts";
 import { LIMITS } from "../src/cli/options.ts";
-import { saveSnapshot } from "../src/cli/snapshot.ts";
+import { saveSnapshot } from "../src/run/snapshot.ts";
 
 const PHOTO = `${ROOT}assets/chelsea.png`;
 const INV = (out: string, ...more: string[]) => [

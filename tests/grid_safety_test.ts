@@ -6,8 +6,8 @@
 // Every folder is a temporary one; nothing runs against HOME or /.
 import { assert, assertEquals } from "./_assert.ts";
 import { exists, json, ROOT, run, tmp } from "./_cli.ts";
-import { canonicalJson, type GridPlan } from "../src/cli/grid_plan.ts";
-import { TASK_LIMITS, taskResources } from "../src/cli/grid_emit.ts";
+import { canonicalJson, type GridPlan } from "../src/grid/plan.ts";
+import { TASK_LIMITS, taskResources } from "../src/grid/emit.ts";
 import { sha256Hex } from "../src/io/mod.ts";
 
 const MODEL = `${ROOT}tests/fixtures/tiny_vit`;

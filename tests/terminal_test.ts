@@ -5,7 +5,7 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { exists, json, ROOT, run, spawnCli, TINY, tmp } from "./_cli.ts";
 import { parseManifest } from "../mod.ts";
-import { layerLabel } from "../src/cli/invert.ts";
+import { layerLabel } from "../src/run/invert.ts";
 import { GENERATE_DEFAULTS } from "../mod.ts";
 
 const FIX = `${ROOT}tests/fixtures`;

@@ -10,7 +10,8 @@
  */
 import { resolve, sep } from "node:path";
 import { resolveReal } from "../io/mod.ts";
-import { checkOutPath, inspectOut } from "./outdir.ts";
+import { checkOutPath, inspectOut } from "../run/outdir.ts";
+import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { fileURLToPath } from "node:url";
 import {
   BUDGET_NAMES,
@@ -59,7 +60,7 @@ import {
   TASK_LIMITS,
   type TaskResources,
   toYaml,
-} from "./grid_emit.ts";
+} from "../grid/emit.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import { FILTERS_COMMAND } from "./inspect.ts";
 import { writeAtomic } from "../io/mod.ts";
@@ -767,7 +768,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
         } MiB`,
       );
     }
-    return r.interrupted ? 130 : failed > 0 ? 1 : 0;
+    return r.interrupted ? EXIT_INTERRUPTED : failed > 0 ? 1 : 0;
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);

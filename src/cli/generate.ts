@@ -17,19 +17,10 @@ import {
   decodeNpy,
   encodePng,
   type ImageTensor,
-  type Row,
   writeFiles,
 } from "../io/mod.ts";
-import { type LinePlotOptions, montage } from "../figures/mod.ts";
-import { plotFiles } from "./invert.ts";
-import {
-  generate,
-  GENERATE_DEFAULTS,
-  type GenerateResult,
-  type GenerateStepInfo,
-  randomStart,
-} from "../optimize/mod.ts";
-import type { Schedule } from "../optimize/mod.ts";
+import { montage } from "../figures/mod.ts";
+import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
   asUsage,
   checkKernel,
@@ -55,25 +46,26 @@ import {
   withModelDefaults,
 } from "./options.ts";
 import { canonicalModel, modelAbout, openModel } from "./model.ts";
-import { imageOf, labelledRow } from "./io.ts";
-import { EXIT_INTERRUPTED } from "./progress.ts";
-import {
-  bySignal,
-  type Control,
-  finish,
-  harness,
-  npyFile,
-  type Resume,
-  type StopReason,
-  type Task,
-} from "./harness.ts";
+import { imageOf, labelledRow } from "../run/images.ts";
+import { EXIT_INTERRUPTED } from "../run/exit.ts";
+import { bySignal } from "../run/harness.ts";
 import {
   hasSnapshot,
   readSnapshotState,
   saveSnapshot,
   type Snapshot,
-} from "./snapshot.ts";
-import { inOut, type Prelude, prelude, readResume } from "./run.ts";
+} from "../run/snapshot.ts";
+import { type Prelude, prelude, readResume } from "../run/run.ts";
+import {
+  GENERATE_COLUMNS,
+  GENERATE_NULLABLE,
+  type GenerateResume,
+  type GenerateSettings,
+  type GenerateSummary,
+  runGenerate,
+} from "../run/generate.ts";
+import { runCommand } from "../run/command.ts";
+import type { Stopper } from "../run/progress.ts";
 
 /** Options of `generate`. */
 export const GENERATE_SPEC: Spec = {
@@ -124,46 +116,6 @@ export const GENERATE_SPEC: Spec = {
   ...RUN_OPTS("out/generate"),
 };
 
-/** Typed settings of one generation. */
-export interface GenerateSettings {
-  constant: number;
-  steps: number;
-  jitterAfter: number;
-  canvasSize: number;
-  lr: Schedule;
-  sigma: Schedule;
-  kernelSize: number;
-  normalize: boolean;
-  seed: number;
-}
-
-/** Final figures of a generate run, with its image. */
-export interface GenerateSummary {
-  index: number;
-  name: string;
-  logit: number;
-  probability: number;
-  steps: number;
-  interrupted: boolean;
-  stopReason: StopReason;
-  image: Float32Array;
-}
-
-/** The columns of a generate run's traces.csv. */
-export const GENERATE_COLUMNS: readonly string[] = [
-  "step",
-  "loss",
-  "logit",
-  "probability",
-  "lr",
-  "sigma",
-  "crop_y",
-  "crop_x",
-];
-
-/** The trace columns empty before the jitter phase. */
-export const GENERATE_NULLABLE: readonly string[] = ["crop_y", "crop_x"];
-
 /** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
 export function generateSettings(raw: Raw, size?: number): GenerateSettings {
   const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
@@ -200,129 +152,6 @@ export function classQueries(raw: Raw): string[] {
     );
   }
   return list;
-}
-
-/** Where a generation continues from. */
-export type GenerateResume = Resume;
-
-/** The harness task of a generation: its trace row and progress text. */
-function generateTask(
-  index: number,
-  s: GenerateSettings,
-  size: number,
-  resume?: GenerateResume,
-): Task<GenerateStepInfo> {
-  return {
-    command: "generate",
-    columns: GENERATE_COLUMNS,
-    nullable: GENERATE_NULLABLE,
-    start: resume ? resume.image : randomStart(3 * size * size, s.seed),
-    settings: { ...s, index },
-    row: (info) => ({
-      step: info.step,
-      loss: info.loss,
-      logit: info.logit,
-      probability: info.probability,
-      lr: info.lr,
-      sigma: info.sigma,
-      crop_y: info.crop?.[0] ?? null,
-      crop_x: info.crop?.[1] ?? null,
-    }),
-    status: (info) =>
-      `logit ${info.logit.toPrecision(4)} p ${info.probability.toPrecision(3)}`,
-    // as the table prints it: the image after the last step's update
-    final: (result) => {
-      const f = (result as GenerateResult).final;
-      return `final logit ${f.logit.toFixed(3)} p ${f.probability.toFixed(4)}`;
-    },
-  };
-}
-
-/** The logit/probability plot of a generation's trace rows. */
-function progressPlot(
-  title: string,
-  written: readonly Row[],
-): LinePlotOptions {
-  const steps = written.map((r) => r.step as number);
-  return {
-    title,
-    xLabel: "step",
-    yLabel: "logit",
-    y2Label: "softmax probability",
-    series: [
-      { label: "logit", x: steps, y: written.map((r) => r.logit as number) },
-      {
-        label: "probability",
-        x: steps,
-        y: written.map((r) => r.probability as number),
-        axis: "right",
-      },
-    ],
-    y2Range: [0, 1],
-  };
-}
-
-/** Runs one generation into `ctl.out` and writes all its files: the path shared by generate and grid. */
-export async function runGenerate(
-  model: Model,
-  index: number,
-  s: GenerateSettings,
-  ctl: Control,
-  resume?: GenerateResume,
-): Promise<GenerateSummary> {
-  const name = model.manifest.categories?.[index] ?? `class ${index}`;
-  const size = model.manifest.image_size;
-  const task = generateTask(index, s, size, resume);
-  const run = await harness(
-    ctl,
-    task,
-    resume,
-    (drive) => generate(model, index, { ...s, ...drive }),
-  );
-  const result = run.result;
-  const written = run.written;
-  const summary: GenerateSummary = {
-    index,
-    name,
-    logit: result.final.logit,
-    probability: result.final.probability,
-    steps: result.final.steps,
-    interrupted: run.interrupted,
-    stopReason: run.reason,
-    image: result.image.data,
-  };
-  const title = `Class ${index} (${name})${ctl.tag ? `, ${ctl.tag}` : ""}`;
-  await finish(
-    ctl,
-    { ...task, settings: { ...s, index, canvasSize: result.canvasSize } },
-    run,
-    resume,
-    [
-      { name: "generated.png", data: encodePng(result.image) },
-      npyFile("generated.npy", result.image.data),
-      ...(result.canvas
-        ? [{ name: "canvas.png", data: encodePng(result.canvas) }]
-        : []),
-      ...plotFiles("progress", progressPlot(title, written)),
-    ],
-    {
-      class: { index, name },
-      final: {
-        logit: result.final.logit,
-        probability: result.final.probability,
-        steps: result.final.steps,
-      },
-      outcome: run.interrupted
-        ? `stopped at step ${result.final.steps}`
-        : "completed",
-      trace: {
-        step: written.map((r) => r.step),
-        logit: written.map((r) => r.logit),
-        probability: written.map((r) => r.probability),
-      },
-    },
-  );
-  return summary;
 }
 
 /** The options that fix a generate run's result, for --resume checks. */
@@ -548,6 +377,35 @@ function printClasses(
   );
 }
 
+/**
+ * A generate run's options with the settings the model's manifest recommends
+ * for `generate` as defaults (see withModelDefaults), checked against it.
+ */
+function generateModelDefaults(
+  m: Manifest,
+  source: string,
+  pre: Prelude,
+  given: Raw,
+): { raw: Raw; modelDefaults: Raw } {
+  const check = (r: Raw) =>
+    checkKernel(generateSettings(r, m.image_size).kernelSize, m.image_size);
+  const recommended = recommendedOptions(
+    m,
+    "generate",
+    GENERATE_SPEC,
+    check,
+    `${source}/manifest.json`,
+  );
+  const out = withModelDefaults(
+    pre.raw,
+    given,
+    recommended,
+    pre.snap?.options ?? null,
+  );
+  check(out.raw);
+  return out;
+}
+
 async function generateCommand(given: Raw, ctx: Context): Promise<number> {
   const pre = await prelude(
     "generate",
@@ -559,94 +417,91 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
   classQueries(pre.raw);
   generateSettings(pre.raw);
   const source = modelSource(str(pre.raw, "model"));
-  const { model, variant } = await openModel(pre.raw, source);
-  try {
-    const m = model.manifest;
-    const check = (r: Raw) =>
-      checkKernel(generateSettings(r, m.image_size).kernelSize, m.image_size);
-    const recommended = recommendedOptions(
-      m,
-      "generate",
-      GENERATE_SPEC,
-      check,
-      `${source}/manifest.json`,
-    );
-    const { raw, modelDefaults } = withModelDefaults(
-      pre.raw,
-      given,
-      recommended,
-      pre.snap?.options ?? null,
-    );
-    check(raw);
-    const s = generateSettings(raw, m.image_size);
-    const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
-    warnZeroHead(model, raw.quiet === true);
-    const multi = indices.length > 1;
-    const states = await resumeStates(pre, indices, m.image_size, s.canvasSize);
-    await model.prepare("logits", { gradient: true });
-    // Inputs are valid: from here on, files.
-    const options = {
-      ...savedOptions(GENERATE_SPEC, raw),
-      class: indices.join(","),
-      model: modelKey(str(raw, "model")),
-    };
-    const about = {
-      ...modelAbout(model, source, s.normalize, variant),
-      modelDefaults,
-    };
-    const claim = {
-      command: "generate",
-      options,
-      overwrite: raw.overwrite === true,
-      continuing: pre.continuing,
-    };
-    return await inOut(out, claim, ctx, async (stopper) => {
-      if (multi) {
-        // The run's descriptor, so --resume finds the classes.
-        await saveSnapshot(out, {
-          command: "generate",
-          step: null,
-          options,
-          classes: indices.map((i) => ({ index: i, dir: `class_${i}` })),
-        });
-      }
-      const summaries: GenerateSummary[] = [];
-      let sigint = false;
-      for (const i of indices) {
-        const state = states.get(i) ?? { kind: "fresh" as const };
-        if (state.kind === "done") {
-          summaries.push(state.summary);
-          continue;
+  return await runCommand({
+    out,
+    open: () => openModel(pre.raw, source),
+    ready: async ({ model, variant }) => {
+      const m = model.manifest;
+      const { raw, modelDefaults } = generateModelDefaults(
+        m,
+        source,
+        pre,
+        given,
+      );
+      const s = generateSettings(raw, m.image_size);
+      const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
+      warnZeroHead(model, raw.quiet === true);
+      const multi = indices.length > 1;
+      const states = await resumeStates(
+        pre,
+        indices,
+        m.image_size,
+        s.canvasSize,
+      );
+      await model.prepare("logits", { gradient: true });
+      // Inputs are valid: from here on, files.
+      const options = {
+        ...savedOptions(GENERATE_SPEC, raw),
+        class: indices.join(","),
+        model: modelKey(str(raw, "model")),
+      };
+      const about = {
+        ...modelAbout(model, source, s.normalize, variant),
+        modelDefaults,
+      };
+      const claim = {
+        command: "generate",
+        options,
+        overwrite: raw.overwrite === true,
+        continuing: pre.continuing,
+      };
+      const work = async (stopper: Stopper) => {
+        if (multi) {
+          // The run's descriptor, so --resume finds the classes.
+          await saveSnapshot(out, {
+            command: "generate",
+            step: null,
+            options,
+            classes: indices.map((i) => ({ index: i, dir: `class_${i}` })),
+          });
         }
-        if (sigint) break;
-        const dir = multi ? `${out}/class_${i}` : out;
-        await Deno.mkdir(dir, { recursive: true });
-        const summary = await runGenerate(model, i, s, {
-          out: dir,
-          ...pre.control,
-          stopper,
-          options: { ...options, class: String(i) },
-          about,
-          label: `class ${i}${m.categories ? ` (${m.categories[i]})` : ""}`,
-          tag: variant.tag,
-        }, state.kind === "snapshot" ? state.resume : undefined);
-        summaries.push(summary);
-        if (bySignal(summary.stopReason)) sigint = true;
-      }
-      if (multi) {
-        await writeClassGrid(out, m, indices, summaries, {
-          command: "generate",
-          options,
-          ...about,
-          settings: s,
-        });
-      }
-      printClasses(out, summaries, indices.length);
-      return sigint ? EXIT_INTERRUPTED : 0;
-    });
-  } finally {
-    await model.release();
-  }
+        const summaries: GenerateSummary[] = [];
+        let sigint = false;
+        for (const i of indices) {
+          const state = states.get(i) ?? { kind: "fresh" as const };
+          if (state.kind === "done") {
+            summaries.push(state.summary);
+            continue;
+          }
+          if (sigint) break;
+          const dir = multi ? `${out}/class_${i}` : out;
+          await Deno.mkdir(dir, { recursive: true });
+          const summary = await runGenerate(model, i, s, {
+            out: dir,
+            ...pre.control,
+            stopper,
+            options: { ...options, class: String(i) },
+            about,
+            label: `class ${i}${m.categories ? ` (${m.categories[i]})` : ""}`,
+            tag: variant.tag,
+          }, state.kind === "snapshot" ? state.resume : undefined);
+          summaries.push(summary);
+          if (bySignal(summary.stopReason)) sigint = true;
+        }
+        if (multi) {
+          await writeClassGrid(out, m, indices, summaries, {
+            command: "generate",
+            options,
+            ...about,
+            settings: s,
+          });
+        }
+        printClasses(out, summaries, indices.length);
+        return sigint ? EXIT_INTERRUPTED : 0;
+      };
+      return { claim, work };
+    },
+  }, ctx);
 }
 
 /** `generate`: input generation. */

@@ -2,10 +2,10 @@
  * Internal to the command line (src/cli/main.ts): the `grid` command. It runs
  * invert over model variants × layers, or generate over variants × classes,
  * and writes a labelled montage like the essay's figures plus one table of the
- * figures per cell, in three steps: a plan (grid_plan.ts: every cell with its
- * resolved options and key), the cells (grid_cell.ts: each an ordinary invert
+ * figures per cell, in three steps: a plan (src/grid/plan.ts: every cell with its
+ * resolved options and key), the cells (src/grid/cell.ts: each an ordinary invert
  * or generate run in `OUT/cells/KEY/`, cached and resumable) and a collect
- * step (grid_collect.ts: montage and tables from finished cells). The steps
+ * step (src/grid/collect.ts: montage and tables from finished cells). The steps
  * run in one process, or apart: `--plan` writes `OUT/plan.json`, `--cell I`
  * runs one cell of it (a Slurm array task, a Kubernetes Indexed Job pod),
  * `--collect` builds the figure, and `--emit slurm|k8s` writes the job file.
@@ -30,8 +30,9 @@ import {
 } from "./options.ts";
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
-import { loadTarget } from "./io.ts";
-import { EXIT_INTERRUPTED, Stopper } from "./progress.ts";
+import { loadTarget } from "../run/images.ts";
+import { Stopper } from "../run/progress.ts";
+import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { LockInfo } from "../io/mod.ts";
 import { resolveGrid } from "./grid_args.ts";
 import {
@@ -41,16 +42,16 @@ import {
   readPlan,
   targetHash,
   writePlan,
-} from "./grid_plan.ts";
-import { ModelPool, runCell } from "./grid_cell.ts";
-import { collectGrid, findCell } from "./grid_collect.ts";
+} from "../grid/plan.ts";
+import { ModelPool, runCell } from "../grid/cell.ts";
+import { collectGrid, findCell } from "../grid/collect.ts";
 import {
   CLUSTER_OPTS,
   emitJob,
   type EmitKind,
   resourceOpts,
-} from "./grid_emit.ts";
-import { claimGridOut, inspectOut } from "./outdir.ts";
+} from "../grid/emit.ts";
+import { claimGridOut, inspectOut } from "../run/outdir.ts";
 
 const both = (inv: string | number, gen: string | number) =>
   inv === gen ? `${inv}` : `${inv} (invert), ${gen} (generate)`;
@@ -169,9 +170,6 @@ const STEP_OPTS: Readonly<Record<"cell" | "collect", readonly string[]>> = {
   cell: ["out", "cell", "quiet", "save-every"],
   collect: ["out", "collect", "quiet"],
 };
-
-/** Exit code of a grid left incomplete because another process computes some of its cells. */
-export const EXIT_HELD = 3;
 
 type Action = "run" | "plan" | "cell" | "collect";
 

@@ -35,8 +35,8 @@ import {
   resolveAblations,
   weightsText,
 } from "./model.ts";
-import { loadTarget } from "./io.ts";
-import { type Mode, MODES } from "./grid_modes.ts";
+import { loadTarget } from "../run/images.ts";
+import { type Mode, MODES } from "../grid/modes.ts";
 import {
   type GridInput,
   type GridPlan,
@@ -45,7 +45,7 @@ import {
   planGrid,
   type PlanRow,
   targetHash,
-} from "./grid_plan.ts";
+} from "../grid/plan.ts";
 
 /** Options a row (--variant) may change. */
 const ROW_OPTS = [

@@ -51,8 +51,8 @@ import {
   openModel,
   weightsText,
 } from "./model.ts";
-import { loadTarget } from "./io.ts";
-import { checkOutPath, claimOut } from "./outdir.ts";
+import { loadTarget } from "../run/images.ts";
+import { checkOutPath, claimOut } from "../run/outdir.ts";
 
 /** `--overwrite` of forward and filters. */
 const OVERWRITE_OPT: Spec = {

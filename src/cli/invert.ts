@@ -11,19 +11,8 @@ import {
   writeFiles,
   writePng,
 } from "../io/mod.ts";
-import type { Manifest, Model } from "../model/mod.ts";
-import { linePlot, type LinePlotOptions, linePlotSvg } from "../figures/mod.ts";
-import {
-  invert,
-  INVERT_DEFAULTS,
-  invertBatch,
-  type InvertResult,
-  psnr,
-  randomStart,
-  type StepInfo,
-} from "../optimize/mod.ts";
-import { ssim } from "../optimize/mod.ts";
-import type { Schedule } from "../optimize/mod.ts";
+import type { Manifest } from "../model/mod.ts";
+import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
   backendOpt,
   checkKernel,
@@ -61,25 +50,24 @@ import {
   openModel,
   weightsText,
 } from "./model.ts";
-import { imageOf, labelledRow, loadTarget } from "./io.ts";
-import type { FileData, Row } from "../io/mod.ts";
-import { EXIT_INTERRUPTED } from "./progress.ts";
+import { imageOf, labelledRow, loadTarget } from "../run/images.ts";
+import { EXIT_INTERRUPTED } from "../run/exit.ts";
+import { bySignal, type Control } from "../run/harness.ts";
+import { readSnapshotState } from "../run/snapshot.ts";
+import { checkOutPath } from "../run/outdir.ts";
+import { type Prelude, prelude, readResume } from "../run/run.ts";
 import {
-  bySignal,
-  type Control,
-  finish,
-  harness,
-  type Harnessed,
-  npyFile,
-  openRun,
-  type Resume,
-  type RunSession,
-  type StopReason,
-  type Task,
-} from "./harness.ts";
-import { readSnapshotState } from "./snapshot.ts";
-import { checkOutPath } from "./outdir.ts";
-import { inOut, prelude, readResume } from "./run.ts";
+  figuresTable,
+  INVERT_COLUMNS,
+  type InvertResume,
+  type InvertSettings,
+  type InvertSummary,
+  layerLabel,
+  runInvert,
+  runInvertBatch,
+} from "../run/invert.ts";
+import { runCommand } from "../run/command.ts";
+import type { Stopper } from "../run/progress.ts";
 
 /** The most runs one `invert` batch takes (images × seeds). */
 export const MAX_BATCH = 64;
@@ -179,92 +167,6 @@ export const DEMO_SPEC: Spec = Object.fromEntries(
   }),
 );
 
-/** Typed settings of one inversion. */
-export interface InvertSettings {
-  layer: number;
-  onlyLayer: boolean;
-  loss: "l1" | "l2";
-  steps: number;
-  lr: Schedule;
-  sigma: Schedule;
-  kernelSize: number;
-  normalize: boolean;
-  seed: number;
-}
-
-/** Where an inversion continues from. */
-export interface InvertResume extends Resume {
-  /** The first step meeting the noise criterion before the resumed step. */
-  criterionStep: number | null;
-}
-
-/** Final figures of an invert run, as in metrics.json. */
-export interface InvertSummary {
-  /** The layer, numbered from 1 (0: input processing). */
-  layer: number;
-  /** Its name in the manifest (numbered from 0 as torchvision's tensors): `encoder_layer_0`. */
-  layerName: string;
-  /** How it is printed: `encoder 1 (encoder_layer_0)`. */
-  layerLabel: string;
-  steps: number;
-  embeddingDistance: number;
-  inputDistance: number;
-  noiseBaseline: number;
-  criterionMet: boolean;
-  criterionStep: number | null;
-  psnr: number;
-  ssim: number;
-  interrupted: boolean;
-  stopReason: StopReason;
-}
-
-/** The columns of an invert run's traces.csv. */
-export const INVERT_COLUMNS: readonly string[] = [
-  "step",
-  "loss",
-  "embedding_distance",
-  "input_distance",
-  "noise_baseline",
-  "below_noise_baseline",
-  "psnr",
-  "ssim",
-  "lr",
-  "sigma",
-];
-
-/**
- * How a layer is printed wherever a user reads one (progress, tables, figure
- * titles, metrics.json's `layerLabel`): numbered from 1 as `--layer` takes
- * it, with the manifest's name — numbered from 0 as torchvision's tensors —
- * as an alias: `encoder 1 (encoder_layer_0)`, a ResNet's `block 7
- * (layer2.3)`, `layer 0 (input)`. `alone` marks an encoder represented alone
- * (`--only-layer`).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseManifest } from "../model/mod.ts";
- * import { layerLabel } from "./invert.ts";
- * const file = "weights/vit_b_32/manifest.json";
- * const m = parseManifest(JSON.parse(await Deno.readTextFile(file)), file);
- * assert.equal(layerLabel(m, 1), "encoder 1 (encoder_layer_0)");
- * assert.equal(layerLabel(m, 12, true), "encoder 12 alone (encoder_layer_11)");
- * assert.equal(layerLabel(m, 0), "layer 0 (input)");
- * ```
- */
-export function layerLabel(m: Manifest, layer: number, alone = false): string {
-  const name = m.layers[layer]?.name ?? String(layer);
-  const word = layer === 0
-    ? "layer"
-    : m.architecture === "vit" || m.architecture === "ffvit"
-    ? "encoder"
-    : "block";
-  return `${word} ${layer}${alone ? " alone" : ""} (${name})`;
-}
-
-/** A distance as the table and the progress report's final line give it. */
-const fixed = (v: number, d: number) => Number.isFinite(v) ? v.toFixed(d) : "∞";
-
 /** Typed settings from raw options (usage errors for bad values). */
 export function invertSettings(
   raw: Raw,
@@ -308,263 +210,6 @@ export async function readInvertResume(
     ...await readResume(dir, snap, [size], INVERT_COLUMNS),
     criterionStep: snap.criterionStep ?? null,
   };
-}
-
-/** The harness task of an inversion: its trace row, progress text and snapshot state. */
-function invertTask(
-  s: InvertSettings,
-  target: ImageTensor,
-  size: number,
-  resume?: InvertResume,
-): Task<StepInfo> {
-  let criterionStep = resume?.criterionStep ?? null;
-  return {
-    command: "invert",
-    columns: INVERT_COLUMNS,
-    start: resume ? resume.image : randomStart(3 * size * size, s.seed),
-    settings: {
-      ...s,
-      blocks: s.onlyLayer
-        ? [s.layer]
-        : Array.from({ length: s.layer }, (_, i) => i + 1),
-    },
-    row(info, before) {
-      const below = info.embeddingDistance < info.noiseBaseline;
-      if (below && criterionStep === null) criterionStep = info.step;
-      return {
-        step: info.step,
-        loss: info.loss,
-        embedding_distance: info.embeddingDistance,
-        input_distance: info.inputDistance,
-        noise_baseline: info.noiseBaseline,
-        below_noise_baseline: below ? 1 : 0,
-        psnr: psnr(before, target.data),
-        ssim: ssim(before, target.data, size),
-        lr: info.lr,
-        sigma: info.sigma,
-      };
-    },
-    status: (info) =>
-      `emb ${info.embeddingDistance.toPrecision(4)} (noise ${
-        info.noiseBaseline.toPrecision(4)
-      })`,
-    final: (result) => {
-      const r = result as InvertResult;
-      return `final emb ${fixed(r.final.embeddingDistance, 3)} (noise ${
-        fixed(r.noiseBaseline, 3)
-      })`;
-    },
-    state: () => ({ criterionStep }),
-  };
-}
-
-/** A plot as `NAME.png` and its vector twin `NAME.svg`, for {@linkcode finish}. */
-export function plotFiles(name: string, plot: LinePlotOptions): FileData[] {
-  return [
-    { name: `${name}.png`, data: encodePng(linePlot(plot)) },
-    { name: `${name}.svg`, data: linePlotSvg(plot) },
-  ];
-}
-
-/** The convergence plot of an inversion's trace rows. */
-function convergencePlot(
-  title: string,
-  written: readonly Row[],
-  noiseBaseline: number,
-): LinePlotOptions {
-  const steps = written.map((r) => r.step as number);
-  return {
-    title,
-    xLabel: "step",
-    yLabel: "‖O(a) − O(a_g)‖₂",
-    y2Label: "‖a − a_g‖₂",
-    logY: true,
-    logY2: true,
-    series: [
-      {
-        label: "embedding distance",
-        x: steps,
-        y: written.map((r) => r.embedding_distance as number),
-      },
-      {
-        label: "input distance",
-        x: steps,
-        y: written.map((r) => r.input_distance as number),
-        axis: "right",
-      },
-    ],
-    hlines: [{ label: "noise baseline", y: noiseBaseline, dashed: true }],
-  };
-}
-
-/** What a finished inversion's metrics.json calls its outcome. */
-function invertOutcome(summary: InvertSummary): string {
-  if (summary.interrupted) return `stopped at step ${summary.steps}`;
-  return summary.criterionMet ? "criterion met" : "criterion not met";
-}
-
-/** Runs one inversion into `ctl.out` and writes all its files: the path shared by invert, demo and grid. */
-export async function runInvert(
-  model: Model,
-  target: ImageTensor,
-  s: InvertSettings,
-  ctl: Control,
-  resume?: InvertResume,
-): Promise<{ summary: InvertSummary; image: Float32Array }> {
-  const size = model.manifest.image_size;
-  const task = invertTask(s, target, size, resume);
-  const run = await harness(
-    ctl,
-    task,
-    resume,
-    (drive) =>
-      invert(model, target.data, {
-        ...s,
-        blocks: s.onlyLayer ? [s.layer] : undefined,
-        ...drive,
-      }),
-  );
-  return await finishInvert(
-    target,
-    s,
-    ctl,
-    task,
-    run,
-    model.manifest,
-    resume,
-  );
-}
-
-/**
- * Runs inversions of several targets (settings differing only by seed) as one
- * batch through the model's chain, each into its own `ctls[i].out` with the
- * files, trace, snapshots and outcome of a {@linkcode runInvert} run.
- */
-export async function runInvertBatch(
-  model: Model,
-  targets: readonly ImageTensor[],
-  settings: readonly InvertSettings[],
-  ctls: readonly Control[],
-): Promise<{ summary: InvertSummary; image: Float32Array }[]> {
-  const size = model.manifest.image_size;
-  const n = 3 * size * size;
-  const tasks = settings.map((s, i) => invertTask(s, targets[i], size));
-  const runs: RunSession<StepInfo>[] = [];
-  for (const [i, ctl] of ctls.entries()) {
-    runs.push(await openRun(ctl, tasks[i], undefined));
-  }
-  const s0 = settings[0];
-  let results: InvertResult[];
-  try {
-    results = await invertBatch(model, targets.map((t) => t.data), {
-      ...s0,
-      seeds: settings.map((s) => s.seed),
-      blocks: s0.onlyLayer ? [s0.layer] : undefined,
-      onStep: async (infos) => {
-        let go = true;
-        for (const [i, run] of runs.entries()) {
-          go = (await run.onStep(infos[i])) && go;
-        }
-        return go;
-      },
-    });
-  } catch (err) {
-    for (const [i, run] of runs.entries()) {
-      await run.fail(err, (image) => image.slice(i * n, (i + 1) * n));
-    }
-    throw err;
-  }
-  const out = [];
-  for (const [i, run] of runs.entries()) {
-    const done = await run.close(results[i]);
-    out.push(
-      await finishInvert(
-        targets[i],
-        settings[i],
-        ctls[i],
-        tasks[i],
-        done,
-        model.manifest,
-      ),
-    );
-  }
-  return out;
-}
-
-/** Writes a harnessed inversion's files and metrics.json; its summary and image. */
-async function finishInvert(
-  target: ImageTensor,
-  s: InvertSettings,
-  ctl: Control,
-  task: Task<StepInfo>,
-  run: Harnessed<InvertResult>,
-  manifest: Manifest,
-  resume?: InvertResume,
-): Promise<{ summary: InvertSummary; image: Float32Array }> {
-  const size = manifest.image_size;
-  const result = run.result;
-  const criterionStep = resume?.criterionStep ?? result.criterionStep;
-  const what = layerLabel(manifest, s.layer, s.onlyLayer);
-  const summary: InvertSummary = {
-    layer: s.layer,
-    layerName: manifest.layers[s.layer]?.name ?? String(s.layer),
-    layerLabel: what,
-    steps: result.final.steps,
-    embeddingDistance: result.final.embeddingDistance,
-    inputDistance: result.final.inputDistance,
-    noiseBaseline: result.noiseBaseline,
-    criterionMet: criterionStep !== null,
-    criterionStep,
-    psnr: result.final.psnr,
-    ssim: ssim(result.image.data, target.data, size),
-    interrupted: run.interrupted,
-    stopReason: run.reason,
-  };
-  const rep = result.image;
-  const tag = ctl.tag ? `, ${ctl.tag}` : "";
-  await finish(ctl, task, run, resume, [
-    { name: "representation.png", data: encodePng(rep) },
-    npyFile("representation.npy", result.image.data),
-    { name: "target.png", data: encodePng(target) },
-    {
-      name: "side_by_side.png",
-      data: encodePng(labelledRow([target, rep], [
-        "target",
-        `representation (${what}${tag}, ${result.final.steps} steps)`,
-      ])),
-    },
-    ...plotFiles(
-      "convergence",
-      convergencePlot(
-        `Representation of ${what}${tag}`,
-        run.written,
-        result.noiseBaseline,
-      ),
-    ),
-  ], { final: summary, outcome: invertOutcome(summary) });
-  return { summary, image: result.image.data };
-}
-
-/** The essay's table of figures, one row per layer (a first column `lead` when given). */
-export function figuresTable(
-  rows: readonly InvertSummary[],
-  lead?: { title: string; cells: readonly string[] },
-): string {
-  const f = fixed;
-  const pre = (i: number) => lead ? `| ${lead.cells[i]} ` : "";
-  return [
-    `${
-      lead ? `| ${lead.title} ` : ""
-    }| layer | ‖O(a)−O(a_g)‖₂ | noise baseline ‖O(a)−O(a′)‖₂ | criterion met | ‖a−a_g‖₂ | PSNR dB | SSIM |`,
-    `${lead ? "| --- " : ""}| --- | --- | --- | --- | --- | --- | --- |`,
-    ...rows.map((r, i) =>
-      `${pre(i)}| ${r.layerLabel} | ${f(r.embeddingDistance, 3)} | ${
-        f(r.noiseBaseline, 3)
-      } | ${r.criterionMet ? `yes (step ${r.criterionStep})` : "no"} | ${
-        f(r.inputDistance, 2)
-      } | ${f(r.psnr, 2)} | ${f(r.ssim, 3)} |`
-    ),
-  ].join("\n");
 }
 
 /**
@@ -737,108 +382,124 @@ async function openInvertModel(
   }
 }
 
+/** The options one run of a batch records: the batch's, with its own image and seed. */
+function batchRunOptions(
+  saved: Record<string, string>,
+  image: string,
+  given: number | null,
+  seed: number,
+): Record<string, string> {
+  return {
+    ...saved,
+    image,
+    ...(given === null ? {} : { "start-seed": String(seed) }),
+  };
+}
+
+/** A batch starts afresh: --resume names one of its runs, not the batch. */
+function noBatchResume(pre: Prelude): void {
+  if (pre.resumeDir === undefined) return;
+  throw usage(
+    new TypeError(
+      `Invalid --resume with several --image or --seeds: a batch starts afresh; resume one of its runs by its folder (--resume ${pre.out}/NAME)`,
+    ),
+  );
+}
+
 /** `invert` with several --image or --seeds: one batch through the chain (one image at a time where the graphs have no batch axis). */
 async function invertBatchCommand(
-  pre: Awaited<ReturnType<typeof prelude>>,
+  pre: Prelude,
   given: Raw,
   images: readonly string[],
   seeds: number[] | null,
   ctx: Context,
 ): Promise<number> {
   const { out } = pre;
-  if (pre.resumeDir !== undefined) {
-    throw usage(
-      new TypeError(
-        `Invalid --resume with several --image or --seeds: a batch starts afresh; resume one of its runs by its folder (--resume ${out}/NAME)`,
-      ),
-    );
-  }
+  noBatchResume(pre);
   const runs = runNames(images, seeds);
   invertSettings(pre.raw);
   const paths = images.map((v) => defaultImage({ image: v }));
-  const { model, variant, source, settings: base, size, raw, modelDefaults } =
-    await openInvertModel(pre, given);
-  try {
-    const targets: ImageTensor[] = [];
-    for (const p of paths) targets.push(await loadTarget(p, size));
-    await model.prepare(base.layer, {
-      gradient: true,
-      blocks: base.onlyLayer ? [base.layer] : undefined,
-    });
-    // Inputs are valid: from here on, files.
-    const saved = {
-      ...savedOptions(INVERT_SPEC, raw),
-      layer: String(base.layer),
-      model: modelKey(str(raw, "model")),
-    };
-    const options = { ...saved, image: paths.join(","), seeds: raw.seeds };
-    const claim = {
-      command: "invert",
-      options,
-      overwrite: raw.overwrite === true,
-      continuing: false,
-    };
-    const about = {
-      ...modelAbout(model, source, base.normalize, variant),
-      modelDefaults,
-    };
-    const batched = model.manifest.batch_axis === true;
-    const what = layerLabel(model.manifest, base.layer, base.onlyLayer);
-    return await inOut(out, claim, ctx, async (stopper) => {
-      const ctls: Control[] = [];
-      const settings: InvertSettings[] = [];
-      for (const [k, r] of runs.entries()) {
-        const dir = `${out}/${r.name}`;
-        await Deno.mkdir(dir, { recursive: true });
-        const seed = r.seed ?? base.seed;
-        settings.push({ ...base, seed });
-        ctls.push({
-          out: dir,
-          ...pre.control,
-          quiet: pre.control.quiet || (batched && k > 0),
-          stopper,
-          options: {
-            ...saved,
-            image: paths[r.image],
-            ...(r.seed === null ? {} : { "start-seed": String(seed) }),
-          },
-          about,
-          label: batched
-            ? `invert ${what}, batch of ${runs.length}`
-            : `invert ${r.name}`,
-          tag: variant.tag,
-        });
-      }
-      const picked = runs.map((r) => targets[r.image]);
-      const how = batched
-        ? "as one batch"
-        : `one at a time (${model.manifest.name}'s graphs take one image)`;
-      const names = runs.map((r) => r.name).join(", ");
-      console.error(`vitrep invert: ${runs.length} runs ${how}: ${names}`);
-      const results = batched
-        ? await runInvertBatch(model, picked, settings, ctls)
-        : [];
-      for (const [k, ctl] of ctls.entries()) {
-        if (batched || stopper.requested) break;
-        results.push(await runInvert(model, picked[k], settings[k], ctl));
-      }
-      const done = runs.slice(0, results.length).map((r, k) => ({
-        name: r.name,
-        image: paths[r.image],
-        seed: settings[k].seed,
-        ...results[k].summary,
-      }));
-      await writeBatch(out, done, {
+  return await runCommand({
+    out,
+    open: () => openInvertModel(pre, given),
+    ready: async (opened) => {
+      const { model, variant, source, settings: base, size, raw } = opened;
+      const targets: ImageTensor[] = [];
+      for (const p of paths) targets.push(await loadTarget(p, size));
+      await model.prepare(base.layer, {
+        gradient: true,
+        blocks: base.onlyLayer ? [base.layer] : undefined,
+      });
+      // Inputs are valid: from here on, files.
+      const saved = {
+        ...savedOptions(INVERT_SPEC, raw),
+        layer: String(base.layer),
+        model: modelKey(str(raw, "model")),
+      };
+      const options = { ...saved, image: paths.join(","), seeds: raw.seeds };
+      const claim = {
         command: "invert",
         options,
-        ...about,
-        batch: batched,
-      }, stopper.requested);
-      return stopper.requested ? EXIT_INTERRUPTED : 0;
-    });
-  } finally {
-    await model.release();
-  }
+        overwrite: raw.overwrite === true,
+        continuing: false,
+      };
+      const about = {
+        ...modelAbout(model, source, base.normalize, variant),
+        modelDefaults: opened.modelDefaults,
+      };
+      const batched = model.manifest.batch_axis === true;
+      const what = layerLabel(model.manifest, base.layer, base.onlyLayer);
+      const work = async (stopper: Stopper) => {
+        const ctls: Control[] = [];
+        const settings: InvertSettings[] = [];
+        for (const [k, r] of runs.entries()) {
+          const dir = `${out}/${r.name}`;
+          await Deno.mkdir(dir, { recursive: true });
+          const seed = r.seed ?? base.seed;
+          settings.push({ ...base, seed });
+          ctls.push({
+            out: dir,
+            ...pre.control,
+            quiet: pre.control.quiet || (batched && k > 0),
+            stopper,
+            options: batchRunOptions(saved, paths[r.image], r.seed, seed),
+            about,
+            label: batched
+              ? `invert ${what}, batch of ${runs.length}`
+              : `invert ${r.name}`,
+            tag: variant.tag,
+          });
+        }
+        const picked = runs.map((r) => targets[r.image]);
+        const how = batched
+          ? "as one batch"
+          : `one at a time (${model.manifest.name}'s graphs take one image)`;
+        const names = runs.map((r) => r.name).join(", ");
+        console.error(`vitrep invert: ${runs.length} runs ${how}: ${names}`);
+        const results = batched
+          ? await runInvertBatch(model, picked, settings, ctls)
+          : [];
+        for (const [k, ctl] of ctls.entries()) {
+          if (batched || stopper.requested) break;
+          results.push(await runInvert(model, picked[k], settings[k], ctl));
+        }
+        const done = runs.slice(0, results.length).map((r, k) => ({
+          name: r.name,
+          image: paths[r.image],
+          seed: settings[k].seed,
+          ...results[k].summary,
+        }));
+        await writeBatch(out, done, {
+          command: "invert",
+          options,
+          ...about,
+          batch: batched,
+        }, stopper.requested);
+        return stopper.requested ? EXIT_INTERRUPTED : 0;
+      };
+      return { claim, work };
+    },
+  }, ctx);
 }
 
 async function invertCommand(given: Raw, ctx: Context): Promise<number> {
@@ -853,155 +514,170 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
   const { snap, resumeDir, out } = pre;
   invertSettings(pre.raw); // everything that needs no model first
   const imagePath = defaultImage(pre.raw);
-  const { model, variant, source, settings: s, size, raw, modelDefaults } =
-    await openInvertModel(pre, given);
-  try {
-    const target = await loadTarget(imagePath, size);
-    const resume = snap && resumeDir !== undefined
-      ? await readInvertResume(resumeDir, size)
-      : undefined;
-    await model.prepare(s.layer, {
-      gradient: true,
-      blocks: s.onlyLayer ? [s.layer] : undefined,
-    });
-    // Inputs are valid: from here on, files.
-    const options = {
-      ...savedOptions(INVERT_SPEC, raw),
-      layer: String(s.layer),
-      image: imagePath,
-      model: modelKey(str(raw, "model")),
-    };
-    const claim = {
-      command: "invert",
-      options,
-      overwrite: raw.overwrite === true,
-      continuing: pre.continuing,
-    };
-    const { summary } = await inOut(
-      out,
-      claim,
-      ctx,
-      (stopper) =>
-        runInvert(model, target, s, {
+  return await runCommand({
+    out,
+    open: () => openInvertModel(pre, given),
+    ready: async (opened) => {
+      const { model, variant, source, settings: s, size, raw } = opened;
+      const target = await loadTarget(imagePath, size);
+      const resume = snap && resumeDir !== undefined
+        ? await readInvertResume(resumeDir, size)
+        : undefined;
+      await model.prepare(s.layer, {
+        gradient: true,
+        blocks: s.onlyLayer ? [s.layer] : undefined,
+      });
+      // Inputs are valid: from here on, files.
+      const options = {
+        ...savedOptions(INVERT_SPEC, raw),
+        layer: String(s.layer),
+        image: imagePath,
+        model: modelKey(str(raw, "model")),
+      };
+      const claim = {
+        command: "invert",
+        options,
+        overwrite: raw.overwrite === true,
+        continuing: pre.continuing,
+      };
+      const work = async (stopper: Stopper) => {
+        const { summary } = await runInvert(model, target, s, {
           out,
           ...pre.control,
           stopper,
           options,
           about: {
             ...modelAbout(model, source, s.normalize, variant),
-            modelDefaults,
+            modelDefaults: opened.modelDefaults,
           },
           label: `invert ${layerLabel(model.manifest, s.layer, s.onlyLayer)}`,
           tag: variant.tag,
-        }, resume),
-    );
-    console.log(figuresTable([summary]));
-    console.log(
-      summary.interrupted
-        ? `\nstopped at step ${summary.steps} (${summary.stopReason}); wrote ${out}/ with a snapshot: continue with --resume ${out}`
-        : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png/.svg, traces.csv, representation.npy, metrics.json)`,
-    );
-    return bySignal(summary.stopReason) ? EXIT_INTERRUPTED : 0;
-  } finally {
-    await model.release();
-  }
+        }, resume);
+        console.log(figuresTable([summary]));
+        console.log(
+          summary.interrupted
+            ? `\nstopped at step ${summary.steps} (${summary.stopReason}); wrote ${out}/ with a snapshot: continue with --resume ${out}`
+            : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png/.svg, traces.csv, representation.npy, metrics.json)`,
+        );
+        return bySignal(summary.stopReason) ? EXIT_INTERRUPTED : 0;
+      };
+      return { claim, work };
+    },
+  }, ctx);
 }
 
 async function demoCommand(given: Raw, ctx: Context): Promise<number> {
-  let raw: Raw = { ...defaults(DEMO_SPEC), ...given };
-  const layerText = str(raw, "layers");
+  const parsed: Raw = { ...defaults(DEMO_SPEC), ...given };
+  const layerText = str(parsed, "layers");
   const layers = layerText.split(",").map((t) => t.trim());
   for (const t of layers) layerArg(t, "layers", undefined, layerText);
-  const base = invertSettings({ ...raw, layer: "0" });
-  const ctlOpts = controlOpts({ ...raw, "save-every": "0" });
-  checkVariantOpts(raw);
-  backendOpt(raw);
-  threadsOpt(raw);
-  const out = checkOutPath(str(raw, "out"));
-  const imagePath = defaultImage(raw);
-  const source = modelSource(str(raw, "model"));
-  const { model, variant } = await openModel(raw, source);
-  try {
-    const m = model.manifest;
-    const own = invertModelDefaults(m, source, DEMO_SPEC, raw, given, null);
-    raw = own.raw;
-    const settings = layers.map((l) => invertSettings({ ...raw, layer: l }, m));
-    const steps = settings[0].steps;
-    const target = await loadTarget(imagePath, m.image_size);
-    for (const s of settings) await model.prepare(s.layer, { gradient: true });
-    // Inputs are valid: from here on, files.
-    const options = savedOptions(DEMO_SPEC, raw);
-    const claim = {
-      command: "demo",
-      options,
-      overwrite: raw.overwrite === true,
-      continuing: false,
-    };
-    return await inOut(out, claim, ctx, async (stopper) => {
-      await writePng(`${out}/target.png`, target);
-      console.error(
-        `vitrep demo: ${m.name}, weights ${model.weights}, on ${model.backend}, ${steps} steps per layer`,
+  const base = invertSettings({ ...parsed, layer: "0" });
+  const ctlOpts = controlOpts({ ...parsed, "save-every": "0" });
+  checkVariantOpts(parsed);
+  backendOpt(parsed);
+  threadsOpt(parsed);
+  const out = checkOutPath(str(parsed, "out"));
+  const imagePath = defaultImage(parsed);
+  const source = modelSource(str(parsed, "model"));
+  return await runCommand({
+    out,
+    open: () => openModel(parsed, source),
+    ready: async ({ model, variant }) => {
+      const m = model.manifest;
+      const own = invertModelDefaults(
+        m,
+        source,
+        DEMO_SPEC,
+        parsed,
+        given,
+        null,
       );
+      const raw = own.raw;
+      const settings = layers.map((l) =>
+        invertSettings({ ...raw, layer: l }, m)
+      );
+      const steps = settings[0].steps;
+      const target = await loadTarget(imagePath, m.image_size);
+      for (const s of settings) {
+        await model.prepare(s.layer, { gradient: true });
+      }
+      // Inputs are valid: from here on, files.
+      const options = savedOptions(DEMO_SPEC, raw);
+      const claim = {
+        command: "demo",
+        options,
+        overwrite: raw.overwrite === true,
+        continuing: false,
+      };
       const about = {
         ...modelAbout(model, source, base.normalize, variant),
         modelDefaults: own.modelDefaults,
       };
-      const rows: InvertSummary[] = [];
-      const images: ImageTensor[] = [];
-      for (const s of settings) {
-        if (stopper.requested) break;
-        const dir = `${out}/layer${s.layer}`;
-        await Deno.mkdir(dir, { recursive: true });
-        const r = await runInvert(model, target, s, {
-          out: dir,
-          ...ctlOpts,
-          stopper,
-          options: { ...options, layer: String(s.layer), image: imagePath },
-          about,
-          label: layerLabel(m, s.layer),
-          tag: variant.tag,
-        });
-        rows.push(r.summary);
-        images.push(imageOf(r.image));
-      }
-      const title = `${m.name}, ${weightsText(raw)}${
-        variant.tag ? ` (${variant.tag})` : ""
-      }: representations after ${steps} steps`;
-      await writeFiles(out, [{
-        name: "demo.png",
-        data: encodePng(
-          labelledRow(
-            [target, ...images],
-            ["target", ...rows.map((r) => r.layerLabel)],
-            title,
-          ),
-        ),
-      }, {
-        name: "metrics.json",
-        data: JSON.stringify(
-          {
-            command: "demo",
-            options,
-            ...about,
-            steps,
-            layers: rows,
-            interrupted: stopper.requested,
-          },
-          null,
-          2,
-        ) + "\n",
-      }]);
-      console.log(figuresTable(rows));
-      console.log(
-        `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
-          rows.map((r) => `layer${r.layer}/`).join(", ")
-        })`,
-      );
-      return stopper.requested ? EXIT_INTERRUPTED : 0;
-    });
-  } finally {
-    await model.release();
-  }
+      const work = async (stopper: Stopper) => {
+        await writePng(`${out}/target.png`, target);
+        console.error(
+          `vitrep demo: ${m.name}, weights ${model.weights}, on ${model.backend}, ${steps} steps per layer`,
+        );
+        const rows: InvertSummary[] = [];
+        const images: ImageTensor[] = [];
+        for (const s of settings) {
+          if (stopper.requested) break;
+          const dir = `${out}/layer${s.layer}`;
+          await Deno.mkdir(dir, { recursive: true });
+          const r = await runInvert(model, target, s, {
+            out: dir,
+            ...ctlOpts,
+            stopper,
+            options: { ...options, layer: String(s.layer), image: imagePath },
+            about,
+            label: layerLabel(m, s.layer),
+            tag: variant.tag,
+          });
+          rows.push(r.summary);
+          images.push(imageOf(r.image));
+        }
+        const title = `${m.name}, ${weightsText(raw)}${
+          variant.tag ? ` (${variant.tag})` : ""
+        }: representations after ${steps} steps`;
+        const record = {
+          command: "demo",
+          options,
+          ...about,
+          steps,
+          layers: rows,
+          interrupted: stopper.requested,
+        };
+        await writeDemo(out, [target, ...images], rows, title, record);
+        return stopper.requested ? EXIT_INTERRUPTED : 0;
+      };
+      return { claim, work };
+    },
+  }, ctx);
+}
+
+/** Writes demo.png (the target and each layer's representation, labelled) and metrics.json, and prints the table. */
+async function writeDemo(
+  out: string,
+  images: ImageTensor[],
+  rows: readonly InvertSummary[],
+  title: string,
+  record: Record<string, unknown>,
+): Promise<void> {
+  await writeFiles(out, [{
+    name: "demo.png",
+    data: encodePng(
+      labelledRow(images, ["target", ...rows.map((r) => r.layerLabel)], title),
+    ),
+  }, {
+    name: "metrics.json",
+    data: JSON.stringify(record, null, 2) + "\n",
+  }]);
+  console.log(figuresTable(rows));
+  console.log(
+    `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
+      rows.map((r) => `layer${r.layer}/`).join(", ")
+    })`,
+  );
 }
 
 /** `invert`: layer representation. */

@@ -7,6 +7,7 @@
  */
 import { depthLines, writeDepthPlot } from "./depth.ts";
 import { join } from "node:path";
+import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import {
   claimFolder,
   readMarker,
@@ -82,8 +83,6 @@ export interface EssayReport {
   /** The cells the report lacks, with the commands (and array tasks) that compute them. */
   missing: MissingCell[];
 }
-
-const EXIT_INTERRUPTED = 130;
 
 /** Runs one planned experiment; null when interrupted. */
 async function runOne(
@@ -348,11 +347,13 @@ export interface EssayTask {
 
 /** `OUT/tasks.json`: the array's tasks, in index order. */
 export interface EssayTasks {
+  /** The file's format tag. */
   format: typeof TASKS_FORMAT;
   /** The budget planned. */
   budget: BudgetName;
   /** The experiments selected (empty: all). */
   only: string[];
+  /** The tasks, in index order. */
   tasks: EssayTask[];
 }
 

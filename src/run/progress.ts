@@ -10,8 +10,7 @@
  * @module
  */
 
-/** Exit code of a run stopped by Ctrl-C or SIGTERM (after its snapshot). */
-export const EXIT_INTERRUPTED = 130;
+import { EXIT_INTERRUPTED } from "./exit.ts";
 
 /** A progress report on stderr. */
 export interface Bar {

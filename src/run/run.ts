@@ -20,8 +20,8 @@ import {
   str,
   threadsOpt,
   usage,
-} from "./options.ts";
-import { checkVariantOpts } from "./model.ts";
+} from "../cli/options.ts";
+import { checkVariantOpts } from "../cli/model.ts";
 import { checkOutPath, claimOut } from "./outdir.ts";
 import { Stopper } from "./progress.ts";
 import {

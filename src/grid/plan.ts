@@ -11,14 +11,9 @@ import { PLAN_BYTES, readRegularText } from "../io/mod.ts";
 import type { Ablation, BackendName, Manifest, Swap } from "../model/mod.ts";
 import { type ImageTensor, sha256Hex as sha256, writeJson } from "../io/mod.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { type Raw, ROOT } from "./options.ts";
-import type { Variant } from "./model.ts";
-import {
-  type CellSettings,
-  type Column,
-  type Mode,
-  MODES,
-} from "./grid_modes.ts";
+import { type Raw, ROOT } from "../cli/options.ts";
+import type { Variant } from "../cli/model.ts";
+import { type CellSettings, type Column, type Mode, MODES } from "./modes.ts";
 
 /** plan.json's format tag. */
 export const PLAN_FORMAT = "vitrep-grid-plan/1";

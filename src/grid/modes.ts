@@ -16,27 +16,38 @@ import {
 import type { ImageTensor } from "../io/mod.ts";
 import { decodeNpy } from "../io/mod.ts";
 import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
-import { asUsage, list, type Raw, type Spec, str, usage } from "./options.ts";
-import { layerArg } from "./model.ts";
+import {
+  asUsage,
+  list,
+  type Raw,
+  type Spec,
+  str,
+  usage,
+} from "../cli/options.ts";
+import { layerArg } from "../cli/model.ts";
 import {
   INVERT_SPEC,
+  invertSettings,
+  readInvertResume,
+} from "../cli/invert.ts";
+import {
   type InvertResume,
   type InvertSettings,
-  invertSettings,
   type InvertSummary,
-  readInvertResume,
   runInvert,
-} from "./invert.ts";
+} from "../run/invert.ts";
 import {
   classState,
   GENERATE_SPEC,
-  type GenerateSettings,
   generateSettings,
+} from "../cli/generate.ts";
+import {
+  type GenerateSettings,
   type GenerateSummary,
   runGenerate,
-} from "./generate.ts";
-import type { Control } from "./harness.ts";
-import { hasSnapshot } from "./snapshot.ts";
+} from "../run/generate.ts";
+import type { Control } from "../run/harness.ts";
+import { hasSnapshot } from "../run/snapshot.ts";
 
 /** An invert grid (`--layers`) or a generate grid (`--classes`). */
 export type Mode = "invert" | "generate";
@@ -160,12 +171,30 @@ export interface ModeDef {
   md: readonly MdField[];
 }
 
-/** A table cell in Markdown: pipes escaped, one line. */
+/**
+ * A table cell in Markdown: pipes escaped, one line.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { mdCell } from "./modes.ts";
+ * assert.ok(mdCell("a|b\nc") === "a\\|b c");
+ * ```
+ */
 export function mdCell(s: string): string {
   return s.replaceAll("|", "\\|").replaceAll("\n", " ");
 }
 
-/** A number with `d` decimals; — for none, ∞ and NaN spelled out. */
+/**
+ * A number with `d` decimals; — for none, ∞ and NaN spelled out.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { fix } from "./modes.ts";
+ * assert.ok(fix(1.23456, 2) === "1.23" && fix(null, 2) === "—" && fix(Infinity, 2) === "∞");
+ * ```
+ */
 export const fix = (v: number | null | undefined, d: number): string =>
   v === null || v === undefined
     ? "—"

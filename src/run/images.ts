@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: images in and out of runs (the target, square
+ * Images in and out of runs (the target, square
  * images, labelled rows).
  *
  * @module

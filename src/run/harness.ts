@@ -21,7 +21,7 @@ import {
   writeJson,
 } from "../io/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
-import type { Raw } from "./options.ts";
+import type { Raw } from "../cli/options.ts";
 import { progress, type Stopper } from "./progress.ts";
 import {
   recoverSnapshot,
@@ -81,7 +81,18 @@ export function stopReason(
   return null;
 }
 
-/** Every k-th row and the last. */
+/**
+ * Every k-th row and the last.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { thin } from "./harness.ts";
+ * const rows = [0, 1, 2, 3, 4].map((step) => ({ step }));
+ * assert.ok(thin(rows, 2).map((r) => r.step).join() === "0,2,4");
+ * assert.ok(thin(rows.slice(0, 4), 2).map((r) => r.step).join() === "0,2,3");
+ * ```
+ */
 export function thin(rows: readonly Row[], k: number): Row[] {
   const last = rows.at(-1)?.step;
   return rows.filter((r) => (r.step as number) % k === 0 || r.step === last);
@@ -149,7 +160,16 @@ export interface Drive<I> {
   onStep: (info: I) => Promise<boolean>;
 }
 
-/** A square [1, 3, S, S] shape for an image of 3·S² values. */
+/**
+ * A square [1, 3, S, S] shape for an image of 3·S² values.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { squareShape } from "./harness.ts";
+ * assert.ok(squareShape(new Float32Array(3 * 32 * 32)).join() === "1,3,32,32");
+ * ```
+ */
 export function squareShape(data: Float32Array): number[] {
   const side = Math.round(Math.sqrt(data.length / 3));
   return [1, 3, side, side];

@@ -28,7 +28,7 @@ import {
   writeMarker,
 } from "../io/mod.ts";
 import { readRegularText, RECORD_BYTES } from "../io/mod.ts";
-import { type Raw, usage } from "./options.ts";
+import { type Raw, usage } from "../cli/options.ts";
 import { recoverSnapshot, removeSnapshot, statePath } from "./snapshot.ts";
 
 /** The lock file inside an output folder. */

@@ -12,16 +12,16 @@
 import { readRegularText, RECORD_BYTES } from "../io/mod.ts";
 import { type ImageTensor, toCsv, writeAtomic, writePng } from "../io/mod.ts";
 import { montage, type MontageOptions, montageSvg } from "../figures/mod.ts";
-import { enlargedSide, imageOf, loadTarget } from "./io.ts";
+import { enlargedSide, imageOf, loadTarget } from "../run/images.ts";
 import {
   type CellState,
   type CellView,
   type CsvField,
   MODES,
   type Summary,
-} from "./grid_modes.ts";
-import { commonSteps, type GridPlan, type PlanCell } from "./grid_plan.ts";
-import { FAILED_FILE, type Failure, failureText } from "./grid_cell.ts";
+} from "./modes.ts";
+import { commonSteps, type GridPlan, type PlanCell } from "./plan.ts";
+import { FAILED_FILE, type Failure, failureText } from "./cell.ts";
 import { writeJson } from "../io/mod.ts";
 
 /** A cell as found on disk. */

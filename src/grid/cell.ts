@@ -17,17 +17,12 @@ import {
 } from "../io/mod.ts";
 import { loadModel, type Model } from "../model/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
-import { modelAbout, VERIFIED } from "./model.ts";
-import { recoverSnapshot } from "./snapshot.ts";
-import type { Control } from "./harness.ts";
-import type { Stopper } from "./progress.ts";
-import { MODES } from "./grid_modes.ts";
-import {
-  checkModel,
-  type GridPlan,
-  loadKey,
-  type PlanRow,
-} from "./grid_plan.ts";
+import { modelAbout, VERIFIED } from "../cli/model.ts";
+import { recoverSnapshot } from "../run/snapshot.ts";
+import type { Control } from "../run/harness.ts";
+import type { Stopper } from "../run/progress.ts";
+import { MODES } from "./modes.ts";
+import { checkModel, type GridPlan, loadKey, type PlanRow } from "./plan.ts";
 
 /** The lock file in a cell's folder. */
 export const CELL_LOCK = "cell.lock";
@@ -60,7 +55,17 @@ export interface Failure {
   step: number | null;
 }
 
-/** What the outcome column and montage call a failure: `exploded at step 7`, `diverged at step 7`. */
+/**
+ * What the outcome column and montage call a failure: `exploded at step 7`, `diverged at step 7`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { failureText } from "./cell.ts";
+ * assert.ok(failureText({ error: "…", kind: "exploded", step: 7 }) === "exploded at step 7");
+ * assert.ok(failureText({ error: "…", kind: "non-finite", step: null }) === "diverged");
+ * ```
+ */
 export function failureText(f: Failure): string {
   const what = f.kind === "exploded" ? "exploded" : "diverged";
   return f.step === null ? what : `${what} at step ${f.step}`;

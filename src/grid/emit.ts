@@ -18,8 +18,8 @@ import {
   type Spec,
   str,
   usage,
-} from "./options.ts";
-import { commonSteps, type GridPlan } from "./grid_plan.ts";
+} from "../cli/options.ts";
+import { commonSteps, type GridPlan } from "./plan.ts";
 
 /** The job files `--emit` writes. */
 export type EmitKind = "slurm" | "k8s";
@@ -178,7 +178,7 @@ function hhmmss(minutes: number): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { modPath } from "./grid_emit.ts";
+ * import { modPath } from "./emit.ts";
  * assert.match(modPath(), /mod\.ts$/);
  * ```
  */
@@ -193,7 +193,7 @@ export function modPath(): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { shellQuote } from "./grid_emit.ts";
+ * import { shellQuote } from "./emit.ts";
  * assert.equal(shellQuote("/a/b"), "/a/b");
  * assert.equal(shellQuote("it's"), `'it'"'"'s'`);
  * ```
@@ -210,7 +210,7 @@ export const shellQuote = (s: string): string =>
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { denoOpt } from "./grid_emit.ts";
+ * import { denoOpt } from "./emit.ts";
  * assert.equal(denoOpt({}), "deno");
  * assert.equal(denoOpt({ deno: "/shared/bin/deno" }), "/shared/bin/deno");
  * assert.throws(() => denoOpt({ deno: "a\nb" }), /Invalid --deno/);
@@ -259,7 +259,7 @@ export interface ArrayJob {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { slurmArray } from "./grid_emit.ts";
+ * import { slurmArray } from "./emit.ts";
  * const sb = slurmArray(
  *   { name: "vitrep-essay", count: 3, out: "/shared/e", about: ["an essay"], args: ["essay", "--out", "/shared/e", "--task"], indexArg: true, log: "task_%a.log" },
  *   { cpus: 2, memMiB: 512, minutes: 90, parallel: 2, saveEvery: 1 },
@@ -345,7 +345,7 @@ export function slurmScript(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { indexRanges } from "./grid_emit.ts";
+ * import { indexRanges } from "./emit.ts";
  * assert.equal(indexRanges([7, 0, 1, 2, 5, 8]), "0-2,5,7-8");
  * ```
  */
@@ -378,7 +378,7 @@ export interface TaskLimit {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { submitScript } from "./grid_emit.ts";
+ * import { submitScript } from "./emit.ts";
  * const small = { minutes: 6, memMiB: 500 };
  * const sh = submitScript("/shared/e/job.sbatch", [small, small, small, { minutes: 90, memMiB: 4000 }, small]);
  * assert.match(sh, /^id="\$\(sbatch --parsable --hold "\$@" \/shared\/e\/job\.sbatch\)"$/m);
@@ -460,7 +460,7 @@ export interface IndexedJob {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { indexedJob } from "./grid_emit.ts";
+ * import { indexedJob } from "./emit.ts";
  * const j = indexedJob(
  *   { name: "vitrep-essay", count: 5, args: ["essay", "--out", "/essay", "--task", "$(JOB_COMPLETION_INDEX)"], mount: "/essay" },
  *   { cpus: 2, memMiB: 512, minutes: 10, parallel: 8, saveEvery: 1 },

@@ -18,7 +18,7 @@
 import { decodeNpy, encodeNpy, type Row } from "../io/mod.ts";
 import { listDir, removeTemporaries, sha256Hex as sha256 } from "../io/mod.ts";
 import { readRegularFile, readRegularText } from "../io/regular.ts";
-import { LIMITS, type Raw, type Spec, usage } from "./options.ts";
+import { LIMITS, type Raw, type Spec, usage } from "../cli/options.ts";
 
 /** The `format` of snapshot/state.json. */
 export const SNAPSHOT_FORMAT = "vitrep-snapshot/2";
@@ -65,7 +65,17 @@ export interface SnapshotData {
   traces: string;
 }
 
-/** Where the snapshot of the run in `dir` lives. */
+/**
+ * Where the snapshot of the run in `dir` lives.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { snapshotDir, statePath } from "./snapshot.ts";
+ * assert.ok(snapshotDir("out/cat") === "out/cat/snapshot");
+ * assert.ok(statePath("out/cat") === "out/cat/snapshot/state.json");
+ * ```
+ */
 export function snapshotDir(dir: string): string {
   return `${dir}/${SNAPSHOT_DIR}`;
 }

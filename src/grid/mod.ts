@@ -1,0 +1,25 @@
+/**
+ * src/grid/: the grid orchestrator, for the `grid` command and the essay.
+ *
+ * A grid runs invert over model variants × layers, or generate over variants
+ * × classes: plan.ts makes a pure, serializable plan (every cell with its
+ * resolved settings and key), cell.ts runs one claimed cell (an ordinary run
+ * in `OUT/cells/KEY/`, cached and resumable), collect.ts builds the montage
+ * and tables from finished cells, modes.ts describes invert and generate as
+ * data, emit.ts writes Slurm and Kubernetes job files.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalJson, indexRanges } from "./mod.ts";
+ * assert.ok(canonicalJson({ b: 1, a: [2] }) === '{"a":[2],"b":1}');
+ * assert.ok(indexRanges([0, 1, 2, 5]) === "0-2,5");
+ * ```
+ *
+ * @module
+ */
+export * from "./cell.ts";
+export * from "./collect.ts";
+export * from "./emit.ts";
+export * from "./modes.ts";
+export * from "./plan.ts";

@@ -1,0 +1,382 @@
+/**
+ * An inversion as a run: its typed settings, its harness task (trace rows,
+ * progress text, snapshot state), the files it writes and its summary;
+ * {@linkcode runInvert} is the path shared by `invert`, `demo`, the batch
+ * form and grid cells. Settings come typed (src/cli/invert.ts parses them).
+ *
+ * @module
+ */
+import {
+  encodePng,
+  type FileData,
+  type ImageTensor,
+  type Row,
+} from "../io/mod.ts";
+import type { Manifest, Model } from "../model/mod.ts";
+import { linePlot, type LinePlotOptions, linePlotSvg } from "../figures/mod.ts";
+import {
+  invert,
+  invertBatch,
+  type InvertResult,
+  psnr,
+  randomStart,
+  type Schedule,
+  ssim,
+  type StepInfo,
+} from "../optimize/mod.ts";
+import { labelledRow } from "./images.ts";
+import {
+  type Control,
+  finish,
+  harness,
+  type Harnessed,
+  npyFile,
+  openRun,
+  type Resume,
+  type RunSession,
+  type StopReason,
+  type Task,
+} from "./harness.ts";
+
+/** Typed settings of one inversion. */
+export interface InvertSettings {
+  layer: number;
+  onlyLayer: boolean;
+  loss: "l1" | "l2";
+  steps: number;
+  lr: Schedule;
+  sigma: Schedule;
+  kernelSize: number;
+  normalize: boolean;
+  seed: number;
+}
+
+/** Where an inversion continues from. */
+export interface InvertResume extends Resume {
+  /** The first step meeting the noise criterion before the resumed step. */
+  criterionStep: number | null;
+}
+
+/** Final figures of an invert run, as in metrics.json. */
+export interface InvertSummary {
+  /** The layer, numbered from 1 (0: input processing). */
+  layer: number;
+  /** Its name in the manifest (numbered from 0 as torchvision's tensors): `encoder_layer_0`. */
+  layerName: string;
+  /** How it is printed: `encoder 1 (encoder_layer_0)`. */
+  layerLabel: string;
+  steps: number;
+  embeddingDistance: number;
+  inputDistance: number;
+  noiseBaseline: number;
+  criterionMet: boolean;
+  criterionStep: number | null;
+  psnr: number;
+  ssim: number;
+  interrupted: boolean;
+  stopReason: StopReason;
+}
+
+/** The columns of an invert run's traces.csv. */
+export const INVERT_COLUMNS: readonly string[] = [
+  "step",
+  "loss",
+  "embedding_distance",
+  "input_distance",
+  "noise_baseline",
+  "below_noise_baseline",
+  "psnr",
+  "ssim",
+  "lr",
+  "sigma",
+];
+
+/**
+ * How a layer is printed wherever a user reads one (progress, tables, figure
+ * titles, metrics.json's `layerLabel`): numbered from 1 as `--layer` takes
+ * it, with the manifest's name — numbered from 0 as torchvision's tensors —
+ * as an alias: `encoder 1 (encoder_layer_0)`, a ResNet's `block 7
+ * (layer2.3)`, `layer 0 (input)`. `alone` marks an encoder represented alone
+ * (`--only-layer`).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseManifest } from "../model/mod.ts";
+ * import { layerLabel } from "./invert.ts";
+ * const file = "weights/vit_b_32/manifest.json";
+ * const m = parseManifest(JSON.parse(await Deno.readTextFile(file)), file);
+ * assert.equal(layerLabel(m, 1), "encoder 1 (encoder_layer_0)");
+ * assert.equal(layerLabel(m, 12, true), "encoder 12 alone (encoder_layer_11)");
+ * assert.equal(layerLabel(m, 0), "layer 0 (input)");
+ * ```
+ */
+export function layerLabel(m: Manifest, layer: number, alone = false): string {
+  const name = m.layers[layer]?.name ?? String(layer);
+  const word = layer === 0
+    ? "layer"
+    : m.architecture === "vit" || m.architecture === "ffvit"
+    ? "encoder"
+    : "block";
+  return `${word} ${layer}${alone ? " alone" : ""} (${name})`;
+}
+
+/** A distance as the table and the progress report's final line give it. */
+const fixed = (v: number, d: number) => Number.isFinite(v) ? v.toFixed(d) : "∞";
+
+/** The harness task of an inversion: its trace row, progress text and snapshot state. */
+function invertTask(
+  s: InvertSettings,
+  target: ImageTensor,
+  size: number,
+  resume?: InvertResume,
+): Task<StepInfo> {
+  let criterionStep = resume?.criterionStep ?? null;
+  return {
+    command: "invert",
+    columns: INVERT_COLUMNS,
+    start: resume ? resume.image : randomStart(3 * size * size, s.seed),
+    settings: {
+      ...s,
+      blocks: s.onlyLayer
+        ? [s.layer]
+        : Array.from({ length: s.layer }, (_, i) => i + 1),
+    },
+    row(info, before) {
+      const below = info.embeddingDistance < info.noiseBaseline;
+      if (below && criterionStep === null) criterionStep = info.step;
+      return {
+        step: info.step,
+        loss: info.loss,
+        embedding_distance: info.embeddingDistance,
+        input_distance: info.inputDistance,
+        noise_baseline: info.noiseBaseline,
+        below_noise_baseline: below ? 1 : 0,
+        psnr: psnr(before, target.data),
+        ssim: ssim(before, target.data, size),
+        lr: info.lr,
+        sigma: info.sigma,
+      };
+    },
+    status: (info) =>
+      `emb ${info.embeddingDistance.toPrecision(4)} (noise ${
+        info.noiseBaseline.toPrecision(4)
+      })`,
+    final: (result) => {
+      const r = result as InvertResult;
+      return `final emb ${fixed(r.final.embeddingDistance, 3)} (noise ${
+        fixed(r.noiseBaseline, 3)
+      })`;
+    },
+    state: () => ({ criterionStep }),
+  };
+}
+
+/** A plot as `NAME.png` and its vector twin `NAME.svg`, for {@linkcode finish}. */
+export function plotFiles(name: string, plot: LinePlotOptions): FileData[] {
+  return [
+    { name: `${name}.png`, data: encodePng(linePlot(plot)) },
+    { name: `${name}.svg`, data: linePlotSvg(plot) },
+  ];
+}
+
+/** The convergence plot of an inversion's trace rows. */
+function convergencePlot(
+  title: string,
+  written: readonly Row[],
+  noiseBaseline: number,
+): LinePlotOptions {
+  const steps = written.map((r) => r.step as number);
+  return {
+    title,
+    xLabel: "step",
+    yLabel: "‖O(a) − O(a_g)‖₂",
+    y2Label: "‖a − a_g‖₂",
+    logY: true,
+    logY2: true,
+    series: [
+      {
+        label: "embedding distance",
+        x: steps,
+        y: written.map((r) => r.embedding_distance as number),
+      },
+      {
+        label: "input distance",
+        x: steps,
+        y: written.map((r) => r.input_distance as number),
+        axis: "right",
+      },
+    ],
+    hlines: [{ label: "noise baseline", y: noiseBaseline, dashed: true }],
+  };
+}
+
+/** What a finished inversion's metrics.json calls its outcome. */
+function invertOutcome(summary: InvertSummary): string {
+  if (summary.interrupted) return `stopped at step ${summary.steps}`;
+  return summary.criterionMet ? "criterion met" : "criterion not met";
+}
+
+/** Runs one inversion into `ctl.out` and writes all its files: the path shared by invert, demo and grid. */
+export async function runInvert(
+  model: Model,
+  target: ImageTensor,
+  s: InvertSettings,
+  ctl: Control,
+  resume?: InvertResume,
+): Promise<{ summary: InvertSummary; image: Float32Array }> {
+  const size = model.manifest.image_size;
+  const task = invertTask(s, target, size, resume);
+  const run = await harness(
+    ctl,
+    task,
+    resume,
+    (drive) =>
+      invert(model, target.data, {
+        ...s,
+        blocks: s.onlyLayer ? [s.layer] : undefined,
+        ...drive,
+      }),
+  );
+  return await finishInvert(
+    target,
+    s,
+    ctl,
+    task,
+    run,
+    model.manifest,
+    resume,
+  );
+}
+
+/**
+ * Runs inversions of several targets (settings differing only by seed) as one
+ * batch through the model's chain, each into its own `ctls[i].out` with the
+ * files, trace, snapshots and outcome of a {@linkcode runInvert} run.
+ */
+export async function runInvertBatch(
+  model: Model,
+  targets: readonly ImageTensor[],
+  settings: readonly InvertSettings[],
+  ctls: readonly Control[],
+): Promise<{ summary: InvertSummary; image: Float32Array }[]> {
+  const size = model.manifest.image_size;
+  const n = 3 * size * size;
+  const tasks = settings.map((s, i) => invertTask(s, targets[i], size));
+  const runs: RunSession<StepInfo>[] = [];
+  for (const [i, ctl] of ctls.entries()) {
+    runs.push(await openRun(ctl, tasks[i], undefined));
+  }
+  const s0 = settings[0];
+  let results: InvertResult[];
+  try {
+    results = await invertBatch(model, targets.map((t) => t.data), {
+      ...s0,
+      seeds: settings.map((s) => s.seed),
+      blocks: s0.onlyLayer ? [s0.layer] : undefined,
+      onStep: async (infos) => {
+        let go = true;
+        for (const [i, run] of runs.entries()) {
+          go = (await run.onStep(infos[i])) && go;
+        }
+        return go;
+      },
+    });
+  } catch (err) {
+    for (const [i, run] of runs.entries()) {
+      await run.fail(err, (image) => image.slice(i * n, (i + 1) * n));
+    }
+    throw err;
+  }
+  const out = [];
+  for (const [i, run] of runs.entries()) {
+    const done = await run.close(results[i]);
+    out.push(
+      await finishInvert(
+        targets[i],
+        settings[i],
+        ctls[i],
+        tasks[i],
+        done,
+        model.manifest,
+      ),
+    );
+  }
+  return out;
+}
+
+/** Writes a harnessed inversion's files and metrics.json; its summary and image. */
+async function finishInvert(
+  target: ImageTensor,
+  s: InvertSettings,
+  ctl: Control,
+  task: Task<StepInfo>,
+  run: Harnessed<InvertResult>,
+  manifest: Manifest,
+  resume?: InvertResume,
+): Promise<{ summary: InvertSummary; image: Float32Array }> {
+  const size = manifest.image_size;
+  const result = run.result;
+  const criterionStep = resume?.criterionStep ?? result.criterionStep;
+  const what = layerLabel(manifest, s.layer, s.onlyLayer);
+  const summary: InvertSummary = {
+    layer: s.layer,
+    layerName: manifest.layers[s.layer]?.name ?? String(s.layer),
+    layerLabel: what,
+    steps: result.final.steps,
+    embeddingDistance: result.final.embeddingDistance,
+    inputDistance: result.final.inputDistance,
+    noiseBaseline: result.noiseBaseline,
+    criterionMet: criterionStep !== null,
+    criterionStep,
+    psnr: result.final.psnr,
+    ssim: ssim(result.image.data, target.data, size),
+    interrupted: run.interrupted,
+    stopReason: run.reason,
+  };
+  const rep = result.image;
+  const tag = ctl.tag ? `, ${ctl.tag}` : "";
+  await finish(ctl, task, run, resume, [
+    { name: "representation.png", data: encodePng(rep) },
+    npyFile("representation.npy", result.image.data),
+    { name: "target.png", data: encodePng(target) },
+    {
+      name: "side_by_side.png",
+      data: encodePng(labelledRow([target, rep], [
+        "target",
+        `representation (${what}${tag}, ${result.final.steps} steps)`,
+      ])),
+    },
+    ...plotFiles(
+      "convergence",
+      convergencePlot(
+        `Representation of ${what}${tag}`,
+        run.written,
+        result.noiseBaseline,
+      ),
+    ),
+  ], { final: summary, outcome: invertOutcome(summary) });
+  return { summary, image: result.image.data };
+}
+
+/** The essay's table of figures, one row per layer (a first column `lead` when given). */
+export function figuresTable(
+  rows: readonly InvertSummary[],
+  lead?: { title: string; cells: readonly string[] },
+): string {
+  const f = fixed;
+  const pre = (i: number) => lead ? `| ${lead.cells[i]} ` : "";
+  return [
+    `${
+      lead ? `| ${lead.title} ` : ""
+    }| layer | ‖O(a)−O(a_g)‖₂ | noise baseline ‖O(a)−O(a′)‖₂ | criterion met | ‖a−a_g‖₂ | PSNR dB | SSIM |`,
+    `${lead ? "| --- " : ""}| --- | --- | --- | --- | --- | --- | --- |`,
+    ...rows.map((r, i) =>
+      `${pre(i)}| ${r.layerLabel} | ${f(r.embeddingDistance, 3)} | ${
+        f(r.noiseBaseline, 3)
+      } | ${r.criterionMet ? `yes (step ${r.criterionStep})` : "no"} | ${
+        f(r.inputDistance, 2)
+      } | ${f(r.psnr, 2)} | ${f(r.ssim, 3)} |`
+    ),
+  ].join("\n");
+}

@@ -1,0 +1,32 @@
+/**
+ * src/run/: the run lifecycle every command shares, for src/cli and src/grid.
+ *
+ * A run claims its output folder (outdir.ts: path check, lock, marker), reads
+ * a snapshot to resume (snapshot.ts), drives the optimization with a progress
+ * report and Ctrl-C / SIGTERM handling (progress.ts, harness.ts), and writes
+ * its outputs atomically; run.ts is the skeleton around it (prelude, resume,
+ * the folder's claim for the run's duration) and command.ts the one skeleton
+ * of every command ({@linkcode runCommand}); invert.ts and generate.ts are the
+ * two kinds of run (typed settings → harness task → files and summary),
+ * images.ts the images in and out of runs; exit.ts holds the exit codes.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkOutPath, EXIT_INTERRUPTED } from "./mod.ts";
+ * assert.ok(EXIT_INTERRUPTED === 130);
+ * assert.ok(checkOutPath("out/run1").endsWith("run1"));
+ * ```
+ *
+ * @module
+ */
+export * from "./command.ts";
+export * from "./exit.ts";
+export * from "./generate.ts";
+export * from "./harness.ts";
+export * from "./images.ts";
+export * from "./invert.ts";
+export * from "./outdir.ts";
+export * from "./progress.ts";
+export * from "./run.ts";
+export * from "./snapshot.ts";
