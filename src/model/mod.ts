@@ -5,7 +5,7 @@
  */
 export * from "./backend.ts";
 export * from "./classes.ts";
-export type { ManifestRuntime } from "./family.ts";
+export type { BlockChain, ManifestRuntime } from "./family.ts";
 export * from "./manifest.ts";
 export * from "./model.ts";
 export * from "./rng.ts";
