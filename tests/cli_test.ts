@@ -4,7 +4,8 @@ import { assert, assertEquals } from "./_assert.ts";
 import { run, tmp } from "./_cli.ts";
 import { COMMANDS } from "../src/cli/main.ts";
 import { GENERATE_DEFAULTS, INVERT_DEFAULTS, readImage, ssim } from "../mod.ts";
-import { decodeNpy, MARKER_FILE, readMarker } from "../src/io/mod.ts";
+import { decodeNpy } from "../src/io/mod.ts";
+import { MARKER_FILE, readMarker } from "../src/io/paths.ts";
 import jpeg from "jpeg-js";
 
 const ROOT = new URL("../", import.meta.url).pathname;

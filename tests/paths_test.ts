@@ -12,7 +12,7 @@ import {
   readMarker,
   recordFiles,
   removeOutputs,
-} from "../src/io/mod.ts";
+} from "../src/io/paths.ts";
 import { publishReport } from "../src/essay/mod.ts";
 
 const PHOTO = `${ROOT}assets/chelsea.png`;

@@ -92,6 +92,12 @@ async function build(): Promise<Record<string, number>> {
   }).output();
   assert.ok(out.success, new TextDecoder().decode(out.stderr).slice(-2000));
   const size = (f: string) => Deno.statSync(`${ROOT}web/dist/${f}`).size;
+  // a browser cannot load Node's built-ins: a module the page reaches must not import one
+  for (const f of ["main.js", "worker.js"]) {
+    const js = await Deno.readTextFile(`${ROOT}web/dist/${f}`);
+    const node = js.match(/["'`]node:[a-z_/]+["'`]/g) ?? [];
+    assert.deepEqual(node, [], `web/dist/${f} imports ${node.join(", ")}`);
+  }
   return { "main.js": size("main.js"), "worker.js": size("worker.js") };
 }
 

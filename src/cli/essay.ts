@@ -9,7 +9,7 @@
  * @module
  */
 import { resolve, sep } from "node:path";
-import { resolveReal } from "../io/mod.ts";
+import { resolveReal } from "../io/paths.ts";
 import { checkOutPath, inspectOut } from "../run/outdir.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { fileURLToPath } from "node:url";

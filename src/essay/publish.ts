@@ -9,19 +9,21 @@
  */
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import {
-  claimFolder,
   decodePng,
   encodeJpeg,
-  type FolderState,
   type ImageTensor,
+  resizeBilinear,
+} from "../io/mod.ts";
+import {
+  claimFolder,
+  type FolderState,
   inspectFolder,
   MARKER_FILE,
   readMarker,
   removeOutputs,
-  resizeBilinear,
   unclaimEmpty,
   writeMarker,
-} from "../io/mod.ts";
+} from "../io/paths.ts";
 import type { Budget } from "./budgets.ts";
 import type { ClaimRecord } from "./claims.ts";
 import { summaryMarkdown } from "./report.ts";

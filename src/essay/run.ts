@@ -8,14 +8,8 @@
 import { depthLines, writeDepthPlot } from "./depth.ts";
 import { join } from "node:path";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
-import {
-  claimFolder,
-  readMarker,
-  readRegularText,
-  recordFiles,
-  writeAtomic,
-  writeJson,
-} from "../io/mod.ts";
+import { readRegularText, writeAtomic, writeJson } from "../io/mod.ts";
+import { claimFolder, readMarker, recordFiles } from "../io/paths.ts";
 import {
   type Budget,
   type BudgetName,

@@ -11,4 +11,3 @@ export * from "./safetensors.ts";
 export * from "./files.ts";
 export * from "./lock.ts";
 export * from "./regular.ts";
-export * from "./paths.ts";

@@ -11,22 +11,20 @@
  *
  * @module
  */
+import { acquireLock, type Lock, LockedError } from "../io/mod.ts";
 import {
-  acquireLock,
   checkWritePath,
   claimFolder,
   type FolderOptions,
   type FolderState,
   inspectFolder,
-  type Lock,
-  LockedError,
   type Marker,
   MARKER_FILE,
   recordFiles,
   removeOutputs,
   unclaimEmpty,
   writeMarker,
-} from "../io/mod.ts";
+} from "../io/paths.ts";
 import { readRegularText, RECORD_BYTES } from "../io/mod.ts";
 import { type Raw, usage } from "../cli/options.ts";
 import { recoverSnapshot, removeSnapshot, statePath } from "./snapshot.ts";
