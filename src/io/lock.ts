@@ -31,7 +31,7 @@
  *
  * @module
  */
-import { readRegularText } from "./regular.ts";
+import { readRegularText, ReplacedError } from "./regular.ts";
 
 /**
  * Who holds a lock.
@@ -185,7 +185,10 @@ async function readLock(path: string): Promise<Found | null> {
     text = await readRegularText(path, MAX_LOCK_BYTES, "lock file");
     mtime = (await Deno.lstat(path)).mtime;
   } catch (err) {
-    if (err instanceof Deno.errors.NotFound) return null;
+    // gone, or removed and created again by another process meanwhile: read it afresh
+    if (err instanceof Deno.errors.NotFound || err instanceof ReplacedError) {
+      return null;
+    }
     throw err;
   }
   const ageMs = mtime ? Date.now() - mtime.getTime() : 0;

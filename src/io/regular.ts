@@ -42,6 +42,26 @@ function refusal(
 }
 
 /**
+ * The file was replaced (another inode) between its check and its opening: a
+ * TypeError, so callers for which that is a normal race (a lock file another
+ * process removes and creates again) can tell it apart and read again.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { ReplacedError } from "./regular.ts";
+ * assert.ok(new ReplacedError("x") instanceof TypeError);
+ * ```
+ */
+export class ReplacedError extends TypeError {
+  /** Makes the error; `message` names the file and what happened to it. */
+  constructor(message: string) {
+    super(message);
+    this.name = "ReplacedError";
+  }
+}
+
+/**
  * Reads the regular file at `path` of at most `maxBytes` bytes. A symlink,
  * fifo, device, socket or folder there is a TypeError and a larger file a
  * RangeError, both naming `what` and the path, decided by `lstat` before the
@@ -79,7 +99,7 @@ export async function readRegularFile(
     const late = refusal(path, info, maxBytes, what);
     if (late) throw late;
     if (swapped) {
-      throw new TypeError(
+      throw new ReplacedError(
         `Invalid ${what} "${path}": it was replaced while being opened: expected a file left alone while it is read`,
       );
     }
