@@ -28,12 +28,20 @@ export interface Budget {
   archSteps: number;
   /** Steps of the matched mixer patch-8 against patch-16 comparison (both sides; patch 8 has 4× the tokens and needs more steps to converge). */
   patchSteps: number;
-  /** Whether the grids add rows at smaller learning rates (a fixed budget favours the rate that suits a model). */
+  /** Whether the mixer and FF-only ViT grids add rows at a quarter of the learning rate (a fixed budget favours the rate that suits a model). */
   lrRows: boolean;
+  /** Whether both sides of the ViT-B/32 and ResNet50 comparisons add a row at a tenth of the learning rate. */
+  vitLrRows: boolean;
+  /** ViT-B/32's encoders in the depth experiment. */
+  vitLayers: readonly number[];
+  /** ResNet50's bottlenecks in the depth experiment (first, …, last). */
+  resnetLayers: readonly number[];
+  /** The FF-only ViT's blocks in its depth experiment. */
+  ffvitLayers: readonly number[];
   /** Steps of the one-encoder non-invertibility run. */
   longSteps: number;
-  /** Steps of the long encoder-12 run (the essay's 105,000). */
-  recoverySteps: number;
+  /** Steps of the long encoder-12 run (the essay's 105,000); null: the budget does not run it (the recovery claim is "not run", with the command that runs it). */
+  recoverySteps: number | null;
   /** Steps of input generation, and the steps before jitter starts. */
   generateSteps: number;
   /** Steps at model size before generation jitters. */
@@ -61,7 +69,7 @@ export interface Budget {
  * ```ts
  * import assert from "node:assert/strict";
  * import { BUDGETS } from "./budgets.ts";
- * assert.equal(BUDGETS.standard.vitSteps, 1500);
+ * assert.equal(BUDGETS.essay.vitSteps, 1500);
  * assert.ok(BUDGETS.smoke.vitSteps < BUDGETS.standard.vitSteps);
  * assert.ok(BUDGETS.standard.seeds >= 3);
  * assert.equal(BUDGETS.essay.normalize, false);
@@ -76,6 +84,10 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
     archSteps: 2,
     patchSteps: 2,
     lrRows: false,
+    vitLrRows: false,
+    vitLayers: [1, 4, 8, 12],
+    resnetLayers: [1, 7, 16],
+    ffvitLayers: [1, 12],
     longSteps: 16,
     recoverySteps: 8,
     generateSteps: 12,
@@ -88,13 +100,17 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
   standard: {
     name: "standard",
     about:
-      "1500 steps on ViT-B/32 and on both sides of every matched comparison, 300 per mixer or FF-only ViT depth cell, 600 for the mixer patch comparison, the long runs 10,000; 3 weight draws (hours on 2 cores)",
-    vitSteps: 1500,
-    archSteps: 300,
-    patchSteps: 600,
-    lrRows: true,
-    longSteps: 10000,
-    recoverySteps: 10000,
+      "1000 steps on ViT-B/32 and on both sides of every matched comparison (encoders 1, 4, 12; ResNet50 bottlenecks 1 and 16), 200 per mixer or FF-only ViT depth cell, 400 for the mixer patch comparison, 3000 for the non-invertibility run, no extra learning-rate rows, no 105,000-step run; 3 weight draws (about 1.5 hours on 2 cores, two cells at a time)",
+    vitSteps: 1000,
+    archSteps: 200,
+    patchSteps: 400,
+    lrRows: false,
+    vitLrRows: false,
+    vitLayers: [1, 4, 12],
+    resnetLayers: [1, 16],
+    ffvitLayers: [1, 12],
+    longSteps: 3000,
+    recoverySteps: null,
     generateSteps: 720,
     jitterAfter: 220,
     overcomplete: "vit_l_16",
@@ -110,6 +126,10 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
     archSteps: 1500,
     patchSteps: 1500,
     lrRows: true,
+    vitLrRows: true,
+    vitLayers: [1, 4, 8, 12],
+    resnetLayers: [1, 7, 16],
+    ffvitLayers: [1, 4, 8, 12],
     longSteps: 10000,
     recoverySteps: 105000,
     generateSteps: 720,
@@ -151,6 +171,26 @@ const CONDITIONS: readonly {
   {
     key: "recoverySteps",
     what: "steps of the long encoder-12 run",
+    text: (v) => v === null ? "not run" : String(v),
+  },
+  {
+    key: "longSteps",
+    what: "steps of the one-encoder non-invertibility run",
+    text: String,
+  },
+  {
+    key: "vitLayers",
+    what: "ViT-B/32 encoders of the depth grid",
+    text: String,
+  },
+  {
+    key: "resnetLayers",
+    what: "ResNet50 bottlenecks of the depth grid",
+    text: String,
+  },
+  {
+    key: "ffvitLayers",
+    what: "FF-only ViT blocks of the depth grid",
     text: String,
   },
   {
@@ -167,7 +207,12 @@ const CONDITIONS: readonly {
   },
   {
     key: "lrRows",
-    what: "rows at smaller learning rates",
+    what: "mixer and FF-only ViT rows at a quarter of the learning rate",
+    text: (v) => v ? "yes" : "no",
+  },
+  {
+    key: "vitLrRows",
+    what: "ViT-B/32 and ResNet50 rows at a tenth of the learning rate",
     text: (v) => v ? "yes" : "no",
   },
 ];
@@ -186,9 +231,9 @@ const CONDITIONS: readonly {
  */
 export function budgetDeviations(b: Budget): string[] {
   const e = BUDGETS.essay;
-  return CONDITIONS.filter((c) => b[c.key] !== e[c.key]).map((c) =>
-    `${c.what}: ${c.text(b[c.key])} (essay: ${c.text(e[c.key])})`
-  );
+  return CONDITIONS.filter((c) => String(b[c.key]) !== String(e[c.key])).map((
+    c,
+  ) => `${c.what}: ${c.text(b[c.key])} (essay: ${c.text(e[c.key])})`);
 }
 
 /** Step time of one model: `base + perLayer × L` ms for a representation of layer L. */

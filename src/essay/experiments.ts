@@ -401,14 +401,23 @@ function lrText(b: Budget, factor: number): string {
 }
 
 /** Rows at smaller learning rates: `factor` (e.g. 1/10) of the budget's, when the budget has them. */
-function lrRow(b: Budget, id: RowId, factor: number, more = ""): GridRow[] {
-  return b.lrRows ? [row(id, `${more} --lr ${lrText(b, factor)}`.trim())] : [];
+function lrRow(
+  b: Budget,
+  id: RowId,
+  factor: number,
+  more = "",
+  on = b.lrRows,
+): GridRow[] {
+  return on ? [row(id, `${more} --lr ${lrText(b, factor)}`.trim())] : [];
 }
 
 const INTACT = row("intact");
 const NO_LN = row("noLn", "--remove layernorm");
 /** The learning-rate rows both sides of a ViT/ResNet comparison run: the budget's rate and a tenth of it. */
-const matchedRows = (b: Budget) => [INTACT, ...lrRow(b, "lr10", 1 / 10)];
+const matchedRows = (b: Budget) => [
+  INTACT,
+  ...lrRow(b, "lr10", 1 / 10, "", b.vitLrRows),
+];
 /** The mixer and FF-only ViT rows: with and without layer norms, each at the budget's rate and a quarter of it. */
 const mixerRows = (b: Budget) => [
   INTACT,
@@ -655,8 +664,8 @@ const DRAFTS: readonly Draft[] = [
     title:
       "untrained ViT-B/32: representation against depth, with and without layer norms",
     make: untrained("vit_b_32", (b) => ({
-      layers: [1, 4, 8, 12],
-      rows: [INTACT, NO_LN, ...lrRow(b, "lr10", 1 / 10)],
+      layers: b.vitLayers,
+      rows: [INTACT, NO_LN, ...lrRow(b, "lr10", 1 / 10, "", b.vitLrRows)],
       steps: b.vitSteps,
       extra: invertExtra(b),
     })),
@@ -666,8 +675,8 @@ const DRAFTS: readonly Draft[] = [
     title:
       "untrained ResNet50: representation against depth (first, middle and last bottleneck), at ViT-B/32's steps and learning-rate rows",
     make: untrained("resnet50", (b) => ({
-      // the deep bottlenecks cost most at ViT-B/32's 1500 steps: first, middle, last
-      layers: [1, 7, 16],
+      // the deep bottlenecks cost most at ViT-B/32's steps: first, (middle,) last
+      layers: b.resnetLayers,
       rows: matchedRows(b),
       steps: b.vitSteps,
       extra: invertExtra(b),
@@ -747,19 +756,27 @@ const DRAFTS: readonly Draft[] = [
     id: EXP.vitRecovery,
     title:
       "untrained ViT-B/32 encoders 1 and 12 at the ordinary budget, and run long",
-    make: untrained("vit_b_32", (b, _m, env) => ({
-      layers: [1, 12],
-      rows: [
-        row("ordinary", recoveryStem(env)),
-        row(
-          "long",
-          `${recoveryStem(env)} --steps ${b.recoverySteps}`.trim(),
-          b.recoverySteps,
-        ),
-      ],
-      steps: b.vitSteps,
-      extra: [...invertExtra(b), ...traced(b.recoverySteps)],
-    })),
+    make: (b, env) =>
+      b.recoverySteps === null
+        ? {
+          reason:
+            `the ${b.name} budget leaves out the long run (the essay's 105,000 steps on encoder 12: about 17 CPU-hours at 2 cores)`,
+          command:
+            "deno run -A mod.ts essay --budget essay --only vit_recovery --out out/essay-recovery (or add --plan --emit slurm to run it as a cluster array)",
+        }
+        : untrained("vit_b_32", (b, _m, env) => ({
+          layers: [1, 12],
+          rows: [
+            row("ordinary", recoveryStem(env)),
+            row(
+              "long",
+              `${recoveryStem(env)} --steps ${b.recoverySteps}`.trim(),
+              b.recoverySteps!,
+            ),
+          ],
+          steps: b.vitSteps,
+          extra: [...invertExtra(b), ...traced(b.recoverySteps!)],
+        }))(b, env),
   },
   {
     id: EXP.residual,
@@ -831,7 +848,7 @@ const DRAFTS: readonly Draft[] = [
     title:
       "untrained FF-only ViT (Melas-Kyriazi's linear_base): depth, with and without layer norms",
     make: untrained("linear_base", (b) => ({
-      layers: b.name === "smoke" ? [1, 12] : [1, 4, 8, 12],
+      layers: b.ffvitLayers,
       rows: mixerRows(b),
       steps: b.archSteps,
       extra: invertExtra(b),
