@@ -38,6 +38,8 @@ export interface Budget {
   resnetLayers: readonly number[];
   /** The FF-only ViT's blocks in its depth experiment. */
   ffvitLayers: readonly number[];
+  /** The mixer blocks of the patch-8 against patch-16 comparison. */
+  patchLayers: readonly number[];
   /** Steps of the one-encoder non-invertibility run. */
   longSteps: number;
   /** Steps of the long encoder-12 run (the essay's 105,000); null: the budget does not run it (the recovery claim is "not run", with the command that runs it). */
@@ -88,6 +90,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
     vitLayers: [1, 4, 8, 12],
     resnetLayers: [1, 7, 16],
     ffvitLayers: [1, 12],
+    patchLayers: [1, 4],
     longSteps: 16,
     recoverySteps: 8,
     generateSteps: 12,
@@ -100,7 +103,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
   standard: {
     name: "standard",
     about:
-      "1000 steps on ViT-B/32 and on both sides of every matched comparison (encoders 1, 4, 12; ResNet50 bottlenecks 1 and 16), 200 per mixer or FF-only ViT depth cell, 400 for the mixer patch comparison, 3000 for the non-invertibility run, no extra learning-rate rows, no 105,000-step run; 3 weight draws (about 1.5 hours on 2 cores, two cells at a time)",
+      "1000 steps on ViT-B/32 and on both sides of every matched comparison (encoders 1, 4, 12; ResNet50 bottlenecks 1 and 16), 200 per mixer or FF-only ViT depth cell (FF-only ViT blocks 1 and 4), 400 for the mixer patch comparison (block 1), 3000 for the non-invertibility run, no extra learning-rate rows, no 105,000-step run; 3 weight draws (about 1.5 hours on 2 cores, two cells at a time)",
     vitSteps: 1000,
     archSteps: 200,
     patchSteps: 400,
@@ -108,7 +111,8 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
     vitLrRows: false,
     vitLayers: [1, 4, 12],
     resnetLayers: [1, 16],
-    ffvitLayers: [1, 12],
+    ffvitLayers: [1, 4],
+    patchLayers: [1],
     longSteps: 3000,
     recoverySteps: null,
     generateSteps: 720,
@@ -130,6 +134,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
     vitLayers: [1, 4, 8, 12],
     resnetLayers: [1, 7, 16],
     ffvitLayers: [1, 4, 8, 12],
+    patchLayers: [1, 4],
     longSteps: 10000,
     recoverySteps: 105000,
     generateSteps: 720,
@@ -191,6 +196,11 @@ const CONDITIONS: readonly {
   {
     key: "ffvitLayers",
     what: "FF-only ViT blocks of the depth grid",
+    text: String,
+  },
+  {
+    key: "patchLayers",
+    what: "mixer blocks of the patch comparison",
     text: String,
   },
   {
@@ -330,6 +340,13 @@ export const STEP_TIMES: Readonly<Record<string, StepTime>> = {
     layers: 4,
     load: 0.2,
     source: scaled("vit_b_32 to 64 wide, 65 tokens"),
+  },
+  colour_vit: {
+    base: 0.3,
+    perLayer: 0.3,
+    layers: 4,
+    load: 0.2,
+    source: scaled("vit_b_32 to 64 wide, 17 tokens"),
   },
   fmnist_resnet: {
     base: 0.5,

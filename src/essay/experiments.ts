@@ -230,6 +230,16 @@ export const EXP = {
   mixerP16Match: "mixer_p16_match",
   mixerP8: "mixer_p8",
   ffvit: "ffvit",
+  stemDepth: "stem_depth",
+  l16Swaps: "l16_swaps",
+  l16Survey: "l16_survey",
+  l16Filters: "l16_filters",
+  conditioning: "conditioning",
+  trainedAttention: "trained_attention",
+  trainedAblation: "trained_ablation",
+  residualTraining: "residual_training",
+  trainedMixer: "trained_mixer",
+  generationConv: "generation_conv",
 } as const;
 
 /** An experiment's identifier (the folder under `OUT/cells/`). */
@@ -258,6 +268,10 @@ export const ROWS = {
   noResidualNoAttention: "no residuals, no attention",
   lnAttention: "LN + attention, no residual",
   lnAttentionResidual: "LN + attention + residual",
+  noAttention: "no attention",
+  noMlp: "no MLPs",
+  untrainedNoMlp: "untrained, no MLPs",
+  trainedNoMlp: "trained, no MLPs",
 } as const;
 
 /** A row's typed id. */
@@ -614,6 +628,94 @@ function trained(
   };
 }
 
+/** The ImageNet weight set of `model` the user allows, if converted. */
+function imagenetSet(env: Environment, model: string): string | undefined {
+  return allowedSets(env, model).find((w) => /IMAGENET|in1k|in21k/i.test(w));
+}
+
+/**
+ * An experiment that needs ImageNet-trained weights of `model` (ViT-L/16,
+ * the mixers): not run, with the converter and essay commands, until they
+ * are converted; `grid` null: it reads the weights only (filters).
+ */
+function imagenetOnly(
+  id: string,
+  model: string,
+  what: string,
+  grid:
+    | ((b: Budget, m: ModelInfo, weights: string) => Omit<GridRun, "model">)
+    | null,
+  weightsName = "IMAGENET1K_V1",
+): Draft["make"] {
+  return (b, env) => {
+    const w = imagenetSet(env, model);
+    if (!w || !env.models.has(model)) {
+      return {
+        reason:
+          `it needs ${what} (ImageNet-trained ${model} weights are not converted here: they need a download)`,
+        command: `${
+          convertCommand(model, env, weightsName)
+        }, then deno run -A mod.ts essay --weights ${weightsName} --only ${id}`,
+      };
+    }
+    if (grid === null) {
+      return {
+        grid: null,
+        trained: { model, weights: w },
+        origin: "ImageNet",
+        drawn: false,
+      };
+    }
+    const g = grid(b, env.models.get(model)!, w);
+    return {
+      grid: { model, ...g },
+      trained: { model, weights: w },
+      origin: "ImageNet",
+      drawn: false,
+    };
+  };
+}
+
+/**
+ * The trained ViTs of the attention claims (the essay's ViT-L/16): ImageNet
+ * ViT-L/16, else ImageNet ViT-B/32, else the small colour ViT (a stated
+ * stand-in: 32 px, 8 px patches, 4 encoders).
+ */
+export const ATTENTION_VITS: readonly (readonly [string, Origin])[] = [
+  ["vit_l_16", "ImageNet"],
+  ["vit_b_32", "ImageNet"],
+  ["colour_vit", "small"],
+];
+
+/** The trained convnets whose generated images the ViT's are compared with: ImageNet ResNet50, else the small Fashion-MNIST ResNet. */
+export const TRAINED_CONVNETS: readonly (readonly [string, Origin])[] = [
+  ["resnet50", "ImageNet"],
+  ["fmnist_resnet", "small"],
+];
+
+/** Grid options of a generation: steps, jitter, a canvas at the model's ratio (600 px for 224). */
+function generationGrid(
+  b: Budget,
+  m: ModelInfo,
+  w: string,
+): Omit<GridRun, "model"> {
+  return {
+    weights: w,
+    classes: m.numClasses >= 1000 ? [251, 281, 11] : [1, 7, 9],
+    // a small model's logits move little at the ImageNet learning rate: it gets a row at 250×
+    rows: m.imageSize < 224
+      ? [row("trained"), row("trainedLr250", "--lr 5:0.5")]
+      : [row("trained")],
+    steps: b.generateSteps,
+    extra: [
+      "--jitter-after",
+      String(b.jitterAfter),
+      "--canvas",
+      String(Math.round(m.imageSize * GENERATE_DEFAULTS.canvasSize / 224)),
+    ],
+  };
+}
+
 /**
  * Grid options of a long run: about 500 trace rows (its convergence plot)
  * and, from 1000 steps on, a snapshot every tenth of the run, so a stopped
@@ -638,26 +740,17 @@ const DRAFTS: readonly Draft[] = [
     title:
       "input generation for three classes with a trained model, scored by another trained model",
     make: (b, env) => {
-      const made = trained((bb, m, w) => ({
-        weights: w,
-        classes: m.numClasses >= 1000 ? [251, 281, 11] : [1, 7, 9],
-        // a small model's logits move little at the ImageNet learning rate: it gets a row at 250×
-        rows: m.imageSize < 224
-          ? [row("trained"), row("trainedLr250", "--lr 5:0.5")]
-          : [row("trained")],
-        steps: bb.generateSteps,
-        extra: [
-          "--jitter-after",
-          String(bb.jitterAfter),
-          // the canvas keeps its ratio to the model's side (600 px for 224)
-          "--canvas",
-          String(Math.round(m.imageSize * GENERATE_DEFAULTS.canvasSize / 224)),
-        ],
-      }))(b, env);
+      const made = trained(generationGrid)(b, env);
       if ("reason" in made) return made;
       const judge = judgeFor(env, made.trained!.model);
       return judge ? { ...made, judge } : made;
     },
+  },
+  {
+    id: EXP.generationConv,
+    title:
+      "input generation for the same classes with a trained convnet, to compare the sharpness of generated images",
+    make: trained(generationGrid, false, TRAINED_CONVNETS),
   },
   {
     id: EXP.vitDepth,
@@ -724,6 +817,17 @@ const DRAFTS: readonly Draft[] = [
     make: trained(() => null, false, STEM_VITS),
   },
   {
+    id: EXP.l16Filters,
+    title:
+      "ViT-L/16's trained patch-embedding filters (overcomplete: 768 → 1024)",
+    make: imagenetOnly(
+      EXP.l16Filters,
+      "vit_l_16",
+      "ImageNet-trained ViT-L/16 filters",
+      null,
+    ),
+  },
+  {
     id: EXP.overcompleteStem,
     title:
       "an overcomplete untrained stem (ViT-L/16) against ViT-B/32's, at the same steps and rows",
@@ -751,6 +855,42 @@ const DRAFTS: readonly Draft[] = [
       steps: b.vitSteps,
       extra: invertExtra(b),
     }), true),
+  },
+  {
+    id: EXP.stemDepth,
+    title:
+      "an untrained ViT with the trained stem swapped in: encoders 1 and 4 at the budget's steps",
+    make: trained(
+      (b, _m, w) => ({
+        layers: [1, 4],
+        rows: [row("stem", `--swap conv_proj=${w}`)],
+        steps: b.vitSteps,
+        extra: invertExtra(b),
+      }),
+      true,
+      STEM_VITS,
+    ),
+  },
+  {
+    id: EXP.l16Swaps,
+    title:
+      "ViT-L/16 with its trained stem, with and without its trained first layer norm",
+    make: imagenetOnly(EXP.l16Swaps, "vit_l_16", "ImageNet-trained ViT-L/16", (
+      b,
+      _m,
+      w,
+    ) => ({
+      layers: [1],
+      rows: [
+        row("stem", `--swap conv_proj=${w}`),
+        row(
+          "stemLn1",
+          `--swap conv_proj=${w} --swap encoder.layers.0.ln_1=${w}`,
+        ),
+      ],
+      steps: b.vitSteps,
+      extra: invertExtra(b),
+    })),
   },
   {
     id: EXP.vitRecovery,
@@ -811,6 +951,76 @@ const DRAFTS: readonly Draft[] = [
     })),
   },
   {
+    id: EXP.l16Survey,
+    title:
+      "the ViT-L/16 ablation survey: every encoder without attention, without layer norms or without MLPs, at encoders 12 and 24",
+    make: imagenetOnly(EXP.l16Survey, "vit_l_16", "ImageNet-trained ViT-L/16", (
+      b,
+      _m,
+      w,
+    ) => ({
+      weights: w,
+      layers: [1, 12, 24],
+      rows: [
+        INTACT,
+        row("noAttention", "--remove attention"),
+        NO_LN,
+        row("noMlp", "--remove mlp"),
+      ],
+      steps: b.vitSteps,
+      extra: invertExtra(b),
+    })),
+  },
+  {
+    id: EXP.trainedAttention,
+    title:
+      "attention without MLPs, trained against untrained: encoder 1 run long",
+    make: trained(
+      (b, _m, w) => ({
+        weights: w,
+        layers: [1],
+        rows: [
+          row("untrainedNoMlp", "--weights untrained --remove mlp"),
+          row("trainedNoMlp", "--remove mlp"),
+        ],
+        steps: b.longSteps,
+        extra: [...invertExtra(b), ...traced(b.longSteps)],
+      }),
+      true,
+      ATTENTION_VITS,
+    ),
+  },
+  {
+    id: EXP.trainedAblation,
+    title:
+      "a trained ViT without attention or without MLPs in every encoder: encoder 4",
+    make: trained(
+      (b, _m, w) => ({
+        weights: w,
+        layers: [4],
+        rows: [
+          row("noAttention", "--remove attention"),
+          row("noMlp", "--remove mlp"),
+        ],
+        steps: b.vitSteps,
+        extra: invertExtra(b),
+      }),
+      false,
+      ATTENTION_VITS,
+    ),
+  },
+  {
+    id: EXP.residualTraining,
+    title:
+      "training ViTs and MLP-mixers without residual connections (CIFAR-10)",
+    make: () => ({
+      reason:
+        "it needs training runs on CIFAR-10 (a download, and hours of training per model); the essay reports a training outcome, which no inversion measures",
+      command:
+        "/usr/bin/python3 tools/train_residual.py --data cifar10 --out out/residual (trains a small ViT and an MLP-mixer with and without residual connections and prints the held-out accuracies)",
+    }),
+  },
+  {
     id: EXP.mixerP16,
     title:
       "untrained MLP-Mixer, patch 16, hidden 1024: depth, with and without layer norms",
@@ -824,9 +1034,9 @@ const DRAFTS: readonly Draft[] = [
   {
     id: EXP.mixerP16Match,
     title:
-      "untrained MLP-Mixer, patch 16: blocks 1 and 4 at the patch comparison's steps",
+      "untrained MLP-Mixer, patch 16: the patch comparison's blocks and steps",
     make: untrained("mixer_p16_d1024", (b) => ({
-      layers: [1, 4],
+      layers: b.patchLayers,
       rows: [INTACT, ...lrRow(b, "lr4", 1 / 4)],
       steps: b.patchSteps,
       extra: invertExtra(b),
@@ -835,9 +1045,9 @@ const DRAFTS: readonly Draft[] = [
   {
     id: EXP.mixerP8,
     title:
-      "untrained MLP-Mixer, patch 8, hidden 1024: blocks 1 and 4 at the patch comparison's steps",
+      "untrained MLP-Mixer, patch 8, hidden 1024: the patch comparison's blocks and steps",
     make: untrained("mixer_p8_d1024", (b) => ({
-      layers: [1, 4],
+      layers: b.patchLayers,
       rows: [INTACT, ...lrRow(b, "lr4", 1 / 4)],
       steps: b.patchSteps,
       extra: invertExtra(b),
@@ -853,6 +1063,23 @@ const DRAFTS: readonly Draft[] = [
       steps: b.archSteps,
       extra: invertExtra(b),
     })),
+  },
+  {
+    id: EXP.trainedMixer,
+    title: "an ImageNet-trained MLP-Mixer (B/16): representation against depth",
+    make: imagenetOnly(
+      EXP.trainedMixer,
+      "mixer_b16_224",
+      "ImageNet-trained MLP-Mixer weights",
+      (b, _m, w) => ({
+        weights: w,
+        layers: [1, 4, 8, 12],
+        rows: [INTACT],
+        steps: b.vitSteps,
+        extra: invertExtra(b),
+      }),
+      "jx_mixer_b16_224-76587d61.pth",
+    ),
   },
 ];
 

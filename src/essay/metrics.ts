@@ -26,7 +26,11 @@ export type CellField =
   /** ‖a − a_g‖₂ at the end. */
   | "input-distance"
   /** The share of the error that a per-patch offset or gain explains (patch-to-patch offsets and gains). */
-  | "patchwork";
+  | "patchwork"
+  /** Median minus lowest per-patch PSNR, dB: how far the worst patch falls below a typical one. */
+  | "worst-patch-gap"
+  /** 1 − lag-1 spatial autocorrelation of a generated image: 0 smooth, about 1 for pixel noise. */
+  | "roughness";
 
 /** A quantity read from the results. */
 export type Metric =
@@ -56,6 +60,8 @@ export type Metric =
     rows: readonly RowId[];
     base: readonly RowId[];
   }
+  /** Mean of a cell field over every column of one row (e.g. the classes of a generation). */
+  | { kind: "row-mean"; exp: ExperimentId; row: RowId; field: CellField }
   | { kind: "diff"; a: Metric; b: Metric }
   | { kind: "ratio"; a: Metric; b: Metric }
   | { kind: "abs"; a: Metric };
@@ -121,6 +127,10 @@ function field(c: CellResult | undefined, f: CellField): number | null {
       return c.inputDistance;
     case "patchwork":
       return c.patchError ? c.patchError.offset + c.patchError.gain : null;
+    case "worst-patch-gap":
+      return c.patches ? c.patches.median - c.patches.min : null;
+    case "roughness":
+      return c.roughness ?? null;
   }
 }
 
@@ -181,6 +191,12 @@ export function evaluate(m: Metric, v: SeedView): number | null {
       ).filter((x): x is number => x !== null);
       return g.length ? g.reduce((a, b) => a + b, 0) / g.length : null;
     }
+    case "row-mean": {
+      const x = v.cells(m.exp).filter((c) => c.rowId === m.row).map((c) =>
+        field(c, m.field)
+      ).filter((x): x is number => x !== null);
+      return x.length ? x.reduce((a, b) => a + b, 0) / x.length : null;
+    }
     case "diff":
       return sub(evaluate(m.a, v), evaluate(m.b, v));
     case "ratio": {
@@ -202,6 +218,8 @@ const UNITS: Record<CellField, Unit> = {
   "best-over-baseline": "ratio",
   "input-distance": "distance",
   patchwork: "share",
+  "worst-patch-gap": "dB",
+  roughness: "fraction",
 };
 
 /**
@@ -219,6 +237,7 @@ const UNITS: Record<CellField, Unit> = {
 export function unitOf(m: Metric): Unit {
   switch (m.kind) {
     case "cell":
+    case "row-mean":
       return UNITS[m.field];
     case "best":
     case "mean-gain":
@@ -249,6 +268,10 @@ const FIELD_TEXT: Record<CellField, string> = {
   "input-distance": "‖a − a_g‖₂ at the end of",
   patchwork:
     "the share of the squared error that per-patch offsets and gains explain (patchwork) in",
+  "worst-patch-gap":
+    "median minus lowest per-patch PSNR (how far the worst patch falls below a typical one) of",
+  roughness:
+    "the roughness (1 − lag-1 spatial autocorrelation: 0 smooth, about 1 pixel noise) of",
 };
 
 /**
@@ -281,6 +304,10 @@ export function describe(m: Metric): string {
       return `the mean over ${m.exp}'s layers of (best PSNR over ${
         rowsText(m.rows)
       }) − (best PSNR over ${rowsText(m.base)})`;
+    case "row-mean":
+      return `the mean over ${m.exp}'s columns of ${FIELD_TEXT[m.field]} ${
+        m.field === "psnr" ? "of " : ""
+      }«${ROWS[m.row]}»`;
     case "diff":
       return `(${describe(m.a)}) − (${describe(m.b)})`;
     case "ratio":
@@ -314,6 +341,7 @@ export function reads(
   };
   switch (m.kind) {
     case "cell":
+    case "row-mean":
       add(m.exp, [m.row]);
       break;
     case "best":

@@ -8,6 +8,7 @@
 import { join } from "node:path";
 import { decodeNpy, decodePng, readCsv, writePng } from "../io/mod.ts";
 import { parseRowLabel, type RowId } from "./experiments.ts";
+import { autocorrelation } from "./filters.ts";
 import {
   patchError,
   type PatchErrorShares,
@@ -65,6 +66,8 @@ export interface CellResult {
   probability: number | null;
   /** Generate cells: the class's probability under another trained model (the judge). */
   judgeProbability: number | null;
+  /** Generate cells: 1 − lag-1 spatial autocorrelation of the generated image (0 smooth, about 1 pixel noise). */
+  roughness: number | null;
   /** (step, embedding distance, input distance) from traces.csv. */
   trace: { step: number; embedding: number; input: number }[];
 }
@@ -168,6 +171,19 @@ async function cellPatches(
     spread: spread(p.psnr),
     error: patchError(rep.data, target.data, size, side),
   };
+}
+
+/** 1 − the lag-1 autocorrelation of a cell's square generated.png, or null without one. */
+async function roughnessOf(cellDir: string): Promise<number | null> {
+  try {
+    const img = decodePng(
+      await Deno.readFile(join(cellDir, "generated.png")),
+    );
+    if (img.width !== img.height) return null;
+    return 1 - autocorrelation(img.data, img.width);
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -313,6 +329,7 @@ export async function readExperiment(
       judgeProbability: metrics.mode === "invert"
         ? null
         : await judged(cellDir, column),
+      roughness: metrics.mode === "invert" ? null : await roughnessOf(cellDir),
       trace,
     });
   }
