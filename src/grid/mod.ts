@@ -23,3 +23,4 @@ export * from "./collect.ts";
 export * from "./emit.ts";
 export * from "./modes.ts";
 export * from "./plan.ts";
+export * from "./run.ts";
