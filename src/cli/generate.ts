@@ -36,6 +36,7 @@ import {
   recommendedOptions,
   RUN_OPTS,
   savedOptions,
+  savedTypes,
   SCHEDULE_OPTS,
   scheduleSettings,
   type Spec,
@@ -55,7 +56,8 @@ import {
   saveSnapshot,
   type Snapshot,
 } from "../run/snapshot.ts";
-import { type Prelude, prelude, readResume } from "../run/run.ts";
+import { readResume } from "../run/run.ts";
+import { type Prelude, prelude } from "./prelude.ts";
 import {
   GENERATE_COLUMNS,
   GENERATE_NULLABLE,
@@ -202,7 +204,7 @@ export async function classState(
   }
   if (await hasSnapshot(dir)) {
     const snap = await readSnapshotState(dir, "generate", {
-      spec: GENERATE_SPEC,
+      saved: savedTypes(GENERATE_SPEC),
     });
     return {
       kind: "snapshot",

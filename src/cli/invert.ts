@@ -32,6 +32,7 @@ import {
   recommendedOptions,
   RUN_OPTS,
   savedOptions,
+  savedTypes,
   SCHEDULE_OPTS,
   scheduleSettings,
   type Spec,
@@ -55,7 +56,8 @@ import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal, type Control } from "../run/harness.ts";
 import { readSnapshotState } from "../run/snapshot.ts";
 import { checkOutPath } from "../run/outdir.ts";
-import { type Prelude, prelude, readResume } from "../run/run.ts";
+import { readResume } from "../run/run.ts";
+import { type Prelude, prelude } from "./prelude.ts";
 import {
   figuresTable,
   INVERT_COLUMNS,
@@ -205,7 +207,9 @@ export async function readInvertResume(
   dir: string,
   size: number,
 ): Promise<InvertResume> {
-  const snap = await readSnapshotState(dir, "invert", { spec: INVERT_SPEC });
+  const snap = await readSnapshotState(dir, "invert", {
+    saved: savedTypes(INVERT_SPEC),
+  });
   return {
     ...await readResume(dir, snap, [size], INVERT_COLUMNS),
     criterionStep: snap.criterionStep ?? null,

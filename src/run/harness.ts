@@ -21,7 +21,7 @@ import {
   writeJson,
 } from "../io/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
-import type { Raw } from "../cli/options.ts";
+import type { RunOptions } from "./settings.ts";
 import { progress, type Stopper } from "./progress.ts";
 import {
   recoverSnapshot,
@@ -40,7 +40,7 @@ export interface Control {
   traceEvery: number;
   stopper: Stopper;
   /** Saved options for the snapshot and metrics.json. */
-  options: Raw;
+  options: RunOptions;
   /** Model and run description for metrics.json. */
   about: Record<string, unknown>;
   /** Progress-bar label. */

@@ -29,4 +29,5 @@ export * from "./invert.ts";
 export * from "./outdir.ts";
 export * from "./progress.ts";
 export * from "./run.ts";
+export * from "./settings.ts";
 export * from "./snapshot.ts";

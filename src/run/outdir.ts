@@ -26,7 +26,7 @@ import {
   writeMarker,
 } from "../io/paths.ts";
 import { readRegularText, RECORD_BYTES } from "../io/mod.ts";
-import { type Raw, usage } from "../cli/options.ts";
+import { type RunOptions, usage } from "./settings.ts";
 import { recoverSnapshot, removeSnapshot, statePath } from "./snapshot.ts";
 
 /** The lock file inside an output folder. */
@@ -98,7 +98,7 @@ function canonical(v: unknown): string {
 async function otherRun(
   out: string,
   command: string,
-  options: Raw,
+  options: RunOptions,
   marker: Marker | null,
 ): Promise<Found | null> {
   let records = 0;
@@ -131,7 +131,7 @@ export interface OutClaim {
   /** The command, as recorded in metrics.json. */
   command: string;
   /** The saved options of this run (what metrics.json records). */
-  options: Raw;
+  options: RunOptions;
   /** `--overwrite`: replace another run's results. */
   overwrite: boolean;
   /** Continuing the run already in this folder (--resume DIR without another --out). */
