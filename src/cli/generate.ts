@@ -46,7 +46,8 @@ import {
   VARIANT_OPTS,
   withModelDefaults,
 } from "./options.ts";
-import { canonicalModel, modelAbout, openModel } from "./model.ts";
+import { canonicalModel, openModel } from "./model.ts";
+import { modelAbout } from "../run/variant.ts";
 import { imageOf, labelledRow } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";

@@ -30,12 +30,11 @@ import {
   checkVariantOpts,
   describeOptions,
   openModel,
-  removedParts,
   removeRequests,
-  resolveAblations,
   weightsText,
 } from "./model.ts";
 import { loadTarget } from "../run/images.ts";
+import { removedParts, resolveAblations } from "../run/variant.ts";
 import { type Mode, MODES } from "../grid/modes.ts";
 import {
   type GridInput,

@@ -47,10 +47,10 @@ import {
   canonicalModel,
   checkVariantOpts,
   layerArg,
-  modelAbout,
   openModel,
   weightsText,
 } from "./model.ts";
+import { modelAbout } from "../run/variant.ts";
 import { imageOf, labelledRow, loadTarget } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal, type Control } from "../run/harness.ts";

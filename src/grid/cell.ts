@@ -17,7 +17,7 @@ import {
 } from "../io/mod.ts";
 import { loadModel, type Model } from "../model/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
-import { modelAbout, VERIFIED } from "../cli/model.ts";
+import { modelAbout, VERIFIED } from "../run/variant.ts";
 import { recoverSnapshot } from "../run/snapshot.ts";
 import type { Control } from "../run/harness.ts";
 import type { Stopper } from "../run/progress.ts";

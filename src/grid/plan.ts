@@ -12,7 +12,7 @@ import type { Ablation, BackendName, Manifest, Swap } from "../model/mod.ts";
 import { type ImageTensor, sha256Hex as sha256, writeJson } from "../io/mod.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { type Raw, ROOT } from "../cli/options.ts";
-import type { Variant } from "../cli/model.ts";
+import type { Variant } from "../run/variant.ts";
 import { type CellSettings, type Column, type Mode, MODES } from "./modes.ts";
 
 /** plan.json's format tag. */
