@@ -18,6 +18,7 @@ import {
   type CellView,
   type CsvField,
   MODES,
+  savedTypesOf,
   type Summary,
 } from "./modes.ts";
 import { commonSteps, type GridPlan, type PlanCell } from "./plan.ts";
@@ -42,6 +43,7 @@ export async function findCell(plan: GridPlan, cell: PlanCell): Promise<Found> {
     dir,
     cell.settings,
     plan.model.imageSize,
+    savedTypesOf(cell.options),
   );
   if (state.kind === "done") {
     return {

@@ -11,7 +11,7 @@ import { PLAN_BYTES, readRegularText } from "../io/mod.ts";
 import type { Ablation, BackendName, Manifest, Swap } from "../model/mod.ts";
 import { type ImageTensor, sha256Hex as sha256, writeJson } from "../io/mod.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { type Raw, ROOT } from "../cli/options.ts";
+import { ROOT, type RunOptions } from "../run/settings.ts";
 import type { Variant } from "../run/variant.ts";
 import { type CellSettings, type Column, type Mode, MODES } from "./modes.ts";
 
@@ -54,7 +54,7 @@ export interface PlanRow {
   /** The row's settings; each cell puts its column in. */
   settings: CellSettings;
   /** The options each cell's metrics.json records. */
-  options: Raw;
+  options: RunOptions;
 }
 
 /** What a plan is made from: everything resolved and checked. */
@@ -72,7 +72,7 @@ export interface GridInput {
   columns: Column[];
   traceEvery: number;
   /** The grid's options as given, for metrics.json. */
-  options: Raw;
+  options: RunOptions;
 }
 
 /** A cell of the plan. */
@@ -87,7 +87,7 @@ export interface PlanCell {
   canonical: Record<string, unknown>;
   settings: CellSettings;
   /** The options its metrics.json records. */
-  options: Raw;
+  options: RunOptions;
   /** Estimated work: GFLOP in all, and seconds on one core. */
   cost: { gflop: number; coreSeconds: number };
 }
