@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: running one cell of a grid's plan, in this
+ * The grid (src/grid): running one cell of a grid's plan, in this
  * process or in a cluster task. A cell is an ordinary invert or generate run
  * in `OUT/cells/KEY/`: a finished cell is reused, a snapshot is continued, and
  * the cell is claimed with a lock (`cell.lock`, see src/io/lock.ts) so that

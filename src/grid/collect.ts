@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: the collect step of a grid — from the
+ * The grid (src/grid): the collect step of a grid — from the
  * cells' folders (however and wherever they ran) to the montage `grid.png`
  * (and its vector twin `grid.svg`),
  * the tables `grid.csv` and `grid.md`, and `metrics.json`. Cells not finished

@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: what differs between an invert grid (layers
+ * The grid (src/grid): what differs between an invert grid (layers
  * as columns) and a generate grid (classes as columns), in one object per
  * mode — its options, how a cell's settings and key are made, how a cell runs
  * and is found finished, and its table — so the grid's plan, cells and

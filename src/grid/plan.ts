@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: a grid's plan — every cell with its fully
+ * The grid (src/grid): a grid's plan — every cell with its fully
  * resolved, typed options, its key and its estimated cost — made by a pure
  * function from typed inputs, and written to and read from `DIR/plan.json` so
  * that other processes (a Slurm array task, a Kubernetes Indexed Job pod) can

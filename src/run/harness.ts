@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: the one run harness of `invert`, `generate`
+ * The run lifecycle (src/run): the one run harness of `invert`, `generate`
  * (and grid cells). A command supplies its trace row, its progress text and a
  * function that starts the library procedure with an `onStep`; the harness
  * records the run's start as a snapshot at step 0 (so `--resume` restarts a

@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: the output folder of a run, by the rule of
+ * The run lifecycle (src/run): the output folder of a run, by the rule of
  * src/io/paths.ts. `--out` must not be empty, the filesystem root, the home
  * folder or one above it, or a system folder (symlinks followed); it must be
  * new, empty or vitrep's own run folder (`.vitrep-run.json`). While a run

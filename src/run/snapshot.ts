@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: snapshots, the state a run continues from with
+ * The run lifecycle (src/run): snapshots, the state a run continues from with
  * `--resume`. A snapshot is one folder, `DIR/snapshot/`, holding `state.json`
  * (step, options, the image's shape and sha256), `image.npy` and `traces.csv`
  * (the trace rows before that step). It is written as
