@@ -5,20 +5,9 @@
  *
  * @module
  */
-import {
-  npyBytes,
-  readRegularFile,
-  readRegularText,
-  RECORD_BYTES,
-} from "../io/mod.ts";
 import { resolve as resolvePath } from "node:path";
 import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
-import {
-  decodeNpy,
-  encodePng,
-  type ImageTensor,
-  writeFiles,
-} from "../io/mod.ts";
+import { encodePng, type ImageTensor, writeFiles } from "../io/mod.ts";
 import { montage } from "../figures/mod.ts";
 import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
@@ -36,6 +25,7 @@ import {
   recommendedOptions,
   RUN_OPTS,
   savedOptions,
+  savedTypes,
   SCHEDULE_OPTS,
   scheduleSettings,
   type Spec,
@@ -45,21 +35,19 @@ import {
   VARIANT_OPTS,
   withModelDefaults,
 } from "./options.ts";
-import { canonicalModel, modelAbout, openModel } from "./model.ts";
+import { canonicalModel, openModel } from "./model.ts";
+import { modelAbout } from "../run/variant.ts";
 import { imageOf, labelledRow } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
+import { saveSnapshot, type Snapshot } from "../run/snapshot.ts";
+import { readResume } from "../run/run.ts";
+import { type Prelude, prelude } from "./prelude.ts";
 import {
-  hasSnapshot,
-  readSnapshotState,
-  saveSnapshot,
-  type Snapshot,
-} from "../run/snapshot.ts";
-import { type Prelude, prelude, readResume } from "../run/run.ts";
-import {
+  type ClassState,
+  classState,
   GENERATE_COLUMNS,
   GENERATE_NULLABLE,
-  type GenerateResume,
   type GenerateSettings,
   type GenerateSummary,
   runGenerate,
@@ -164,66 +152,6 @@ export function canonicalGenerate(raw: Raw): Record<string, unknown> {
   };
 }
 
-/** What a class folder holds when resuming: done, a snapshot, or nothing. */
-export async function classState(
-  dir: string,
-  index: number,
-  size: number,
-  canvas: number,
-): Promise<ClassState> {
-  try {
-    const m = JSON.parse(
-      await readRegularText(`${dir}/metrics.json`, RECORD_BYTES, "run record"),
-    );
-    if (m.interrupted === false && m.class?.index === index) {
-      const img = decodeNpy(
-        await readRegularFile(
-          `${dir}/generated.npy`,
-          npyBytes(canvas),
-          "image",
-        ),
-      );
-      return {
-        kind: "done",
-        summary: {
-          index,
-          name: m.class.name,
-          logit: m.final.logit,
-          probability: m.final.probability,
-          steps: m.final.steps,
-          interrupted: false,
-          stopReason: null,
-          image: img.data,
-        },
-      };
-    }
-  } catch {
-    // not finished
-  }
-  if (await hasSnapshot(dir)) {
-    const snap = await readSnapshotState(dir, "generate", {
-      spec: GENERATE_SPEC,
-    });
-    return {
-      kind: "snapshot",
-      resume: await readResume(
-        dir,
-        snap,
-        [size, canvas],
-        GENERATE_COLUMNS,
-        GENERATE_NULLABLE,
-      ),
-    };
-  }
-  return { kind: "fresh" };
-}
-
-/** See {@linkcode classState}. */
-export type ClassState =
-  | { kind: "done"; summary: GenerateSummary }
-  | { kind: "snapshot"; resume: GenerateResume }
-  | { kind: "fresh" };
-
 /** The class indices of `--class`, checked against a resumed run's. */
 function resolveClasses(
   raw: Raw,
@@ -288,16 +216,24 @@ async function resumeStates(
   for (const i of indices) {
     states.set(
       i,
-      multi ? await classState(`${resumeDir}/class_${i}`, i, size, canvas) : {
-        kind: "snapshot",
-        resume: await readResume(
-          resumeDir,
-          snap,
-          [size, canvas],
-          GENERATE_COLUMNS,
-          GENERATE_NULLABLE,
-        ),
-      },
+      multi
+        ? await classState(
+          `${resumeDir}/class_${i}`,
+          i,
+          size,
+          canvas,
+          savedTypes(GENERATE_SPEC),
+        )
+        : {
+          kind: "snapshot",
+          resume: await readResume(
+            resumeDir,
+            snap,
+            [size, canvas],
+            GENERATE_COLUMNS,
+            GENERATE_NULLABLE,
+          ),
+        },
     );
   }
   return states;

@@ -30,21 +30,13 @@ import {
 } from "./options.ts";
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
-import { loadTarget } from "../run/images.ts";
-import { Stopper } from "../run/progress.ts";
 import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { LockInfo } from "../io/mod.ts";
 import { resolveGrid } from "./grid_args.ts";
-import {
-  checkCell,
-  type GridPlan,
-  loadKey,
-  readPlan,
-  targetHash,
-  writePlan,
-} from "../grid/plan.ts";
-import { ModelPool, runCell } from "../grid/cell.ts";
-import { collectGrid, findCell } from "../grid/collect.ts";
+import { type GridPlan, readPlan, writePlan } from "../grid/plan.ts";
+import { ModelPool } from "../grid/cell.ts";
+import { collectGrid } from "../grid/collect.ts";
+import { planHolding, runGrid, runPlannedCell, sameGrid } from "../grid/run.ts";
 import {
   CLUSTER_OPTS,
   emitJob,
@@ -284,34 +276,11 @@ function cellIndex(given: Raw, plan: GridPlan): number {
   return i;
 }
 
-/** The cells in run order: grouped by model load (each model loaded once), then by index. */
-function runOrder(plan: GridPlan): number[] {
-  const keys = plan.rows.map((r) => loadKey(r.load));
-  const first = (i: number) => keys.indexOf(keys[plan.cells[i].row]);
-  return plan.cells.map((_, i) => i).sort((a, b) =>
-    first(a) - first(b) || a - b
-  );
-}
-
 /** `--save-every` for cells run here (0: snapshots only when stopped), at most LIMITS.steps. */
 function saveEvery(given: Raw): number {
   return given["save-every"] === undefined
     ? 0
     : stepsOpt(given, "save-every", 0);
-}
-
-/** Refuses a target image whose pixels are not the ones the plan hashed (its cells' keys name that hash). */
-function checkTarget(plan: GridPlan, sha256: string): void {
-  if (plan.image === null || plan.image.sha256 === sha256) return;
-  throw new TypeError(
-    `Invalid image "${plan.image.path}" for ${plan.out}/plan.json: its pixels hash to ${sha256}, the plan's target to ${plan.image.sha256}: expected the image the grid was planned with (plan it again, with --replan, to use this one)`,
-  );
-}
-
-async function target(plan: GridPlan) {
-  return plan.image === null
-    ? null
-    : await loadTarget(plan.image.path, plan.model.imageSize);
 }
 
 /** Runs every cell here, then collects; prints the table and what was reused. */
@@ -321,60 +290,42 @@ async function runAll(
   given: Raw,
   ctx: Context,
 ): Promise<number> {
-  const statuses: string[] = plan.cells.map(() => "not run");
-  const holders = new Map<number, LockInfo>();
-  const stopper = new Stopper(ctx.signal);
-  stopper.install();
-  const img = await target(plan);
   const what = (i: number) =>
     `${plan.rows[plan.cells[i].row].label} × ${
       plan.columns[plan.cells[i].col].short
     }`;
-  try {
-    let done = 0;
-    for (const i of runOrder(plan)) {
-      const k = `[${++done}/${plan.cells.length}]`;
-      const say = (s: string) => console.error(`grid ${k} ${what(i)}: ${s}`);
-      if (stopper.requested) {
-        statuses[i] = "stopped";
-        continue;
-      }
+  const say = (i: number, k: string, s: string) =>
+    console.error(`grid ${k} ${what(i)}: ${s}`);
+  const run = await runGrid(plan, {
+    pool,
+    signal: ctx.signal,
+    quiet: given.quiet === true,
+    saveEvery: saveEvery(given),
+    onStart: (i, k, from) =>
+      say(
+        i,
+        k,
+        `computing in ${plan.cells[i].dir}${
+          from === null ? "" : ` (continuing from step ${from})`
+        }`,
+      ),
+    onEnd(i, k, r) {
       const rel = plan.cells[i].dir;
-      const r = await runCell(plan, i, {
-        pool,
-        stopper,
-        quiet: given.quiet === true,
-        saveEvery: saveEvery(given),
-        target: img,
-        prefix: k,
-        onStart: (from) =>
-          say(
-            `computing in ${rel}${
-              from === null ? "" : ` (continuing from step ${from})`
-            }`,
-          ),
-      });
-      if (r.status === "reused") say(`reused ${rel}`);
-      if (r.failure) say(r.failure.error);
+      if (r.status === "reused") say(i, k, `reused ${rel}`);
+      if (r.failure) say(i, k, r.failure.error);
       if (r.holder) {
-        holders.set(i, r.holder);
         say(
+          i,
+          k,
           `${rel} is being computed by pid ${r.holder.pid} on ${r.holder.host}`,
         );
       }
-      statuses[i] = r.status;
-    }
-  } finally {
-    stopper.remove();
-    await pool.release();
-  }
-  const interrupted = stopper.requested ||
-    statuses.some((s) => s === "stopped" || s === "not run" || s === "held");
-  const { md } = await collectGrid(plan, { statuses, interrupted });
-  report(plan, statuses, md, interrupted);
-  if (stopper.requested) return EXIT_INTERRUPTED;
-  if (statuses.includes("diverged")) return 1;
-  return held(plan, holders);
+    },
+  });
+  report(plan, run.statuses, run.md, run.interrupted);
+  if (run.stopped) return EXIT_INTERRUPTED;
+  if (run.statuses.includes("diverged")) return 1;
+  return held(plan, run.holders);
 }
 
 /** Cells another process computes: listed on stderr, exit {@linkcode EXIT_HELD}; 0 when none. */
@@ -433,59 +384,31 @@ async function cellStep(
   ctx: Context,
 ): Promise<number> {
   const i = cellIndex(given, plan);
-  const cell = plan.cells[i];
-  const every = saveEvery(given);
-  const img = await target(plan);
-  if (img !== null) checkTarget(plan, await targetHash(img));
-  await checkCell(plan, i);
-  const stopper = new Stopper(ctx.signal);
-  stopper.install();
-  // a batch system stops a task with SIGTERM (scancel, preemption, requeue): stop after this step
-  const term = () => (stopper.requested = true);
-  try {
-    Deno.addSignalListener("SIGTERM", term);
-  } catch {
-    // no signals here
-  }
-  const pool = new ModelPool();
   const say = (s: string) =>
-    console.error(`grid cell ${i} (${cell.dir}): ${s}`);
-  try {
-    const r = await runCell(plan, i, {
-      pool,
-      stopper,
-      quiet: given.quiet === true,
-      saveEvery: every,
-      target: img,
-      prefix: `[cell ${i}]`,
-      onStart: (from) =>
-        say(from === null ? "computing" : `continuing from step ${from}`),
-    });
-    if (r.status === "reused") say("finished already");
-    if (r.holder) {
-      say(
-        `claimed by pid ${r.holder.pid} on ${r.holder.host} since ${r.holder.started}: nothing to do`,
-      );
-    }
-    if (r.failure) say(r.failure.error);
-    if (r.status === "computed") say("done");
-    if (r.status === "stopped") {
-      say("stopped; a snapshot is saved: the next task continues it");
-    }
-    return r.status === "diverged"
-      ? 1
-      : r.status === "stopped"
-      ? EXIT_INTERRUPTED
-      : 0;
-  } finally {
-    try {
-      Deno.removeSignalListener("SIGTERM", term);
-    } catch {
-      // no signals here
-    }
-    stopper.remove();
-    await pool.release();
+    console.error(`grid cell ${i} (${plan.cells[i].dir}): ${s}`);
+  const r = await runPlannedCell(plan, i, {
+    signal: ctx.signal,
+    quiet: given.quiet === true,
+    saveEvery: saveEvery(given),
+    onStart: (_, __, from) =>
+      say(from === null ? "computing" : `continuing from step ${from}`),
+  });
+  if (r.status === "reused") say("finished already");
+  if (r.holder) {
+    say(
+      `claimed by pid ${r.holder.pid} on ${r.holder.host} since ${r.holder.started}: nothing to do`,
+    );
   }
+  if (r.failure) say(r.failure.error);
+  if (r.status === "computed") say("done");
+  if (r.status === "stopped") {
+    say("stopped; a snapshot is saved: the next task continues it");
+  }
+  return r.status === "diverged"
+    ? 1
+    : r.status === "stopped"
+    ? EXIT_INTERRUPTED
+    : 0;
 }
 
 /** `--collect`: the figure and tables from finished cells; exit 1 listing the others. */
@@ -508,18 +431,6 @@ async function collectStep(plan: GridPlan): Promise<number> {
   return bad.length > 0 ? 1 : 0;
 }
 
-/** Whether two plans are the same grid: the same cells (keys) in the same rows and columns. */
-function sameGrid(a: GridPlan, b: GridPlan): boolean {
-  const shape = (p: GridPlan) =>
-    JSON.stringify([
-      p.mode,
-      p.cells.map((c) => [c.key, c.row, c.col]),
-      p.rows.map((r) => r.label),
-      p.columns.map((c) => c.label),
-    ]);
-  return shape(a) === shape(b);
-}
-
 /**
  * `--plan` over a folder holding another grid's plan.json (tasks of it may
  * be running, cells of it finished) is refused, naming the folder and its
@@ -530,16 +441,11 @@ async function checkReplan(plan: GridPlan, given: Raw): Promise<void> {
   if (given.replan === true || !existsSync(`${plan.out}/plan.json`)) return;
   const old = await readPlan(plan.out).catch(() => null);
   if (old !== null && sameGrid(old, plan)) return;
-  let what = "a plan.json that is not a readable grid plan";
-  if (old !== null) {
-    const found = await Promise.all(old.cells.map((c) => findCell(old, c)));
-    const done = found.filter((f) => f.kind === "done").length;
-    what =
-      `another grid's plan.json (${old.cells.length} cells, ${done} finished)`;
-  }
   throw usage(
     new TypeError(
-      `Invalid --plan with --out "${plan.out}": it holds ${what}: expected a new --out, or --replan to replace that plan (finished cells with the same key are reused)`,
+      `Invalid --plan with --out "${plan.out}": it holds ${await planHolding(
+        old,
+      )}: expected a new --out, or --replan to replace that plan (finished cells with the same key are reused)`,
     ),
   );
 }

@@ -8,7 +8,10 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import type { Manifest, Model } from "../model/mod.ts";
+import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
+import { INVERT_SPEC, invertSettings } from "./invert.ts";
+import { GENERATE_SPEC, generateSettings } from "./generate.ts";
+import type { InvertSettings } from "../run/invert.ts";
 import {
   asUsage,
   backendOpt,
@@ -23,20 +26,21 @@ import {
   parse,
   type Raw,
   savedOptions,
+  type Spec,
   str,
   usage,
 } from "./options.ts";
 import {
   checkVariantOpts,
   describeOptions,
+  layerArg,
   openModel,
-  removedParts,
   removeRequests,
-  resolveAblations,
   weightsText,
 } from "./model.ts";
 import { loadTarget } from "../run/images.ts";
-import { type Mode, MODES } from "../grid/modes.ts";
+import { removedParts, resolveAblations } from "../run/variant.ts";
+import { type CellSettings, type Mode, MODES } from "../grid/modes.ts";
 import {
   type GridInput,
   type GridPlan,
@@ -61,6 +65,115 @@ const ROW_OPTS = [
   "sigma",
   "kernel-size",
 ];
+
+/** No model has more layers than this: a range beyond it is refused before it is expanded. */
+const MAX_LAYER = 1024;
+
+/** --layers as items: numbers (ranges expanded) and layer names, resolved once the model is known. */
+function parseGridLayers(text: string): string[] {
+  const out: string[] = [];
+  for (const item of text.split(",").map((s) => s.trim())) {
+    const m = /^(\d+)(?:-(\d+))?$/.exec(item);
+    if (!m && /^[A-Za-z_][\w.]*$/.test(item)) {
+      if (!out.includes(item)) out.push(item);
+      continue;
+    }
+    const a = m ? Number(m[1]) : NaN, b = m?.[2] ? Number(m[2]) : a;
+    if (!m || b < a || !Number.isSafeInteger(b)) {
+      throw usage(
+        new RangeError(
+          `Invalid --layers "${text}": expected comma-separated layers, ranges or layer names, e.g. 1,4,8,12, 1-3 or layer1,layer4 (ResNets)`,
+        ),
+      );
+    }
+    if (b > MAX_LAYER) {
+      throw usage(
+        new RangeError(
+          `Invalid --layers "${text}": layer ${b} is beyond any model (at most ${MAX_LAYER}); a model's layers are 0..N, N its depth`,
+        ),
+      );
+    }
+    for (let l = a; l <= b; l++) if (!out.includes(`${l}`)) out.push(`${l}`);
+  }
+  return out;
+}
+
+function gridClasses(given: Raw): string[] {
+  const queries = list(given, "classes").flatMap((s) => s.split(","))
+    .map((s) => s.trim());
+  if (queries.length === 0 || queries.some((q) => q === "")) {
+    throw usage(
+      new TypeError(
+        `Invalid --classes "${
+          list(given, "classes").join(",")
+        }": expected class indices or names, e.g. --classes 1,207,dalmatian`,
+      ),
+    );
+  }
+  return queries;
+}
+
+/** What the command line knows of each kind of grid: its options, and how its columns and rows are read. */
+interface ArgMode {
+  /** The command each cell runs (a row's options are parsed with its spec). */
+  spec: Spec;
+  /** Options only this kind of grid takes. */
+  only: readonly string[];
+  /** The grid option that gives the columns. */
+  columnsFlag: "--layers" | "--classes";
+  /** The columns as given, before the model is known. */
+  columnItems(given: Raw): string[];
+  /** The columns given by number (NaN for names), for checks before the model is known. */
+  numbered(items: readonly string[]): number[];
+  /** The columns' layers or classes, resolved with the model (each once); `whole` is the option as given. */
+  resolve(items: readonly string[], m: Manifest, whole: string): number[];
+  /** A row's typed settings from its options (usage errors); `size` checks sizes against the model. */
+  rowSettings(raw: Raw, size?: number): CellSettings;
+  /** Checks the columns against a row's settings (usage errors). */
+  checkColumns(s: CellSettings, values: readonly number[]): void;
+}
+
+const ARG_MODES: Readonly<Record<Mode, ArgMode>> = {
+  invert: {
+    spec: INVERT_SPEC,
+    only: ["image", "only-layer", "loss"],
+    columnsFlag: "--layers",
+    columnItems: (given) => parseGridLayers(str(given, "layers")),
+    numbered: (items) => items.map(Number),
+    resolve: (items, m, whole) => [
+      ...new Set(items.map((t) => layerArg(t, "layers", m, whole))),
+    ],
+    // the layer comes with each column; 1 stands in (0 is not allowed with --only-layer)
+    rowSettings: (raw) => invertSettings({ ...raw, layer: "1" }),
+    checkColumns(s, layers) {
+      if ((s as InvertSettings).onlyLayer && layers.includes(0)) {
+        throw usage(
+          new RangeError(
+            `Invalid --layers "${
+              layers.join(",")
+            }" with --only-layer: expected encoder blocks 1..N (layer 0 is input processing)`,
+          ),
+        );
+      }
+    },
+  },
+  generate: {
+    spec: GENERATE_SPEC,
+    only: ["constant", "jitter-after", "canvas"],
+    columnsFlag: "--classes",
+    columnItems: gridClasses,
+    numbered: () => [],
+    resolve: (items, m) => [
+      ...new Set(
+        items.map((q) =>
+          asUsage(() => resolveClass(q, m.categories, m.num_classes))
+        ),
+      ),
+    ],
+    rowSettings: (raw, size) => ({ ...generateSettings(raw, size), index: 0 }),
+    checkColumns() {},
+  },
+};
 
 /** Splits a --variant's OPTIONS like a shell: whitespace, '…', "…" and \ escapes. */
 export function splitArgs(text: string): string[] {
@@ -139,7 +252,7 @@ interface RowSpec {
 }
 
 function parseVariants(values: readonly string[], mode: Mode): RowSpec[] {
-  const { spec, only } = MODES[mode];
+  const { spec, only } = ARG_MODES[mode];
   const allowed = [...ROW_OPTS, ...only.filter((k) => k !== "image")];
   const rows = values.map((v): RowSpec => {
     const i = v.indexOf("=");
@@ -204,7 +317,7 @@ function rowOptions(base: Raw, row: Raw): Raw {
 
 /** Checks everything about a row's options that needs no model. */
 function checkRow(raw: Raw, mode: Mode, layers: readonly number[]): void {
-  MODES[mode].checkColumns(MODES[mode].rowSettings(raw), layers);
+  ARG_MODES[mode].checkColumns(ARG_MODES[mode].rowSettings(raw), layers);
   intOpt(raw, "seed", 0);
   checkVariantOpts(raw);
 }
@@ -217,16 +330,16 @@ function modelTitle(given: string, m: Manifest): string {
 /** The grid's own options (no model needed): mode, the options every cell starts from, the rows. */
 function readOptions(given: Raw) {
   const mode = gridMode(given);
-  const def = MODES[mode];
-  for (const m of Object.values(MODES)) {
+  const def = ARG_MODES[mode];
+  for (const [command, m] of Object.entries(ARG_MODES)) {
     if (m === def) continue;
     for (const k of m.only) {
       if (given[k] === undefined) continue;
       throw usage(
         new TypeError(
           `Invalid --${k} with ${def.columnsFlag}: it is ${
-            m.command === "invert" ? "an" : "a"
-          } ${m.command} option: expected the options of ${mode} for this grid`,
+            command === "invert" ? "an" : "a"
+          } ${command} option: expected the options of ${mode} for this grid`,
         ),
       );
     }
@@ -338,7 +451,7 @@ export async function resolveGrid(
   gridDefaults: Raw,
 ): Promise<Resolved> {
   const { mode, base, items, numbered, specs, raws } = readOptions(given);
-  const def = MODES[mode];
+  const def = MODES[mode], arg = ARG_MODES[mode];
   for (let i = 0; i < specs.length; i++) {
     await inRow(specs[i].label, () => checkRow(raws[i], mode, numbered));
   }
@@ -350,19 +463,24 @@ export async function resolveGrid(
   try {
     const opened = await openRows(specs, raws, source, models);
     const m = models.values().next().value!.manifest;
-    const columns = def.columns(items, m, { ...base, layers: given.layers });
+    const values = arg.resolve(
+      items,
+      m,
+      str({ layers: given.layers }, "layers"),
+    );
+    const columns = def.columns(values, m, base["only-layer"] === true);
     const rows: PlanRow[] = [];
     for (const [i, row] of opened.entries()) {
       const settings = await inRow(
         specs[i].label,
-        () => def.rowSettings(raws[i], m.image_size),
+        () => arg.rowSettings(raws[i], m.image_size),
       );
       await inRow(
         specs[i].label,
         () => checkKernel(settings.kernelSize, m.image_size),
       );
-      def.checkColumns(settings, columns.map((c) => c.value));
-      rows.push({ ...row, settings, options: savedOptions(def.spec, raws[i]) });
+      arg.checkColumns(settings, columns.map((c) => c.value));
+      rows.push({ ...row, settings, options: savedOptions(arg.spec, raws[i]) });
     }
     const image = imagePath === null
       ? null

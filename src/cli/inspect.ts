@@ -44,13 +44,8 @@ import {
   usage,
   VARIANT_OPTS,
 } from "./options.ts";
-import {
-  checkVariantOpts,
-  layerArg,
-  modelAbout,
-  openModel,
-  weightsText,
-} from "./model.ts";
+import { checkVariantOpts, layerArg, openModel, weightsText } from "./model.ts";
+import { modelAbout } from "../run/variant.ts";
 import { loadTarget } from "../run/images.ts";
 import { checkOutPath, claimOut } from "../run/outdir.ts";
 

@@ -32,6 +32,7 @@ import {
   recommendedOptions,
   RUN_OPTS,
   savedOptions,
+  savedTypes,
   SCHEDULE_OPTS,
   scheduleSettings,
   type Spec,
@@ -46,23 +47,21 @@ import {
   canonicalModel,
   checkVariantOpts,
   layerArg,
-  modelAbout,
   openModel,
   weightsText,
 } from "./model.ts";
+import { modelAbout } from "../run/variant.ts";
 import { imageOf, labelledRow, loadTarget } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal, type Control } from "../run/harness.ts";
-import { readSnapshotState } from "../run/snapshot.ts";
 import { checkOutPath } from "../run/outdir.ts";
-import { type Prelude, prelude, readResume } from "../run/run.ts";
+import { type Prelude, prelude } from "./prelude.ts";
 import {
   figuresTable,
-  INVERT_COLUMNS,
-  type InvertResume,
   type InvertSettings,
   type InvertSummary,
   layerLabel,
+  readInvertResume,
   runInvert,
   runInvertBatch,
 } from "../run/invert.ts";
@@ -197,18 +196,6 @@ export function invertSettings(
     seed: raw["start-seed"] === undefined
       ? shared.seed
       : intOpt(raw, "start-seed", 0, 2 ** 31 - 1),
-  };
-}
-
-/** Where the invert run in `dir` continues from: its snapshot, every field checked (runtime errors naming file and field). */
-export async function readInvertResume(
-  dir: string,
-  size: number,
-): Promise<InvertResume> {
-  const snap = await readSnapshotState(dir, "invert", { spec: INVERT_SPEC });
-  return {
-    ...await readResume(dir, snap, [size], INVERT_COLUMNS),
-    criterionStep: snap.criterionStep ?? null,
   };
 }
 
@@ -521,7 +508,7 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
       const { model, variant, source, settings: s, size, raw } = opened;
       const target = await loadTarget(imagePath, size);
       const resume = snap && resumeDir !== undefined
-        ? await readInvertResume(resumeDir, size)
+        ? await readInvertResume(resumeDir, size, savedTypes(INVERT_SPEC))
         : undefined;
       await model.prepare(s.layer, {
         gradient: true,

@@ -15,38 +15,21 @@ import {
   type Manifest,
 } from "../model/mod.ts";
 import { parseSchedule, type Schedule } from "../optimize/mod.ts";
+import {
+  asUsage,
+  LIMITS,
+  ROOT,
+  type RunContext,
+  type RunOptions,
+  type SavedTypes,
+  usage,
+} from "../run/settings.ts";
 
-/** The repository root (for weights/ and assets/). */
-export const ROOT: URL = new URL("../../", import.meta.url);
 /** `--image` as the help shows its default. */
 export const DEFAULT_IMAGE_TEXT = "assets/chelsea.png";
 const DEFAULT_IMAGE = new URL(DEFAULT_IMAGE_TEXT, ROOT);
 
-// ---------------------------------------------------------------------------
-// Errors: usage errors (exit 2) are marked; everything else exits 1.
-
-const USAGE = new WeakSet<object>();
-
-/** Marks an error as a usage error (exit 2) and returns it. */
-export function usage<E extends Error>(err: E): E {
-  USAGE.add(err);
-  return err;
-}
-
-/** Runs `fn`, marking what it throws as a usage error. */
-export function asUsage<T>(fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (err instanceof Error) USAGE.add(err);
-    throw err;
-  }
-}
-
-/** Whether `err` was marked by {@linkcode usage}. */
-export function isUsage(err: unknown): boolean {
-  return err instanceof Error && USAGE.has(err);
-}
+export { asUsage, isUsage, LIMITS, ROOT, usage } from "../run/settings.ts";
 
 // ---------------------------------------------------------------------------
 // Options: one table per command gives parseArgs' options and the help text.
@@ -72,13 +55,10 @@ export interface Opt {
 /** A command's options by name (without the leading --). */
 export type Spec = Record<string, Opt>;
 /** Option values as parsed (strings as typed; lists for repeatable options). */
-export type Raw = Record<string, string | boolean | string[] | undefined>;
+export type Raw = RunOptions;
 
 /** What {@linkcode Command.run} gets besides the options. */
-export interface Context {
-  /** Aborting it acts as Ctrl-C. */
-  signal?: AbortSignal;
-}
+export type Context = RunContext;
 
 /** A command of the command line. */
 export interface Command {
@@ -412,24 +392,6 @@ export function list(raw: Raw, name: string): string[] {
   if (v === undefined || v === false) return [];
   return Array.isArray(v) ? v : [String(v)];
 }
-
-/**
- * Upper bounds of numeric options, so that one typo cannot take the machine:
- * step counts bound the trace kept in memory (a row per step), the canvas
- * bounds generate's image buffer, threads bound what the CPU backends start.
- */
-export const LIMITS = {
-  /** --steps, --stop-at, --save-every, --trace-every, --jitter-after. */
-  steps: 1_000_000,
-  /** --canvas (pixels per side). */
-  canvas: 4096,
-  /** --threads: four per logical core. */
-  threads: 4 * Math.max(1, navigator.hardwareConcurrency ?? 1),
-  /** --scale of filters (pixels per weight). */
-  scale: 64,
-  /** Pixels of one figure (filters): 4096². */
-  figurePixels: 4096 * 4096,
-};
 
 /** An integer option in `min`..`max` (a usage error naming the value and the range otherwise). */
 export function intOpt(
@@ -798,6 +760,15 @@ export function defaultImage(raw: Raw): string {
 
 // ---------------------------------------------------------------------------
 // Saved options (snapshot.json, metrics.json) and --resume.
+
+/** The types of a spec's `saved` options, as a snapshot's are checked against. */
+export function savedTypes(spec: Spec): SavedTypes {
+  return Object.fromEntries(
+    Object.entries(spec).filter(([, o]) => o.saved).map((
+      [k, o],
+    ) => [k, o.type]),
+  );
+}
 
 /** The options a snapshot records: the `saved` ones given or defaulted. */
 export function savedOptions(spec: Spec, raw: Raw): Raw {

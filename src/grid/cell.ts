@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: running one cell of a grid's plan, in this
+ * The grid (src/grid): running one cell of a grid's plan, in this
  * process or in a cluster task. A cell is an ordinary invert or generate run
  * in `OUT/cells/KEY/`: a finished cell is reused, a snapshot is continued, and
  * the cell is claimed with a lock (`cell.lock`, see src/io/lock.ts) so that
@@ -17,11 +17,11 @@ import {
 } from "../io/mod.ts";
 import { loadModel, type Model } from "../model/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
-import { modelAbout, VERIFIED } from "../cli/model.ts";
+import { modelAbout, VERIFIED } from "../run/variant.ts";
 import { recoverSnapshot } from "../run/snapshot.ts";
 import type { Control } from "../run/harness.ts";
 import type { Stopper } from "../run/progress.ts";
-import { MODES } from "./modes.ts";
+import { MODES, savedTypesOf } from "./modes.ts";
 import { checkModel, type GridPlan, loadKey, type PlanRow } from "./plan.ts";
 
 /** The lock file in a cell's folder. */
@@ -156,7 +156,8 @@ export async function runCell(
   const def = MODES[plan.mode];
   const dir = `${plan.out}/${cell.dir}`;
   const size = plan.model.imageSize;
-  if ((await def.state(dir, cell.settings, size)).kind === "done") {
+  const saved = savedTypesOf(cell.options);
+  if ((await def.state(dir, cell.settings, size, saved)).kind === "done") {
     return { status: "reused" };
   }
   await Deno.mkdir(dir, { recursive: true });
@@ -177,7 +178,7 @@ export async function runCell(
     // a task killed mid-write may have left a snapshot half swapped and temporaries
     await recoverSnapshot(dir);
     // another task may have finished it meanwhile
-    const state = await def.state(dir, cell.settings, size);
+    const state = await def.state(dir, cell.settings, size, saved);
     if (state.kind === "done") return { status: "reused" };
     const from = state.kind === "snapshot" ? state.step : null;
     const row = plan.rows[cell.row];

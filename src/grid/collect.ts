@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: the collect step of a grid — from the
+ * The grid (src/grid): the collect step of a grid — from the
  * cells' folders (however and wherever they ran) to the montage `grid.png`
  * (and its vector twin `grid.svg`),
  * the tables `grid.csv` and `grid.md`, and `metrics.json`. Cells not finished
@@ -18,6 +18,7 @@ import {
   type CellView,
   type CsvField,
   MODES,
+  savedTypesOf,
   type Summary,
 } from "./modes.ts";
 import { commonSteps, type GridPlan, type PlanCell } from "./plan.ts";
@@ -42,6 +43,7 @@ export async function findCell(plan: GridPlan, cell: PlanCell): Promise<Found> {
     dir,
     cell.settings,
     plan.model.imageSize,
+    savedTypesOf(cell.options),
   );
   if (state.kind === "done") {
     return {

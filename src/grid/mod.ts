@@ -3,7 +3,8 @@
  *
  * A grid runs invert over model variants × layers, or generate over variants
  * × classes: plan.ts makes a pure, serializable plan (every cell with its
- * resolved settings and key), cell.ts runs one claimed cell (an ordinary run
+ * resolved settings and key), run.ts runs a plan (every cell here, or one as
+ * a cluster task), cell.ts runs one claimed cell (an ordinary run
  * in `OUT/cells/KEY/`, cached and resumable), collect.ts builds the montage
  * and tables from finished cells, modes.ts describes invert and generate as
  * data, emit.ts writes Slurm and Kubernetes job files.
@@ -23,3 +24,4 @@ export * from "./collect.ts";
 export * from "./emit.ts";
 export * from "./modes.ts";
 export * from "./plan.ts";
+export * from "./run.ts";

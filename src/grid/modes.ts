@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: what differs between an invert grid (layers
+ * The grid (src/grid): what differs between an invert grid (layers
  * as columns) and a generate grid (classes as columns), in one object per
  * mode — its options, how a cell's settings and key are made, how a cell runs
  * and is found finished, and its table — so the grid's plan, cells and
@@ -15,33 +15,17 @@ import {
 } from "../io/mod.ts";
 import type { ImageTensor } from "../io/mod.ts";
 import { decodeNpy } from "../io/mod.ts";
-import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
-import {
-  asUsage,
-  list,
-  type Raw,
-  type Spec,
-  str,
-  usage,
-} from "../cli/options.ts";
-import { layerArg } from "../cli/model.ts";
-import {
-  INVERT_SPEC,
-  invertSettings,
-  readInvertResume,
-} from "../cli/invert.ts";
+import type { Manifest, Model } from "../model/mod.ts";
+import type { RunOptions, SavedTypes } from "../run/settings.ts";
 import {
   type InvertResume,
   type InvertSettings,
   type InvertSummary,
+  readInvertResume,
   runInvert,
 } from "../run/invert.ts";
 import {
   classState,
-  GENERATE_SPEC,
-  generateSettings,
-} from "../cli/generate.ts";
-import {
   type GenerateSettings,
   type GenerateSummary,
   runGenerate,
@@ -126,26 +110,12 @@ const mdLead = (name: string): MdField[] => [
 export interface ModeDef {
   /** The command each cell runs. */
   command: Mode;
-  /** That command's options (a row's options are parsed with it). */
-  spec: Spec;
-  /** Options only this kind of grid takes. */
-  only: readonly string[];
-  /** The grid option that gives the columns. */
-  columnsFlag: "--layers" | "--classes";
   /** What the montage shows. */
   title: string;
   /** Whether the montage's first column is the target image. */
   targetColumn: boolean;
-  /** The columns as given, before the model is known. */
-  columnItems(given: Raw): string[];
-  /** The columns given by number (NaN for names), for checks before the model is known. */
-  numbered(items: readonly string[]): number[];
-  /** The columns resolved with the model; `base` holds the grid's options. */
-  columns(items: readonly string[], m: Manifest, base: Raw): Column[];
-  /** A row's typed settings from its options (usage errors); `size` checks sizes against the model. */
-  rowSettings(raw: Raw, size?: number): CellSettings;
-  /** Checks the columns against a row's settings (usage errors). */
-  checkColumns(s: CellSettings, values: readonly number[]): void;
+  /** The columns of the given layers or classes (`alone`: encoders represented alone). */
+  columns(values: readonly number[], m: Manifest, alone: boolean): Column[];
   /** A row's settings for one column. */
   cellSettings(row: CellSettings, column: Column): CellSettings;
   /** The mode's part of a cell's key. */
@@ -154,9 +124,14 @@ export interface ModeDef {
     targetHash: string | null,
   ): Record<string, unknown>;
   /** The column's options as the cell's metrics.json records them. */
-  savedColumn(column: Column, image: string | null): Raw;
-  /** What the cell folder holds. */
-  state(dir: string, s: CellSettings, size: number): Promise<CellState>;
+  savedColumn(column: Column, image: string | null): RunOptions;
+  /** What the cell folder holds (a snapshot's options checked against `saved`). */
+  state(
+    dir: string,
+    s: CellSettings,
+    size: number,
+    saved: SavedTypes,
+  ): Promise<CellState>;
   /** Runs (or continues) the cell into `ctl.out`. */
   run(
     model: Model,
@@ -211,54 +186,11 @@ function layerLabel(m: Manifest, layer: number): string {
     : `layer ${layer}`;
 }
 
-/** No model has more layers than this: a range beyond it is refused before it is expanded. */
-const MAX_LAYER = 1024;
-
-/** --layers as items: numbers (ranges expanded) and layer names, resolved once the model is known. */
-function parseGridLayers(text: string): string[] {
-  const out: string[] = [];
-  for (const item of text.split(",").map((s) => s.trim())) {
-    const m = /^(\d+)(?:-(\d+))?$/.exec(item);
-    if (!m && /^[A-Za-z_][\w.]*$/.test(item)) {
-      if (!out.includes(item)) out.push(item);
-      continue;
-    }
-    const a = m ? Number(m[1]) : NaN, b = m?.[2] ? Number(m[2]) : a;
-    if (!m || b < a || !Number.isSafeInteger(b)) {
-      throw usage(
-        new RangeError(
-          `Invalid --layers "${text}": expected comma-separated layers, ranges or layer names, e.g. 1,4,8,12, 1-3 or layer1,layer4 (ResNets)`,
-        ),
-      );
-    }
-    if (b > MAX_LAYER) {
-      throw usage(
-        new RangeError(
-          `Invalid --layers "${text}": layer ${b} is beyond any model (at most ${MAX_LAYER}); a model's layers are 0..N, N its depth`,
-        ),
-      );
-    }
-    for (let l = a; l <= b; l++) if (!out.includes(`${l}`)) out.push(`${l}`);
-  }
-  return out;
-}
-
-function gridClasses(given: Raw): string[] {
-  const queries = list(given, "classes").flatMap((s) => s.split(","))
-    .map((s) => s.trim());
-  if (queries.length === 0 || queries.some((q) => q === "")) {
-    throw usage(
-      new TypeError(
-        `Invalid --classes "${
-          list(given, "classes").join(",")
-        }": expected class indices or names, e.g. --classes 1,207,dalmatian`,
-      ),
-    );
-  }
-  return queries;
-}
-
-async function invertState(dir: string, size: number): Promise<CellState> {
+async function invertState(
+  dir: string,
+  size: number,
+  saved: SavedTypes,
+): Promise<CellState> {
   try {
     const m = JSON.parse(
       await readRegularText(`${dir}/metrics.json`, RECORD_BYTES, "run record"),
@@ -280,7 +212,7 @@ async function invertState(dir: string, size: number): Promise<CellState> {
   }
   if (!(await hasSnapshot(dir))) return { kind: "fresh" };
   try {
-    const resume = await readInvertResume(dir, size);
+    const resume = await readInvertResume(dir, size, saved);
     return { kind: "snapshot", step: resume.step, resume };
   } catch {
     return { kind: "fresh" }; // an unreadable snapshot: start over
@@ -292,39 +224,14 @@ const gen = (c: CellView) => c.summary as GenerateSummary | undefined;
 
 const INVERT_MODE: ModeDef = {
   command: "invert",
-  spec: INVERT_SPEC,
-  only: ["image", "only-layer", "loss"],
-  columnsFlag: "--layers",
   title: "layer representations",
   targetColumn: true,
-  columnItems: (given) => parseGridLayers(str(given, "layers")),
-  numbered: (items) => items.map(Number),
-  columns(items, m, base) {
-    const whole = str(base, "layers");
-    const layers = [
-      ...new Set(items.map((t) => layerArg(t, "layers", m, whole))),
-    ];
-    return layers.map((l) => ({
+  columns: (layers, m, alone) =>
+    layers.map((l) => ({
       value: l,
-      label: base["only-layer"] === true
-        ? `encoder ${l} alone`
-        : layerLabel(m, l),
+      label: alone ? `encoder ${l} alone` : layerLabel(m, l),
       short: layerLabel(m, l),
-    }));
-  },
-  // the layer comes with each column; 1 stands in (0 is not allowed with --only-layer)
-  rowSettings: (raw) => invertSettings({ ...raw, layer: "1" }),
-  checkColumns(s, layers) {
-    if ((s as InvertSettings).onlyLayer && layers.includes(0)) {
-      throw usage(
-        new RangeError(
-          `Invalid --layers "${
-            layers.join(",")
-          }" with --only-layer: expected encoder blocks 1..N (layer 0 is input processing)`,
-        ),
-      );
-    }
-  },
+    })),
   cellSettings: (row, column) => ({
     ...row as InvertSettings,
     layer: column.value,
@@ -346,7 +253,7 @@ const INVERT_MODE: ModeDef = {
     layer: String(column.value),
     image: image!,
   }),
-  state: (dir, _s, size) => invertState(dir, size),
+  state: (dir, _s, size, saved) => invertState(dir, size, saved),
   async run(model, s, ctl, resume, target) {
     const r = await runInvert(
       model,
@@ -392,32 +299,17 @@ const INVERT_MODE: ModeDef = {
 
 const GENERATE_MODE: ModeDef = {
   command: "generate",
-  spec: GENERATE_SPEC,
-  only: ["constant", "jitter-after", "canvas"],
-  columnsFlag: "--classes",
   title: "generated inputs",
   targetColumn: false,
-  columnItems: gridClasses,
-  numbered: () => [],
-  columns(items, m) {
-    const indices = [
-      ...new Set(
-        items.map((q) =>
-          asUsage(() => resolveClass(q, m.categories, m.num_classes))
-        ),
-      ),
-    ];
-    return indices.map((index) => ({
+  columns: (indices, m) =>
+    indices.map((index) => ({
       value: index,
       label: m.categories
         ? `${index}: ${m.categories[index]}`
         : `class ${index}`,
       short: `class ${index}`,
       name: m.categories?.[index] ?? `class ${index}`,
-    }));
-  },
-  rowSettings: (raw, size) => ({ ...generateSettings(raw, size), index: 0 }),
-  checkColumns() {},
+    })),
   cellSettings: (row, column) => ({
     ...row as ClassSettings,
     index: column.value,
@@ -436,9 +328,9 @@ const GENERATE_MODE: ModeDef = {
     };
   },
   savedColumn: (column) => ({ class: String(column.value) }),
-  async state(dir, cell, size) {
+  async state(dir, cell, size, saved) {
     const s = cell as ClassSettings;
-    const state = await classState(dir, s.index, size, s.canvasSize)
+    const state = await classState(dir, s.index, size, s.canvasSize, saved)
       .catch(() => ({ kind: "fresh" as const }));
     if (state.kind === "fresh") return state;
     if (state.kind === "snapshot") {
@@ -477,6 +369,25 @@ const GENERATE_MODE: ModeDef = {
     ["probability", (c) => fix(gen(c)?.probability, 4)],
   ],
 };
+
+/**
+ * The types of the options a cell records, which its snapshot must hold.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { savedTypesOf } from "./modes.ts";
+ * assert.deepEqual(savedTypesOf({ steps: "9", normalize: true }), { steps: "string", normalize: "boolean" });
+ * ```
+ */
+export function savedTypesOf(options: RunOptions): SavedTypes {
+  return Object.fromEntries(
+    Object.entries(options).map(([k, v]) => [
+      k,
+      typeof v === "boolean" ? "boolean" : "string",
+    ]),
+  );
+}
 
 /** The two kinds of grid. */
 export const MODES: Readonly<Record<Mode, ModeDef>> = {

@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: a grid's plan — every cell with its fully
+ * The grid (src/grid): a grid's plan — every cell with its fully
  * resolved, typed options, its key and its estimated cost — made by a pure
  * function from typed inputs, and written to and read from `DIR/plan.json` so
  * that other processes (a Slurm array task, a Kubernetes Indexed Job pod) can
@@ -11,8 +11,8 @@ import { PLAN_BYTES, readRegularText } from "../io/mod.ts";
 import type { Ablation, BackendName, Manifest, Swap } from "../model/mod.ts";
 import { type ImageTensor, sha256Hex as sha256, writeJson } from "../io/mod.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { type Raw, ROOT } from "../cli/options.ts";
-import type { Variant } from "../cli/model.ts";
+import { ROOT, type RunOptions } from "../run/settings.ts";
+import type { Variant } from "../run/variant.ts";
 import { type CellSettings, type Column, type Mode, MODES } from "./modes.ts";
 
 /** plan.json's format tag. */
@@ -54,7 +54,7 @@ export interface PlanRow {
   /** The row's settings; each cell puts its column in. */
   settings: CellSettings;
   /** The options each cell's metrics.json records. */
-  options: Raw;
+  options: RunOptions;
 }
 
 /** What a plan is made from: everything resolved and checked. */
@@ -72,7 +72,7 @@ export interface GridInput {
   columns: Column[];
   traceEvery: number;
   /** The grid's options as given, for metrics.json. */
-  options: Raw;
+  options: RunOptions;
 }
 
 /** A cell of the plan. */
@@ -87,7 +87,7 @@ export interface PlanCell {
   canonical: Record<string, unknown>;
   settings: CellSettings;
   /** The options its metrics.json records. */
-  options: Raw;
+  options: RunOptions;
   /** Estimated work: GFLOP in all, and seconds on one core. */
   cost: { gflop: number; coreSeconds: number };
 }

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Context } from "../cli/options.ts";
+import type { RunContext } from "./settings.ts";
 import type { OutClaim } from "./outdir.ts";
 import type { Stopper } from "./progress.ts";
 import { inOut } from "./run.ts";
@@ -68,7 +68,7 @@ export interface RunJob<M extends { model: Releasable }, T> {
  */
 export async function runCommand<M extends { model: Releasable }, T>(
   job: RunJob<M, T>,
-  ctx: Context,
+  ctx: RunContext,
 ): Promise<T> {
   const opened = await job.open();
   try {

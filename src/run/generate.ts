@@ -7,7 +7,18 @@
  * @module
  */
 import type { Model } from "../model/mod.ts";
-import { encodePng, type Row } from "../io/mod.ts";
+import {
+  decodeNpy,
+  encodePng,
+  npyBytes,
+  readRegularFile,
+  readRegularText,
+  RECORD_BYTES,
+  type Row,
+} from "../io/mod.ts";
+import { hasSnapshot, readSnapshotState } from "./snapshot.ts";
+import { readResume } from "./run.ts";
+import type { SavedTypes } from "./settings.ts";
 import type { LinePlotOptions } from "../figures/mod.ts";
 import { plotFiles } from "./invert.ts";
 import {
@@ -189,3 +200,65 @@ export async function runGenerate(
   );
   return summary;
 }
+
+/**
+ * What a class folder holds when resuming: done (its summary and image), a
+ * snapshot (its resume point; options checked against `saved`), or nothing.
+ */
+export async function classState(
+  dir: string,
+  index: number,
+  size: number,
+  canvas: number,
+  saved?: SavedTypes,
+): Promise<ClassState> {
+  try {
+    const m = JSON.parse(
+      await readRegularText(`${dir}/metrics.json`, RECORD_BYTES, "run record"),
+    );
+    if (m.interrupted === false && m.class?.index === index) {
+      const img = decodeNpy(
+        await readRegularFile(
+          `${dir}/generated.npy`,
+          npyBytes(canvas),
+          "image",
+        ),
+      );
+      return {
+        kind: "done",
+        summary: {
+          index,
+          name: m.class.name,
+          logit: m.final.logit,
+          probability: m.final.probability,
+          steps: m.final.steps,
+          interrupted: false,
+          stopReason: null,
+          image: img.data,
+        },
+      };
+    }
+  } catch {
+    // not finished
+  }
+  if (await hasSnapshot(dir)) {
+    const snap = await readSnapshotState(dir, "generate", { saved });
+    return {
+      kind: "snapshot",
+      resume: await readResume(
+        dir,
+        snap,
+        [size, canvas],
+        GENERATE_COLUMNS,
+        GENERATE_NULLABLE,
+      ),
+    };
+  }
+  return { kind: "fresh" };
+}
+
+/** See {@linkcode classState}. */
+export type ClassState =
+  | { kind: "done"; summary: GenerateSummary }
+  | { kind: "snapshot"; resume: GenerateResume }
+  | { kind: "fresh" };

@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: the one run harness of `invert`, `generate`
+ * The run lifecycle (src/run): the one run harness of `invert`, `generate`
  * (and grid cells). A command supplies its trace row, its progress text and a
  * function that starts the library procedure with an `onStep`; the harness
  * records the run's start as a snapshot at step 0 (so `--resume` restarts a
@@ -21,7 +21,7 @@ import {
   writeJson,
 } from "../io/mod.ts";
 import { DivergedError } from "../optimize/mod.ts";
-import type { Raw } from "../cli/options.ts";
+import type { RunOptions } from "./settings.ts";
 import { progress, type Stopper } from "./progress.ts";
 import {
   recoverSnapshot,
@@ -40,7 +40,7 @@ export interface Control {
   traceEvery: number;
   stopper: Stopper;
   /** Saved options for the snapshot and metrics.json. */
-  options: Raw;
+  options: RunOptions;
   /** Model and run description for metrics.json. */
   about: Record<string, unknown>;
   /** Progress-bar label. */

@@ -25,6 +25,9 @@ import {
   type StepInfo,
 } from "../optimize/mod.ts";
 import { labelledRow } from "./images.ts";
+import { readSnapshotState } from "./snapshot.ts";
+import { readResume } from "./run.ts";
+import type { SavedTypes } from "./settings.ts";
 import {
   type Control,
   finish,
@@ -379,4 +382,17 @@ export function figuresTable(
       } | ${f(r.psnr, 2)} | ${f(r.ssim, 3)} |`
     ),
   ].join("\n");
+}
+
+/** Where the invert run in `dir` continues from: its snapshot, every field checked (runtime errors naming file and field; options against `saved`). */
+export async function readInvertResume(
+  dir: string,
+  size: number,
+  saved?: SavedTypes,
+): Promise<InvertResume> {
+  const snap = await readSnapshotState(dir, "invert", { saved });
+  return {
+    ...await readResume(dir, snap, [size], INVERT_COLUMNS),
+    criterionStep: snap.criterionStep ?? null,
+  };
 }

@@ -4,11 +4,14 @@
  * A run claims its output folder (outdir.ts: path check, lock, marker), reads
  * a snapshot to resume (snapshot.ts), drives the optimization with a progress
  * report and Ctrl-C / SIGTERM handling (progress.ts, harness.ts), and writes
- * its outputs atomically; run.ts is the skeleton around it (prelude, resume,
+ * its outputs atomically; run.ts is the skeleton around it (resume point,
  * the folder's claim for the run's duration) and command.ts the one skeleton
  * of every command ({@linkcode runCommand}); invert.ts and generate.ts are the
  * two kinds of run (typed settings → harness task → files and summary),
- * images.ts the images in and out of runs; exit.ts holds the exit codes.
+ * images.ts the images in and out of runs; exit.ts holds the exit codes,
+ * settings.ts what runs share below the command line (the options record,
+ * limits, usage errors), variant.ts model variants as typed settings. Nothing
+ * here imports src/cli.
  *
  * @example
  * ```ts
@@ -29,4 +32,5 @@ export * from "./invert.ts";
 export * from "./outdir.ts";
 export * from "./progress.ts";
 export * from "./run.ts";
+export * from "./settings.ts";
 export * from "./snapshot.ts";

@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: the output folder of a run, by the rule of
+ * The run lifecycle (src/run): the output folder of a run, by the rule of
  * src/io/paths.ts. `--out` must not be empty, the filesystem root, the home
  * folder or one above it, or a system folder (symlinks followed); it must be
  * new, empty or vitrep's own run folder (`.vitrep-run.json`). While a run
@@ -26,7 +26,7 @@ import {
   writeMarker,
 } from "../io/paths.ts";
 import { readRegularText, RECORD_BYTES } from "../io/mod.ts";
-import { type Raw, usage } from "../cli/options.ts";
+import { type RunOptions, usage } from "./settings.ts";
 import { recoverSnapshot, removeSnapshot, statePath } from "./snapshot.ts";
 
 /** The lock file inside an output folder. */
@@ -98,7 +98,7 @@ function canonical(v: unknown): string {
 async function otherRun(
   out: string,
   command: string,
-  options: Raw,
+  options: RunOptions,
   marker: Marker | null,
 ): Promise<Found | null> {
   let records = 0;
@@ -131,7 +131,7 @@ export interface OutClaim {
   /** The command, as recorded in metrics.json. */
   command: string;
   /** The saved options of this run (what metrics.json records). */
-  options: Raw;
+  options: RunOptions;
   /** `--overwrite`: replace another run's results. */
   overwrite: boolean;
   /** Continuing the run already in this folder (--resume DIR without another --out). */

@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: the progress report on stderr, and Ctrl-C
+ * The run lifecycle (src/run): the progress report on stderr, and Ctrl-C
  * and SIGTERM.
  * On a terminal the report is a bar redrawn in place (`\r`); into a file or a
  * CI log it is plain lines, the first step, then one line every few seconds

@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: snapshots, the state a run continues from with
+ * The run lifecycle (src/run): snapshots, the state a run continues from with
  * `--resume`. A snapshot is one folder, `DIR/snapshot/`, holding `state.json`
  * (step, options, the image's shape and sha256), `image.npy` and `traces.csv`
  * (the trace rows before that step). It is written as
@@ -18,7 +18,7 @@
 import { decodeNpy, encodeNpy, type Row } from "../io/mod.ts";
 import { listDir, removeTemporaries, sha256Hex as sha256 } from "../io/mod.ts";
 import { readRegularFile, readRegularText } from "../io/regular.ts";
-import { LIMITS, type Raw, type Spec, usage } from "../cli/options.ts";
+import { LIMITS, type RunOptions, type SavedTypes, usage } from "./settings.ts";
 
 /** The `format` of snapshot/state.json. */
 export const SNAPSHOT_FORMAT = "vitrep-snapshot/2";
@@ -46,7 +46,7 @@ export interface Snapshot {
   /** The step the run continues from (0 for a run of several classes, whose classes hold the snapshots; null in its file). */
   step: number;
   /** The saved options, as on the command line. */
-  options: Raw;
+  options: RunOptions;
   /** invert: first step meeting the noise criterion so far. */
   criterionStep?: number | null;
   /** generate with several classes: their folders. */
@@ -246,38 +246,40 @@ const isInt = (v: unknown): v is number =>
   typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
 /** Checks the saved options against the command's options (names and types). */
-function checkOptions(dir: string, options: unknown, spec?: Spec): Raw {
+function checkOptions(
+  dir: string,
+  options: unknown,
+  saved?: SavedTypes,
+): RunOptions {
   if (
     typeof options !== "object" || options === null || Array.isArray(options)
   ) {
     throw invalid(dir, "options", options, "an object of saved options");
   }
   for (const [k, v] of Object.entries(options)) {
-    const o = spec?.[k];
-    if (spec && (!o || !o.saved)) {
+    const type = saved?.[k];
+    if (saved && type === undefined) {
       throw invalid(
         dir,
         `options.${k}`,
         v,
-        `no such saved option (expected only ${
-          Object.keys(spec).filter((n) => spec[n].saved).join(", ")
-        })`,
+        `no such saved option (expected only ${Object.keys(saved).join(", ")})`,
       );
     }
-    const ok = o?.type === "boolean"
+    const ok = type === "boolean"
       ? typeof v === "boolean"
       : typeof v === "string" ||
         (Array.isArray(v) && v.every((x) => typeof x === "string"));
-    if (spec && !ok) {
+    if (saved && !ok) {
       throw invalid(
         dir,
         `options.${k}`,
         v,
-        o?.type === "boolean" ? "true or false" : "a string",
+        type === "boolean" ? "true or false" : "a string",
       );
     }
   }
-  return options as Raw;
+  return options as RunOptions;
 }
 
 /**
@@ -288,7 +290,7 @@ function checkOptions(dir: string, options: unknown, spec?: Spec): Raw {
 export async function readSnapshotState(
   dir: string,
   command: string,
-  opts: { spec?: Spec } = {},
+  opts: { saved?: SavedTypes } = {},
 ): Promise<Snapshot> {
   let s: Snapshot;
   try {
@@ -328,7 +330,7 @@ export async function readSnapshotState(
       ),
     );
   }
-  checkOptions(dir, s.options, opts.spec);
+  checkOptions(dir, s.options, opts.saved);
   if (s.step === null && Array.isArray(s.classes)) {
     checkClasses(dir, s.classes);
     return { ...s, step: 0 };
