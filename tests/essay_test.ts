@@ -132,6 +132,7 @@ function cell(
     logit: null,
     probability: null,
     judgeProbability: null,
+    roughness: null,
     trace: [],
     ...over,
   };

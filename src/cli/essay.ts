@@ -114,6 +114,13 @@ export const ESSAY_SPEC: Spec = {
     help:
       "print the experiments, their grid command lines, cells and estimated CPU time per budget; run nothing",
   },
+  values: {
+    type: "string",
+    multiple: true,
+    arg: "ID=FILE",
+    help:
+      "numbers a run outside vitrep measured for an experiment, as a JSON object of numbers: residual_training=FILE (tools/train_residual.py's values.json). Repeatable",
+  },
   "report-only": {
     type: "boolean",
     default: false,
@@ -272,6 +279,18 @@ function planText(
           ).join(" ")
         }`,
       );
+    } else if (p.commands) {
+      lines.push(
+        `  ${p.id}: ${p.commands.length} commands, e.g. deno run -A mod.ts ${
+          [
+            ...p.commands[0].args,
+            "--out",
+            `${out}/cells/${p.id}/${p.commands[0].dir}`,
+          ].map(quote).join(" ")
+        }`,
+      );
+    } else if (p.valuesFile) {
+      lines.push(`  ${p.id}: numbers read from ${p.valuesFile}`);
     } else {
       lines.push(
         `  ${p.id}: deno run -A mod.ts filters --weights ${
@@ -356,6 +375,37 @@ function emitOpt(given: Raw): EmitKind | null {
   }
   resourceOpts(given);
   return k;
+}
+
+/** Experiments whose numbers a run outside vitrep may give (`--values`). */
+const VALUE_EXPERIMENTS: readonly string[] = ["residual_training"];
+
+/** `--values ID=FILE…`: each file resolved, its experiment one that takes outside numbers, the file there. */
+async function valuesOption(given: string[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const v of given) {
+    const m = /^([a-z0-9_]+)=(.+)$/.exec(v);
+    if (!m || !VALUE_EXPERIMENTS.includes(m[1])) {
+      throw usage(
+        new TypeError(
+          `Invalid --values "${v}": expected ID=FILE with ID one of ${
+            VALUE_EXPERIMENTS.join(", ")
+          }`,
+        ),
+      );
+    }
+    const file = resolve(m[2]);
+    const st = await Deno.stat(file).catch(() => null);
+    if (!st?.isFile) {
+      throw usage(
+        new TypeError(
+          `Invalid --values "${v}": ${file} is not a file: expected the values.json a training run wrote (e.g. tools/train_residual.py --out DIR)`,
+        ),
+      );
+    }
+    out.set(m[1], file);
+  }
+  return out;
 }
 
 /** Runs a command of this CLI in this process (a task runs one grid cell or the filters command). */
@@ -721,6 +771,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
     weights: list(given, "weights"),
     image,
     byName: given.models === undefined,
+    values: await valuesOption(list(given, "values")),
   };
   if (!given.plan || emit !== null) {
     await Deno.stat(image).catch(() => {

@@ -42,6 +42,8 @@ export interface Budget {
   patchLayers: readonly number[];
   /** Steps of the one-encoder non-invertibility run. */
   longSteps: number;
+  /** Lanczos iterations of the conditioning measurement. */
+  conditionIterations: number;
   /** Steps of the long encoder-12 run (the essay's 105,000); null: the budget does not run it (the recovery claim is "not run", with the command that runs it). */
   recoverySteps: number | null;
   /** Steps of input generation, and the steps before jitter starts. */
@@ -92,6 +94,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
     ffvitLayers: [1, 12],
     patchLayers: [1, 4],
     longSteps: 16,
+    conditionIterations: 8,
     recoverySteps: 8,
     generateSteps: 12,
     jitterAfter: 6,
@@ -114,6 +117,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
     ffvitLayers: [1, 4],
     patchLayers: [1],
     longSteps: 3000,
+    conditionIterations: 40,
     recoverySteps: null,
     generateSteps: 720,
     jitterAfter: 220,
@@ -136,6 +140,7 @@ export const BUDGETS: Readonly<Record<BudgetName, Budget>> = {
     ffvitLayers: [1, 4, 8, 12],
     patchLayers: [1, 4],
     longSteps: 10000,
+    conditionIterations: 80,
     recoverySteps: 105000,
     generateSteps: 720,
     jitterAfter: 220,

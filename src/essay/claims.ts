@@ -1123,7 +1123,7 @@ export const CLAIMS: readonly Claim[] = [
 function ranModel(p: Planned): { model: string; weights?: string } {
   return p.trained
     ? { model: p.trained.model, weights: p.trained.weights }
-    : { model: p.grid?.model ?? "" };
+    : { model: p.grid?.model ?? p.model ?? "" };
 }
 
 const TEST_WITH_IMAGENET = (only: string) =>

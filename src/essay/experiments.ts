@@ -12,6 +12,7 @@ import {
   cellSeconds,
   GRID_START_SECONDS,
   loadSeconds,
+  STEP_TIMES,
 } from "./budgets.ts";
 
 /** What a weight set was trained on, as far as the model folder records it. */
@@ -68,6 +69,8 @@ export interface Environment {
    * the repository is.
    */
   byName?: boolean;
+  /** Numbers measured outside vitrep (a training run), by experiment id: the JSON file `essay --values ID=FILE` names. */
+  values?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -376,6 +379,34 @@ export interface Planned {
   cells: number;
   /** Estimated CPU seconds. */
   seconds: number;
+  /** A value experiment: the vitrep commands that measure its numbers, one per row and weight draw. */
+  commands?: ValueCommand[];
+  /** The model a value experiment measures (a grid's is the grid's). */
+  model?: string;
+  /** A value experiment whose numbers a run outside vitrep wrote (a training run): the JSON file given with `essay --values ID=FILE`. */
+  valuesFile?: string;
+}
+
+/**
+ * One command of a value experiment: a vitrep command (after `mod.ts`,
+ * without `--out`) that writes `file` (JSON) into `OUT/cells/<id>/<dir>/`,
+ * whose `field` becomes the value `key` of weight draw `seed`.
+ */
+export interface ValueCommand {
+  /** The weight draw. */
+  seed: number;
+  /** The value's key, e.g. `kappa:intact`. */
+  key: string;
+  /** The folder under the experiment's, e.g. `intact-seed0`. */
+  dir: string;
+  /** The command line after `mod.ts`, without `--out`. */
+  args: string[];
+  /** The JSON file it writes. */
+  file: string;
+  /** The number read from it. */
+  field: string;
+  /** Estimated CPU seconds. */
+  seconds: number;
 }
 
 /** A row without weight draws (seed 0). */
@@ -559,6 +590,10 @@ interface Made {
   origin: Origin;
   /** Whether it draws untrained weights (then it runs the budget's seeds). */
   drawn: boolean;
+  /** A value experiment's commands and model (see {@linkcode Planned}). */
+  commands?: ValueCommand[];
+  model?: string;
+  valuesFile?: string;
 }
 
 interface Draft {
@@ -972,6 +1007,52 @@ const DRAFTS: readonly Draft[] = [
     })),
   },
   {
+    id: EXP.conditioning,
+    title:
+      "the conditioning of untrained ViT-B/32's encoder 1: its Jacobian's singular values with and without attention (Lanczos on the VJP graphs)",
+    make: (b, env) => {
+      if (!env.models.has("vit_b_32")) {
+        return {
+          reason: `the model folder ${join(env.root, "vit_b_32")} is missing`,
+          command: convertCommand("vit_b_32", env),
+        };
+      }
+      const rows: readonly (readonly [RowId, string[]])[] = [
+        ["intact", []],
+        ["noAttention", ["--remove", "attention"]],
+        ["noMlp", ["--remove", "mlp"]],
+        ["lnAttention", ["--remove", "residual,mlp,ln2"]],
+      ];
+      const t = STEP_TIMES.vit_b_32;
+      const commands = seedsOf(b).flatMap((seed) =>
+        rows.map(([id, remove]): ValueCommand => ({
+          seed,
+          key: `kappa:${id}`,
+          dir: `${id}-seed${seed}`,
+          args: [
+            "condition",
+            ...["--model", modelArg(env, "vit_b_32"), "--layer", "1"],
+            ...(remove.length ? [...remove, "--remove-layers", "1"] : []),
+            ...["--seed", String(seed), "--image", env.image],
+            ...["--iterations", String(b.conditionIterations)],
+          ],
+          file: "condition.json",
+          field: "kappa_lower",
+          // per iteration two forward passes and one VJP through encoder 1
+          seconds: GRID_START_SECONDS + t.load +
+            b.conditionIterations * 3 * (t.base + t.perLayer) / 1000,
+        }))
+      );
+      return {
+        grid: null,
+        origin: "untrained",
+        drawn: true,
+        model: "vit_b_32",
+        commands,
+      };
+    },
+  },
+  {
     id: EXP.trainedAttention,
     title:
       "attention without MLPs, trained against untrained: encoder 1 run long",
@@ -1013,12 +1094,18 @@ const DRAFTS: readonly Draft[] = [
     id: EXP.residualTraining,
     title:
       "training ViTs and MLP-mixers without residual connections (CIFAR-10)",
-    make: () => ({
-      reason:
-        "it needs training runs on CIFAR-10 (a download, and hours of training per model); the essay reports a training outcome, which no inversion measures",
-      command:
-        "/usr/bin/python3 tools/train_residual.py --data cifar10 --out out/residual (trains a small ViT and an MLP-mixer with and without residual connections and prints the held-out accuracies)",
-    }),
+    make: (_b, env) => {
+      const file = env.values?.get(EXP.residualTraining);
+      if (file) {
+        return { grid: null, origin: "small", drawn: false, valuesFile: file };
+      }
+      return {
+        reason:
+          "it needs training runs (the essay: CIFAR-10, a download); the essay reports a training outcome, which no inversion measures",
+        command:
+          "/usr/bin/python3 tools/train_residual.py --data cifar10 --out out/residual (trains a small ViT and an MLP-mixer with and without residual connections; --data fmnist uses Debian's Fashion-MNIST), then deno run -A mod.ts essay --values residual_training=out/residual/values.json",
+      };
+    },
   },
   {
     id: EXP.mixerP16,
@@ -1204,7 +1291,12 @@ export function plan(
       origin: r.origin,
       seeds: r.drawn ? seedsOf(b) : [0],
       cells: g ? g.rows.length * (g.layers ?? g.classes!).length : 0,
-      seconds: g ? gridSeconds(g) + (r.judge ? judgeSeconds(g) : 0) : 1,
+      seconds: g
+        ? gridSeconds(g) + (r.judge ? judgeSeconds(g) : 0)
+        : 1 + (r.commands ?? []).reduce((a, c) => a + c.seconds, 0),
+      ...(r.commands ? { commands: r.commands } : {}),
+      ...(r.model ? { model: r.model } : {}),
+      ...(r.valuesFile ? { valuesFile: r.valuesFile } : {}),
     };
   });
 }

@@ -98,7 +98,10 @@ export function seedView(
       const s = seedOf(exp);
       return r.cells.filter((c) => c.seed === s);
     },
-    values: (exp) => results.get(exp)?.values,
+    values: (exp) => {
+      const r = results.get(exp);
+      return r?.valuesBySeed ? r.valuesBySeed[seedOf(exp)] : r?.values;
+    },
   };
 }
 

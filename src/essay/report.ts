@@ -138,6 +138,19 @@ function verdictBadge(v: string, smoke: boolean): string {
 /** The one-line settings of a planned experiment. */
 function settings(p: Planned, budget: Budget): string {
   const g = p.grid;
+  if (p.commands) {
+    const rows = [...new Set(p.commands.map((c) => c.key))].join(", ");
+    return `model <b>${esc(p.model ?? "")}</b>, untrained, weight draws ${
+      p.seeds.join(", ")
+    }; numbers ${esc(rows)}; e.g. <code>${
+      esc(["deno run -A mod.ts", ...p.commands[0].args].join(" "))
+    }</code>`;
+  }
+  if (p.valuesFile) {
+    return `numbers read from <code>${
+      esc(p.valuesFile)
+    }</code> (a run outside vitrep, given with <code>essay --values</code>)`;
+  }
   if (!g) {
     return p.trained
       ? `${esc(p.trained.model)}, weights ${esc(p.trained.weights)} (${

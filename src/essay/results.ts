@@ -84,8 +84,10 @@ export interface ExperimentResult {
   dir: string;
   /** Its cells. */
   cells: CellResult[];
-  /** Numbers measured outside a grid (the filters' patterned fractions). */
+  /** Numbers measured outside a grid (the filters' patterned fractions); a value experiment's: weight draw 0's. */
   values?: Record<string, number>;
+  /** A value experiment's numbers per weight draw. */
+  valuesBySeed?: Record<number, Record<string, number>>;
   /** Its figure, relative to the report folder, when it is not the grid's montage. */
   figure?: string;
 }

@@ -84,6 +84,15 @@ async function runOne(
   o: EssayOptions,
 ): Promise<ExperimentResult | null> {
   const dir = join(o.out, "cells", p.id);
+  if (p.valuesFile) return await fileValues(p);
+  if (p.commands) {
+    for (const c of p.commands) {
+      if (await exists(join(dir, c.dir, c.file))) continue;
+      const code = await o.run([...c.args, "--out", join(dir, c.dir)]);
+      if (code === EXIT_INTERRUPTED) return null;
+    }
+    return await commandValues(p, o.out);
+  }
   if (p.grid === null) {
     const t = p.trained!;
     const code = await o.run(
@@ -167,6 +176,75 @@ async function filtersResult(
 
 const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
 
+/** Upper bound of a value file as read here. */
+const VALUES_BYTES = 1 << 20;
+
+/**
+ * A value experiment's numbers from its commands' files, per weight draw
+ * ("stopped" while some are missing, "failed" when a file is not a number);
+ * null when none is there.
+ */
+async function commandValues(
+  p: Planned,
+  out: string,
+): Promise<ExperimentResult | null> {
+  const rel = join("cells", p.id);
+  const bySeed: Record<number, Record<string, number>> = {};
+  let missing = 0;
+  for (const c of p.commands!) {
+    const path = join(out, rel, c.dir, c.file);
+    if (!await exists(path)) {
+      missing++;
+      continue;
+    }
+    const v = JSON.parse(await readRegularText(path, VALUES_BYTES, c.file))?.[
+      c.field
+    ];
+    if (typeof v !== "number") {
+      return {
+        id: p.id,
+        status: "failed",
+        error: `${path}: ${c.field} is ${JSON.stringify(v)}, not a number`,
+        dir: rel,
+        cells: [],
+      };
+    }
+    (bySeed[c.seed] ??= {})[c.key] = v;
+  }
+  if (missing === p.commands!.length) return null;
+  return {
+    id: p.id,
+    status: missing > 0 ? "stopped" : "done",
+    dir: rel,
+    cells: [],
+    values: bySeed[0] ?? {},
+    valuesBySeed: bySeed,
+  };
+}
+
+/** A value experiment's numbers from the file a run outside vitrep wrote (`essay --values ID=FILE`): its numeric fields. */
+async function fileValues(p: Planned): Promise<ExperimentResult> {
+  const rel = join("cells", p.id);
+  try {
+    const v = JSON.parse(
+      await readRegularText(p.valuesFile!, VALUES_BYTES, "values file"),
+    );
+    const values: Record<string, number> = {};
+    for (const [k, x] of Object.entries(v ?? {})) {
+      if (typeof x === "number") values[k] = x;
+    }
+    return { id: p.id, status: "done", dir: rel, cells: [], values };
+  } catch (err) {
+    return {
+      id: p.id,
+      status: "failed",
+      error: `${p.valuesFile}: ${err instanceof Error ? err.message : err}`,
+      dir: rel,
+      cells: [],
+    };
+  }
+}
+
 /**
  * Removes an experiment's grid metrics.json (the grid writes it afresh) only
  * from a grid folder of vitrep's: marked as one, or an older one (plan.json).
@@ -189,6 +267,8 @@ async function collectOne(
   o: EssayOptions,
 ): Promise<ExperimentResult | null> {
   const dir = join(o.out, "cells", p.id);
+  if (p.valuesFile) return await fileValues(p);
+  if (p.commands) return await commandValues(p, o.out);
   if (p.grid === null) {
     if (!await exists(join(dir, "filters.png"))) return null;
     return await filtersResult(p, o, true);
@@ -337,6 +417,8 @@ export interface EssayTask {
   peakMiB: number;
   /** The filters command's model (as commands name it) and weight set. */
   filters?: { model: string; weights: string };
+  /** A value experiment's command (after `mod.ts`, with its `--out`). */
+  args?: string[];
 }
 
 /** `OUT/tasks.json`: the array's tasks, in index order. */
@@ -367,6 +449,12 @@ interface GridPlanJson {
 
 /** Peak MiB of the filters command (it reads one weight set). */
 const FILTERS_MIB = 512;
+
+/** Peak MiB of a value experiment's command (a model and its VJP graphs). */
+const COMMAND_MIB = 3072;
+
+/** The commands a task of a value experiment may run. */
+const TASK_COMMANDS: readonly string[] = ["condition"];
 
 /** The tasks of one planned grid experiment, numbered from `first`, from its plan.json. */
 function gridTasks(
@@ -424,6 +512,22 @@ export async function planTasks(o: EssayOptions): Promise<EssayTasks> {
     for (const p of planned.filter((p) => p.status === "run")) {
       if (o.signal?.aborted) throw new Error("Interrupted while planning");
       const dir = join(o.out, "cells", p.id);
+      if (p.valuesFile) continue;
+      if (p.commands) {
+        for (const c of p.commands) {
+          tasks.push({
+            index: tasks.length,
+            experiment: p.id,
+            cell: null,
+            what: `${c.key}, seed ${c.seed}`,
+            steps: 0,
+            seconds: c.seconds,
+            peakMiB: COMMAND_MIB,
+            args: [...c.args, "--out", join(dir, c.dir)],
+          });
+        }
+        continue;
+      }
       if (p.grid === null) {
         const t = p.trained!;
         tasks.push({
@@ -491,7 +595,13 @@ function checkTask(t: EssayTask, i: number, path: string): void {
   if (t.cell !== null && !count(t.cell)) {
     throw badTasks(path, `${at}: cell`, t.cell);
   }
-  if (t.cell === null) {
+  if (t.cell === null && t.args !== undefined) {
+    const plain = Array.isArray(t.args) && t.args.length > 0 &&
+      t.args.every((a) => typeof a === "string");
+    if (!plain || !TASK_COMMANDS.includes(t.args[0])) {
+      throw badTasks(path, `${at}: args`, t.args);
+    }
+  } else if (t.cell === null) {
     const f = t.filters;
     const word = (v: unknown) =>
       typeof v === "string" && v !== "" && !v.startsWith("-");
@@ -557,6 +667,7 @@ export async function readTasks(out: string): Promise<EssayTasks | null> {
  */
 export function taskArgs(t: EssayTask, out: string): string[] {
   const dir = join(out, "cells", t.experiment);
+  if (t.cell === null && t.args) return t.args;
   if (t.cell === null) {
     return filtersArgs(t.filters!.model, t.filters!.weights, dir);
   }
@@ -599,6 +710,23 @@ function missingOf(
   const taskOf = (cell: number | null) =>
     mine.find((t) => t.cell === cell) ?? null;
   const quoted = (args: string[]) => args.map(shellWord).join(" ");
+  if (p.valuesFile) return [];
+  if (p.commands) {
+    const got = r?.valuesBySeed ?? {};
+    return p.commands.filter((c) => got[c.seed]?.[c.key] === undefined).map(
+      (c) => {
+        const args = [...c.args, "--out", join(o.out, "cells", p.id, c.dir)];
+        const t = mine.find((t) => t.args?.join("\0") === args.join("\0"));
+        return {
+          experiment: p.id,
+          cell: null,
+          what: `${c.key}, seed ${c.seed}`,
+          task: t?.index ?? null,
+          command: `${CMD} ${quoted(args)}`,
+        };
+      },
+    );
+  }
   if (p.grid === null) {
     if (r !== undefined && r.status === "done") return [];
     const t = taskOf(null);

@@ -101,7 +101,7 @@ function rowWeights(
   r: GridRow | null,
   models: ReadonlyMap<string, ModelInfo>,
 ): string {
-  const model = p.grid?.model ?? p.trained?.model ?? "";
+  const model = p.grid?.model ?? p.trained?.model ?? p.model ?? "";
   const opt = r ? /--weights (\S+)/.exec(r.options)?.[1] : undefined;
   const w = opt ??
     (p.grid ? p.grid.weights : p.trained?.weights) ?? "untrained";
@@ -133,7 +133,7 @@ function side(
   image: string | undefined,
 ): Record<keyof Setup, string[]> {
   const g = p.grid;
-  const model = g?.model ?? p.trained?.model ?? "";
+  const model = g?.model ?? p.trained?.model ?? p.model ?? "";
   const info = models.get(model);
   const read = g
     ? g.rows.filter((r) =>
