@@ -151,24 +151,40 @@ const seeds3 = [0, 1, 2];
 Deno.test("plan: cells per experiment and budget, every row of an untrained-weight experiment drawn with each of the budget's seeds; cost counts every cell", async () => {
   const env = await repoEnv();
   const expected: Record<string, [number, number, number]> = {
-    // smoke (2 seeds, no learning-rate rows), standard and essay (3 seeds): rows × seeds × columns
-    vit_depth: [16, 36, 36],
-    resnet_depth: [6, 18, 18],
-    vit_stem: [4, 12, 12],
-    resnet_stem: [2, 6, 6],
-    overcomplete_stem: [2, 6, 6],
-    vit_recovery: [8, 12, 12],
+    // smoke (2 seeds, no learning-rate rows), standard (3 seeds, no learning-rate rows,
+    // fewer columns) and essay (3 seeds): rows × seeds × columns
+    vit_depth: [16, 18, 36],
+    resnet_depth: [6, 6, 18],
+    vit_stem: [4, 6, 12],
+    resnet_stem: [2, 3, 6],
+    overcomplete_stem: [2, 3, 6],
+    vit_recovery: [8, 0, 12],
     residual: [6, 9, 9],
     noninvertible: [4, 6, 6],
-    mixer_p16: [12, 36, 36],
-    mixer_p16_match: [4, 12, 12],
-    mixer_p8: [4, 12, 12],
-    ffvit: [8, 48, 48],
+    mixer_p16: [12, 18, 36],
+    mixer_p16_match: [4, 3, 12],
+    mixer_p8: [4, 3, 12],
+    ffvit: [8, 12, 48],
     stem_trained: [8, 12, 12],
     swaps: [6, 9, 9],
     filters: [0, 0, 0],
     generation: [6, 6, 6],
+    generation_conv: [6, 6, 6],
+    stem_depth: [4, 6, 6],
+    trained_attention: [4, 6, 6],
+    trained_ablation: [2, 2, 2],
+    conditioning: [0, 0, 0],
   };
+  // not run here: ImageNet ViT-L/16 or mixer weights, a training run, or (standard) the 105,000-step run
+  const notRun = (b: string, id: string) =>
+    [
+      "l16_filters",
+      "l16_swaps",
+      "l16_survey",
+      "residual_training",
+      "trained_mixer",
+    ]
+      .includes(id) || (b === "standard" && id === "vit_recovery");
   assert.equal(BUDGETS.smoke.seeds, 2);
   assert.ok(BUDGETS.standard.seeds >= 3 && BUDGETS.essay.seeds >= 3);
   const trained = trainedVit(env);
@@ -177,10 +193,16 @@ Deno.test("plan: cells per experiment and budget, every row of an untrained-weig
     const p = plan(BUDGETS[b], env);
     assert.deepEqual(p.map((e) => e.id), [...EXPERIMENT_IDS]);
     for (const e of p) {
+      if (notRun(b, e.id)) {
+        assert.equal(e.status, "not run", `${b} ${e.id}`);
+        continue;
+      }
       assert.equal(e.status, "run", `${b} ${e.id}`);
       assert.equal(e.cells, expected[e.id][i], `${b} ${e.id}`);
       const draws = e.origin === "untrained" ||
-        ["stem_trained", "swaps"].includes(e.id);
+        ["stem_trained", "swaps", "stem_depth", "trained_attention"].includes(
+          e.id,
+        );
       assert.deepEqual(
         e.seeds,
         draws ? [...Array(BUDGETS[b].seeds).keys()] : [0],
@@ -300,7 +322,7 @@ Deno.test("plan: matched comparisons run both sides at the same steps and learni
   );
   assert.match(
     devs,
-    /steps of the long encoder-12 run: 10000 \(essay: 105000\)/,
+    /steps of the long encoder-12 run: not run \(essay: 105000\)/,
   );
 });
 
@@ -845,21 +867,23 @@ Deno.test("setups: this run's setup comes from the plan; deviations from the ess
     });
   const std = judgeAt("standard", "vit_depth");
   assert.equal(std.run_setup.model, "ViT-B/32");
-  assert.equal(std.run_setup.steps, "1500");
+  assert.equal(std.run_setup.steps, "1000");
   assert.equal(std.run_setup.seeds, "3 (seeds 0, 1, 2)");
   assert.deepEqual(std.deviations, [
     "target image: essay a dalmatian, here chelsea.png",
+    "steps: essay 1500, here 1000",
     "learning rate: essay 0.006, here 0.01→0.001",
     "input normalization: essay none (pixels/255), here the model's mean/std",
   ]);
   assert.deepEqual(judgeAt("essay", "vit_depth").deviations, [
     "target image: essay a dalmatian, here chelsea.png",
   ]);
-  const rec = judgeAt("standard", "recovery");
+  const rec = judgeAt("smoke", "recovery");
   assert.ok(
     rec.deviations.includes(
-      "steps: essay 1500 and 105000, here 1500 and 10000",
+      "steps: essay 1500 and 105000, here 3 and 8",
     ),
+    rec.deviations.join("; "),
   );
   assert.ok(
     rec.deviations.includes(
@@ -1365,7 +1389,7 @@ Deno.test("essay command: bad --budget, --only, --image are usage errors (exit 2
     );
     assert.match(
       printed.join("\n"),
-      /vit_depth: deno run -A mod.ts grid --model vit_b_32 --layers 1,4,8,12 .* --steps 1500 /,
+      /vit_depth: deno run -A mod.ts grid --model vit_b_32 --layers 1,4,12 .* --steps 1000 /,
     );
     assert.equal(await exists(), false);
   } finally {
@@ -1450,6 +1474,7 @@ Deno.test("essay --plan --emit slurm: one array over every cell of every experim
         "stem_trained",
         "filters",
         "swaps",
+        "stem_depth",
       ]);
       const expected = planned.flatMap((p): [string, number | null][] =>
         p.grid
@@ -1700,4 +1725,156 @@ Deno.test("essay --emit, --task and --report-only: bad combinations and a tamper
   assert.ok(
     !(await Deno.stat(`${dir}/elsewhere`).then(() => true, () => false)),
   );
+});
+
+Deno.test("metrics: the worst patch's gap, a generated image's roughness averaged over a row's classes, numbers per weight draw of a value experiment", () => {
+  const spread = (median: number, min: number) => ({
+    median,
+    min,
+    iqr: 1,
+    std: 1,
+  });
+  const view = seedView(
+    new Map([
+      [
+        "vit_depth",
+        result("vit_depth", [
+          cell("intact", 1, { patches: spread(30, 18) }, 1),
+          cell("intact", 12, { patches: null }, 1),
+        ]),
+      ],
+      [
+        "generation",
+        result("generation", [
+          cell("trained", 1, { roughness: 0.1 }, 1),
+          cell("trained", 7, { roughness: 0.3 }, 1),
+          cell("trainedLr250", 7, { roughness: 0.9 }, 1),
+        ]),
+      ],
+      ["conditioning", {
+        id: "conditioning",
+        status: "done",
+        dir: "cells/conditioning",
+        cells: [],
+        values: { "kappa:intact": 10 },
+        valuesBySeed: {
+          0: { "kappa:intact": 10 },
+          1: { "kappa:intact": 30 },
+        },
+      }],
+    ]),
+    () => 1,
+  );
+  const gap = {
+    kind: "cell",
+    exp: EXP.vitDepth,
+    row: "intact",
+    field: "worst-patch-gap",
+  } as const;
+  assert.equal(evaluate({ ...gap, col: 1 }, view), 12);
+  assert.equal(evaluate({ ...gap, col: 12 }, view), null);
+  // the mean over the classes of one row: (0.1 + 0.3) / 2, the other row left out
+  const rough = evaluate({
+    kind: "row-mean",
+    exp: EXP.generation,
+    row: "trained",
+    field: "roughness",
+  }, view)!;
+  assert.ok(Math.abs(rough - 0.2) < 1e-12);
+  // a value experiment's numbers follow the weight draw
+  const kappa = {
+    kind: "value",
+    exp: EXP.conditioning,
+    key: "kappa:intact",
+    unit: "ratio",
+    about: "",
+  } as const;
+  assert.equal(evaluate(kappa, view), 30);
+  const seed0 = seedView(
+    new Map([["conditioning", {
+      id: "conditioning",
+      status: "done" as const,
+      dir: "",
+      cells: [],
+      valuesBySeed: { 0: { "kappa:intact": 10 } },
+    }]]),
+    () => 0,
+  );
+  assert.equal(evaluate(kappa, seed0), 10);
+});
+
+Deno.test("plan: every claim of the essay has an experiment; those needing ImageNet ViT-L/16 or mixers are not run with the converter and essay commands; conditioning is one command per row and weight draw", async () => {
+  const env = await repoEnv();
+  const p = plan(BUDGETS.standard, env);
+  const byId = new Map(p.map((e) => [e.id, e]));
+  for (const c of CLAIMS) {
+    for (const e of c.experiments) assert.ok(byId.has(e), `${c.id}: ${e}`);
+  }
+  assert.ok(CLAIMS.length >= 31, `${CLAIMS.length} claims`);
+  for (
+    const id of ["l16_swaps", "l16_survey", "l16_filters", "trained_mixer"]
+  ) {
+    const e = byId.get(id)!;
+    assert.equal(e.status, "not run", id);
+    assert.match(e.missing!.command, /tools\/convert\.py .*--weights /);
+    assert.match(e.missing!.command, new RegExp(`essay .*--only ${id}`));
+  }
+  const r = byId.get("residual_training")!;
+  assert.equal(r.status, "not run");
+  assert.match(r.missing!.command, /tools\/train_residual\.py/);
+  // with --values it reads the training run's numbers instead
+  const withValues = plan(BUDGETS.standard, {
+    ...env,
+    values: new Map([["residual_training", "/x/values.json"]]),
+  }).find((e) => e.id === "residual_training")!;
+  assert.equal(withValues.status, "run");
+  assert.equal(withValues.valuesFile, "/x/values.json");
+  const cond = byId.get("conditioning")!;
+  assert.equal(cond.status, "run");
+  assert.equal(cond.commands!.length, 4 * BUDGETS.standard.seeds);
+  assert.deepEqual(cond.seeds, [0, 1, 2]);
+  const keys = new Set(cond.commands!.map((c) => c.key));
+  for (const k of ["kappa:intact", "kappa:noAttention", "kappa:lnAttention"]) {
+    assert.ok(keys.has(k), k);
+  }
+  for (const c of cond.commands!) {
+    assert.equal(c.args[0], "condition");
+    assert.ok(!c.args.includes("--out"));
+    assert.equal(c.args[c.args.indexOf("--seed") + 1], String(c.seed));
+  }
+  // the trained-model stand-ins: the colour ViT when no ImageNet weights are converted
+  assert.equal(byId.get("trained_attention")!.grid!.model, "colour_vit");
+  assert.equal(byId.get("stem_depth")!.grid!.model, "colour_vit");
+  assert.equal(byId.get("generation_conv")!.grid!.model, "fmnist_resnet");
+});
+
+Deno.test("essay --values: an unknown experiment or a missing file is a usage error naming the value", async () => {
+  const out = await Deno.makeTempDir();
+  for (
+    const [arg, hint] of [
+      ["vit_depth=x.json", /expected ID=FILE with ID one of residual_training/],
+      [`residual_training=${out}/none.json`, /is not a file/],
+    ] as const
+  ) {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}mod.ts`,
+        "essay",
+        "--plan",
+        "--values",
+        arg,
+        "--out",
+        `${out}/e`,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, 2, arg);
+    const err = new TextDecoder().decode(r.stderr);
+    assert.match(err, /Invalid --values/);
+    assert.match(err, hint);
+  }
+  await assert.rejects(Deno.stat(`${out}/e`));
 });

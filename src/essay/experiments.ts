@@ -877,7 +877,7 @@ const DRAFTS: readonly Draft[] = [
     id: EXP.swaps,
     title:
       "trained parts in an untrained ViT with a trained stem: position embedding, first ln_1",
-    make: trained((b, _m, w) => ({
+    make: trained((b, m, w) => ({
       layers: [1],
       rows: [
         row("stem", `--swap conv_proj=${w}`),
@@ -896,8 +896,8 @@ const DRAFTS: readonly Draft[] = [
     title:
       "an untrained ViT with the trained stem swapped in: encoders 1 and 4 at the budget's steps",
     make: trained(
-      (b, _m, w) => ({
-        layers: [1, 4],
+      (b, m, w) => ({
+        layers: [1, Math.min(4, m.layers)],
         rows: [row("stem", `--swap conv_proj=${w}`)],
         steps: b.vitSteps,
         extra: invertExtra(b),
@@ -1076,9 +1076,9 @@ const DRAFTS: readonly Draft[] = [
     title:
       "a trained ViT without attention or without MLPs in every encoder: encoder 4",
     make: trained(
-      (b, _m, w) => ({
+      (b, m, w) => ({
         weights: w,
-        layers: [4],
+        layers: [Math.min(4, m.layers)],
         rows: [
           row("noAttention", "--remove attention"),
           row("noMlp", "--remove mlp"),
