@@ -63,6 +63,7 @@ import {
 } from "../grid/emit.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import { FILTERS_COMMAND } from "./inspect.ts";
+import { CONDITION_COMMAND } from "./condition.ts";
 import { writeAtomic } from "../io/mod.ts";
 
 /** Options of `essay`. */
@@ -408,11 +409,12 @@ async function valuesOption(given: string[]): Promise<Map<string, string>> {
   return out;
 }
 
-/** Runs a command of this CLI in this process (a task runs one grid cell or the filters command). */
+/** Runs a command of this CLI in this process (a task runs one grid cell, the filters command or a value experiment's command). */
 function inProcess(ctx: Context): CommandRunner {
   const commands: Record<string, Command> = {
     grid: GRID_COMMAND,
     filters: FILTERS_COMMAND,
+    condition: CONDITION_COMMAND,
   };
   return (args) => {
     const [name, ...rest] = args;
