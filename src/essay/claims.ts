@@ -826,7 +826,7 @@ export const CLAIMS: readonly Claim[] = [
     },
     rule: { kind: "threshold", q: "ratio", agree: 100, partly: 10 },
     note:
-      "Measured directly: the block's input→output Jacobian at the image's activations, its largest singular value by Lanczos iteration on JᵀJ (Jᵀu from the VJP graph, Jv by central differences of the forward graph) and an upper bound on its smallest from the smallest Ritz value, so each κ is a lower bound. The claim holds if attention (with its layer norm, without the residual that bypasses it) makes the block far worse conditioned than the block without attention.",
+      "Measured directly: the block's input→output Jacobian at the image's activations, its largest singular value by Lanczos iteration on JᵀJ (Jᵀu from the VJP graph, Jv by central differences of the forward graph) and an upper bound on its smallest from the smallest Ritz value, so each κ is a lower bound. The claim holds if attention (with its layer norm, without the residual that bypasses it) makes the block far worse conditioned than the block without attention. Uncertainty: each κ is a lower bound that tightens slowly with the iterations — on the Fashion-MNIST ViT's encoder 1, whose full Jacobian PyTorch can form (tests/condition_test.ts), 40 steps give κ ≥ 57 and 80 steps κ ≥ 141 against a true 98,093, and without attention κ ≥ 41 against a true 220: the true ratio (446) supports the claim while the 40-step bounds' ratio (1.4) does not. A ratio of bounds below the cut-off therefore says more about the measure than the model: treat such a verdict as undecided; many more iterations (condition --iterations) or the full Jacobian would settle it.",
   }),
   claim({
     id: "attention_residual",

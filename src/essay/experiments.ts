@@ -877,7 +877,7 @@ const DRAFTS: readonly Draft[] = [
     id: EXP.swaps,
     title:
       "trained parts in an untrained ViT with a trained stem: position embedding, first ln_1",
-    make: trained((b, m, w) => ({
+    make: trained((b, _m, w) => ({
       layers: [1],
       rows: [
         row("stem", `--swap conv_proj=${w}`),
