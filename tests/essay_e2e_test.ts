@@ -235,7 +235,7 @@ Deno.test("essay: the trained-model claims run on a small trained ViT folder (he
     await Deno.stat(`${out}/cells/filters/filters.png`);
     assert.match(
       await Deno.readTextFile(`${out}/index.html`),
-      /the small models trained here on Fashion-MNIST/,
+      /the small models trained here \(Fashion-MNIST/,
     );
   } finally {
     await Deno.remove(out, { recursive: true }).catch(() => {});

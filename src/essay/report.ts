@@ -103,7 +103,8 @@ function meanText(
 
 const ORIGIN: Record<string, string> = {
   untrained: "untrained models",
-  small: "the small models trained here on Fashion-MNIST",
+  small:
+    "the small models trained here (Fashion-MNIST; colour photographs for the colour ViT)",
   ImageNet: "ImageNet weights",
 };
 
