@@ -530,10 +530,10 @@ Deno.test("rules: a claim's words come from its rule data; each claim reaches ag
       gain_4: 4.4,
     }, "partly"], [{ gain_1: -1, gain_4: 0 }, "disagrees"]],
     no_ln_explodes: [
-      [{ no_ln_8: 1, no_ln_12: 1, intact_8: 0, intact_12: 0 }, "agrees"],
-      [{ no_ln_8: 0, no_ln_12: 1, intact_8: 0, intact_12: 0 }, "partly"],
-      [{ no_ln_8: 1, no_ln_12: 1, intact_8: 1, intact_12: 1 }, "disagrees"],
-      [{ no_ln_8: 0, no_ln_12: 0, intact_8: 0, intact_12: 0 }, "disagrees"],
+      [{ no_ln_4: 0, no_ln_12: 1, intact_4: 0, intact_12: 0 }, "agrees"],
+      [{ no_ln_4: 1, no_ln_12: 0, intact_4: 0, intact_12: 0 }, "partly"],
+      [{ no_ln_4: 1, no_ln_12: 1, intact_4: 1, intact_12: 1 }, "disagrees"],
+      [{ no_ln_4: 0, no_ln_12: 0, intact_4: 0, intact_12: 0 }, "disagrees"],
     ],
     attention_residual: [[{ loss: 11, recovery: 10.6 }, "agrees"], [{
       loss: 11,
@@ -549,10 +549,86 @@ Deno.test("rules: a claim's words come from its rule data; each claim reaches ag
       psnr_8: 20.2,
       drop: 11.4,
     }, "partly"], [{ psnr_1: 35, psnr_8: 34, drop: 1 }, "disagrees"]],
-    mixer_patch8: [[{ gain_1: 2, gain_4: 3 }, "agrees"], [{
-      gain_1: 2,
-      gain_4: -3,
-    }, "partly"], [{ gain_1: -2, gain_4: -3 }, "disagrees"]],
+    mixer_patch8: [[{ gain_1: 2 }, "agrees"], [{ gain_1: 0.5 }, "partly"], [
+      { gain_1: -2 },
+      "disagrees",
+    ]],
+    generation_resolution: [
+      [{ vit_roughness: 0.1, convnet_roughness: 0.2, ratio: 2 }, "agrees"],
+      [{ vit_roughness: 0.1, convnet_roughness: 0.12, ratio: 1.2 }, "partly"],
+      [
+        { vit_roughness: 0.1, convnet_roughness: 0.09, ratio: 0.9 },
+        "disagrees",
+      ],
+    ],
+    vit_lr_difficulty: [
+      [{ vit_1: 1, vit_12: 0, resnet_1: 1, resnet_16: 1 }, "agrees"],
+      [{ vit_1: 0, vit_12: 1, resnet_1: 1, resnet_16: 1 }, "partly"],
+      [{ vit_1: 1, vit_12: 1, resnet_1: 1, resnet_16: 0 }, "disagrees"],
+    ],
+    l16_filters: [[{ patterned: 0.3 }, "agrees"], [
+      { patterned: 0.6 },
+      "partly",
+    ], [
+      { patterned: 0.9 },
+      "disagrees",
+    ]],
+    stem_depth: [
+      [{ psnr_1: 30, psnr_4: 25, drop: 5 }, "agrees"],
+      [{ psnr_1: 30, psnr_4: 28, drop: 2 }, "partly"],
+      [{ psnr_1: 30, psnr_4: 30, drop: 0 }, "disagrees"],
+    ],
+    patch_imperfections: [
+      [{ stem_over_1: 2, gap_0: 3, gap_1: 7, gap_12: 8 }, "agrees"],
+      [{ stem_over_1: 2, gap_0: 3, gap_1: 4, gap_12: 4 }, "partly"],
+      [{ stem_over_1: 0, gap_0: 5, gap_1: 4, gap_12: 4 }, "disagrees"],
+    ],
+    l16_stem_ln: [
+      [{ gain: 4, patchwork_stem: 10, patchwork_ln: 5 }, "agrees"],
+      [{ gain: 2, patchwork_stem: 5, patchwork_ln: 10 }, "partly"],
+      [{ gain: 0, patchwork_stem: 5, patchwork_ln: 5 }, "disagrees"],
+    ],
+    l16_survey: [
+      [
+        { no_attention_12: 5, no_ln_12: 5, no_mlp_12: 0, no_attention_24: 5 },
+        "agrees",
+      ],
+      [
+        { no_attention_12: 5, no_ln_12: 0, no_mlp_12: 3, no_attention_24: 0 },
+        "partly",
+      ],
+      [
+        { no_attention_12: 0, no_ln_12: 0, no_mlp_12: 3, no_attention_24: 0 },
+        "disagrees",
+      ],
+    ],
+    attention_conditioning: [
+      [{ kappa_intact: 1000, kappa_no_attention: 5, ratio: 200 }, "agrees"],
+      [{ kappa_intact: 100, kappa_no_attention: 5, ratio: 20 }, "partly"],
+      [{ kappa_intact: 10, kappa_no_attention: 5, ratio: 2 }, "disagrees"],
+    ],
+    trained_attention: [
+      [{ gain: 4, trained_met: 1, untrained_met: 0 }, "agrees"],
+      [{ gain: 2, trained_met: 1, untrained_met: 1 }, "partly"],
+      [{ gain: 0, trained_met: 0, untrained_met: 0 }, "disagrees"],
+    ],
+    trained_ablation: [[{ advantage: 2 }, "agrees"], [
+      { advantage: 0.5 },
+      "partly",
+    ], [
+      { advantage: 0 },
+      "disagrees",
+    ]],
+    residual_training: [
+      [{ vit_accuracy: 0.1, mixer_accuracy: 0.8 }, "agrees"],
+      [{ vit_accuracy: 0.1, mixer_accuracy: 0.2 }, "partly"],
+      [{ vit_accuracy: 0.8, mixer_accuracy: 0.2 }, "disagrees"],
+    ],
+    trained_mixer: [
+      [{ psnr_1: 25, psnr_12: 20, drop: 5 }, "agrees"],
+      [{ psnr_1: 30, psnr_12: 18, drop: 12 }, "partly"],
+      [{ psnr_1: 30, psnr_12: 10, drop: 20 }, "disagrees"],
+    ],
     mixer_no_ln: [[{ gain_1: 3, gain_4: 5, gain_8: 9 }, "agrees"], [{
       gain_1: 1,
       gain_4: 0,
@@ -851,7 +927,7 @@ Deno.test("judgeClaim: not run when a model folder is missing (the converter com
   });
   assert.deepEqual(
     withoutColour.filter((c) => c.verdict === "not testable").map((c) => c.id),
-    ["stem_trained", "filters"],
+    ["stem_trained", "filters", "stem_depth"],
   );
 });
 
@@ -1194,12 +1270,12 @@ Deno.test("summaryMarkdown and the page: the committed report's old claims.json 
       "vit_depth",
       result("vit_depth", [
         ...depthCells([[28, 26, true], [27, 24, true]]),
-        cell("noLn", 8, { exploded: "exploded at step 2" }),
+        cell("noLn", 4, { exploded: "exploded at step 2" }),
         cell("noLn", 12, { exploded: "exploded at step 1" }),
-        cell("intact", 8, {}),
-        cell("noLn", 8, { exploded: "exploded at step 2" }, 1),
+        cell("intact", 4, {}),
+        cell("noLn", 4, { exploded: "exploded at step 2" }, 1),
         cell("noLn", 12, { exploded: "exploded at step 1" }, 1),
-        cell("intact", 8, {}, 1),
+        cell("intact", 4, {}, 1),
       ]),
     ]]),
   });
@@ -1210,12 +1286,12 @@ Deno.test("summaryMarkdown and the page: the committed report's old claims.json 
   );
   assert.match(
     md,
-    /\| no_ln_explodes \| .* \| agrees \| no_ln_8 = yes, no_ln_12 = yes, intact_8 = no, intact_12 = no \|/,
+    /\| no_ln_explodes \| .* \| agrees \| no_ln_4 = yes, no_ln_12 = yes, intact_4 = no, intact_12 = no \|/,
   );
   assert.match(md, /up to 2 weight draws/);
   assert.equal(
     headline(claims),
-    `Verdicts on 2 claims: 2 agree, 0 partly, 0 disagree, 0 borderline. Not judged: 2 not testable, 15 not run.`,
+    `Verdicts on 2 claims: 2 agree, 0 partly, 0 disagree, 0 borderline. Not judged: 3 not testable, 26 not run.`,
   );
   const page = (budget: typeof BUDGETS.smoke) =>
     reportHtml({
