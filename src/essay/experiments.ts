@@ -641,6 +641,15 @@ function trained(
 ): Draft["make"] {
   return (b, env) => {
     const t = trainedVit(env, order);
+    if (!t && order === TRAINED_CONVNETS) {
+      return {
+        reason:
+          "no trained convnet weights are converted (ImageNet ResNet50, or the small Fashion-MNIST ResNet)",
+        command: `${
+          convertCommand("resnet50", env, "IMAGENET1K_V1")
+        } (ImageNet; needs a network), or the Fashion-MNIST ResNet: /usr/bin/python3 tools/train_fmnist.py --out out/fmnist, then convert out/fmnist/resnet.pth as its training log says`,
+      };
+    }
     if (!t) {
       return {
         reason: "no trained ViT weights are converted",
