@@ -48,12 +48,9 @@ import {
   usage,
 } from "./options.ts";
 import {
-  CLUSTER_OPTS,
-  denoOpt,
   type EmitKind,
   indexedJob,
   modPath,
-  resourceOpts,
   shellQuote,
   slurmArray,
   submitScript,
@@ -61,6 +58,7 @@ import {
   type TaskResources,
   toYaml,
 } from "../grid/emit.ts";
+import { CLUSTER_OPTS, denoOpt, resourceOpts } from "./cluster.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import { FILTERS_COMMAND } from "./inspect.ts";
 import { writeAtomic } from "../io/mod.ts";
