@@ -5,12 +5,7 @@
  *
  * @module
  */
-import {
-  encodePng,
-  type ImageTensor,
-  writeFiles,
-  writePng,
-} from "../io/mod.ts";
+import type { ImageTensor } from "../io/mod.ts";
 import type { Manifest } from "../model/mod.ts";
 import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
@@ -51,7 +46,7 @@ import {
   weightsText,
 } from "./model.ts";
 import { modelAbout } from "../run/variant.ts";
-import { imageOf, labelledRow, loadTarget } from "../run/images.ts";
+import { loadTarget } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
 import { checkOutPath } from "../run/outdir.ts";
@@ -59,13 +54,13 @@ import { type Prelude, prelude } from "./prelude.ts";
 import {
   figuresTable,
   type InvertSettings,
-  type InvertSummary,
   layerLabel,
   readInvertResume,
   runInvert,
 } from "../run/invert.ts";
 import { runCommand } from "../run/command.ts";
 import { batchRuns, MAX_BATCH, runInvertRuns } from "../run/batch.ts";
+import { runDemo } from "../run/demo.ts";
 import type { Stopper } from "../run/progress.ts";
 
 /** Options of `invert`. */
@@ -495,71 +490,33 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
         ...modelAbout(model, source, base.normalize, variant),
         modelDefaults: own.modelDefaults,
       };
+      const title = `${m.name}, ${weightsText(raw)}${
+        variant.tag ? ` (${variant.tag})` : ""
+      }: representations after ${steps} steps`;
       const work = async (stopper: Stopper) => {
-        await writePng(`${out}/target.png`, target);
-        console.error(
-          `vitrep demo: ${m.name}, weights ${model.weights}, on ${model.backend}, ${steps} steps per layer`,
-        );
-        const rows: InvertSummary[] = [];
-        const images: ImageTensor[] = [];
-        for (const s of settings) {
-          if (stopper.requested) break;
-          const dir = `${out}/layer${s.layer}`;
-          await Deno.mkdir(dir, { recursive: true });
-          const r = await runInvert(model, target, s, {
-            out: dir,
-            ...ctlOpts,
-            stopper,
-            options: { ...options, layer: String(s.layer), image: imagePath },
-            about,
-            label: layerLabel(m, s.layer),
-            tag: variant.tag,
-          });
-          rows.push(r.summary);
-          images.push(imageOf(r.image));
-        }
-        const title = `${m.name}, ${weightsText(raw)}${
-          variant.tag ? ` (${variant.tag})` : ""
-        }: representations after ${steps} steps`;
-        const record = {
-          command: "demo",
+        const { rows, stopped } = await runDemo(model, {
+          out,
+          target,
+          imagePath,
+          settings,
+          control: ctlOpts,
           options,
-          ...about,
-          steps,
-          layers: rows,
-          interrupted: stopper.requested,
-        };
-        await writeDemo(out, [target, ...images], rows, title, record);
-        return stopper.requested ? EXIT_INTERRUPTED : 0;
+          about,
+          tag: variant.tag,
+          title,
+          log: (line) => console.error(line),
+        }, stopper);
+        console.log(figuresTable(rows));
+        console.log(
+          `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
+            rows.map((r) => `layer${r.layer}/`).join(", ")
+          })`,
+        );
+        return stopped ? EXIT_INTERRUPTED : 0;
       };
       return { claim, work };
     },
   }, ctx);
-}
-
-/** Writes demo.png (the target and each layer's representation, labelled) and metrics.json, and prints the table. */
-async function writeDemo(
-  out: string,
-  images: ImageTensor[],
-  rows: readonly InvertSummary[],
-  title: string,
-  record: Record<string, unknown>,
-): Promise<void> {
-  await writeFiles(out, [{
-    name: "demo.png",
-    data: encodePng(
-      labelledRow(images, ["target", ...rows.map((r) => r.layerLabel)], title),
-    ),
-  }, {
-    name: "metrics.json",
-    data: JSON.stringify(record, null, 2) + "\n",
-  }]);
-  console.log(figuresTable(rows));
-  console.log(
-    `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
-      rows.map((r) => `layer${r.layer}/`).join(", ")
-    })`,
-  );
 }
 
 /** `invert`: layer representation. */
