@@ -242,7 +242,7 @@ Deno.test("grid --emit: an estimated time beyond the limit is cut to it", () => 
   const r = taskResources(plan, {});
   assertEquals(r.minutes, TASK_LIMITS.minutes);
   assertEquals(r.cpus, 2);
-  assertEquals(taskResources(plan, { time: "60" }).minutes, 60);
+  assertEquals(taskResources(plan, { minutes: 60 }).minutes, 60);
 });
 
 /** A second process holding the lock at `path` until its stdin closes; resolves with its pid once held. */

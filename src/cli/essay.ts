@@ -48,23 +48,16 @@ import {
   usage,
 } from "./options.ts";
 import {
-  CLUSTER_OPTS,
-  denoOpt,
   type EmitKind,
-  indexedJob,
   modPath,
-  resourceOpts,
   shellQuote,
-  slurmArray,
-  submitScript,
   TASK_LIMITS,
-  type TaskResources,
-  toYaml,
 } from "../grid/emit.ts";
+import { durationText, writeTaskArray } from "../grid/array.ts";
+import { CLUSTER_OPTS, jobTarget, resourceOpts } from "./cluster.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import { FILTERS_COMMAND } from "./inspect.ts";
 import { CONDITION_COMMAND } from "./condition.ts";
-import { writeAtomic } from "../io/mod.ts";
 
 /** Options of `essay`. */
 export const ESSAY_SPEC: Spec = {
@@ -218,13 +211,6 @@ function onlyOpt(given: Raw): string[] {
   return ids;
 }
 
-const hms = (s: number) =>
-  s >= 3600
-    ? `${(s / 3600).toFixed(1)} h`
-    : s >= 60
-    ? `${(s / 60).toFixed(1)} min`
-    : `${s.toFixed(0)} s`;
-
 const quote = (a: string) =>
   /^[\w./:,=-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`;
 
@@ -247,7 +233,7 @@ function planText(
         plans.map((ps) => {
           const q = ps[i];
           return (q.status === "run"
-            ? `${q.cells}, ${hms(q.seconds)}`
+            ? `${q.cells}, ${durationText(q.seconds)}`
             : "not run").padEnd(24);
         }).join(" | ")
       }`,
@@ -258,7 +244,7 @@ function planText(
       plans.map((ps) => {
         const run = ps.filter((q) => q.status === "run");
         return `${run.reduce((a, q) => a + q.cells, 0)}, ${
-          hms(run.reduce((a, q) => a + q.seconds, 0))
+          durationText(run.reduce((a, q) => a + q.seconds, 0))
         }`.padEnd(24);
       }).join(" | ")
     }`,
@@ -468,14 +454,6 @@ async function taskStep(given: Raw, ctx: Context): Promise<number> {
   return await inProcess(ctx)(taskArgs(t, out));
 }
 
-/** Minutes a task may take: twice its estimate (seconds on 2 cores) on `cpus` cores, plus 5, at most TASK_LIMITS.minutes. */
-function taskMinutes(seconds: number, cpus: number): number {
-  return Math.min(
-    Math.ceil((2 * 2 * seconds) / cpus / 60) + 5,
-    TASK_LIMITS.minutes,
-  );
-}
-
 /** The command line that writes the report of the array in `out`, with the essay options given. */
 function reportCommand(given: Raw, out: string, budget: BudgetName): string {
   const args = ["essay", "--out", out, "--budget", budget];
@@ -493,24 +471,6 @@ function reportCommand(given: Raw, out: string, budget: BudgetName): string {
   }`;
 }
 
-/** Per-experiment lines of the task table: index range, cells, limits. */
-function taskTable(t: EssayTasks, minutes: readonly number[]): string[] {
-  const ids = [...new Set(t.tasks.map((x) => x.experiment))];
-  return ids.map((id) => {
-    const mine = t.tasks.filter((x) => x.experiment === id);
-    const ms = mine.map((x) => minutes[x.index]);
-    const [lo, hi] = [Math.min(...ms), Math.max(...ms)];
-    return `  ${indexSpan(mine.map((x) => x.index)).padEnd(7)} ${
-      id.padEnd(18)
-    } ${mine.length} task(s), ${
-      hms(mine.reduce((a, x) => a + x.seconds, 0))
-    } estimated, limit ${lo === hi ? `${lo}` : `${lo}-${hi}`} min`;
-  });
-}
-
-const indexSpan = (xs: number[]) =>
-  xs.length === 1 ? `${xs[0]}` : `${xs[0]}-${xs[xs.length - 1]}`;
-
 /** Writes the job files of `kind` for the tasks in `out`; the lines to print. */
 async function writeEssayJob(
   kind: EmitKind,
@@ -519,22 +479,9 @@ async function writeEssayJob(
   given: Raw,
   report: string,
 ): Promise<string[]> {
-  const res = resourceOpts(given);
-  const cpus = res.cpus ?? 2;
-  const minutes = t.tasks.map((x) =>
-    res.minutes ?? taskMinutes(x.seconds, cpus)
-  );
-  const r: TaskResources = {
-    cpus,
-    parallel: res.parallel ?? 4,
-    memMiB: res.memMiB ??
-      Math.min(Math.max(...t.tasks.map((x) => x.peakMiB)), TASK_LIMITS.memMiB),
-    minutes: Math.max(...minutes),
-    saveEvery: 0,
-  };
   const n = t.tasks.length;
   const hours = t.tasks.reduce((a, x) => a + x.seconds, 0) / 3600;
-  const head = [
+  const about = [
     `vitrep essay, budget ${t.budget}: ${n} tasks over ${
       new Set(t.tasks.map((x) => x.experiment)).size
     } experiments, one per grid cell (the filters command one), about ${
@@ -542,91 +489,37 @@ async function writeEssayJob(
     } hours on 2 cores in all;`,
     `${out}/tasks.json maps each task to its experiment, cell and estimate.`,
   ];
-  const lo = Math.min(...minutes);
-  const about = `${n} tasks, ${r.cpus} CPU(s), up to ${r.memMiB} MiB, ${
-    lo === r.minutes ? `${lo}` : `${lo}-${r.minutes}`
-  } min each (by its estimate), ${r.parallel} at once`;
+  const target = jobTarget(given, "vitrep-essay");
+  const w = await writeTaskArray(
+    kind,
+    {
+      out,
+      tasks: t.tasks.map((x) => ({ ...x, group: x.experiment })),
+      name: "vitrep-essay",
+      k8sName: `vitrep-essay-${t.budget}`,
+      about,
+      report,
+      groupWord: "experiment",
+      args: (dir) => ["essay", "--out", dir, "--task"],
+      mount: "/essay",
+    },
+    resourceOpts(given),
+    target,
+  );
+  const r = w.resources;
   if (kind === "slurm") {
-    await Deno.mkdir(`${out}/logs`, { recursive: true });
-    const sbatch = `${out}/job.sbatch`;
-    await writeAtomic(
-      sbatch,
-      slurmArray(
-        {
-          name: "vitrep-essay",
-          count: n,
-          out,
-          about: [
-            ...head,
-            `submit:  bash ${out}/submit.sh   (each task its own time limit and memory; sbatch ${sbatch} gives all ${r.minutes} min, ${r.memMiB} MiB)`,
-            `report:  ${report}`,
-            "tasks (index, experiment, count, estimate, time limit):",
-            ...taskTable(t, minutes).map((l) => l.slice(2)),
-          ],
-          args: ["essay", "--out", out, "--task"],
-          indexArg: true,
-          log: "task_%a.log",
-        },
-        r,
-        denoOpt(given),
-      ),
-    );
-    const limits = t.tasks.map((x, i) => ({
-      minutes: minutes[i],
-      memMiB: res.memMiB ?? Math.min(x.peakMiB, r.memMiB),
-    }));
-    await writeAtomic(`${out}/submit.sh`, submitScript(sbatch, limits));
     return [
-      `wrote ${sbatch} (${about})`,
-      ...taskTable(t, minutes),
-      `submit:  bash ${out}/submit.sh   (each task its own time limit and memory; prints the job id. Or sbatch ${sbatch}: every task at ${r.minutes} min, ${r.memMiB} MiB)`,
+      `wrote ${w.path} (${w.summary})`,
+      ...w.table,
+      `submit:  bash ${out}/submit.sh   (each task its own time limit and memory; prints the job id. Or sbatch ${w.path}: every task at ${r.minutes} min, ${r.memMiB} MiB)`,
       `report:  ${report}   (after the array: builds the report from the finished cells and lists missing ones; or sbatch --dependency=afterany:JOBID --wrap '${report}')`,
     ];
   }
-  return await writeK8sJob(out, t, given, r, {
-    head,
-    about,
-    report,
-    minutes,
-  });
-}
-
-/** Writes OUT/job.yaml, the Kubernetes Indexed Job of the tasks; the lines to print. */
-async function writeK8sJob(
-  out: string,
-  t: EssayTasks,
-  given: Raw,
-  r: TaskResources,
-  text: { head: string[]; about: string; report: string; minutes: number[] },
-): Promise<string[]> {
-  const { head, about, report, minutes } = text;
-  const n = t.tasks.length;
-  const image = str({ container: "vitrep:latest", ...given }, "container");
-  const claim = str({ volume: "vitrep-essay", ...given }, "volume");
-  const job = indexedJob(
-    {
-      name: `vitrep-essay-${t.budget}`,
-      count: n,
-      args: ["essay", "--out", "/essay", "--task", "$(JOB_COMPLETION_INDEX)"],
-      mount: "/essay",
-    },
-    r,
-    image,
-    claim,
-  );
-  await writeAtomic(
-    `${out}/job.yaml`,
-    `${
-      head.map((l) => `# ${l}`).join("\n")
-    }\n# OUT is the volume "${claim}", mounted at /essay; pod I runs task I. Submit: kubectl apply -f job.yaml\n${
-      toYaml(job)
-    }`,
-  );
   return [
-    `wrote ${out}/job.yaml (${about}; Kubernetes has no per-index time limit)`,
-    ...taskTable(t, minutes),
-    `build:   docker build -t ${image} .   (the repository's Dockerfile; push it where the cluster pulls from)`,
-    `copy ${out}/ into the volume "${claim}", then submit: kubectl apply -f ${out}/job.yaml`,
+    `wrote ${w.path} (${w.summary}; Kubernetes has no per-index time limit)`,
+    ...w.table,
+    `build:   docker build -t ${target.image} .   (the repository's Dockerfile; push it where the cluster pulls from)`,
+    `copy ${out}/ into the volume "${target.claim}", then submit: kubectl apply -f ${w.path}`,
     `report:  essay --out DIR --report-only with DIR the volume's copy (${report})`,
   ];
 }
@@ -722,7 +615,7 @@ function printReport(r: EssayReport, out: string, started: number): number {
   }
   console.log(
     `${r.interrupted ? "stopped" : "done"} in ${
-      hms((performance.now() - started) / 1000)
+      durationText((performance.now() - started) / 1000)
     }; wrote ${out}/ (index.html, claims.json, summary.md, cells/, maps/)${
       r.interrupted ? ": run the same command again to continue" : ""
     }`,

@@ -5,10 +5,7 @@
  *
  * @module
  */
-import { resolve as resolvePath } from "node:path";
 import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
-import { encodePng, type ImageTensor, writeFiles } from "../io/mod.ts";
-import { montage } from "../figures/mod.ts";
 import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
   asUsage,
@@ -37,22 +34,12 @@ import {
 } from "./options.ts";
 import { canonicalModel, openModel } from "./model.ts";
 import { modelAbout } from "../run/variant.ts";
-import { imageOf, labelledRow } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
-import { bySignal } from "../run/harness.ts";
-import { saveSnapshot, type Snapshot } from "../run/snapshot.ts";
-import { readResume } from "../run/run.ts";
+import type { Snapshot } from "../run/snapshot.ts";
 import { type Prelude, prelude } from "./prelude.ts";
-import {
-  type ClassState,
-  classState,
-  GENERATE_COLUMNS,
-  GENERATE_NULLABLE,
-  type GenerateSettings,
-  type GenerateSummary,
-  runGenerate,
-} from "../run/generate.ts";
+import type { GenerateSettings, GenerateSummary } from "../run/generate.ts";
 import { runCommand } from "../run/command.ts";
+import { classStates, runClasses, zeroHead } from "../run/classes.ts";
 import type { Stopper } from "../run/progress.ts";
 
 /** Options of `generate`. */
@@ -184,105 +171,12 @@ function resolveClasses(
 
 /** Warns when the model's head is all zeros (untrained torchvision ViTs): generation then only blurs. */
 function warnZeroHead(model: Model, quiet: boolean): void {
-  const m = model.manifest;
-  const head = ["heads.head.weight", "head.weight", "fc.weight"].find((k) =>
-    m.tensors[k]
-  );
-  if (head && !quiet && model.tensor(head).every((v) => v === 0)) {
+  const head = zeroHead(model);
+  if (head !== null && !quiet) {
     console.error(
       `warning: ${head} of ${model.weights} is all zeros (torchvision initializes ViT heads to zero): every logit is 0 and has no gradient, so generation only blurs the noise; use trained weights, or --swap heads=WEIGHTS`,
     );
   }
-}
-
-/** Where each class continues from on --resume (reads only). */
-async function resumeStates(
-  pre: Prelude,
-  indices: readonly number[],
-  size: number,
-  canvas: number,
-): Promise<Map<number, ClassState>> {
-  const states = new Map<number, ClassState>();
-  const { snap, resumeDir } = pre;
-  if (snap === null || resumeDir === undefined) return states;
-  const multi = indices.length > 1;
-  if (multi && resolvePath(pre.out) !== resolvePath(resumeDir)) {
-    throw usage(
-      new RangeError(
-        `Invalid --out "${pre.out}" with --resume "${resumeDir}": a run of several classes continues in its own folder: leave --out out`,
-      ),
-    );
-  }
-  for (const i of indices) {
-    states.set(
-      i,
-      multi
-        ? await classState(
-          `${resumeDir}/class_${i}`,
-          i,
-          size,
-          canvas,
-          savedTypes(GENERATE_SPEC),
-        )
-        : {
-          kind: "snapshot",
-          resume: await readResume(
-            resumeDir,
-            snap,
-            [size, canvas],
-            GENERATE_COLUMNS,
-            GENERATE_NULLABLE,
-          ),
-        },
-    );
-  }
-  return states;
-}
-
-/** The montage and metrics.json of a run of several classes. */
-async function writeClassGrid(
-  out: string,
-  m: Manifest,
-  indices: readonly number[],
-  summaries: readonly GenerateSummary[],
-  record: Record<string, unknown>,
-): Promise<void> {
-  const byIndex = new Map(summaries.map((x) => [x.index, x]));
-  const cols = indices.length <= 4
-    ? indices.length
-    : Math.ceil(Math.sqrt(indices.length));
-  const cells = indices.map((i) => {
-    const x = byIndex.get(i);
-    const label = m.categories ? `${i}: ${m.categories[i]}` : `${i}`;
-    return labelledRow([x ? imageOf(x.image) : null], [label]);
-  });
-  const grid: (ImageTensor | null)[][] = [];
-  for (let r = 0; r < cells.length; r += cols) {
-    grid.push(cells.slice(r, r + cols));
-  }
-  const classes = indices.map((i) => {
-    const x = byIndex.get(i);
-    return {
-      index: i,
-      name: m.categories?.[i] ?? null,
-      dir: `class_${i}`,
-      final: x
-        ? { logit: x.logit, probability: x.probability, steps: x.steps }
-        : null,
-      interrupted: x ? x.interrupted : true,
-    };
-  });
-  const metrics = {
-    ...record,
-    classes,
-    interrupted: summaries.length < indices.length ||
-      summaries.some((x) => x.interrupted),
-    files: ["generated_grid.png", "snapshot/"],
-  };
-  await writeFiles(out, [
-    { name: "generated_grid.png", data: encodePng(montage({ cells: grid })) },
-    { name: "metrics.json", data: JSON.stringify(metrics, null, 2) + "\n" },
-  ]);
 }
 
 /** Prints the table of the classes run and where the files went. */
@@ -367,12 +261,12 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
       const s = generateSettings(raw, m.image_size);
       const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
       warnZeroHead(model, raw.quiet === true);
-      const multi = indices.length > 1;
-      const states = await resumeStates(
-        pre,
+      const states = await classStates(
+        { snap: pre.snap, dir: pre.resumeDir, out },
         indices,
         m.image_size,
         s.canvasSize,
+        savedTypes(GENERATE_SPEC),
       );
       await model.prepare("logits", { gradient: true });
       // Inputs are valid: from here on, files.
@@ -392,48 +286,18 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
         continuing: pre.continuing,
       };
       const work = async (stopper: Stopper) => {
-        if (multi) {
-          // The run's descriptor, so --resume finds the classes.
-          await saveSnapshot(out, {
-            command: "generate",
-            step: null,
-            options,
-            classes: indices.map((i) => ({ index: i, dir: `class_${i}` })),
-          });
-        }
-        const summaries: GenerateSummary[] = [];
-        let sigint = false;
-        for (const i of indices) {
-          const state = states.get(i) ?? { kind: "fresh" as const };
-          if (state.kind === "done") {
-            summaries.push(state.summary);
-            continue;
-          }
-          if (sigint) break;
-          const dir = multi ? `${out}/class_${i}` : out;
-          await Deno.mkdir(dir, { recursive: true });
-          const summary = await runGenerate(model, i, s, {
-            out: dir,
-            ...pre.control,
-            stopper,
-            options: { ...options, class: String(i) },
-            about,
-            label: `class ${i}${m.categories ? ` (${m.categories[i]})` : ""}`,
-            tag: variant.tag,
-          }, state.kind === "snapshot" ? state.resume : undefined);
-          summaries.push(summary);
-          if (bySignal(summary.stopReason)) sigint = true;
-        }
-        if (multi) {
-          await writeClassGrid(out, m, indices, summaries, {
-            command: "generate",
-            options,
-            ...about,
-            settings: s,
-          });
-        }
-        printClasses(out, summaries, indices.length);
-        return sigint ? EXIT_INTERRUPTED : 0;
+        const r = await runClasses(model, {
+          out,
+          indices,
+          states,
+          settings: s,
+          control: pre.control,
+          options,
+          about,
+          tag: variant.tag,
+        }, stopper);
+        printClasses(out, r.summaries, indices.length);
+        return r.bySignal ? EXIT_INTERRUPTED : 0;
       };
       return { claim, work };
     },

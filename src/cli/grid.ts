@@ -37,12 +37,8 @@ import { type GridPlan, readPlan, writePlan } from "../grid/plan.ts";
 import { ModelPool } from "../grid/cell.ts";
 import { collectGrid } from "../grid/collect.ts";
 import { planHolding, runGrid, runPlannedCell, sameGrid } from "../grid/run.ts";
-import {
-  CLUSTER_OPTS,
-  emitJob,
-  type EmitKind,
-  resourceOpts,
-} from "../grid/emit.ts";
+import { emitJob, type EmitKind } from "../grid/emit.ts";
+import { CLUSTER_OPTS, jobTarget, resourceOpts } from "./cluster.ts";
 import { claimGridOut, inspectOut } from "../run/outdir.ts";
 
 const both = (inv: string | number, gen: string | number) =>
@@ -461,11 +457,13 @@ async function planStep(plan: GridPlan, given: Raw): Promise<number> {
     } CPU-hours in all`,
   );
   if (given.emit !== undefined) {
-    for (
-      const line of await emitJob(plan, str(given, "emit") as EmitKind, given)
-    ) {
-      console.log(line);
-    }
+    const lines = await emitJob(
+      plan,
+      emitKind(given),
+      resourceOpts(given),
+      jobTarget(given, "vitrep-grid"),
+    );
+    for (const line of lines) console.log(line);
   } else {
     console.log(
       `run a cell: deno run -A mod.ts grid --out ${plan.out} --cell I (I in 0..${

@@ -5,12 +5,7 @@
  *
  * @module
  */
-import {
-  encodePng,
-  type ImageTensor,
-  writeFiles,
-  writePng,
-} from "../io/mod.ts";
+import type { ImageTensor } from "../io/mod.ts";
 import type { Manifest } from "../model/mod.ts";
 import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
@@ -51,25 +46,22 @@ import {
   weightsText,
 } from "./model.ts";
 import { modelAbout } from "../run/variant.ts";
-import { imageOf, labelledRow, loadTarget } from "../run/images.ts";
+import { loadTarget } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
-import { bySignal, type Control } from "../run/harness.ts";
+import { bySignal } from "../run/harness.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { type Prelude, prelude } from "./prelude.ts";
 import {
   figuresTable,
   type InvertSettings,
-  type InvertSummary,
   layerLabel,
   readInvertResume,
   runInvert,
-  runInvertBatch,
 } from "../run/invert.ts";
 import { runCommand } from "../run/command.ts";
+import { batchRuns, MAX_BATCH, runInvertRuns } from "../run/batch.ts";
+import { runDemo } from "../run/demo.ts";
 import type { Stopper } from "../run/progress.ts";
-
-/** The most runs one `invert` batch takes (images × seeds). */
-export const MAX_BATCH = 64;
 
 /** Options of `invert`. */
 export const INVERT_SPEC: Spec = {
@@ -250,66 +242,6 @@ export function parseSeeds(text: string): number[] {
   return seeds;
 }
 
-/** A batch's runs, every image under every seed (at most {@linkcode MAX_BATCH}), and their folder names: the image's file name (made unique), and -seedS per seed. */
-function runNames(images: readonly string[], seeds: readonly number[] | null) {
-  const stems = images.map((p) =>
-    (p.split(/[/\\]/).pop() ?? "image").replace(/\.[^.]*$/, "")
-      .replace(/[^A-Za-z0-9_.-]/g, "_") || "image"
-  );
-  const unique = stems.map((s, i) =>
-    stems.filter((t) => t === s).length > 1 ? `${i + 1}-${s}` : s
-  );
-  const runs = unique.flatMap((stem, i) =>
-    (seeds ?? [null]).map((seed) => ({
-      image: i,
-      seed,
-      name: seed === null
-        ? stem
-        : images.length > 1
-        ? `${stem}-seed${seed}`
-        : `seed${seed}`,
-    }))
-  );
-  if (runs.length > MAX_BATCH) {
-    throw usage(
-      new RangeError(
-        `Invalid batch of ${images.length} images × ${
-          seeds?.length ?? 1
-        } seeds = ${runs.length} runs: expected at most ${MAX_BATCH}`,
-      ),
-    );
-  }
-  return runs;
-}
-
-/** Writes a batch's batch.md and metrics.json (its runs' summaries) and prints the table. */
-async function writeBatch(
-  out: string,
-  runs: readonly (InvertSummary & { name: string })[],
-  head: Record<string, unknown>,
-  stopped: boolean,
-): Promise<void> {
-  const table = figuresTable(runs, {
-    title: "run",
-    cells: runs.map((r) => r.name),
-  });
-  const record = {
-    ...head,
-    runs,
-    interrupted: stopped || runs.some((r) => r.interrupted),
-  };
-  await writeFiles(out, [{ name: "batch.md", data: table + "\n" }, {
-    name: "metrics.json",
-    data: JSON.stringify(record, null, 2) + "\n",
-  }]);
-  console.log(table);
-  console.log(
-    `\nwrote ${out}/ (batch.md, metrics.json, ${
-      runs.map((r) => `${r.name}/`).join(", ")
-    })`,
-  );
-}
-
 /**
  * A run's options with the settings the model's manifest recommends for
  * `invert` as defaults (see withModelDefaults), checked against the model
@@ -369,20 +301,6 @@ async function openInvertModel(
   }
 }
 
-/** The options one run of a batch records: the batch's, with its own image and seed. */
-function batchRunOptions(
-  saved: Record<string, string>,
-  image: string,
-  given: number | null,
-  seed: number,
-): Record<string, string> {
-  return {
-    ...saved,
-    image,
-    ...(given === null ? {} : { "start-seed": String(seed) }),
-  };
-}
-
 /** A batch starts afresh: --resume names one of its runs, not the batch. */
 function noBatchResume(pre: Prelude): void {
   if (pre.resumeDir === undefined) return;
@@ -403,7 +321,7 @@ async function invertBatchCommand(
 ): Promise<number> {
   const { out } = pre;
   noBatchResume(pre);
-  const runs = runNames(images, seeds);
+  const runs = batchRuns(images, seeds);
   invertSettings(pre.raw);
   const paths = images.map((v) => defaultImage({ image: v }));
   return await runCommand({
@@ -434,55 +352,27 @@ async function invertBatchCommand(
         ...modelAbout(model, source, base.normalize, variant),
         modelDefaults: opened.modelDefaults,
       };
-      const batched = model.manifest.batch_axis === true;
-      const what = layerLabel(model.manifest, base.layer, base.onlyLayer);
       const work = async (stopper: Stopper) => {
-        const ctls: Control[] = [];
-        const settings: InvertSettings[] = [];
-        for (const [k, r] of runs.entries()) {
-          const dir = `${out}/${r.name}`;
-          await Deno.mkdir(dir, { recursive: true });
-          const seed = r.seed ?? base.seed;
-          settings.push({ ...base, seed });
-          ctls.push({
-            out: dir,
-            ...pre.control,
-            quiet: pre.control.quiet || (batched && k > 0),
-            stopper,
-            options: batchRunOptions(saved, paths[r.image], r.seed, seed),
-            about,
-            label: batched
-              ? `invert ${what}, batch of ${runs.length}`
-              : `invert ${r.name}`,
-            tag: variant.tag,
-          });
-        }
-        const picked = runs.map((r) => targets[r.image]);
-        const how = batched
-          ? "as one batch"
-          : `one at a time (${model.manifest.name}'s graphs take one image)`;
-        const names = runs.map((r) => r.name).join(", ");
-        console.error(`vitrep invert: ${runs.length} runs ${how}: ${names}`);
-        const results = batched
-          ? await runInvertBatch(model, picked, settings, ctls)
-          : [];
-        for (const [k, ctl] of ctls.entries()) {
-          if (batched || stopper.requested) break;
-          results.push(await runInvert(model, picked[k], settings[k], ctl));
-        }
-        const done = runs.slice(0, results.length).map((r, k) => ({
-          name: r.name,
-          image: paths[r.image],
-          seed: settings[k].seed,
-          ...results[k].summary,
-        }));
-        await writeBatch(out, done, {
-          command: "invert",
-          options,
-          ...about,
-          batch: batched,
-        }, stopper.requested);
-        return stopper.requested ? EXIT_INTERRUPTED : 0;
+        const r = await runInvertRuns(model, {
+          out,
+          runs,
+          images: paths,
+          targets,
+          settings: base,
+          control: pre.control,
+          options: saved,
+          head: { command: "invert", options },
+          about,
+          tag: variant.tag,
+          log: (line) => console.error(line),
+        }, stopper);
+        console.log(r.table);
+        console.log(
+          `\nwrote ${out}/ (batch.md, metrics.json, ${
+            r.runs.map((x) => `${x.name}/`).join(", ")
+          })`,
+        );
+        return r.stopped ? EXIT_INTERRUPTED : 0;
       };
       return { claim, work };
     },
@@ -600,71 +490,33 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
         ...modelAbout(model, source, base.normalize, variant),
         modelDefaults: own.modelDefaults,
       };
+      const title = `${m.name}, ${weightsText(raw)}${
+        variant.tag ? ` (${variant.tag})` : ""
+      }: representations after ${steps} steps`;
       const work = async (stopper: Stopper) => {
-        await writePng(`${out}/target.png`, target);
-        console.error(
-          `vitrep demo: ${m.name}, weights ${model.weights}, on ${model.backend}, ${steps} steps per layer`,
-        );
-        const rows: InvertSummary[] = [];
-        const images: ImageTensor[] = [];
-        for (const s of settings) {
-          if (stopper.requested) break;
-          const dir = `${out}/layer${s.layer}`;
-          await Deno.mkdir(dir, { recursive: true });
-          const r = await runInvert(model, target, s, {
-            out: dir,
-            ...ctlOpts,
-            stopper,
-            options: { ...options, layer: String(s.layer), image: imagePath },
-            about,
-            label: layerLabel(m, s.layer),
-            tag: variant.tag,
-          });
-          rows.push(r.summary);
-          images.push(imageOf(r.image));
-        }
-        const title = `${m.name}, ${weightsText(raw)}${
-          variant.tag ? ` (${variant.tag})` : ""
-        }: representations after ${steps} steps`;
-        const record = {
-          command: "demo",
+        const { rows, stopped } = await runDemo(model, {
+          out,
+          target,
+          imagePath,
+          settings,
+          control: ctlOpts,
           options,
-          ...about,
-          steps,
-          layers: rows,
-          interrupted: stopper.requested,
-        };
-        await writeDemo(out, [target, ...images], rows, title, record);
-        return stopper.requested ? EXIT_INTERRUPTED : 0;
+          about,
+          tag: variant.tag,
+          title,
+          log: (line) => console.error(line),
+        }, stopper);
+        console.log(figuresTable(rows));
+        console.log(
+          `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
+            rows.map((r) => `layer${r.layer}/`).join(", ")
+          })`,
+        );
+        return stopped ? EXIT_INTERRUPTED : 0;
       };
       return { claim, work };
     },
   }, ctx);
-}
-
-/** Writes demo.png (the target and each layer's representation, labelled) and metrics.json, and prints the table. */
-async function writeDemo(
-  out: string,
-  images: ImageTensor[],
-  rows: readonly InvertSummary[],
-  title: string,
-  record: Record<string, unknown>,
-): Promise<void> {
-  await writeFiles(out, [{
-    name: "demo.png",
-    data: encodePng(
-      labelledRow(images, ["target", ...rows.map((r) => r.layerLabel)], title),
-    ),
-  }, {
-    name: "metrics.json",
-    data: JSON.stringify(record, null, 2) + "\n",
-  }]);
-  console.log(figuresTable(rows));
-  console.log(
-    `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
-      rows.map((r) => `layer${r.layer}/`).join(", ")
-    })`,
-  );
 }
 
 /** `invert`: layer representation. */

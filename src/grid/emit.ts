@@ -1,5 +1,5 @@
 /**
- * Internal to the command line: job files that run a grid's plan on a
+ * Job files that run a grid's plan (or any array of tasks) on a
  * cluster, one cell per task, with the batch system doing the scheduling —
  * `--emit slurm` writes `OUT/job.sbatch` (an array job), `--emit k8s` writes
  * `OUT/job.yaml` (a `batch/v1` Indexed Job). Each task runs
@@ -10,15 +10,7 @@
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { writeAtomic } from "../io/mod.ts";
-import {
-  intOpt,
-  LIMITS,
-  type Raw,
-  ROOT,
-  type Spec,
-  str,
-  usage,
-} from "../cli/options.ts";
+import { ROOT, usage } from "../run/settings.ts";
 import { commonSteps, type GridPlan } from "./plan.ts";
 
 /** The job files `--emit` writes. */
@@ -36,91 +28,6 @@ export const TASK_LIMITS = {
   minutes: 30 * 24 * 60,
 } as const;
 
-/** Options of `grid` for the plan/cell/collect steps and the job files. */
-export const CLUSTER_OPTS: Spec = {
-  plan: {
-    type: "boolean",
-    help:
-      "write OUT/plan.json (every cell: index, key, resolved options, estimated cost) and run nothing. An --out holding another grid's plan.json is refused (naming its finished cells) unless --replan; the same grid again just rewrites it",
-  },
-  replan: {
-    type: "boolean",
-    help:
-      "with --plan: replace the plan.json of an --out that holds another grid's plan (tasks running it would then run the new plan's cells); finished cells with the same key are reused",
-  },
-  cell: {
-    type: "string",
-    arg: "I",
-    defaultText: "$SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX",
-    help:
-      "run cell I of OUT/plan.json (a finished cell, or one another task holds, exits 0 at once; a snapshot is continued). The plan fixes the grid: only --out, --quiet and --save-every go with it; a cell whose key does not match its settings, or a target image whose pixels differ from the plan's sha256, is refused. A cluster task leaves it out: grid --out OUT takes the index from the environment (see --emit)",
-  },
-  collect: {
-    type: "boolean",
-    help:
-      "build grid.png, grid.svg, grid.csv, grid.md and metrics.json of OUT/plan.json from its finished cells; missing or failed cells are listed (exit 1)",
-  },
-  emit: {
-    type: "string",
-    arg: "slurm|k8s",
-    defaultText: "none",
-    help:
-      "with --plan: write OUT/job.sbatch (a Slurm array job) or OUT/job.yaml (a Kubernetes Indexed Job) running one cell per task, and print how to submit and collect",
-  },
-  parallel: {
-    type: "string",
-    default: "4",
-    arg: "P",
-    help: `--emit: at most P cells at once (1..${TASK_LIMITS.parallel})`,
-  },
-  cpus: {
-    type: "string",
-    default: "2",
-    arg: "N",
-    help: `--emit: CPUs per task (1..${TASK_LIMITS.cpus})`,
-  },
-  mem: {
-    type: "string",
-    arg: "MIB",
-    defaultText: "estimated from the model",
-    help: `--emit: memory per task in MiB (64..${TASK_LIMITS.memMiB})`,
-  },
-  time: {
-    type: "string",
-    arg: "MINUTES",
-    defaultText: "estimated from the plan's costliest cell",
-    help:
-      `--emit: time limit per task in minutes (1..${TASK_LIMITS.minutes}, 30 days; an estimate is cut to it)`,
-  },
-  container: {
-    type: "string",
-    default: "vitrep:latest",
-    arg: "IMAGE",
-    help:
-      "--emit k8s: the container image, built from the repository's Dockerfile",
-  },
-  volume: {
-    type: "string",
-    default: "vitrep-grid",
-    arg: "CLAIM",
-    help: "--emit k8s: the PersistentVolumeClaim holding OUT (ReadWriteMany)",
-  },
-  deno: {
-    type: "string",
-    arg: "PATH",
-    defaultText: "$VITREP_DENO on the node, else deno on its PATH",
-    help:
-      "--emit slurm: the Deno a task runs, a path every node has (e.g. on the shared filesystem). Without it a task runs $VITREP_DENO, else the deno on the node's PATH (npx --yes deno@2.9.6 installs one; the Dockerfile's image has one); never this machine's own Deno, whose path (an npx cache) no node has",
-  },
-  "save-every": {
-    type: "string",
-    arg: "K",
-    defaultText: "0 here; a tenth of the steps in emitted jobs",
-    help:
-      "every K steps (0..1000000) a cell writes a snapshot, so a task stopped or requeued continues where it was",
-  },
-};
-
 /** What a task needs: CPUs, memory (MiB), minutes, concurrency, snapshot interval. */
 export interface TaskResources {
   cpus: number;
@@ -131,39 +38,50 @@ export interface TaskResources {
 }
 
 /**
- * The resource options as given (`--parallel`, `--cpus`, `--mem`, `--time`,
- * `--save-every`), each checked against its range ({@linkcode TASK_LIMITS},
- * LIMITS.steps): a usage error naming the value, before anything is written.
- * Those not given are left out.
+ * The resources of the plan's tasks: `given`, else estimated (time: the
+ * costliest cell on `cpus` cores, ×2, +5 min, at most TASK_LIMITS.minutes;
+ * snapshots every tenth of the steps).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { taskResources } from "./emit.ts";
+ * import type { GridPlan } from "./plan.ts";
+ * const plan = {
+ *   model: { peakMiB: 900 },
+ *   cells: [{ cost: { coreSeconds: 600 }, settings: { steps: 100 } }],
+ * } as unknown as GridPlan;
+ * assert.deepEqual(taskResources(plan, { cpus: 4 }), {
+ *   cpus: 4, parallel: 4, memMiB: 900, minutes: 10, saveEvery: 10,
+ * });
+ * ```
  */
-export function resourceOpts(given: Raw): Partial<TaskResources> {
-  const opt = (k: string, min: number, max: number) =>
-    given[k] === undefined ? undefined : intOpt(given, k, min, max);
-  denoOpt(given);
-  return {
-    parallel: opt("parallel", 1, TASK_LIMITS.parallel),
-    cpus: opt("cpus", 1, TASK_LIMITS.cpus),
-    memMiB: opt("mem", 64, TASK_LIMITS.memMiB),
-    minutes: opt("time", 1, TASK_LIMITS.minutes),
-    saveEvery: opt("save-every", 0, LIMITS.steps),
-  };
-}
-
-/** The resources of the plan's tasks: given, else estimated (time: the costliest cell on `cpus` cores, ×2, +5 min, at most TASK_LIMITS.minutes). */
-export function taskResources(plan: GridPlan, given: Raw): TaskResources {
-  const r = resourceOpts(given);
-  const cpus = r.cpus ?? 2;
+export function taskResources(
+  plan: GridPlan,
+  given: Partial<TaskResources>,
+): TaskResources {
+  const cpus = given.cpus ?? 2;
   const worst = Math.max(...plan.cells.map((c) => c.cost.coreSeconds));
   const steps = commonSteps(plan) ??
     Math.max(...plan.cells.map((c) => c.settings.steps));
   return {
     cpus,
-    parallel: r.parallel ?? 4,
-    memMiB: r.memMiB ?? Math.min(plan.model.peakMiB, TASK_LIMITS.memMiB),
-    minutes: r.minutes ??
+    parallel: given.parallel ?? 4,
+    memMiB: given.memMiB ?? Math.min(plan.model.peakMiB, TASK_LIMITS.memMiB),
+    minutes: given.minutes ??
       Math.min(Math.ceil((2 * worst) / cpus / 60) + 5, TASK_LIMITS.minutes),
-    saveEvery: r.saveEvery ?? Math.max(1, Math.ceil(steps / 10)),
+    saveEvery: given.saveEvery ?? Math.max(1, Math.ceil(steps / 10)),
   };
+}
+
+/** Where an emitted job's tasks run. */
+export interface JobTarget {
+  /** The Deno a Slurm task runs, a path every node has, or `deno` (the one on the node's PATH). */
+  deno: string;
+  /** The container image of a Kubernetes Job's pods. */
+  image: string;
+  /** The PersistentVolumeClaim holding OUT (ReadWriteMany). */
+  claim: string;
 }
 
 function hhmmss(minutes: number): string {
@@ -201,37 +119,6 @@ export function modPath(): string {
 export const shellQuote = (s: string): string =>
   /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'"'"'`)}'`;
 
-/**
- * The Deno an emitted task runs: `--deno PATH` as given, else `deno` (the
- * one on the node's PATH). Never `Deno.execPath()`: on the submitting
- * machine that is often an npx cache (`…/.npm/_npx/<hash>/…/deno`) that no
- * node has. A value with control characters is a usage error.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { denoOpt } from "./emit.ts";
- * assert.equal(denoOpt({}), "deno");
- * assert.equal(denoOpt({ deno: "/shared/bin/deno" }), "/shared/bin/deno");
- * assert.throws(() => denoOpt({ deno: "a\nb" }), /Invalid --deno/);
- * ```
- */
-export function denoOpt(given: Raw): string {
-  if (given.deno === undefined) return "deno";
-  const v = str(given, "deno");
-  // deno-lint-ignore no-control-regex
-  if (v.trim() === "" || /[\x00-\x1f\x7f]/.test(v)) {
-    throw usage(
-      new TypeError(
-        `Invalid --deno ${
-          JSON.stringify(v)
-        }: expected the path of the Deno every node runs, e.g. /shared/bin/deno (leave it out to use deno on the node's PATH)`,
-      ),
-    );
-  }
-  return v;
-}
-
 /** An array job: `count` tasks, each running `deno run -A mod.ts ARGS` with its index from the batch system. */
 export interface ArrayJob {
   /** The job's name, e.g. `vitrep-grid`. */
@@ -253,8 +140,9 @@ export interface ArrayJob {
 /**
  * The Slurm array job script: `--array=0-N%P` and the resources `r` (time:
  * `r.minutes` for every task), each task running `job.args` with the Deno
- * in `$VITREP_DENO`, else `deno` (a path every node has: see
- * {@linkcode denoOpt}), and this checkout (on a shared filesystem).
+ * in `$VITREP_DENO`, else `deno` (a path every node has, never
+ * `Deno.execPath()`: on the submitting machine that is often an npx cache no
+ * node has), and this checkout (on a shared filesystem).
  *
  * @example
  * ```ts
@@ -538,11 +426,16 @@ export function k8sJob(
   );
 }
 
-/** Writes the job file `kind` for `plan`; returns the lines to print (how to submit and collect). */
+/**
+ * Writes the job file `kind` for `plan`, its tasks asking for `given`
+ * resources (the rest estimated: {@linkcode taskResources}) and running on
+ * `target`; returns the lines to print (how to submit and collect).
+ */
 export async function emitJob(
   plan: GridPlan,
   kind: EmitKind,
-  given: Raw,
+  given: Partial<TaskResources>,
+  target: JobTarget,
 ): Promise<string[]> {
   const r = taskResources(plan, given);
   const collect = `deno run -A ${shellQuote(modPath())} grid --out ${
@@ -554,7 +447,7 @@ export async function emitJob(
     await Deno.mkdir(`${plan.out}/logs`, { recursive: true });
     await writeAtomic(
       `${plan.out}/job.sbatch`,
-      slurmScript(plan, r, denoOpt(given)),
+      slurmScript(plan, r, target.deno),
     );
     return [
       `wrote ${plan.out}/job.sbatch (${about})`,
@@ -567,8 +460,7 @@ export async function emitJob(
       new TypeError(`Invalid --emit "${kind}": expected slurm or k8s`),
     );
   }
-  const image = str({ container: "vitrep:latest", ...given }, "container");
-  const claim = str({ volume: "vitrep-grid", ...given }, "volume");
+  const { image, claim } = target;
   const head = [
     `# vitrep grid: ${plan.cells.length} cells of plan.json in the volume "${claim}", mounted at /grid;`,
     "# each pod runs the cell JOB_COMPLETION_INDEX. Submit: kubectl apply -f job.yaml",

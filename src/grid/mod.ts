@@ -7,7 +7,8 @@
  * a cluster task), cell.ts runs one claimed cell (an ordinary run
  * in `OUT/cells/KEY/`, cached and resumable), collect.ts builds the montage
  * and tables from finished cells, modes.ts describes invert and generate as
- * data, emit.ts writes Slurm and Kubernetes job files.
+ * data, emit.ts writes Slurm and Kubernetes job files, array.ts an array of
+ * tasks of different sizes (the essay's) as one such job.
  *
  * @example
  * ```ts
@@ -19,6 +20,7 @@
  *
  * @module
  */
+export * from "./array.ts";
 export * from "./cell.ts";
 export * from "./collect.ts";
 export * from "./emit.ts";

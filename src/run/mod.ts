@@ -8,6 +8,8 @@
  * the folder's claim for the run's duration) and command.ts the one skeleton
  * of every command ({@linkcode runCommand}); invert.ts and generate.ts are the
  * two kinds of run (typed settings → harness task → files and summary),
+ * batch.ts, demo.ts and classes.ts the work of the commands built on them
+ * (invert's batch form, demo, generate over classes),
  * images.ts the images in and out of runs; exit.ts holds the exit codes,
  * settings.ts what runs share below the command line (the options record,
  * limits, usage errors), variant.ts model variants as typed settings. Nothing
@@ -23,7 +25,10 @@
  *
  * @module
  */
+export * from "./batch.ts";
+export * from "./classes.ts";
 export * from "./command.ts";
+export * from "./demo.ts";
 export * from "./exit.ts";
 export * from "./generate.ts";
 export * from "./harness.ts";
