@@ -95,6 +95,12 @@ def make_model(kind: str) -> nn.Module:
                          [int(v) for v in a["planes"].split(":")], a["stem"], 10)
 
 
+def data_dict(xtr: torch.Tensor, ytr: torch.Tensor, xte: torch.Tensor, yte: torch.Tensor) -> dict:
+    """The data fit takes: float images [N,3,32,32] in [0,1] and int64 labels of both splits, and the
+    normalization mean/std (one value for all channels: the training images')."""
+    return dict(xtr=xtr, ytr=ytr, xte=xte, yte=yte, mean=xtr.mean().item(), std=xtr.std().item())
+
+
 @torch.no_grad()
 def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: float, std: float) -> float:
     model.eval()
@@ -106,8 +112,21 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mean: float, st
 
 def train(kind: str, out: str, epochs: int, lr: float, wd: float, seed: int, batch: int, data: dict) -> dict:
     torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
     model = make_model(kind)
+    rows = fit(model, kind, epochs, lr, wd, seed, batch, data)
+    os.makedirs(out, exist_ok=True)
+    model.eval()
+    torch.save(model.state_dict(), os.path.join(out, f"{kind}.pth"))
+    return dict(rows=rows, epochs=epochs, lr=lr, wd=wd, seed=seed, batch=batch,
+                params=sum(p.numel() for p in model.parameters()))
+
+
+def fit(model: nn.Module, name: str, epochs: int, lr: float, wd: float, seed: int, batch: int,
+        data: dict) -> list:
+    """Trains model in place (AdamW, one warm-up epoch then cosine; augment's crop and flip; order and
+    augmentation drawn from a generator seeded with seed) and returns one row per epoch: epoch, mean
+    train loss, test accuracy, seconds. Progress lines, prefixed with name, go to stderr."""
+    gen = torch.Generator().manual_seed(seed)
     xtr, ytr, xte, yte, mean, std = (data[k] for k in ("xtr", "ytr", "xte", "yte", "mean", "std"))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
     steps_per_epoch = math.ceil(len(xtr) / batch)
@@ -135,17 +154,13 @@ def train(kind: str, out: str, epochs: int, lr: float, wd: float, seed: int, bat
             loss_sum += loss.item() * len(idx)
             step += 1
             if step % 100 == 0:
-                print(f"{kind} step {step}/{total}: loss {loss.item():.4f}, {time.time() - t0:.0f} s into epoch {epoch}",
+                print(f"{name} step {step}/{total}: loss {loss.item():.4f}, {time.time() - t0:.0f} s into epoch {epoch}",
                       file=sys.stderr, flush=True)
         acc = accuracy(model, xte, yte, mean, std)
         rows.append(dict(epoch=epoch, loss=loss_sum / len(xtr), test_accuracy=acc, seconds=time.time() - t0))
-        print(f"{kind} epoch {epoch}/{epochs}: train loss {rows[-1]['loss']:.4f}, test accuracy {acc:.4f}, "
+        print(f"{name} epoch {epoch}/{epochs}: train loss {rows[-1]['loss']:.4f}, test accuracy {acc:.4f}, "
               f"{rows[-1]['seconds']:.0f} s", file=sys.stderr, flush=True)
-    os.makedirs(out, exist_ok=True)
-    model.eval()
-    torch.save(model.state_dict(), os.path.join(out, f"{kind}.pth"))
-    return dict(rows=rows, epochs=epochs, lr=lr, wd=wd, seed=seed, batch=batch,
-                params=sum(p.numel() for p in model.parameters()))
+    return rows
 
 
 def write_log(path: str, kind: str, result: dict, mean: float, std: float) -> None:
@@ -218,9 +233,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(a.threads)
     xtr, ytr = load_split(a.data, "train")
     xte, yte = load_split(a.data, "t10k")
-    xtr_t, xte_t = to_input(xtr), to_input(xte)
-    mean, std = xtr_t.mean().item(), xtr_t.std().item()
-    data = dict(xtr=xtr_t, ytr=torch.from_numpy(ytr), xte=xte_t, yte=torch.from_numpy(yte), mean=mean, std=std)
+    data = data_dict(to_input(xtr), torch.from_numpy(ytr), to_input(xte), torch.from_numpy(yte))
+    mean, std = data["mean"], data["std"]
     os.makedirs(a.out, exist_ok=True)
     with open(os.path.join(a.out, "stats.json"), "w") as f:
         json.dump({"mean": mean, "std": std, "classes": CLASSES}, f)
