@@ -45,6 +45,7 @@ import { FILTERS_COMMAND, FORWARD_COMMAND } from "./inspect.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import denoJson from "../../deno.json" with { type: "json" };
 import { ESSAY_COMMAND } from "./essay.ts";
+import { CONDITION_COMMAND } from "./condition.ts";
 
 /** The version, from deno.json. */
 export const VERSION: string = denoJson.version;
@@ -57,6 +58,7 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
   forward: FORWARD_COMMAND,
   grid: GRID_COMMAND,
   filters: FILTERS_COMMAND,
+  condition: CONDITION_COMMAND,
   essay: ESSAY_COMMAND,
 };
 

@@ -245,7 +245,7 @@ export function checkWritePath(
 /** A kind of output folder: one per command's output. */
 export type OutputKind = "run" | "grid" | "essay" | "publish";
 
-/** The files of a run (invert, generate, forward, filters, demo and batches), by name. */
+/** The files of a run (invert, generate, forward, filters, condition, demo and batches), by name. */
 const RUN_NAMES = new Set([
   "metrics.json",
   "traces.csv",
@@ -265,6 +265,7 @@ const RUN_NAMES = new Set([
   "demo.png",
   "output.npy",
   "filters.png",
+  "condition.json",
   "state.json",
   "image.npy",
   "snapshot.json",

@@ -180,6 +180,24 @@ export interface ForwardOptions {
   blocks?: readonly number[];
 }
 
+/**
+ * One encoder block linearized at its input tokens, from
+ * {@linkcode Model.linearizeBlock}: the block's output there and its
+ * vector-Jacobian product, run on the block's VJP graph with the forward
+ * pass's saved activations (kept until {@linkcode BlockLinearization.release}).
+ */
+export interface BlockLinearization {
+  /** The block's output at the tokens. */
+  readonly output: Tensor;
+  /**
+   * Jᵀ·dy for J = ∂block(x)/∂x at the tokens: `dy` is shaped like the output,
+   * the result like the tokens.
+   */
+  vjp(dy: Float32Array): Promise<Float32Array>;
+  /** Frees the saved activations (GPU memory on `webgpu`). */
+  release(): void;
+}
+
 /** Result of {@linkcode Model.inputGradient}. */
 export interface Gradient {
   /** The objective's value. */
@@ -673,6 +691,108 @@ export class Model {
   }
 
   /**
+   * Encoder block `layer` (1-based) alone on tokens: its output for input
+   * tokens shaped as the block takes them (e.g. [1, 50, 768] for ViT-B/32,
+   * what `forward(x, { layer: layer - 1 })` gives), under this model's
+   * ablations of that block.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { loadModel } from "./model.ts";
+   * const model = await loadModel("tests/fixtures/tiny_vit", { weights: "fixture" });
+   * const x = new Float32Array(3 * 32 * 32).fill(0.5);
+   * const tokens = await model.forward(x, { layer: 1 });
+   * const y = await model.blockForward(2, tokens);
+   * assert.deepEqual(y.data, (await model.forward(x, { layer: 2 })).data);
+   * await model.release();
+   * ```
+   */
+  async blockForward(layer: number, tokens: Tensor): Promise<Tensor> {
+    const value = this.#blockInput(layer, tokens, ["fwd"]);
+    const be = this.#rt.backend;
+    const session = await this.#session(layer, "fwd");
+    const out = await session.run(this.#feeds(layer, session, { x: value }), [
+      "y",
+    ]);
+    if (value !== out.y) be.dispose(value);
+    const data = await be.read(out.y);
+    const dims = [...out.y.dims];
+    be.dispose(out.y);
+    return { data, dims };
+  }
+
+  /**
+   * Encoder block `layer` (1-based) linearized at `tokens` (shaped as for
+   * {@linkcode Model.blockForward}): its output there and vector-Jacobian
+   * products Jᵀ·dy on the block's VJP graph, any number of them on one
+   * forward pass. Release it when done.
+   *
+   * @example
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { loadModel } from "./model.ts";
+   * const model = await loadModel("tests/fixtures/tiny_vit", { weights: "fixture" });
+   * const tokens = await model.forward(new Float32Array(3 * 32 * 32).fill(0.5), { layer: 0 });
+   * const lin = await model.linearizeBlock(1, tokens);
+   * const dx = await lin.vjp(new Float32Array(lin.output.data.length).fill(1));
+   * assert.equal(dx.length, tokens.data.length);
+   * lin.release();
+   * await model.release();
+   * ```
+   */
+  async linearizeBlock(
+    layer: number,
+    tokens: Tensor,
+  ): Promise<BlockLinearization> {
+    const value = this.#blockInput(layer, tokens, ["fwd", "vjp"]);
+    const be = this.#rt.backend;
+    const session = await this.#session(layer, "fwd");
+    const out = await session.run(this.#feeds(layer, session, { x: value }));
+    const saved: Record<string, Value> = { x: value };
+    for (const [k, v] of Object.entries(out)) {
+      if (k.startsWith("s_")) saved[k] = v;
+    }
+    const output = { data: await be.read(out.y), dims: [...out.y.dims] };
+    if (out.y !== value) be.dispose(out.y);
+    let released = false;
+    return {
+      output,
+      vjp: async (dy) => {
+        if (released) {
+          throw new TypeError(
+            `Block ${layer} of ${this.#rt.manifest.name} was released: linearize it again`,
+          );
+        }
+        if (
+          !(dy instanceof Float32Array) || dy.length !== output.data.length
+        ) {
+          throw new RangeError(
+            `Invalid dy of ${
+              dy instanceof Float32Array ? `${dy.length} values` : typeof dy
+            }: expected a Float32Array shaped like the block's output, [${output.dims}]`,
+          );
+        }
+        const grad = be.tensor(dy.slice(), output.dims);
+        const vjp = await this.#session(layer, "vjp");
+        const r = await vjp.run(
+          this.#feeds(layer, vjp, { dy: grad, ...saved }),
+          ["dx"],
+        );
+        be.dispose(grad);
+        const dx = await be.read(r.dx);
+        be.dispose(r.dx);
+        return dx;
+      },
+      release: () => {
+        if (released) return;
+        released = true;
+        for (const v of Object.values(saved)) be.dispose(v);
+      },
+    };
+  }
+
+  /**
    * Creates the sessions a chain needs now rather than on first use.
    *
    * @example
@@ -773,6 +893,42 @@ export class Model {
       }
     }
     return this.#rt.backend.tensor(data, [batch, c, h, w]);
+  }
+
+  /** The tokens entering block `layer` as a backend tensor (a copy), after checking the layer, the shape and the values. */
+  #blockInput(
+    layer: number,
+    tokens: Tensor,
+    kinds: ("fwd" | "vjp")[],
+  ): Value {
+    const n = this.#rt.manifest.num_layers;
+    if (!Number.isInteger(layer) || layer < 1 || layer > n) {
+      throw new RangeError(
+        `Invalid block "${layer}": expected an encoder block 1..${n} of ${this.#rt.manifest.name}`,
+      );
+    }
+    const data = tokens?.data;
+    const dims = tokens?.dims;
+    const size = Array.isArray(dims) ? dims.reduce((a, b) => a * b, 1) : NaN;
+    if (!(data instanceof Float32Array) || data.length !== size || size === 0) {
+      throw new RangeError(
+        `Invalid tokens of ${
+          data instanceof Float32Array ? `${data.length} values` : typeof data
+        } with dims [${dims}]: expected a Float32Array holding the product of its dims, e.g. forward(x, { layer: ${
+          layer - 1
+        } })`,
+      );
+    }
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      throw new RangeError(
+        `Invalid token value "${
+          data[bad]
+        }" at index ${bad}: expected finite numbers`,
+      );
+    }
+    this.#ensureFits([layer], kinds);
+    return this.#rt.backend.tensor(data.slice(), dims);
   }
 
   /** Chain positions: 0 = stem, 1..N blocks, N+1 head. */

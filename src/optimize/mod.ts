@@ -10,6 +10,7 @@
  * @module
  */
 export * from "./compose.ts";
+export * from "./condition.ts";
 export * from "./generate.ts";
 export * from "./guard.ts";
 export * from "./invert.ts";
