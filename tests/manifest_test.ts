@@ -1,7 +1,15 @@
 // parseManifest: every committed manifest parses; each mutated manifest fails
 // with the file and the field named (and loadModel reports the same).
 import assert from "node:assert/strict";
-import { loadModel, type Manifest, parseManifest } from "../src/model/mod.ts";
+import {
+  isFamily,
+  loadModel,
+  type Manifest,
+  parseManifest,
+} from "../src/model/mod.ts";
+import { legacyRuntime } from "../src/model/family.ts";
+import { layerLabel } from "../src/run/mod.ts";
+import { loadReference, relErr } from "./_fixtures.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const FILE = "models/m/manifest.json";
@@ -43,10 +51,10 @@ Deno.test("every committed manifest parses, typed by its architecture", async ()
     const filters = m.tensors[m.patch_filters].shape;
     assert.equal(filters.length, 4, rel);
     assert.equal(filters[1], 3, rel);
-    if (m.architecture === "resnet") {
+    if (isFamily(m, "resnet")) {
       assert.equal(m.stages.reduce((a, b) => a + b, 0), m.num_layers, rel);
     } else {
-      assert(m.patch_size > 0 && m.seq_length > 0, rel);
+      assert(m.patch_size! > 0 && m.seq_length! > 0, rel);
     }
   }
   assert.deepEqual([...seen].sort(), ["ffvit", "mixer", "resnet", "vit"]);
@@ -61,9 +69,26 @@ const VIT_CASES: [string, (m: Json) => void, RegExp][] = [
     /: "image_size" must be a positive integer, got "224"/,
   ],
   [
-    "unknown architecture",
+    "unknown architecture without runtime",
     (m) => m.architecture = "cnn",
-    /: "architecture" must be one of vit, mixer, ffvit, resnet, got "cnn"/,
+    /: "architecture" must be one of vit, mixer, ffvit, resnet, or a family whose converter module writes "runtime" \(a lowercase name\), got "cnn"/,
+  ],
+  [
+    "a family name that is no name",
+    (m) => {
+      m.architecture = "Conv Net";
+      m.runtime = { block_chain: "any" };
+    },
+    /: "architecture" must be one of vit, .*, got "Conv Net"/,
+  ],
+  [
+    "a known family's field of another type",
+    (m) => {
+      m.architecture = "cnn";
+      m.runtime = legacyRuntime({ name: "cnn", architecture: "vit" });
+      m.stages = [1, "2"];
+    },
+    /: stages\[1\] must be a positive integer, got "2"/,
   ],
   [
     "other format",
@@ -361,4 +386,56 @@ Deno.test("runtime: a bad field is named", async () => {
     () => parseManifest({ ...base, runtime: [] }, FILE),
     /"runtime" must be an object/,
   );
+});
+
+Deno.test("a family this runtime does not know by name runs from its manifest alone: the tiny ResNet, renamed, matches PyTorch", async () => {
+  // A new family is its converter module, its manifest and tests: no TS branch. The tiny
+  // ResNet's folder with `architecture` renamed stands in for one; what the runtime must
+  // know comes from `runtime` (stage chaining, one wasm thread, labels, the parts' names).
+  const { dir: src, cases, get } = await loadReference("tiny_resnet");
+  const dir = await Deno.makeTempDir({ prefix: "vitrep-family-" });
+  try {
+    for await (const e of Deno.readDir(src)) {
+      if (e.isFile) await Deno.copyFile(`${src}/${e.name}`, `${dir}/${e.name}`);
+    }
+    await Deno.mkdir(`${dir}/graphs`);
+    for await (const e of Deno.readDir(`${src}/graphs`)) {
+      await Deno.copyFile(`${src}/graphs/${e.name}`, `${dir}/graphs/${e.name}`);
+    }
+    const json = await readJson("tests/fixtures/tiny_resnet/manifest.json");
+    json.architecture = "strided_net";
+    json.runtime = {
+      ...legacyRuntime({ ...json, architecture: "resnet" }),
+      block_word: "stage block",
+      part_names: { bn: "batch norms", res1: "skip", res2: "skip" },
+    };
+    await Deno.writeTextFile(`${dir}/manifest.json`, JSON.stringify(json));
+    const m = await loadModel(dir, { weights: "fixture", backend: "native" });
+    try {
+      assert.equal(m.manifest.architecture, "strided_net");
+      assert.equal(m.manifest.runtime.block_chain, "stage");
+      assert.equal(layerLabel(m.manifest, 2), "stage block 2 (layer1.1)");
+      const x = get("x");
+      let ran = 0;
+      const intact = cases.filter((c) =>
+        c.kind === "forward" && (c.ablation?.name ?? "none") === "none"
+      );
+      for (const c of intact) {
+        const out = await m.forward(x, { layer: c.layer });
+        const e = relErr(out.data, get(c.output!));
+        assert(e <= 1e-5, `layer ${c.layer}: forward rel err ${e}`);
+        ran++;
+      }
+      assert(ran >= 3, `only ${ran} forward cases`);
+      // a stage chain still refuses blocks that skip into another stage
+      await assert.rejects(
+        () => m.forward(x, { layer: 5, blocks: [1, 5] }),
+        /stage/,
+      );
+    } finally {
+      await m.release();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -34,7 +34,12 @@
  */
 import { parseArgs } from "node:util";
 import { type BackendName, loadModel, type Model } from "../mod.ts";
-import { type Backend, openBackend, type Session } from "../src/model/mod.ts";
+import {
+  type Backend,
+  openBackend,
+  parseManifest,
+  type Session,
+} from "../src/model/mod.ts";
 import { median, timeStep } from "./_bench.ts";
 
 /** Batch sizes each model is timed at unless --batch says otherwise (models with a batch axis). */
@@ -67,10 +72,14 @@ const backends = opts.backends.split(",") as BackendName[];
 
 /**
  * onnxruntime-web threads can hang in full-size ResNet graphs (src/model.ts),
- * so a ResNet on wasm runs with the one thread loadModel gives it by default.
+ * so a model whose manifest asks for wasm threads (a ResNet: one) runs on
+ * wasm with those loadModel gives it by default.
  */
-function threadsFor(arch: string, backend: BackendName): number | undefined {
-  return arch === "resnet" && backend === "wasm" ? undefined : threads;
+function threadsFor(
+  wasmThreads: number | null,
+  backend: BackendName,
+): number | undefined {
+  return wasmThreads !== null && backend === "wasm" ? undefined : threads;
 }
 
 interface Row {
@@ -262,13 +271,14 @@ async function timeModel(
   asSet: TorchServer | null,
 ): Promise<Row[]> {
   const folder = new URL(`../weights/${name}`, import.meta.url).pathname;
-  const { architecture } = JSON.parse(
-    await Deno.readTextFile(`${folder}/manifest.json`),
-  );
+  const { wasm_threads } = parseManifest(
+    JSON.parse(await Deno.readTextFile(`${folder}/manifest.json`)),
+    `${folder}/manifest.json`,
+  ).runtime;
   const models = new Map<string, Model>();
   const threadsOf: Record<string, number> = {};
   for (const backend of backends) {
-    const t = threadsFor(architecture, backend);
+    const t = threadsFor(wasm_threads, backend);
     models.set(backend, await loadModel(folder, { backend, threads: t }));
     threadsOf[backend] = t ?? 1;
   }

@@ -22,25 +22,6 @@ import {
   type Settings,
 } from "./settings.ts";
 
-/** What each block part is, per architecture, for the grid's row labels. */
-function partLabel(part: string, architecture: string): string {
-  const attn: Record<string, string> = {
-    vit: "attention",
-    mixer: "token mixing",
-    ffvit: "token feed-forward",
-  };
-  const names: Record<string, string> = {
-    ln1: "layer norm 1",
-    attn: attn[architecture] ?? "attention",
-    res1: architecture === "resnet" ? "shortcut" : "residual 1",
-    ln2: "layer norm 2",
-    mlp: architecture === "vit" ? "MLP" : "channel MLP",
-    res2: architecture === "resnet" ? "shortcut" : "residual 2",
-    bn: "batch norms",
-  };
-  return names[part] ?? part;
-}
-
 /** Creates an element with attributes and children. */
 export function h<K extends keyof HTMLElementTagNameMap>(
   tag: K,
@@ -137,7 +118,7 @@ function buildAblations(c: Controls, info: ModelInfo, remove: string[]): void {
       h(
         "th",
         { "data-row": p, title: "toggle the row" },
-        `${p} · ${partLabel(p, info.architecture)}`,
+        `${p} · ${info.partNames[p] ?? p}`,
       ),
     );
     for (let l = 1; l <= n; l++) {

@@ -505,8 +505,10 @@ export function toQuery(s: Settings): string {
 export interface ModelInfo {
   /** The model's name in the manifest. */
   name: string;
-  /** `vit`, `mixer`, `ffvit` or `resnet`. */
+  /** The family: `vit`, `mixer`, `ffvit`, `resnet` or one a newer converter adds. */
   architecture: string;
+  /** What each removable part of a block is (the manifest's `runtime.part_names`). */
+  partNames: Record<string, string>;
   /** Encoder blocks N (layers 0..N). */
   numLayers: number;
   /** Input side in pixels. */
@@ -574,6 +576,7 @@ export function modelInfo(m: Manifest): ModelInfo {
   return {
     name: m.name,
     architecture: m.architecture,
+    partNames: { ...m.runtime.part_names },
     numLayers: n,
     imageSize: m.image_size,
     layerNames: m.layers.slice(0, n + 1).map((l) => l.name),

@@ -45,6 +45,42 @@ export interface ManifestRuntime {
   convert_args: string[];
   /** Whether torchvision names its weight sets (`IMAGENET1K_V1`, …) and downloads them. */
   torchvision_weights: boolean;
+  /** What labels call a block: `encoder` (`encoder 7`) or `block`. */
+  block_word: string;
+  /**
+   * What each removable part of a block is (the part's switch name without
+   * `use_`), for labels: e.g. `{"attn": "token mixing", "res1": "residual 1"}`.
+   */
+  part_names: Record<string, string>;
+}
+
+/** What the parts of a pre-norm transformer-style block are called (older manifests). */
+const TOKEN_PARTS: Readonly<Record<string, string>> = {
+  ln1: "layer norm 1",
+  attn: "attention",
+  res1: "residual 1",
+  ln2: "layer norm 2",
+  mlp: "MLP",
+  res2: "residual 2",
+};
+
+/** `block_word` and `part_names` of an older manifest, by its architecture. */
+function legacyLabels(
+  o: Json,
+): Pick<ManifestRuntime, "block_word" | "part_names"> {
+  const a = o.architecture;
+  return {
+    block_word: a === "vit" || a === "ffvit" ? "encoder" : "block",
+    part_names: a === "resnet"
+      ? { bn: "batch norms", res1: "shortcut", res2: "shortcut" }
+      : a === "vit"
+      ? { ...TOKEN_PARTS }
+      : {
+        ...TOKEN_PARTS,
+        attn: a === "ffvit" ? "token feed-forward" : "token mixing",
+        mlp: "channel MLP",
+      },
+  };
 }
 
 /** Model names the converter builds from `--arch` (older manifests only). */
@@ -108,11 +144,14 @@ export function legacyRuntime(o: Json): ManifestRuntime {
       ]
       : [name],
     torchvision_weights: /^(vit_[bhl]_\d+|resnet\d+)$/.test(name),
+    ...legacyLabels(o),
   };
 }
 
 /**
- * Checks a manifest's `runtime` object (every field required).
+ * Checks a manifest's `runtime` object (every field required, but
+ * `block_word` and `part_names`, which converters before them did not write:
+ * those are derived as for an older manifest).
  *
  * @param c The manifest's checker.
  * @param v The `runtime` value.
@@ -125,12 +164,18 @@ export function legacyRuntime(o: Json): ManifestRuntime {
  * import { Checker } from "./_check.ts";
  * import assert from "node:assert/strict";
  * const r = legacyRuntime({ name: "vit_b_32", architecture: "vit" });
- * assert.deepEqual(checkRuntime(new Checker("m.json"), r), r);
- * assert.throws(() => checkRuntime(new Checker("m.json"), { ...r, block_chain: "x" }), /runtime\.block_chain must be one of any, stage/);
+ * assert.deepEqual(checkRuntime(new Checker("m.json"), r, {}), r);
+ * const { block_word: _, ...older } = r;
+ * assert.equal(checkRuntime(new Checker("m.json"), older, { architecture: "vit" }).block_word, "encoder");
+ * assert.throws(() => checkRuntime(new Checker("m.json"), { ...r, block_chain: "x" }, {}), /runtime\.block_chain must be one of any, stage/);
  * ```
  */
-export function checkRuntime(c: Checker, v: unknown): ManifestRuntime {
-  const o = c.object(v, "runtime");
+export function checkRuntime(
+  c: Checker,
+  v: unknown,
+  manifest: Json,
+): ManifestRuntime {
+  const o = { ...c.object(v, "runtime") };
   c.oneOf(o.block_chain, "runtime.block_chain", ["any", "stage"]);
   if (o.wasm_threads !== null) {
     c.integer(o.wasm_threads, "runtime.wasm_threads", 1);
@@ -141,5 +186,10 @@ export function checkRuntime(c: Checker, v: unknown): ManifestRuntime {
     c.expect("runtime.convert_args", "at least the model name", args);
   }
   c.boolean(o.torchvision_weights, "runtime.torchvision_weights");
+  const older = legacyLabels(manifest);
+  if (o.block_word === undefined) o.block_word = older.block_word;
+  c.string(o.block_word, "runtime.block_word");
+  if (o.part_names === undefined) o.part_names = older.part_names;
+  c.record(o.part_names, "runtime.part_names", (n, p) => c.string(n, p));
   return o as unknown as ManifestRuntime;
 }

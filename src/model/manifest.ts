@@ -97,7 +97,7 @@ export interface ManifestInput {
  */
 export const ARCHITECTURES = ["vit", "mixer", "ffvit", "resnet"] as const;
 
-/** An architecture family: `vit`, `mixer`, `ffvit` or `resnet`. */
+/** A family this runtime knows by name: `vit`, `mixer`, `ffvit` or `resnet`. */
 export type Architecture = typeof ARCHITECTURES[number];
 
 /** Fields every manifest has. */
@@ -106,8 +106,11 @@ export interface ManifestCommon {
   format: "vitrep-model/1";
   /** Model name, e.g. `vit_b_32`. */
   name: string;
-  /** Architecture family. */
-  architecture: Architecture;
+  /**
+   * Architecture family: one of {@linkcode ARCHITECTURES}, or a family a
+   * newer converter module adds (its manifest then carries `runtime`).
+   */
+  architecture: string;
   /** Input image side in pixels. */
   image_size: number;
   /** Number of blocks between input processing and head. */
@@ -213,17 +216,57 @@ export interface ResnetManifest extends ManifestCommon {
 }
 
 /**
- * The `manifest.json` written by `tools/convert.py`, by architecture.
+ * The `manifest.json` written by `tools/convert.py`: the fields every family
+ * has, what the runtime must know about the family (`runtime`) and the
+ * family's own fields, kept as given. The runtime reads no family field by
+ * family name: {@linkcode isFamily} narrows to a known family's typed fields.
  *
  * @example
  * ```ts
- * import { parseManifest } from "./manifest.ts";
+ * import { isFamily, parseManifest } from "./manifest.ts";
  * import assert from "node:assert/strict";
  * const m = parseManifest(JSON.parse(await Deno.readTextFile("weights/resnet50/manifest.json")), "resnet50");
- * if (m.architecture === "resnet") assert.deepEqual(m.stages, [3, 4, 6, 3]);
+ * assert.ok(isFamily(m, "resnet"));
+ * assert.deepEqual(m.stages, [3, 4, 6, 3]);
  * ```
  */
-export type Manifest = VitManifest | MixerManifest | ResnetManifest;
+export type Manifest = ManifestCommon;
+
+/** The typed manifest of each family this runtime knows by name. */
+export interface FamilyManifests {
+  /** A torchvision ViT. */
+  vit: VitManifest;
+  /** An MLP-Mixer. */
+  mixer: MixerManifest;
+  /** The feed-forward-only ViT. */
+  ffvit: MixerManifest;
+  /** A torchvision ResNet. */
+  resnet: ResnetManifest;
+}
+
+/**
+ * Whether a manifest is of a family this runtime knows by name, narrowing it
+ * to that family's typed fields (checked by {@linkcode parseManifest}).
+ *
+ * @param m A parsed manifest.
+ * @param family One of {@linkcode ARCHITECTURES}.
+ * @returns Whether `m.architecture` is `family`.
+ *
+ * @example
+ * ```ts
+ * import { isFamily, parseManifest } from "./manifest.ts";
+ * import assert from "node:assert/strict";
+ * const m = parseManifest(JSON.parse(await Deno.readTextFile("weights/vit_b_32/manifest.json")), "vit_b_32");
+ * assert.ok(isFamily(m, "vit") && m.num_heads === 12);
+ * assert.ok(!isFamily(m, "resnet"));
+ * ```
+ */
+export function isFamily<A extends Architecture>(
+  m: Manifest,
+  family: A,
+): m is FamilyManifests[A] {
+  return m.architecture === family;
+}
 
 const HEX64 = /^[0-9a-f]{64}$/;
 /** The largest finite float32. */
@@ -420,33 +463,95 @@ function input(c: Checker, v: unknown, size: number): ManifestInput {
   return o as unknown as ManifestInput;
 }
 
-/** Fields of one family, checked after the common ones. */
-function familyFields(c: Checker, o: Json, arch: Architecture): void {
-  if (arch === "resnet") {
-    const stages = c.array(o.stages, "stages", "an array of positive integers");
-    stages.forEach((s, i) => c.integer(s, `stages[${i}]`, 1));
-    const sum = (stages as number[]).reduce((a, b) => a + b, 0);
+/** How a family field is checked. */
+type FieldKind = "count" | "counts" | "text" | "flag";
+
+/** Token models' fields (ViTs, mixers). */
+const TOKEN_FIELDS = [
+  ["patch_size", "count"],
+  ["seq_length", "count"],
+  ["hidden_dim", "count"],
+] as const;
+/** The mixers' fields (MLP-Mixer, FF-only ViT). */
+const MIXER_FIELDS = [
+  ...TOKEN_FIELDS,
+  ["tokens_mlp_dim", "count"],
+  ["channels_mlp_dim", "count"],
+  ["block_order", "text"],
+  ["class_token", "flag"],
+] as const;
+
+/**
+ * The fields each family known by name must have (data: a family a newer
+ * converter adds has its fields checked by type only, where present).
+ */
+const FAMILY_FIELDS: Readonly<
+  Record<Architecture, readonly (readonly [string, FieldKind])[]>
+> = {
+  vit: [...TOKEN_FIELDS, ["num_heads", "count"], ["mlp_dim", "count"]],
+  mixer: MIXER_FIELDS,
+  ffvit: MIXER_FIELDS,
+  resnet: [["stages", "counts"], ["block", "text"]],
+};
+
+/** Every family field's kind, for the fields a manifest has. */
+const FIELD_KINDS: ReadonlyMap<string, FieldKind> = new Map(
+  Object.values(FAMILY_FIELDS).flat(),
+);
+
+/** One family field, by its kind. */
+function familyField(c: Checker, v: unknown, f: string, kind: FieldKind) {
+  if (kind === "count") c.integer(v, f, 1);
+  else if (kind === "text") c.string(v, f);
+  else if (kind === "flag") c.boolean(v, f);
+  else {
+    const xs = c.array(v, f, "an array of positive integers");
+    xs.forEach((x, i) => c.integer(x, `${f}[${i}]`, 1));
+  }
+}
+
+/**
+ * Fields of the manifest's family, checked after the common ones: every
+ * field a known family must have; any family field present, by type; and
+ * `stages` (blocks per stage) adding up to `num_layers`.
+ */
+function familyFields(c: Checker, o: Json, arch: string): void {
+  const required = FAMILY_FIELDS[arch as Architecture] ?? [];
+  for (const [f, kind] of required) familyField(c, o[f], f, kind);
+  for (const [f, kind] of FIELD_KINDS) {
+    if (o[f] !== undefined && !required.some(([r]) => r === f)) {
+      familyField(c, o[f], f, kind);
+    }
+  }
+  if (o.stages !== undefined) {
+    const sum = (o.stages as number[]).reduce((a, b) => a + b, 0);
     if (sum !== o.num_layers) {
       c.fail(
         "stages",
         `must add up to num_layers = ${o.num_layers}, got ${sum}`,
       );
     }
-    c.string(o.block, "block");
-    return;
   }
-  for (const f of ["patch_size", "seq_length", "hidden_dim"]) {
-    c.integer(o[f], f, 1);
+}
+
+/**
+ * The manifest's family: a name this runtime knows, or one a newer converter
+ * module adds, whose manifest must then carry `runtime`.
+ */
+function architecture(c: Checker, o: Json): string {
+  const arch = c.string(o.architecture, "architecture");
+  const known = (ARCHITECTURES as readonly string[]).includes(arch);
+  if (!known && (!/^[a-z][a-z0-9_]*$/.test(arch) || o.runtime === undefined)) {
+    c.fail(
+      "architecture",
+      `must be one of ${
+        ARCHITECTURES.join(", ")
+      }, or a family whose converter module writes "runtime" (a lowercase name), got ${
+        JSON.stringify(arch)
+      }`,
+    );
   }
-  if (arch === "vit") {
-    c.integer(o.num_heads, "num_heads", 1);
-    c.integer(o.mlp_dim, "mlp_dim", 1);
-  } else {
-    c.integer(o.tokens_mlp_dim, "tokens_mlp_dim", 1);
-    c.integer(o.channels_mlp_dim, "channels_mlp_dim", 1);
-    c.string(o.block_order, "block_order");
-    c.boolean(o.class_token, "class_token");
-  }
+  return arch;
 }
 
 /** The stem convolution's weight: `patch_filters`, [n,3,p,p]. */
@@ -521,7 +626,7 @@ export function parseManifest(json: unknown, source: string): Manifest {
   const o = c.object(json, "manifest");
   c.oneOf(o.format, "format", ["vitrep-model/1"]);
   c.string(o.name, "name");
-  const arch = c.oneOf(o.architecture, "architecture", ARCHITECTURES);
+  const arch = architecture(c, o);
   const size = c.integer(o.image_size, "image_size", 1);
   const n = c.integer(o.num_layers, "num_layers", 1);
   const classes = c.integer(o.num_classes, "num_classes", 1);
@@ -551,7 +656,7 @@ export function parseManifest(json: unknown, source: string): Manifest {
   if (o.recommended !== undefined) recommended(c, o.recommended);
   const runtime = o.runtime === undefined
     ? legacyRuntime(o)
-    : checkRuntime(c, o.runtime);
+    : checkRuntime(c, o.runtime, o);
   return { ...o, runtime } as unknown as Manifest;
 }
 

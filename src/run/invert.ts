@@ -116,11 +116,7 @@ export const INVERT_COLUMNS: readonly string[] = [
  */
 export function layerLabel(m: Manifest, layer: number, alone = false): string {
   const name = m.layers[layer]?.name ?? String(layer);
-  const word = layer === 0
-    ? "layer"
-    : m.architecture === "vit" || m.architecture === "ffvit"
-    ? "encoder"
-    : "block";
+  const word = layer === 0 ? "layer" : m.runtime.block_word;
   return `${word} ${layer}${alone ? " alone" : ""} (${name})`;
 }
 

@@ -13,7 +13,10 @@ The runtime fields:
 - wasm_threads: threads for the wasm backend when none is asked for, or None (the default);
 - layer_labels: "number" (a grid column `layer 7`) or "name" (`layer2.3 (7)`);
 - convert_args: the converter arguments that rebuild the architecture, before --weights;
-- torchvision_weights: whether torchvision names (and downloads) the model's weight sets."""
+- torchvision_weights: whether torchvision names (and downloads) the model's weight sets;
+- block_word: what labels call a block ("encoder 7", "block 7");
+- part_names: what each removable part of a block is (its switch's name without `use_`), for the
+  explorer's labels, e.g. {"attn": "token mixing", "res1": "residual 1"}."""
 
 from __future__ import annotations
 
@@ -21,7 +24,12 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-RUNTIME_KEYS = ("block_chain", "wasm_threads", "layer_labels", "convert_args", "torchvision_weights")
+RUNTIME_KEYS = ("block_chain", "wasm_threads", "layer_labels", "convert_args", "torchvision_weights", "block_word",
+                "part_names")
+
+# what the parts of a pre-norm transformer-style block are called (a family overrides some)
+TOKEN_PARTS = {"ln1": "layer norm 1", "attn": "attention", "res1": "residual 1", "ln2": "layer norm 2",
+               "mlp": "MLP", "res2": "residual 2"}
 
 
 @dataclass(frozen=True)
@@ -33,7 +41,8 @@ class Family:
     torchvision: the presets whose weights torchvision names; prepare(ap, args) -> (model, meta,
     image_size, convert, extra convert kwargs); listing() -> the `--list` lines; arch_text(manifest)
     -> the --arch that rebuilds a custom model; block_chain, wasm_threads, layer_labels: see the
-    module doc."""
+    module doc; block_words and part_names: per architecture the family writes, its block_word and
+    part_names (default "block" and TOKEN_PARTS)."""
 
     name: str
     architectures: Tuple[str, ...]
@@ -47,6 +56,8 @@ class Family:
     wasm_threads: Optional[int] = None
     layer_labels: str = "number"
     arch_help: str = field(default="")
+    block_words: Dict[str, str] = field(default_factory=dict)
+    part_names: Dict[str, Dict[str, str]] = field(default_factory=dict)
 
     @property
     def models(self) -> Tuple[str, ...]:
@@ -66,7 +77,9 @@ class Family:
                      "--std", ",".join(_num(v) for v in manifest["input"]["std"])]
         return {"block_chain": self.block_chain, "wasm_threads": self.wasm_threads,
                 "layer_labels": self.layer_labels, "convert_args": args,
-                "torchvision_weights": name in self.torchvision}
+                "torchvision_weights": name in self.torchvision,
+                "block_word": self.block_words.get(manifest["architecture"], "block"),
+                "part_names": self.part_names.get(manifest["architecture"], TOKEN_PARTS)}
 
 
 def _num(v: float) -> str:

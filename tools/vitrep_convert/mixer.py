@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .family import Family, check_image_size, need_out, register, switch_line
+from .family import TOKEN_PARTS, Family, check_image_size, need_out, register, switch_line
 from .layers import LN_EPS, LayerNormStats, Params, gelu_grad, ln_bwd, ln_fwd, select
 from .manifest import build_manifest, write_manifest
 from .mixer_ref import CHANNEL_FIRST, TOKEN_FIRST, RefLinearViT, RefMixer, init_spec, ref_block
@@ -501,4 +501,8 @@ def _arch_text(m: dict) -> str:
 
 
 FAMILY = register(Family(name="mixer", architectures=FAMILIES, presets=tuple(ARCHS), custom=FAMILIES,
-                         prepare=_prepare, listing=_listing, arch_text=_arch_text))
+                         prepare=_prepare, listing=_listing, arch_text=_arch_text,
+                         block_words={"ffvit": "encoder"},
+                         part_names={a: {**TOKEN_PARTS, "attn": mixing, "mlp": "channel MLP"}
+                                     for a, mixing in (("mixer", "token mixing"),
+                                                       ("ffvit", "token feed-forward"))}))

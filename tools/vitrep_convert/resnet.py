@@ -665,4 +665,5 @@ def _arch_text(m: dict) -> str:
 FAMILY = register(Family(name="resnet", architectures=("resnet",), presets=tuple(RESNETS),
                          custom=("resnet_custom",), torchvision=tuple(RESNETS), prepare=_prepare,
                          listing=_listing, arch_text=_arch_text, block_chain="stage", wasm_threads=1,
-                         layer_labels="name"))
+                         layer_labels="name",
+                         part_names={"resnet": {"bn": "batch norms", "res1": "shortcut", "res2": "shortcut"}}))

@@ -338,4 +338,5 @@ def _arch_text(m: dict) -> str:
 
 
 FAMILY = register(Family(name="vit", architectures=("vit",), presets=tuple(ARCHS), custom=("custom",),
-                         torchvision=tuple(ARCHS), prepare=_prepare, listing=_listing, arch_text=_arch_text))
+                         torchvision=tuple(ARCHS), prepare=_prepare, listing=_listing, arch_text=_arch_text,
+                         block_words={"vit": "encoder"}))
