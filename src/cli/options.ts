@@ -30,6 +30,7 @@ export const DEFAULT_IMAGE_TEXT = "assets/chelsea.png";
 const DEFAULT_IMAGE = new URL(DEFAULT_IMAGE_TEXT, ROOT);
 
 export { asUsage, isUsage, LIMITS, ROOT, usage } from "../run/settings.ts";
+export { isDir, modelKey, modelSource } from "../run/models.ts";
 
 // ---------------------------------------------------------------------------
 // Options: one table per command gives parseArgs' options and the help text.
@@ -654,61 +655,6 @@ export function withModelDefaults(
 
 // ---------------------------------------------------------------------------
 // Paths.
-
-/** Whether `path` is a folder. */
-export function isDir(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-function localModels(): string[] {
-  if (ROOT.protocol !== "file:") return [];
-  try {
-    return [...Deno.readDirSync(fileURLToPath(new URL("weights/", ROOT)))]
-      .filter((e) => e.isDirectory).map((e) => e.name).sort();
-  } catch {
-    return [];
-  }
-}
-
-/** `--model` as saved: a URL or a name as given, a folder made absolute. */
-export function modelKey(name: string): string {
-  if (/^https?:\/\//.test(name)) return name;
-  if (/[/\\]/.test(name) || name.startsWith(".") || isDir(name)) {
-    return resolvePath(name);
-  }
-  return name;
-}
-
-/** Resolves `--model`: an http(s) URL, a folder (made absolute), or a name under weights/. */
-export function modelSource(name: string): string {
-  if (name === "") {
-    throw usage(
-      new TypeError(`Invalid --model "": expected a name, a folder or a URL`),
-    );
-  }
-  const key = modelKey(name);
-  if (key !== name || /^https?:\/\//.test(name) || /[/\\]/.test(name)) {
-    return key;
-  }
-  const url = new URL(`weights/${name}`, ROOT);
-  if (url.protocol !== "file:") return url.href;
-  const path = fileURLToPath(url);
-  if (!isDir(path)) {
-    const near = didYouMean(name, localModels());
-    throw new TypeError(
-      `Unknown model "${name}": ${
-        near.length ? `did you mean ${near.join(", ")}? ` : ""
-      }expected one of ${
-        localModels().join(", ")
-      } (folders under weights/), a model folder or an http(s) URL`,
-    );
-  }
-  return path;
-}
 
 /** Makes a path option absolute so a snapshot works from another folder. */
 export function absolutePath(path: string): string {
