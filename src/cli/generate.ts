@@ -13,16 +13,17 @@ import {
   type Command,
   type Context,
   intOpt,
+  kernelOpt,
   LIMITS,
   MODEL_OPTS,
   modelKey,
   modelSource,
   numOpt,
   type Raw,
-  recommendedOptions,
   RUN_OPTS,
   savedOptions,
   savedTypes,
+  schedOpt,
   SCHEDULE_OPTS,
   scheduleSettings,
   type Spec,
@@ -30,10 +31,14 @@ import {
   str,
   usage,
   VARIANT_OPTS,
-  withModelDefaults,
 } from "./options.ts";
-import { canonicalModel, openModel } from "./model.ts";
-import { modelAbout } from "../run/variant.ts";
+import { canonicalModel } from "./model.ts";
+import { modelAbout, openVariant } from "../run/variant.ts";
+import {
+  type FieldParser,
+  type Refined,
+  refineSettings,
+} from "../run/refine.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { Snapshot } from "../run/snapshot.ts";
 import { type Prelude, prelude } from "./prelude.ts";
@@ -91,24 +96,57 @@ export const GENERATE_SPEC: Spec = {
   ...RUN_OPTS("out/generate"),
 };
 
-/** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
-export function generateSettings(raw: Raw, size?: number): GenerateSettings {
-  const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
-  if (size !== undefined && canvasSize < size) {
+/** Checks `--canvas` (`text` as given) against the model's image size. */
+function checkCanvas(canvasSize: number, text: string, size: number): void {
+  if (canvasSize < size) {
     throw usage(
       new RangeError(
-        `Invalid --canvas "${
-          str(raw, "canvas")
-        }": expected at least the model's image size ${size}`,
+        `Invalid --canvas "${text}": expected at least the model's image size ${size}`,
       ),
     );
   }
+}
+
+/** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
+export function generateSettings(raw: Raw, size?: number): GenerateSettings {
+  const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
+  if (size !== undefined) checkCanvas(canvasSize, str(raw, "canvas"), size);
   return {
     constant: numOpt(raw, "constant"),
     steps: stepsOpt(raw, "steps", 1),
     jitterAfter: stepsOpt(raw, "jitter-after", 0),
     canvasSize,
     ...scheduleSettings(raw),
+  };
+}
+
+/**
+ * One setting a manifest may recommend for `generate`, read from its text
+ * (usage errors as the option's own; `size`: the model's image size, which
+ * the canvas must hold and the blur kernel fit).
+ */
+function generateField(size: number): FieldParser<GenerateSettings> {
+  return (name, text) => {
+    const raw = { [name]: text };
+    switch (name) {
+      case "steps":
+        return { steps: stepsOpt(raw, name, 1) };
+      case "lr":
+      case "sigma":
+        return { [name]: schedOpt(raw, name) };
+      case "constant":
+        return { constant: numOpt(raw, name) };
+      case "jitter-after":
+        return { jitterAfter: stepsOpt(raw, name, 0) };
+      case "canvas": {
+        const canvasSize = intOpt(raw, name, 1, LIMITS.canvas);
+        checkCanvas(canvasSize, text, size);
+        return { canvasSize };
+      }
+    }
+    const kernelSize = kernelOpt(raw);
+    checkKernel(kernelSize, size);
+    return { kernelSize };
   };
 }
 
@@ -208,32 +246,31 @@ function printClasses(
 }
 
 /**
- * A generate run's options with the settings the model's manifest recommends
- * for `generate` as defaults (see withModelDefaults), checked against it.
+ * The one manifest-dependent refinement of a generate run's settings (read
+ * once from its options by the prelude): the model's recommended settings as
+ * defaults (see refineSettings), the canvas and the blur kernel checked
+ * against its image size.
  */
-function generateModelDefaults(
+function refineGenerate(
   m: Manifest,
   source: string,
-  pre: Prelude,
+  pre: Prelude<GenerateSettings>,
   given: Raw,
-): { raw: Raw; modelDefaults: Raw } {
-  const check = (r: Raw) =>
-    checkKernel(generateSettings(r, m.image_size).kernelSize, m.image_size);
-  const recommended = recommendedOptions(
-    m,
-    "generate",
-    GENERATE_SPEC,
-    check,
-    `${source}/manifest.json`,
-  );
-  const out = withModelDefaults(
-    pre.raw,
+): Refined<GenerateSettings> {
+  const size = m.image_size;
+  const r = refineSettings({
+    settings: pre.settings,
+    options: pre.raw,
     given,
-    recommended,
-    pre.snap?.options ?? null,
-  );
-  check(out.raw);
-  return out;
+    resumed: pre.snap?.options ?? null,
+    manifest: m,
+    command: "generate",
+    field: generateField(size),
+    file: `${source}/manifest.json`,
+  });
+  checkCanvas(r.settings.canvasSize, str(r.options, "canvas"), size);
+  checkKernel(r.settings.kernelSize, size);
+  return r;
 }
 
 async function generateCommand(given: Raw, ctx: Context): Promise<number> {
@@ -242,23 +279,18 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
     GENERATE_SPEC,
     given,
     canonicalGenerate,
+    (raw) => generateSettings(raw),
   );
   const { out } = pre;
   classQueries(pre.raw);
-  generateSettings(pre.raw);
   const source = modelSource(str(pre.raw, "model"));
   return await runCommand({
     out,
-    open: () => openModel(pre.raw, source),
+    open: () => openVariant(source, pre.model),
     ready: async ({ model, variant }) => {
       const m = model.manifest;
-      const { raw, modelDefaults } = generateModelDefaults(
-        m,
-        source,
-        pre,
-        given,
-      );
-      const s = generateSettings(raw, m.image_size);
+      const r = refineGenerate(m, source, pre, given);
+      const { settings: s, options: raw, modelDefaults } = r;
       const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
       warnZeroHead(model, raw.quiet === true);
       const states = await classStates(

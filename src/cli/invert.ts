@@ -9,7 +9,6 @@ import type { ImageTensor } from "../io/mod.ts";
 import type { Manifest } from "../model/mod.ts";
 import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
-  backendOpt,
   checkKernel,
   type Command,
   type Context,
@@ -18,34 +17,33 @@ import {
   defaultImage,
   defaults,
   intOpt,
+  kernelOpt,
   list,
+  lossOpt,
   MODEL_OPTS,
   modelKey,
   modelSource,
   type Opt,
   type Raw,
-  recommendedOptions,
   RUN_OPTS,
   savedOptions,
   savedTypes,
+  schedOpt,
   SCHEDULE_OPTS,
   scheduleSettings,
   type Spec,
   stepsOpt,
   str,
-  threadsOpt,
   usage,
   VARIANT_OPTS,
-  withModelDefaults,
 } from "./options.ts";
+import { canonicalModel, layerArg, modelSpec, weightsText } from "./model.ts";
+import { modelAbout, openVariant } from "../run/variant.ts";
 import {
-  canonicalModel,
-  checkVariantOpts,
-  layerArg,
-  openModel,
-  weightsText,
-} from "./model.ts";
-import { modelAbout } from "../run/variant.ts";
+  type FieldParser,
+  type Refined,
+  refineSettings,
+} from "../run/refine.ts";
 import { loadTarget } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
@@ -172,12 +170,7 @@ export function invertSettings(
       ),
     );
   }
-  const loss = str(raw, "loss");
-  if (loss !== "l1" && loss !== "l2") {
-    throw usage(
-      new TypeError(`Invalid --loss "${loss}": expected l1 or l2`),
-    );
-  }
+  const loss = lossOpt(raw);
   const shared = scheduleSettings(raw);
   return {
     layer,
@@ -243,56 +236,85 @@ export function parseSeeds(text: string): number[] {
 }
 
 /**
- * A run's options with the settings the model's manifest recommends for
- * `invert` as defaults (see withModelDefaults), checked against the model
- * (its layers aside: invertSettings checks those with the run's own).
+ * One setting a manifest may recommend for `invert`, read from its text
+ * (usage errors as the option's own; `size`: the model's image size, which
+ * the blur kernel must fit).
  */
-function invertModelDefaults(
-  m: Manifest,
-  source: string,
-  spec: Spec,
-  raw: Raw,
-  given: Raw,
-  resumed: Raw | null,
-): { raw: Raw; modelDefaults: Raw } {
-  // the settings a manifest may recommend, checked with the layer aside
-  const check = (r: Raw) => {
-    const s = invertSettings({ ...r, layer: "0", "only-layer": false }, m);
-    checkKernel(s.kernelSize, m.image_size);
+function invertField(size: number): FieldParser<InvertSettings> {
+  return (name, text) => {
+    const raw = { [name]: text };
+    if (name === "steps") return { steps: stepsOpt(raw, name, 1) };
+    if (name === "lr" || name === "sigma") {
+      return { [name]: schedOpt(raw, name) };
+    }
+    if (name === "loss") return { loss: lossOpt(raw) };
+    const kernelSize = kernelOpt(raw);
+    checkKernel(kernelSize, size);
+    return { kernelSize };
   };
-  const recommended = recommendedOptions(
-    m,
-    "invert",
-    spec,
-    check,
-    `${source}/manifest.json`,
-  );
-  const out = withModelDefaults(raw, given, recommended, resumed);
-  check(out.raw);
-  return out;
 }
 
 /**
- * An invert run's model, with the options completed by its recommended
- * settings and checked against it (the model released when they fail).
+ * The one manifest-dependent refinement of an invert run's settings (read
+ * once from its options, `pre`): the model's recommended settings as
+ * defaults (see refineSettings), the blur kernel checked against its image
+ * size; `layer` (the option's text), when given, resolved by its layer names.
  */
-async function openInvertModel(
-  pre: { raw: Raw; snap: { options: Raw } | null },
+function refineInvert(
+  pre: { raw: Raw; settings: InvertSettings; snap: { options: Raw } | null },
   given: Raw,
-) {
+  m: Manifest,
+  source: string,
+  layer?: string,
+): Refined<InvertSettings> {
+  const r = refineSettings({
+    settings: pre.settings,
+    options: pre.raw,
+    given,
+    resumed: pre.snap?.options ?? null,
+    manifest: m,
+    command: "invert",
+    field: invertField(m.image_size),
+    file: `${source}/manifest.json`,
+  });
+  checkKernel(r.settings.kernelSize, m.image_size);
+  if (layer === undefined) return r;
+  return { ...r, settings: withLayer(r.settings, layer, m) };
+}
+
+/** Settings with `--layer` (its text) resolved against the model's layer names. */
+function withLayer(
+  s: InvertSettings,
+  text: string,
+  m: Manifest,
+): InvertSettings {
+  const layer = layerArg(text, "layer", m);
+  if (s.onlyLayer && layer === 0) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "0" with --only-layer: expected an encoder block 1..N`,
+      ),
+    );
+  }
+  return { ...s, layer };
+}
+
+/**
+ * An invert run's model, with its settings refined by the manifest (the
+ * model released when they fail).
+ */
+async function openInvertModel(pre: Prelude<InvertSettings>, given: Raw) {
   const source = modelSource(str(pre.raw, "model"));
-  const { model, variant } = await openModel(pre.raw, source);
+  const { model, variant } = await openVariant(source, pre.model);
   try {
     const m = model.manifest;
-    const { raw, modelDefaults } = invertModelDefaults(
+    const { settings, options: raw, modelDefaults } = refineInvert(
+      pre,
+      given,
       m,
       source,
-      INVERT_SPEC,
-      pre.raw,
-      given,
-      pre.snap?.options ?? null,
+      str(pre.raw, "layer"),
     );
-    const settings = invertSettings(raw, m);
     const size = m.image_size;
     return { model, variant, source, settings, size, raw, modelDefaults };
   } catch (err) {
@@ -302,7 +324,7 @@ async function openInvertModel(
 }
 
 /** A batch starts afresh: --resume names one of its runs, not the batch. */
-function noBatchResume(pre: Prelude): void {
+function noBatchResume(pre: Prelude<InvertSettings>): void {
   if (pre.resumeDir === undefined) return;
   throw usage(
     new TypeError(
@@ -313,7 +335,7 @@ function noBatchResume(pre: Prelude): void {
 
 /** `invert` with several --image or --seeds: one batch through the chain (one image at a time where the graphs have no batch axis). */
 async function invertBatchCommand(
-  pre: Prelude,
+  pre: Prelude<InvertSettings>,
   given: Raw,
   images: readonly string[],
   seeds: number[] | null,
@@ -322,7 +344,6 @@ async function invertBatchCommand(
   const { out } = pre;
   noBatchResume(pre);
   const runs = batchRuns(images, seeds);
-  invertSettings(pre.raw);
   const paths = images.map((v) => defaultImage({ image: v }));
   return await runCommand({
     out,
@@ -380,7 +401,13 @@ async function invertBatchCommand(
 }
 
 async function invertCommand(given: Raw, ctx: Context): Promise<number> {
-  const pre = await prelude("invert", INVERT_SPEC, given, canonicalInvert);
+  const pre = await prelude(
+    "invert",
+    INVERT_SPEC,
+    given,
+    canonicalInvert,
+    (raw) => invertSettings(raw),
+  );
   const images = list(pre.raw, "image");
   const seeds = pre.raw.seeds === undefined
     ? null
@@ -389,7 +416,6 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
     return await invertBatchCommand(pre, given, images, seeds, ctx);
   }
   const { snap, resumeDir, out } = pre;
-  invertSettings(pre.raw); // everything that needs no model first
   const imagePath = defaultImage(pre.raw);
   return await runCommand({
     out,
@@ -450,29 +476,19 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
   for (const t of layers) layerArg(t, "layers", undefined, layerText);
   const base = invertSettings({ ...parsed, layer: "0" });
   const ctlOpts = controlOpts({ ...parsed, "save-every": "0" });
-  checkVariantOpts(parsed);
-  backendOpt(parsed);
-  threadsOpt(parsed);
+  const spec = modelSpec(parsed);
   const out = checkOutPath(str(parsed, "out"));
   const imagePath = defaultImage(parsed);
   const source = modelSource(str(parsed, "model"));
   return await runCommand({
     out,
-    open: () => openModel(parsed, source),
+    open: () => openVariant(source, spec),
     ready: async ({ model, variant }) => {
       const m = model.manifest;
-      const own = invertModelDefaults(
-        m,
-        source,
-        DEMO_SPEC,
-        parsed,
-        given,
-        null,
-      );
-      const raw = own.raw;
-      const settings = layers.map((l) =>
-        invertSettings({ ...raw, layer: l }, m)
-      );
+      const pre = { raw: parsed, settings: base, snap: null };
+      const own = refineInvert(pre, given, m, source);
+      const raw = own.options;
+      const settings = layers.map((l) => withLayer(own.settings, l, m));
       const steps = settings[0].steps;
       const target = await loadTarget(imagePath, m.image_size);
       for (const s of settings) {
