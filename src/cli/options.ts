@@ -8,11 +8,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  BACKEND_NAMES,
-  type BackendName,
-  didYouMean,
-} from "../model/mod.ts";
+import { BACKEND_NAMES, type BackendName, didYouMean } from "../model/mod.ts";
 import { parseSchedule, type Schedule } from "../optimize/mod.ts";
 import {
   asUsage,

@@ -54,10 +54,15 @@ export interface ForwardRun {
 
 /** One of the top classes of a logits output. */
 export interface TopClass {
+  /** 1 for the most probable. */
   rank: number;
+  /** The class index. */
   index: number;
+  /** The class name (`class N` without categories). */
   name: string;
+  /** Its logit. */
   logit: number;
+  /** Its softmax probability. */
   probability: number;
 }
 
@@ -69,7 +74,9 @@ export interface ForwardDone {
   tag: string;
   /** The layer whose output was written. */
   layer: Layer;
+  /** The output's dims. */
   dims: number[];
+  /** The output's L2 norm. */
   l2Norm: number;
   /** The top classes (logits only). */
   classes: TopClass[] | null;
@@ -234,12 +241,15 @@ export interface FiltersRun {
 export interface FiltersDone {
   /** The model's name. */
   name: string;
-  /** The number of filters and their side. */
+  /** The number of filters. */
   count: number;
+  /** A filter's side in pixels. */
   patch: number;
   /** The weight sets as loaded. */
   weights: string[];
+  /** The figure's width in pixels. */
   width: number;
+  /** The figure's height in pixels. */
   height: number;
 }
 

@@ -9,11 +9,13 @@
  * of every command ({@linkcode runCommand}); invert.ts and generate.ts are the
  * two kinds of run (typed settings → harness task → files and summary),
  * batch.ts, demo.ts and classes.ts the work of the commands built on them
- * (invert's batch form, demo, generate over classes),
+ * (invert's batch form, demo, generate over classes), condition.ts and
+ * inspect.ts that of `condition`, `forward` and `filters`,
  * images.ts the images in and out of runs; exit.ts holds the exit codes,
  * settings.ts what runs share below the command line (the options record,
- * limits, usage errors), variant.ts model variants as typed settings. Nothing
- * here imports src/cli.
+ * limits, usage errors), models.ts where a named model is found, refine.ts
+ * the one manifest-dependent refinement of a run's settings, variant.ts model
+ * variants as typed settings. Nothing here imports src/cli.
  *
  * @example
  * ```ts
