@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
+import { type Manifest, resolveClass } from "../model/mod.ts";
 import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
   asUsage,
@@ -33,7 +33,6 @@ import {
   VARIANT_OPTS,
 } from "./options.ts";
 import { canonicalModel } from "./model.ts";
-import { modelAbout, openVariant } from "../run/variant.ts";
 import {
   type FieldParser,
   type Refined,
@@ -43,9 +42,7 @@ import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { Snapshot } from "../run/snapshot.ts";
 import { type Prelude, prelude } from "./prelude.ts";
 import type { GenerateSettings, GenerateSummary } from "../run/generate.ts";
-import { runCommand } from "../run/command.ts";
-import { classStates, runClasses, zeroHead } from "../run/classes.ts";
-import type { Stopper } from "../run/progress.ts";
+import { callGenerate } from "../run/calls.ts";
 
 /** Options of `generate`. */
 export const GENERATE_SPEC: Spec = {
@@ -207,16 +204,6 @@ function resolveClasses(
   return indices;
 }
 
-/** Warns when the model's head is all zeros (untrained torchvision ViTs): generation then only blurs. */
-function warnZeroHead(model: Model, quiet: boolean): void {
-  const head = zeroHead(model);
-  if (head !== null && !quiet) {
-    console.error(
-      `warning: ${head} of ${model.weights} is all zeros (torchvision initializes ViT heads to zero): every logit is 0 and has no gradient, so generation only blurs the noise; use trained weights, or --swap heads=WEIGHTS`,
-    );
-  }
-}
-
 /** Prints the table of the classes run and where the files went. */
 function printClasses(
   out: string,
@@ -284,56 +271,34 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
   const { out } = pre;
   classQueries(pre.raw);
   const source = modelSource(str(pre.raw, "model"));
-  return await runCommand({
+  const r = await callGenerate({
     out,
-    open: () => openVariant(source, pre.model),
-    ready: async ({ model, variant }) => {
-      const m = model.manifest;
-      const r = refineGenerate(m, source, pre, given);
-      const { settings: s, options: raw, modelDefaults } = r;
-      const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
-      warnZeroHead(model, raw.quiet === true);
-      const states = await classStates(
-        { snap: pre.snap, dir: pre.resumeDir, out },
-        indices,
-        m.image_size,
-        s.canvasSize,
-        savedTypes(GENERATE_SPEC),
+    source,
+    model: pre.model,
+    refine: (m) => {
+      const { settings, options: raw, modelDefaults } = refineGenerate(
+        m,
+        source,
+        pre,
+        given,
       );
-      await model.prepare("logits", { gradient: true });
-      // Inputs are valid: from here on, files.
+      const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
       const options = {
         ...savedOptions(GENERATE_SPEC, raw),
         class: indices.join(","),
         model: modelKey(str(raw, "model")),
       };
-      const about = {
-        ...modelAbout(model, source, s.normalize, variant),
-        modelDefaults,
-      };
-      const claim = {
-        command: "generate",
-        options,
-        overwrite: raw.overwrite === true,
-        continuing: pre.continuing,
-      };
-      const work = async (stopper: Stopper) => {
-        const r = await runClasses(model, {
-          out,
-          indices,
-          states,
-          settings: s,
-          control: pre.control,
-          options,
-          about,
-          tag: variant.tag,
-        }, stopper);
-        printClasses(out, r.summaries, indices.length);
-        return r.bySignal ? EXIT_INTERRUPTED : 0;
-      };
-      return { claim, work };
+      return { settings, indices, options, modelDefaults };
     },
+    control: pre.control,
+    overwrite: pre.raw.overwrite === true,
+    resume: { snap: pre.snap, dir: pre.resumeDir },
+    saved: savedTypes(GENERATE_SPEC),
+    continuing: pre.continuing,
+    warn: (line) => console.error(line),
   }, ctx);
+  printClasses(out, r.summaries, r.indices.length);
+  return r.bySignal ? EXIT_INTERRUPTED : 0;
 }
 
 /** `generate`: input generation. */

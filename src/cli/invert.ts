@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { ImageTensor } from "../io/mod.ts";
 import type { Manifest } from "../model/mod.ts";
 import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
@@ -38,28 +37,23 @@ import {
   VARIANT_OPTS,
 } from "./options.ts";
 import { canonicalModel, layerArg, modelSpec, weightsText } from "./model.ts";
-import { modelAbout, openVariant } from "../run/variant.ts";
 import {
   type FieldParser,
   type Refined,
   refineSettings,
 } from "../run/refine.ts";
-import { loadTarget } from "../run/images.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { type Prelude, prelude } from "./prelude.ts";
+import { figuresTable, type InvertSettings } from "../run/invert.ts";
+import { batchRuns, MAX_BATCH } from "../run/batch.ts";
 import {
-  figuresTable,
-  type InvertSettings,
-  layerLabel,
-  readInvertResume,
-  runInvert,
-} from "../run/invert.ts";
-import { runCommand } from "../run/command.ts";
-import { batchRuns, MAX_BATCH, runInvertRuns } from "../run/batch.ts";
-import { runDemo } from "../run/demo.ts";
-import type { Stopper } from "../run/progress.ts";
+  callDemo,
+  callInvert,
+  callInvertBatch,
+  type Refinement,
+} from "../run/calls.ts";
 
 /** Options of `invert`. */
 export const INVERT_SPEC: Spec = {
@@ -300,27 +294,25 @@ function withLayer(
 }
 
 /**
- * An invert run's model, with its settings refined by the manifest (the
- * model released when they fail).
+ * An invert run's refinement by its model's manifest (see refineInvert) and
+ * the options record it keeps (`image`: the batch's records add theirs).
  */
-async function openInvertModel(pre: Prelude<InvertSettings>, given: Raw) {
-  const source = modelSource(str(pre.raw, "model"));
-  const { model, variant } = await openVariant(source, pre.model);
-  try {
-    const m = model.manifest;
-    const { settings, options: raw, modelDefaults } = refineInvert(
-      pre,
-      given,
-      m,
-      source,
-      str(pre.raw, "layer"),
-    );
-    const size = m.image_size;
-    return { model, variant, source, settings, size, raw, modelDefaults };
-  } catch (err) {
-    await model.release();
-    throw err;
-  }
+function invertRefinement(
+  pre: Prelude<InvertSettings>,
+  given: Raw,
+  source: string,
+  image?: string,
+): (m: Manifest) => Refinement<InvertSettings> {
+  return (m) => {
+    const r = refineInvert(pre, given, m, source, str(pre.raw, "layer"));
+    const options = {
+      ...savedOptions(INVERT_SPEC, r.options),
+      layer: String(r.settings.layer),
+      ...(image === undefined ? {} : { image }),
+      model: modelKey(str(r.options, "model")),
+    };
+    return { settings: r.settings, options, modelDefaults: r.modelDefaults };
+  };
 }
 
 /** A batch starts afresh: --resume names one of its runs, not the batch. */
@@ -345,59 +337,26 @@ async function invertBatchCommand(
   noBatchResume(pre);
   const runs = batchRuns(images, seeds);
   const paths = images.map((v) => defaultImage({ image: v }));
-  return await runCommand({
+  const source = modelSource(str(pre.raw, "model"));
+  const r = await callInvertBatch({
     out,
-    open: () => openInvertModel(pre, given),
-    ready: async (opened) => {
-      const { model, variant, source, settings: base, size, raw } = opened;
-      const targets: ImageTensor[] = [];
-      for (const p of paths) targets.push(await loadTarget(p, size));
-      await model.prepare(base.layer, {
-        gradient: true,
-        blocks: base.onlyLayer ? [base.layer] : undefined,
-      });
-      // Inputs are valid: from here on, files.
-      const saved = {
-        ...savedOptions(INVERT_SPEC, raw),
-        layer: String(base.layer),
-        model: modelKey(str(raw, "model")),
-      };
-      const options = { ...saved, image: paths.join(","), seeds: raw.seeds };
-      const claim = {
-        command: "invert",
-        options,
-        overwrite: raw.overwrite === true,
-        continuing: false,
-      };
-      const about = {
-        ...modelAbout(model, source, base.normalize, variant),
-        modelDefaults: opened.modelDefaults,
-      };
-      const work = async (stopper: Stopper) => {
-        const r = await runInvertRuns(model, {
-          out,
-          runs,
-          images: paths,
-          targets,
-          settings: base,
-          control: pre.control,
-          options: saved,
-          head: { command: "invert", options },
-          about,
-          tag: variant.tag,
-          log: (line) => console.error(line),
-        }, stopper);
-        console.log(r.table);
-        console.log(
-          `\nwrote ${out}/ (batch.md, metrics.json, ${
-            r.runs.map((x) => `${x.name}/`).join(", ")
-          })`,
-        );
-        return r.stopped ? EXIT_INTERRUPTED : 0;
-      };
-      return { claim, work };
-    },
+    source,
+    model: pre.model,
+    refine: invertRefinement(pre, given, source),
+    control: pre.control,
+    overwrite: pre.raw.overwrite === true,
+    runs,
+    images: paths,
+    seeds: pre.raw.seeds as string | undefined,
+    log: (line) => console.error(line),
   }, ctx);
+  console.log(r.table);
+  console.log(
+    `\nwrote ${out}/ (batch.md, metrics.json, ${
+      r.runs.map((x) => `${x.name}/`).join(", ")
+    })`,
+  );
+  return r.stopped ? EXIT_INTERRUPTED : 0;
 }
 
 async function invertCommand(given: Raw, ctx: Context): Promise<number> {
@@ -417,56 +376,27 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
   }
   const { snap, resumeDir, out } = pre;
   const imagePath = defaultImage(pre.raw);
-  return await runCommand({
+  const source = modelSource(str(pre.raw, "model"));
+  const summary = await callInvert({
     out,
-    open: () => openInvertModel(pre, given),
-    ready: async (opened) => {
-      const { model, variant, source, settings: s, size, raw } = opened;
-      const target = await loadTarget(imagePath, size);
-      const resume = snap && resumeDir !== undefined
-        ? await readInvertResume(resumeDir, size, savedTypes(INVERT_SPEC))
-        : undefined;
-      await model.prepare(s.layer, {
-        gradient: true,
-        blocks: s.onlyLayer ? [s.layer] : undefined,
-      });
-      // Inputs are valid: from here on, files.
-      const options = {
-        ...savedOptions(INVERT_SPEC, raw),
-        layer: String(s.layer),
-        image: imagePath,
-        model: modelKey(str(raw, "model")),
-      };
-      const claim = {
-        command: "invert",
-        options,
-        overwrite: raw.overwrite === true,
-        continuing: pre.continuing,
-      };
-      const work = async (stopper: Stopper) => {
-        const { summary } = await runInvert(model, target, s, {
-          out,
-          ...pre.control,
-          stopper,
-          options,
-          about: {
-            ...modelAbout(model, source, s.normalize, variant),
-            modelDefaults: opened.modelDefaults,
-          },
-          label: `invert ${layerLabel(model.manifest, s.layer, s.onlyLayer)}`,
-          tag: variant.tag,
-        }, resume);
-        console.log(figuresTable([summary]));
-        console.log(
-          summary.interrupted
-            ? `\nstopped at step ${summary.steps} (${summary.stopReason}); wrote ${out}/ with a snapshot: continue with --resume ${out}`
-            : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png/.svg, traces.csv, representation.npy, metrics.json)`,
-        );
-        return bySignal(summary.stopReason) ? EXIT_INTERRUPTED : 0;
-      };
-      return { claim, work };
-    },
+    source,
+    model: pre.model,
+    refine: invertRefinement(pre, given, source, imagePath),
+    control: pre.control,
+    overwrite: pre.raw.overwrite === true,
+    imagePath,
+    resume: snap && resumeDir !== undefined
+      ? { dir: resumeDir, saved: savedTypes(INVERT_SPEC) }
+      : undefined,
+    continuing: pre.continuing,
   }, ctx);
+  console.log(figuresTable([summary]));
+  console.log(
+    summary.interrupted
+      ? `\nstopped at step ${summary.steps} (${summary.stopReason}); wrote ${out}/ with a snapshot: continue with --resume ${out}`
+      : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png/.svg, traces.csv, representation.npy, metrics.json)`,
+  );
+  return bySignal(summary.stopReason) ? EXIT_INTERRUPTED : 0;
 }
 
 async function demoCommand(given: Raw, ctx: Context): Promise<number> {
@@ -475,64 +405,37 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
   const layers = layerText.split(",").map((t) => t.trim());
   for (const t of layers) layerArg(t, "layers", undefined, layerText);
   const base = invertSettings({ ...parsed, layer: "0" });
-  const ctlOpts = controlOpts({ ...parsed, "save-every": "0" });
-  const spec = modelSpec(parsed);
+  const control = controlOpts({ ...parsed, "save-every": "0" });
+  const model = modelSpec(parsed);
   const out = checkOutPath(str(parsed, "out"));
   const imagePath = defaultImage(parsed);
   const source = modelSource(str(parsed, "model"));
-  return await runCommand({
+  const { rows, stopped } = await callDemo({
     out,
-    open: () => openVariant(source, spec),
-    ready: async ({ model, variant }) => {
-      const m = model.manifest;
+    source,
+    model,
+    refine: (m) => {
       const pre = { raw: parsed, settings: base, snap: null };
       const own = refineInvert(pre, given, m, source);
-      const raw = own.options;
-      const settings = layers.map((l) => withLayer(own.settings, l, m));
-      const steps = settings[0].steps;
-      const target = await loadTarget(imagePath, m.image_size);
-      for (const s of settings) {
-        await model.prepare(s.layer, { gradient: true });
-      }
-      // Inputs are valid: from here on, files.
-      const options = savedOptions(DEMO_SPEC, raw);
-      const claim = {
-        command: "demo",
-        options,
-        overwrite: raw.overwrite === true,
-        continuing: false,
-      };
-      const about = {
-        ...modelAbout(model, source, base.normalize, variant),
+      return {
+        settings: layers.map((l) => withLayer(own.settings, l, m)),
+        options: savedOptions(DEMO_SPEC, own.options),
         modelDefaults: own.modelDefaults,
       };
-      const title = `${m.name}, ${weightsText(raw)}${
-        variant.tag ? ` (${variant.tag})` : ""
-      }: representations after ${steps} steps`;
-      const work = async (stopper: Stopper) => {
-        const { rows, stopped } = await runDemo(model, {
-          out,
-          target,
-          imagePath,
-          settings,
-          control: ctlOpts,
-          options,
-          about,
-          tag: variant.tag,
-          title,
-          log: (line) => console.error(line),
-        }, stopper);
-        console.log(figuresTable(rows));
-        console.log(
-          `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
-            rows.map((r) => `layer${r.layer}/`).join(", ")
-          })`,
-        );
-        return stopped ? EXIT_INTERRUPTED : 0;
-      };
-      return { claim, work };
     },
+    control,
+    overwrite: parsed.overwrite === true,
+    imagePath,
+    weightsText: weightsText(parsed),
+    log: (line) => console.error(line),
   }, ctx);
+  console.log(figuresTable(rows));
+  console.log(
+    `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
+      rows.map((r) => `layer${r.layer}/`).join(", ")
+    })`,
+  );
+  return stopped ? EXIT_INTERRUPTED : 0;
 }
 
 /** `invert`: layer representation. */

@@ -29,6 +29,7 @@
  */
 export * from "./batch.ts";
 export * from "./classes.ts";
+export * from "./calls.ts";
 export * from "./command.ts";
 export * from "./condition.ts";
 export * from "./demo.ts";
