@@ -6,7 +6,8 @@
  * report and Ctrl-C / SIGTERM handling (progress.ts, harness.ts), and writes
  * its outputs atomically; run.ts is the skeleton around it (resume point,
  * the folder's claim for the run's duration) and command.ts the one skeleton
- * of every command ({@linkcode runCommand}); invert.ts and generate.ts are the
+ * of every command ({@linkcode runCommand}), calls.ts the typed calls of
+ * invert, its batch form, demo and generate through it; invert.ts and generate.ts are the
  * two kinds of run (typed settings → harness task → files and summary),
  * batch.ts, demo.ts and classes.ts the work of the commands built on them
  * (invert's batch form, demo, generate over classes), condition.ts and
