@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
+import { type Manifest, resolveClass } from "../model/mod.ts";
 import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
   asUsage,
@@ -13,16 +13,17 @@ import {
   type Command,
   type Context,
   intOpt,
+  kernelOpt,
   LIMITS,
   MODEL_OPTS,
   modelKey,
   modelSource,
   numOpt,
   type Raw,
-  recommendedOptions,
   RUN_OPTS,
   savedOptions,
   savedTypes,
+  schedOpt,
   SCHEDULE_OPTS,
   scheduleSettings,
   type Spec,
@@ -30,17 +31,18 @@ import {
   str,
   usage,
   VARIANT_OPTS,
-  withModelDefaults,
 } from "./options.ts";
-import { canonicalModel, openModel } from "./model.ts";
-import { modelAbout } from "../run/variant.ts";
+import { canonicalModel } from "./model.ts";
+import {
+  type FieldParser,
+  type Refined,
+  refineSettings,
+} from "../run/refine.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { Snapshot } from "../run/snapshot.ts";
 import { type Prelude, prelude } from "./prelude.ts";
 import type { GenerateSettings, GenerateSummary } from "../run/generate.ts";
-import { runCommand } from "../run/command.ts";
-import { classStates, runClasses, zeroHead } from "../run/classes.ts";
-import type { Stopper } from "../run/progress.ts";
+import { callGenerate } from "../run/calls.ts";
 
 /** Options of `generate`. */
 export const GENERATE_SPEC: Spec = {
@@ -91,24 +93,57 @@ export const GENERATE_SPEC: Spec = {
   ...RUN_OPTS("out/generate"),
 };
 
-/** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
-export function generateSettings(raw: Raw, size?: number): GenerateSettings {
-  const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
-  if (size !== undefined && canvasSize < size) {
+/** Checks `--canvas` (`text` as given) against the model's image size. */
+function checkCanvas(canvasSize: number, text: string, size: number): void {
+  if (canvasSize < size) {
     throw usage(
       new RangeError(
-        `Invalid --canvas "${
-          str(raw, "canvas")
-        }": expected at least the model's image size ${size}`,
+        `Invalid --canvas "${text}": expected at least the model's image size ${size}`,
       ),
     );
   }
+}
+
+/** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
+export function generateSettings(raw: Raw, size?: number): GenerateSettings {
+  const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
+  if (size !== undefined) checkCanvas(canvasSize, str(raw, "canvas"), size);
   return {
     constant: numOpt(raw, "constant"),
     steps: stepsOpt(raw, "steps", 1),
     jitterAfter: stepsOpt(raw, "jitter-after", 0),
     canvasSize,
     ...scheduleSettings(raw),
+  };
+}
+
+/**
+ * One setting a manifest may recommend for `generate`, read from its text
+ * (usage errors as the option's own; `size`: the model's image size, which
+ * the canvas must hold and the blur kernel fit).
+ */
+function generateField(size: number): FieldParser<GenerateSettings> {
+  return (name, text) => {
+    const raw = { [name]: text };
+    switch (name) {
+      case "steps":
+        return { steps: stepsOpt(raw, name, 1) };
+      case "lr":
+      case "sigma":
+        return { [name]: schedOpt(raw, name) };
+      case "constant":
+        return { constant: numOpt(raw, name) };
+      case "jitter-after":
+        return { jitterAfter: stepsOpt(raw, name, 0) };
+      case "canvas": {
+        const canvasSize = intOpt(raw, name, 1, LIMITS.canvas);
+        checkCanvas(canvasSize, text, size);
+        return { canvasSize };
+      }
+    }
+    const kernelSize = kernelOpt(raw);
+    checkKernel(kernelSize, size);
+    return { kernelSize };
   };
 }
 
@@ -169,16 +204,6 @@ function resolveClasses(
   return indices;
 }
 
-/** Warns when the model's head is all zeros (untrained torchvision ViTs): generation then only blurs. */
-function warnZeroHead(model: Model, quiet: boolean): void {
-  const head = zeroHead(model);
-  if (head !== null && !quiet) {
-    console.error(
-      `warning: ${head} of ${model.weights} is all zeros (torchvision initializes ViT heads to zero): every logit is 0 and has no gradient, so generation only blurs the noise; use trained weights, or --swap heads=WEIGHTS`,
-    );
-  }
-}
-
 /** Prints the table of the classes run and where the files went. */
 function printClasses(
   out: string,
@@ -208,32 +233,31 @@ function printClasses(
 }
 
 /**
- * A generate run's options with the settings the model's manifest recommends
- * for `generate` as defaults (see withModelDefaults), checked against it.
+ * The one manifest-dependent refinement of a generate run's settings (read
+ * once from its options by the prelude): the model's recommended settings as
+ * defaults (see refineSettings), the canvas and the blur kernel checked
+ * against its image size.
  */
-function generateModelDefaults(
+function refineGenerate(
   m: Manifest,
   source: string,
-  pre: Prelude,
+  pre: Prelude<GenerateSettings>,
   given: Raw,
-): { raw: Raw; modelDefaults: Raw } {
-  const check = (r: Raw) =>
-    checkKernel(generateSettings(r, m.image_size).kernelSize, m.image_size);
-  const recommended = recommendedOptions(
-    m,
-    "generate",
-    GENERATE_SPEC,
-    check,
-    `${source}/manifest.json`,
-  );
-  const out = withModelDefaults(
-    pre.raw,
+): Refined<GenerateSettings> {
+  const size = m.image_size;
+  const r = refineSettings({
+    settings: pre.settings,
+    options: pre.raw,
     given,
-    recommended,
-    pre.snap?.options ?? null,
-  );
-  check(out.raw);
-  return out;
+    resumed: pre.snap?.options ?? null,
+    manifest: m,
+    command: "generate",
+    field: generateField(size),
+    file: `${source}/manifest.json`,
+  });
+  checkCanvas(r.settings.canvasSize, str(r.options, "canvas"), size);
+  checkKernel(r.settings.kernelSize, size);
+  return r;
 }
 
 async function generateCommand(given: Raw, ctx: Context): Promise<number> {
@@ -242,66 +266,39 @@ async function generateCommand(given: Raw, ctx: Context): Promise<number> {
     GENERATE_SPEC,
     given,
     canonicalGenerate,
+    (raw) => generateSettings(raw),
   );
   const { out } = pre;
   classQueries(pre.raw);
-  generateSettings(pre.raw);
   const source = modelSource(str(pre.raw, "model"));
-  return await runCommand({
+  const r = await callGenerate({
     out,
-    open: () => openModel(pre.raw, source),
-    ready: async ({ model, variant }) => {
-      const m = model.manifest;
-      const { raw, modelDefaults } = generateModelDefaults(
+    source,
+    model: pre.model,
+    refine: (m) => {
+      const { settings, options: raw, modelDefaults } = refineGenerate(
         m,
         source,
         pre,
         given,
       );
-      const s = generateSettings(raw, m.image_size);
       const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
-      warnZeroHead(model, raw.quiet === true);
-      const states = await classStates(
-        { snap: pre.snap, dir: pre.resumeDir, out },
-        indices,
-        m.image_size,
-        s.canvasSize,
-        savedTypes(GENERATE_SPEC),
-      );
-      await model.prepare("logits", { gradient: true });
-      // Inputs are valid: from here on, files.
       const options = {
         ...savedOptions(GENERATE_SPEC, raw),
         class: indices.join(","),
         model: modelKey(str(raw, "model")),
       };
-      const about = {
-        ...modelAbout(model, source, s.normalize, variant),
-        modelDefaults,
-      };
-      const claim = {
-        command: "generate",
-        options,
-        overwrite: raw.overwrite === true,
-        continuing: pre.continuing,
-      };
-      const work = async (stopper: Stopper) => {
-        const r = await runClasses(model, {
-          out,
-          indices,
-          states,
-          settings: s,
-          control: pre.control,
-          options,
-          about,
-          tag: variant.tag,
-        }, stopper);
-        printClasses(out, r.summaries, indices.length);
-        return r.bySignal ? EXIT_INTERRUPTED : 0;
-      };
-      return { claim, work };
+      return { settings, indices, options, modelDefaults };
     },
+    control: pre.control,
+    overwrite: pre.raw.overwrite === true,
+    resume: { snap: pre.snap, dir: pre.resumeDir },
+    saved: savedTypes(GENERATE_SPEC),
+    continuing: pre.continuing,
+    warn: (line) => console.error(line),
   }, ctx);
+  printClasses(out, r.summaries, r.indices.length);
+  return r.bySignal ? EXIT_INTERRUPTED : 0;
 }
 
 /** `generate`: input generation. */

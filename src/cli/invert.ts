@@ -5,11 +5,9 @@
  *
  * @module
  */
-import type { ImageTensor } from "../io/mod.ts";
 import type { Manifest } from "../model/mod.ts";
 import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
-  backendOpt,
   checkKernel,
   type Command,
   type Context,
@@ -18,50 +16,44 @@ import {
   defaultImage,
   defaults,
   intOpt,
+  kernelOpt,
   list,
+  lossOpt,
   MODEL_OPTS,
   modelKey,
   modelSource,
   type Opt,
   type Raw,
-  recommendedOptions,
   RUN_OPTS,
   savedOptions,
   savedTypes,
+  schedOpt,
   SCHEDULE_OPTS,
   scheduleSettings,
   type Spec,
   stepsOpt,
   str,
-  threadsOpt,
   usage,
   VARIANT_OPTS,
-  withModelDefaults,
 } from "./options.ts";
+import { canonicalModel, layerArg, modelSpec, weightsText } from "./model.ts";
 import {
-  canonicalModel,
-  checkVariantOpts,
-  layerArg,
-  openModel,
-  weightsText,
-} from "./model.ts";
-import { modelAbout } from "../run/variant.ts";
-import { loadTarget } from "../run/images.ts";
+  type FieldParser,
+  type Refined,
+  refineSettings,
+} from "../run/refine.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { type Prelude, prelude } from "./prelude.ts";
+import { figuresTable, type InvertSettings } from "../run/invert.ts";
+import { batchRuns, MAX_BATCH } from "../run/batch.ts";
 import {
-  figuresTable,
-  type InvertSettings,
-  layerLabel,
-  readInvertResume,
-  runInvert,
-} from "../run/invert.ts";
-import { runCommand } from "../run/command.ts";
-import { batchRuns, MAX_BATCH, runInvertRuns } from "../run/batch.ts";
-import { runDemo } from "../run/demo.ts";
-import type { Stopper } from "../run/progress.ts";
+  callDemo,
+  callInvert,
+  callInvertBatch,
+  type Refinement,
+} from "../run/calls.ts";
 
 /** Options of `invert`. */
 export const INVERT_SPEC: Spec = {
@@ -172,12 +164,7 @@ export function invertSettings(
       ),
     );
   }
-  const loss = str(raw, "loss");
-  if (loss !== "l1" && loss !== "l2") {
-    throw usage(
-      new TypeError(`Invalid --loss "${loss}": expected l1 or l2`),
-    );
-  }
+  const loss = lossOpt(raw);
   const shared = scheduleSettings(raw);
   return {
     layer,
@@ -243,66 +230,93 @@ export function parseSeeds(text: string): number[] {
 }
 
 /**
- * A run's options with the settings the model's manifest recommends for
- * `invert` as defaults (see withModelDefaults), checked against the model
- * (its layers aside: invertSettings checks those with the run's own).
+ * One setting a manifest may recommend for `invert`, read from its text
+ * (usage errors as the option's own; `size`: the model's image size, which
+ * the blur kernel must fit).
  */
-function invertModelDefaults(
-  m: Manifest,
-  source: string,
-  spec: Spec,
-  raw: Raw,
-  given: Raw,
-  resumed: Raw | null,
-): { raw: Raw; modelDefaults: Raw } {
-  // the settings a manifest may recommend, checked with the layer aside
-  const check = (r: Raw) => {
-    const s = invertSettings({ ...r, layer: "0", "only-layer": false }, m);
-    checkKernel(s.kernelSize, m.image_size);
+function invertField(size: number): FieldParser<InvertSettings> {
+  return (name, text) => {
+    const raw = { [name]: text };
+    if (name === "steps") return { steps: stepsOpt(raw, name, 1) };
+    if (name === "lr" || name === "sigma") {
+      return { [name]: schedOpt(raw, name) };
+    }
+    if (name === "loss") return { loss: lossOpt(raw) };
+    const kernelSize = kernelOpt(raw);
+    checkKernel(kernelSize, size);
+    return { kernelSize };
   };
-  const recommended = recommendedOptions(
-    m,
-    "invert",
-    spec,
-    check,
-    `${source}/manifest.json`,
-  );
-  const out = withModelDefaults(raw, given, recommended, resumed);
-  check(out.raw);
-  return out;
 }
 
 /**
- * An invert run's model, with the options completed by its recommended
- * settings and checked against it (the model released when they fail).
+ * The one manifest-dependent refinement of an invert run's settings (read
+ * once from its options, `pre`): the model's recommended settings as
+ * defaults (see refineSettings), the blur kernel checked against its image
+ * size; `layer` (the option's text), when given, resolved by its layer names.
  */
-async function openInvertModel(
-  pre: { raw: Raw; snap: { options: Raw } | null },
+function refineInvert(
+  pre: { raw: Raw; settings: InvertSettings; snap: { options: Raw } | null },
   given: Raw,
-) {
-  const source = modelSource(str(pre.raw, "model"));
-  const { model, variant } = await openModel(pre.raw, source);
-  try {
-    const m = model.manifest;
-    const { raw, modelDefaults } = invertModelDefaults(
-      m,
-      source,
-      INVERT_SPEC,
-      pre.raw,
-      given,
-      pre.snap?.options ?? null,
+  m: Manifest,
+  source: string,
+  layer?: string,
+): Refined<InvertSettings> {
+  const r = refineSettings({
+    settings: pre.settings,
+    options: pre.raw,
+    given,
+    resumed: pre.snap?.options ?? null,
+    manifest: m,
+    command: "invert",
+    field: invertField(m.image_size),
+    file: `${source}/manifest.json`,
+  });
+  checkKernel(r.settings.kernelSize, m.image_size);
+  if (layer === undefined) return r;
+  return { ...r, settings: withLayer(r.settings, layer, m) };
+}
+
+/** Settings with `--layer` (its text) resolved against the model's layer names. */
+function withLayer(
+  s: InvertSettings,
+  text: string,
+  m: Manifest,
+): InvertSettings {
+  const layer = layerArg(text, "layer", m);
+  if (s.onlyLayer && layer === 0) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "0" with --only-layer: expected an encoder block 1..N`,
+      ),
     );
-    const settings = invertSettings(raw, m);
-    const size = m.image_size;
-    return { model, variant, source, settings, size, raw, modelDefaults };
-  } catch (err) {
-    await model.release();
-    throw err;
   }
+  return { ...s, layer };
+}
+
+/**
+ * An invert run's refinement by its model's manifest (see refineInvert) and
+ * the options record it keeps (`image`: the batch's records add theirs).
+ */
+function invertRefinement(
+  pre: Prelude<InvertSettings>,
+  given: Raw,
+  source: string,
+  image?: string,
+): (m: Manifest) => Refinement<InvertSettings> {
+  return (m) => {
+    const r = refineInvert(pre, given, m, source, str(pre.raw, "layer"));
+    const options = {
+      ...savedOptions(INVERT_SPEC, r.options),
+      layer: String(r.settings.layer),
+      ...(image === undefined ? {} : { image }),
+      model: modelKey(str(r.options, "model")),
+    };
+    return { settings: r.settings, options, modelDefaults: r.modelDefaults };
+  };
 }
 
 /** A batch starts afresh: --resume names one of its runs, not the batch. */
-function noBatchResume(pre: Prelude): void {
+function noBatchResume(pre: Prelude<InvertSettings>): void {
   if (pre.resumeDir === undefined) return;
   throw usage(
     new TypeError(
@@ -313,7 +327,7 @@ function noBatchResume(pre: Prelude): void {
 
 /** `invert` with several --image or --seeds: one batch through the chain (one image at a time where the graphs have no batch axis). */
 async function invertBatchCommand(
-  pre: Prelude,
+  pre: Prelude<InvertSettings>,
   given: Raw,
   images: readonly string[],
   seeds: number[] | null,
@@ -322,65 +336,37 @@ async function invertBatchCommand(
   const { out } = pre;
   noBatchResume(pre);
   const runs = batchRuns(images, seeds);
-  invertSettings(pre.raw);
   const paths = images.map((v) => defaultImage({ image: v }));
-  return await runCommand({
+  const source = modelSource(str(pre.raw, "model"));
+  const r = await callInvertBatch({
     out,
-    open: () => openInvertModel(pre, given),
-    ready: async (opened) => {
-      const { model, variant, source, settings: base, size, raw } = opened;
-      const targets: ImageTensor[] = [];
-      for (const p of paths) targets.push(await loadTarget(p, size));
-      await model.prepare(base.layer, {
-        gradient: true,
-        blocks: base.onlyLayer ? [base.layer] : undefined,
-      });
-      // Inputs are valid: from here on, files.
-      const saved = {
-        ...savedOptions(INVERT_SPEC, raw),
-        layer: String(base.layer),
-        model: modelKey(str(raw, "model")),
-      };
-      const options = { ...saved, image: paths.join(","), seeds: raw.seeds };
-      const claim = {
-        command: "invert",
-        options,
-        overwrite: raw.overwrite === true,
-        continuing: false,
-      };
-      const about = {
-        ...modelAbout(model, source, base.normalize, variant),
-        modelDefaults: opened.modelDefaults,
-      };
-      const work = async (stopper: Stopper) => {
-        const r = await runInvertRuns(model, {
-          out,
-          runs,
-          images: paths,
-          targets,
-          settings: base,
-          control: pre.control,
-          options: saved,
-          head: { command: "invert", options },
-          about,
-          tag: variant.tag,
-          log: (line) => console.error(line),
-        }, stopper);
-        console.log(r.table);
-        console.log(
-          `\nwrote ${out}/ (batch.md, metrics.json, ${
-            r.runs.map((x) => `${x.name}/`).join(", ")
-          })`,
-        );
-        return r.stopped ? EXIT_INTERRUPTED : 0;
-      };
-      return { claim, work };
-    },
+    source,
+    model: pre.model,
+    refine: invertRefinement(pre, given, source),
+    control: pre.control,
+    overwrite: pre.raw.overwrite === true,
+    runs,
+    images: paths,
+    seeds: pre.raw.seeds as string | undefined,
+    log: (line) => console.error(line),
   }, ctx);
+  console.log(r.table);
+  console.log(
+    `\nwrote ${out}/ (batch.md, metrics.json, ${
+      r.runs.map((x) => `${x.name}/`).join(", ")
+    })`,
+  );
+  return r.stopped ? EXIT_INTERRUPTED : 0;
 }
 
 async function invertCommand(given: Raw, ctx: Context): Promise<number> {
-  const pre = await prelude("invert", INVERT_SPEC, given, canonicalInvert);
+  const pre = await prelude(
+    "invert",
+    INVERT_SPEC,
+    given,
+    canonicalInvert,
+    (raw) => invertSettings(raw),
+  );
   const images = list(pre.raw, "image");
   const seeds = pre.raw.seeds === undefined
     ? null
@@ -389,58 +375,28 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
     return await invertBatchCommand(pre, given, images, seeds, ctx);
   }
   const { snap, resumeDir, out } = pre;
-  invertSettings(pre.raw); // everything that needs no model first
   const imagePath = defaultImage(pre.raw);
-  return await runCommand({
+  const source = modelSource(str(pre.raw, "model"));
+  const summary = await callInvert({
     out,
-    open: () => openInvertModel(pre, given),
-    ready: async (opened) => {
-      const { model, variant, source, settings: s, size, raw } = opened;
-      const target = await loadTarget(imagePath, size);
-      const resume = snap && resumeDir !== undefined
-        ? await readInvertResume(resumeDir, size, savedTypes(INVERT_SPEC))
-        : undefined;
-      await model.prepare(s.layer, {
-        gradient: true,
-        blocks: s.onlyLayer ? [s.layer] : undefined,
-      });
-      // Inputs are valid: from here on, files.
-      const options = {
-        ...savedOptions(INVERT_SPEC, raw),
-        layer: String(s.layer),
-        image: imagePath,
-        model: modelKey(str(raw, "model")),
-      };
-      const claim = {
-        command: "invert",
-        options,
-        overwrite: raw.overwrite === true,
-        continuing: pre.continuing,
-      };
-      const work = async (stopper: Stopper) => {
-        const { summary } = await runInvert(model, target, s, {
-          out,
-          ...pre.control,
-          stopper,
-          options,
-          about: {
-            ...modelAbout(model, source, s.normalize, variant),
-            modelDefaults: opened.modelDefaults,
-          },
-          label: `invert ${layerLabel(model.manifest, s.layer, s.onlyLayer)}`,
-          tag: variant.tag,
-        }, resume);
-        console.log(figuresTable([summary]));
-        console.log(
-          summary.interrupted
-            ? `\nstopped at step ${summary.steps} (${summary.stopReason}); wrote ${out}/ with a snapshot: continue with --resume ${out}`
-            : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png/.svg, traces.csv, representation.npy, metrics.json)`,
-        );
-        return bySignal(summary.stopReason) ? EXIT_INTERRUPTED : 0;
-      };
-      return { claim, work };
-    },
+    source,
+    model: pre.model,
+    refine: invertRefinement(pre, given, source, imagePath),
+    control: pre.control,
+    overwrite: pre.raw.overwrite === true,
+    imagePath,
+    resume: snap && resumeDir !== undefined
+      ? { dir: resumeDir, saved: savedTypes(INVERT_SPEC) }
+      : undefined,
+    continuing: pre.continuing,
   }, ctx);
+  console.log(figuresTable([summary]));
+  console.log(
+    summary.interrupted
+      ? `\nstopped at step ${summary.steps} (${summary.stopReason}); wrote ${out}/ with a snapshot: continue with --resume ${out}`
+      : `\nwrote ${out}/ (representation.png, target.png, side_by_side.png, convergence.png/.svg, traces.csv, representation.npy, metrics.json)`,
+  );
+  return bySignal(summary.stopReason) ? EXIT_INTERRUPTED : 0;
 }
 
 async function demoCommand(given: Raw, ctx: Context): Promise<number> {
@@ -449,74 +405,37 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
   const layers = layerText.split(",").map((t) => t.trim());
   for (const t of layers) layerArg(t, "layers", undefined, layerText);
   const base = invertSettings({ ...parsed, layer: "0" });
-  const ctlOpts = controlOpts({ ...parsed, "save-every": "0" });
-  checkVariantOpts(parsed);
-  backendOpt(parsed);
-  threadsOpt(parsed);
+  const control = controlOpts({ ...parsed, "save-every": "0" });
+  const model = modelSpec(parsed);
   const out = checkOutPath(str(parsed, "out"));
   const imagePath = defaultImage(parsed);
   const source = modelSource(str(parsed, "model"));
-  return await runCommand({
+  const { rows, stopped } = await callDemo({
     out,
-    open: () => openModel(parsed, source),
-    ready: async ({ model, variant }) => {
-      const m = model.manifest;
-      const own = invertModelDefaults(
-        m,
-        source,
-        DEMO_SPEC,
-        parsed,
-        given,
-        null,
-      );
-      const raw = own.raw;
-      const settings = layers.map((l) =>
-        invertSettings({ ...raw, layer: l }, m)
-      );
-      const steps = settings[0].steps;
-      const target = await loadTarget(imagePath, m.image_size);
-      for (const s of settings) {
-        await model.prepare(s.layer, { gradient: true });
-      }
-      // Inputs are valid: from here on, files.
-      const options = savedOptions(DEMO_SPEC, raw);
-      const claim = {
-        command: "demo",
-        options,
-        overwrite: raw.overwrite === true,
-        continuing: false,
-      };
-      const about = {
-        ...modelAbout(model, source, base.normalize, variant),
+    source,
+    model,
+    refine: (m) => {
+      const pre = { raw: parsed, settings: base, snap: null };
+      const own = refineInvert(pre, given, m, source);
+      return {
+        settings: layers.map((l) => withLayer(own.settings, l, m)),
+        options: savedOptions(DEMO_SPEC, own.options),
         modelDefaults: own.modelDefaults,
       };
-      const title = `${m.name}, ${weightsText(raw)}${
-        variant.tag ? ` (${variant.tag})` : ""
-      }: representations after ${steps} steps`;
-      const work = async (stopper: Stopper) => {
-        const { rows, stopped } = await runDemo(model, {
-          out,
-          target,
-          imagePath,
-          settings,
-          control: ctlOpts,
-          options,
-          about,
-          tag: variant.tag,
-          title,
-          log: (line) => console.error(line),
-        }, stopper);
-        console.log(figuresTable(rows));
-        console.log(
-          `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
-            rows.map((r) => `layer${r.layer}/`).join(", ")
-          })`,
-        );
-        return stopped ? EXIT_INTERRUPTED : 0;
-      };
-      return { claim, work };
     },
+    control,
+    overwrite: parsed.overwrite === true,
+    imagePath,
+    weightsText: weightsText(parsed),
+    log: (line) => console.error(line),
   }, ctx);
+  console.log(figuresTable(rows));
+  console.log(
+    `\nwrote ${out}/ (demo.png, target.png, metrics.json, ${
+      rows.map((r) => `layer${r.layer}/`).join(", ")
+    })`,
+  );
+  return stopped ? EXIT_INTERRUPTED : 0;
 }
 
 /** `invert`: layer representation. */

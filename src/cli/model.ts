@@ -14,15 +14,15 @@ import {
   type Model,
 } from "../model/mod.ts";
 import {
-  describeVariant,
+  describeSpec,
   mergeRanges,
   type ModelSpec,
   openVariant,
-  removedParts,
   type RemoveRequest,
   type SwapRequest,
-  swapWeights,
   type Variant,
+  variantKey,
+  type VariantSpec,
 } from "../run/variant.ts";
 import {
   backendOpt,
@@ -203,19 +203,19 @@ export function canonicalModel(raw: Raw): Record<string, unknown> {
   };
 }
 
-/** The variant options in a form that is equal for equal variants (for --resume checks). */
-export function canonicalVariant(raw: Raw): Record<string, unknown> {
-  const seed = Number(str(raw, "seed"));
-  const removed = removedParts(removeRequests(raw));
+/** The variant options as typed settings, read for a key or a label (the seed as typed, unchecked). */
+function variantOpts(raw: Raw): VariantSpec {
   return {
-    remove: removed,
-    "remove-layers": removed,
-    "pos-embedding": raw["pos-embedding"] !== false,
-    swap: swapRequests(raw).map((s) => ({
-      part: s.part,
-      weights: swapWeights(s, seed),
-    })),
+    removes: removeRequests(raw),
+    positionEmbedding: raw["pos-embedding"] !== false,
+    swaps: swapRequests(raw),
+    seed: Number(str(raw, "seed")),
   };
+}
+
+/** The variant options in a form that is equal for equal variants (for --resume checks; see {@linkcode variantKey}). */
+export function canonicalVariant(raw: Raw): Record<string, unknown> {
+  return variantKey(variantOpts(raw));
 }
 
 /** `--weights` for labels: `untrained` shown with its seed. */
@@ -224,31 +224,23 @@ export function weightsText(raw: Raw): string {
   return w === "untrained" ? `untrained:${str(raw, "seed")}` : w;
 }
 
-/** The figure-label description of the variant the options describe (see {@linkcode describeVariant}). */
+/** The figure-label description of the variant the options describe (see {@linkcode describeSpec}). */
 export function describeOptions(raw: Raw, numLayers?: number): string {
-  const seed = Number(str(raw, "seed"));
-  return describeVariant(
-    removeRequests(raw),
-    raw["pos-embedding"] !== false,
-    swapRequests(raw).map((s) => ({
-      part: s.part,
-      weights: swapWeights(s, seed),
-    })),
-    numLayers,
-  );
+  return describeSpec(variantOpts(raw), numLayers);
 }
 
-/** The model options as typed settings (usage errors for bad values). */
+/** The model options as typed settings (usage errors for bad values): read once per run. */
 export function modelSpec(raw: Raw): ModelSpec {
-  const threads = threadsOpt(raw);
   const removes = removeRequests(raw);
   const swaps = swapRequests(raw);
   const positionEmbedding = raw["pos-embedding"] !== false;
+  const backend = backendOpt(raw);
+  const threads = threadsOpt(raw);
   const seed = intOpt(raw, "seed", 0);
   return {
     weights: str(raw, "weights"),
     seed,
-    backend: backendOpt(raw),
+    backend,
     threads,
     verify: raw.verify !== false,
     removes,
@@ -257,7 +249,7 @@ export function modelSpec(raw: Raw): ModelSpec {
   };
 }
 
-/** Loads the model the options describe (see openVariant). */
+/** Loads the model the options describe (see {@linkcode openVariant}). */
 export function openModel(
   raw: Raw,
   source: string,

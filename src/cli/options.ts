@@ -8,12 +8,7 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
-import {
-  BACKEND_NAMES,
-  type BackendName,
-  didYouMean,
-  type Manifest,
-} from "../model/mod.ts";
+import { BACKEND_NAMES, type BackendName, didYouMean } from "../model/mod.ts";
 import { parseSchedule, type Schedule } from "../optimize/mod.ts";
 import {
   asUsage,
@@ -30,6 +25,8 @@ export const DEFAULT_IMAGE_TEXT = "assets/chelsea.png";
 const DEFAULT_IMAGE = new URL(DEFAULT_IMAGE_TEXT, ROOT);
 
 export { asUsage, isUsage, LIMITS, ROOT, usage } from "../run/settings.ts";
+export { isDir, modelKey, modelSource } from "../run/models.ts";
+export { RECOMMENDABLE, type Recommending } from "../run/refine.ts";
 
 // ---------------------------------------------------------------------------
 // Options: one table per command gives parseArgs' options and the help text.
@@ -463,6 +460,17 @@ export function schedOpt(raw: Raw, name: string): Schedule {
   return asUsage(() => parseSchedule(str(raw, name), name));
 }
 
+/** `--loss`: l1 or l2. */
+export function lossOpt(raw: Raw): "l1" | "l2" {
+  const loss = str(raw, "loss");
+  if (loss !== "l1" && loss !== "l2") {
+    throw usage(
+      new TypeError(`Invalid --loss "${loss}": expected l1 or l2`),
+    );
+  }
+  return loss;
+}
+
 /** `--kernel-size`: an odd positive integer. */
 export function kernelOpt(raw: Raw): number {
   const k = intOpt(raw, "kernel-size", 1);
@@ -533,182 +541,7 @@ export function controlOpts(raw: Raw): {
 }
 
 // ---------------------------------------------------------------------------
-// Settings a model recommends: its manifest's `recommended`, used as defaults.
-
-/** A command that takes settings from a model's manifest. */
-export type Recommending = "invert" | "generate";
-
-/**
- * The options a manifest's `recommended` may set, per command: the
- * optimization settings, not what a run is of (model, image, layer, class).
- */
-export const RECOMMENDABLE: Readonly<Record<Recommending, readonly string[]>> =
-  {
-    invert: ["steps", "lr", "sigma", "kernel-size", "loss"],
-    generate: [
-      "steps",
-      "lr",
-      "sigma",
-      "kernel-size",
-      "constant",
-      "jitter-after",
-      "canvas",
-    ],
-  };
-
-/**
- * The settings `manifest` recommends for `command`, as option values typed
- * on the command line (numbers and booleans as strings). Each is checked
- * alone over the spec's defaults by `check` (the command's settings
- * function); an unknown name or a bad value is a TypeError (a runtime error:
- * the model folder is at fault) naming the field and `file`.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { parseManifest } from "../model/mod.ts";
- * import { intOpt, recommendedOptions } from "./options.ts";
- * const file = "weights/fmnist_vit/manifest.json";
- * const m = parseManifest(JSON.parse(await Deno.readTextFile(file)), file);
- * const spec = { steps: { type: "string", default: "720", help: "" } } as const;
- * const check = (raw: Record<string, unknown>) => intOpt(raw as never, "steps", 1);
- * m.recommended = { generate: { steps: 300 } };
- * assert.deepEqual(recommendedOptions(m, "generate", spec, check, file), { steps: "300" });
- * m.recommended = { generate: { steps: "many" } };
- * assert.throws(
- *   () => recommendedOptions(m, "generate", spec, check, file),
- *   /Invalid recommended.generate.steps "many" in weights\/fmnist_vit\/manifest.json: expected a positive integer/,
- * );
- * ```
- */
-export function recommendedOptions(
-  manifest: Manifest,
-  command: Recommending,
-  spec: Spec,
-  check: (raw: Raw) => void,
-  file: string,
-): Raw {
-  const given = manifest.recommended?.[command] ?? {};
-  const allowed = RECOMMENDABLE[command];
-  const out: Raw = {};
-  for (const [name, value] of Object.entries(given)) {
-    const field = `recommended.${command}.${name}`;
-    if (!allowed.includes(name) || !spec[name]) {
-      const near = didYouMean(name, allowed);
-      throw new TypeError(
-        `Invalid ${field} in ${file}: ${command} takes no --${name} from a manifest: ${
-          near.length ? `did you mean ${near.join(", ")}? ` : ""
-        }expected one of ${allowed.join(", ")}`,
-      );
-    }
-    const text = String(value);
-    try {
-      check({ ...defaults(spec), [name]: text });
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      const hint = msg.includes(": ") ? msg.slice(msg.indexOf(": ") + 2) : msg;
-      throw new TypeError(
-        `Invalid ${field} ${JSON.stringify(value)} in ${file}: ${hint}`,
-      );
-    }
-    out[name] = text;
-  }
-  return out;
-}
-
-/**
- * A run's options with the model's recommended settings (`recommended`, from
- * {@linkcode recommendedOptions}) as defaults: each option the user did not
- * give is taken from it, unless the run resumes a snapshot (`resumed`, its
- * options), whose values stand. `modelDefaults` are the settings that came
- * from the manifest, for metrics.json (on resume: those the snapshot holds
- * with the recommended value and the user did not give).
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { withModelDefaults } from "./options.ts";
- * // the built-in defaults and what was given (--lr 1)
- * const raw = { steps: "720", lr: "1" };
- * const r = withModelDefaults(raw, { lr: "1" }, { steps: "300", lr: "2:0.2" }, null);
- * assert.deepEqual(r.raw, { steps: "300", lr: "1" });
- * assert.deepEqual(r.modelDefaults, { steps: "300" });
- * ```
- */
-export function withModelDefaults(
-  raw: Raw,
-  given: Raw,
-  recommended: Raw,
-  resumed: Raw | null,
-): { raw: Raw; modelDefaults: Raw } {
-  const taken = Object.entries(recommended).filter(([k, v]) =>
-    given[k] === undefined &&
-    (resumed === null || String(resumed[k]) === String(v))
-  );
-  const modelDefaults = Object.fromEntries(taken);
-  return {
-    raw: resumed === null ? { ...raw, ...modelDefaults } : raw,
-    modelDefaults,
-  };
-}
-
-// ---------------------------------------------------------------------------
 // Paths.
-
-/** Whether `path` is a folder. */
-export function isDir(path: string): boolean {
-  try {
-    return Deno.statSync(path).isDirectory;
-  } catch {
-    return false;
-  }
-}
-
-function localModels(): string[] {
-  if (ROOT.protocol !== "file:") return [];
-  try {
-    return [...Deno.readDirSync(fileURLToPath(new URL("weights/", ROOT)))]
-      .filter((e) => e.isDirectory).map((e) => e.name).sort();
-  } catch {
-    return [];
-  }
-}
-
-/** `--model` as saved: a URL or a name as given, a folder made absolute. */
-export function modelKey(name: string): string {
-  if (/^https?:\/\//.test(name)) return name;
-  if (/[/\\]/.test(name) || name.startsWith(".") || isDir(name)) {
-    return resolvePath(name);
-  }
-  return name;
-}
-
-/** Resolves `--model`: an http(s) URL, a folder (made absolute), or a name under weights/. */
-export function modelSource(name: string): string {
-  if (name === "") {
-    throw usage(
-      new TypeError(`Invalid --model "": expected a name, a folder or a URL`),
-    );
-  }
-  const key = modelKey(name);
-  if (key !== name || /^https?:\/\//.test(name) || /[/\\]/.test(name)) {
-    return key;
-  }
-  const url = new URL(`weights/${name}`, ROOT);
-  if (url.protocol !== "file:") return url.href;
-  const path = fileURLToPath(url);
-  if (!isDir(path)) {
-    const near = didYouMean(name, localModels());
-    throw new TypeError(
-      `Unknown model "${name}": ${
-        near.length ? `did you mean ${near.join(", ")}? ` : ""
-      }expected one of ${
-        localModels().join(", ")
-      } (folders under weights/), a model folder or an http(s) URL`,
-    );
-  }
-  return path;
-}
 
 /** Makes a path option absolute so a snapshot works from another folder. */
 export function absolutePath(path: string): string {

@@ -1,26 +1,24 @@
 /**
  * Internal to the command line: what `invert` and `generate` do alike with
  * their options before the model — merged from a snapshot on `--resume`
- * (given identity options checked against it), every check that needs no
- * model, the output folder checked.
+ * (given identity options checked against it), then read once into typed
+ * settings (every check that needs no model), the output folder checked.
  *
  * @module
  */
 import { resolve as resolvePath } from "node:path";
 import {
   absoluteWeights,
-  backendOpt,
   controlOpts,
   defaults,
   type Raw,
   savedTypes,
   type Spec,
-  stepsOpt,
   str,
-  threadsOpt,
   usage,
 } from "./options.ts";
-import { checkVariantOpts } from "./model.ts";
+import { modelSpec } from "./model.ts";
+import type { ModelSpec } from "../run/variant.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { readSnapshotState, type Snapshot } from "../run/snapshot.ts";
 
@@ -55,9 +53,9 @@ export function mergeResume(
   return merged;
 }
 
-/** A run's options before the model: merged with a snapshot, checked. */
-export interface Prelude {
-  /** The options: defaults, the snapshot's, the given ones. */
+/** A run's options before the model: merged with a snapshot, read once into typed settings. */
+export interface Prelude<S> {
+  /** The options: defaults, the snapshot's, the given ones (the one record the run keeps). */
   raw: Raw;
   /** The snapshot resumed from, if any. */
   snap: Snapshot | null;
@@ -69,19 +67,25 @@ export interface Prelude {
   continuing: boolean;
   /** Run control options. */
   control: ReturnType<typeof controlOpts>;
+  /** The command's typed settings, read once (layer names unresolved until the model is known). */
+  settings: S;
+  /** The model and its variant as typed settings. */
+  model: ModelSpec;
 }
 
 /**
- * Reads the snapshot of `--resume`, merges the options and checks everything
- * that needs no model (usage errors): control, variant, backend and thread
- * options, the output folder, and `--steps` against the snapshot's step.
+ * Reads the snapshot of `--resume`, merges the options and reads them, once,
+ * into typed settings — control, the command's own (`read`), model and
+ * variant — checking everything that needs no model (usage errors), the
+ * output folder, and `--steps` against the snapshot's step.
  */
-export async function prelude(
+export async function prelude<S extends { steps: number }>(
   command: string,
   spec: Spec,
   given: Raw,
   canonical: (raw: Raw) => Record<string, unknown>,
-): Promise<Prelude> {
+  read: (raw: Raw) => S,
+): Promise<Prelude<S>> {
   given = absoluteWeights(given);
   let raw: Raw = { ...defaults(spec), ...given };
   let snap: Snapshot | null = null;
@@ -93,23 +97,21 @@ export async function prelude(
     raw = mergeResume(spec, given, snap, resumeDir, canonical);
   }
   const control = controlOpts(raw);
-  const steps = stepsOpt(raw, "steps", 1);
-  checkVariantOpts(raw);
-  backendOpt(raw);
-  threadsOpt(raw);
+  const settings = read(raw);
+  const model = modelSpec(raw);
   const out = checkOutPath(
     given.out === undefined && resumeDir !== undefined
       ? resumeDir
       : str(raw, "out"),
   );
-  if (snap && snap.step > steps) {
+  if (snap && snap.step > settings.steps) {
     throw usage(
       new RangeError(
-        `Invalid --steps "${steps}" with --resume: the snapshot is at step ${snap.step}: expected at least that many steps`,
+        `Invalid --steps "${settings.steps}" with --resume: the snapshot is at step ${snap.step}: expected at least that many steps`,
       ),
     );
   }
   const continuing = resumeDir !== undefined &&
     resolvePath(out) === resolvePath(resumeDir);
-  return { raw, snap, resumeDir, out, continuing, control };
+  return { raw, snap, resumeDir, out, continuing, control, settings, model };
 }

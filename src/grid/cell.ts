@@ -6,6 +6,19 @@
  * two tasks never compute it at once. A run that diverges leaves
  * `failed.json` (why, at which step) for the collect step.
  *
+ * A cell shares the run itself with `invert` and `generate`: its mode's `run`
+ * is runInvert or runGenerate (src/run/invert.ts, src/run/generate.ts), and
+ * through them the one harness (src/run/harness.ts: progress, snapshots,
+ * resume, outcome, metrics.json). It does not go through the commands'
+ * skeleton, runCommand (src/run/command.ts), whose other steps a cell does
+ * differently: its model comes from the grid's {@linkcode ModelPool}, shared
+ * by the cells of one load and released by the pool, not after each run; its
+ * settings come typed and refined in the plan (plan.json), with nothing to
+ * parse or refine; it claims the cell with its lock (reuse, continuation,
+ * tasks on several machines), not with an output-folder marker, which the
+ * grid takes once for its folder; Ctrl-C and SIGTERM are listened to once
+ * for the whole grid (its Stopper), not per cell.
+ *
  * @module
  */
 import {

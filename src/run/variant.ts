@@ -208,6 +208,69 @@ export interface ModelSpec {
   swaps: readonly SwapRequest[];
 }
 
+/** The variant part of a {@linkcode ModelSpec}: what is changed in the loaded model. */
+export type VariantSpec = Pick<
+  ModelSpec,
+  "removes" | "positionEmbedding" | "swaps" | "seed"
+>;
+
+/** The swaps of `spec` as loaded: `untrained` alone drawn with its seed. */
+function swapsOf(spec: VariantSpec): { part: string; weights: string }[] {
+  return spec.swaps.map((s) => ({
+    part: s.part,
+    weights: swapWeights(s, spec.seed),
+  }));
+}
+
+/**
+ * A variant in a form equal for equal variants, by option name (what
+ * `--resume` compares): the removed parts by layer, the position embedding,
+ * the swaps with their weights as loaded.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { variantKey } from "./variant.ts";
+ * const removes = [{ names: ["mlp"], parts: ["mlp" as const], layersText: "1-2", layers: [[1, 2]] as [number, number][] }];
+ * const key = variantKey({ removes, positionEmbedding: true, swaps: [], seed: 0 });
+ * assert.deepEqual(key.swap, []);
+ * assert.deepEqual(key.remove, key["remove-layers"]);
+ * ```
+ */
+export function variantKey(spec: VariantSpec): Record<string, unknown> {
+  const removed = removedParts(spec.removes);
+  return {
+    remove: removed,
+    "remove-layers": removed,
+    "pos-embedding": spec.positionEmbedding,
+    swap: swapsOf(spec),
+  };
+}
+
+/**
+ * The figure-label description of the variant `spec` (see
+ * {@linkcode describeVariant}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { describeSpec } from "./variant.ts";
+ * const swaps = [{ text: "conv_proj=untrained", part: "conv_proj", weights: "untrained" }];
+ * assert.equal(
+ *   describeSpec({ removes: [], positionEmbedding: false, swaps, seed: 3 }),
+ *   "no pos embedding, conv_proj from untrained:3",
+ * );
+ * ```
+ */
+export function describeSpec(spec: VariantSpec, numLayers?: number): string {
+  return describeVariant(
+    spec.removes,
+    spec.positionEmbedding,
+    swapsOf(spec),
+    numLayers,
+  );
+}
+
 /**
  * Loads the model `spec` describes: weights, then (usage errors) the
  * ablation layers against its depth and the swapped parts against its
