@@ -107,6 +107,8 @@ export interface RowChanges {
   weights?: string;
   /** Parts removed. */
   remove?: readonly Removal[];
+  /** Without `remove`: the layers of the grid's removals (one for all, or one per removal). */
+  removeLayers?: readonly LayerSet[];
   /** False: leave the position embedding out of input processing. */
   positionEmbedding?: boolean;
   /** Components from other weight sets, in order (later ones win). */
@@ -304,6 +306,10 @@ export function rowArgs(c: RowChanges): string[] {
   return [
     ...opt("weights", c.weights),
     ...removeArgs(c.remove ?? []),
+    ...(c.remove ? [] : (c.removeLayers ?? []).flatMap((l) => [
+      "--remove-layers",
+      layerSetText(l),
+    ])),
     ...flag("pos-embedding", c.positionEmbedding),
     ...(c.swaps ?? []).flatMap((s) => ["--swap", `${s.part}=${s.weights}`]),
     ...opt("steps", c.steps),
