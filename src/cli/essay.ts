@@ -713,7 +713,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
     });
     const failed = printReport(r, out, started);
     if (publish !== null) {
-      const p = await publishReport(out, publish);
+      const p = await publishReport(out, publish, { option: "--publish" });
       console.log(
         `published ${publish}/: ${p.files} files, ${
           (p.bytes / 2 ** 20).toFixed(1)

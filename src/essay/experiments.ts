@@ -345,7 +345,7 @@ export interface GridRow extends RowSpec {
 export interface GridRun {
   /** Model folder name. */
   model: string;
-  /** The grid's --weights (default untrained). */
+  /** The grid's weight set (default untrained). */
   weights?: string;
   /** Invert grid columns: layer numbers. */
   layers?: readonly number[];
@@ -1238,9 +1238,10 @@ export function gridSpec(
  * ```ts
  * import assert from "node:assert/strict";
  * import { gridRecord } from "./experiments.ts";
+ * import { rowText } from "../grid/spec.ts";
  * const g = { model: "m", layers: [1], rows: [{ id: "noLn", seed: 1, label: "no layer norms, seed 1", changes: { remove: [{ parts: ["layernorm"] }], seed: 1 } }] as const, steps: 9, settings: {} };
  * const r = gridRecord(g) as { rows: { options: string }[]; extra: string[] };
- * assert.equal(r.rows[0].options, "--remove layernorm --seed 1");
+ * assert.equal(r.rows[0].options, rowText(g.rows[0].changes));
  * assert.deepEqual(r.extra, []);
  * ```
  */

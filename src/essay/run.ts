@@ -8,7 +8,12 @@
 import { depthLines, writeDepthPlot } from "./depth.ts";
 import { join } from "node:path";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
-import { readRegularText, writeAtomic, writeJson } from "../io/mod.ts";
+import {
+  PLAN_BYTES,
+  readRegularText,
+  writeAtomic,
+  writeJson,
+} from "../io/mod.ts";
 import { claimFolder, readMarker, recordFiles } from "../io/paths.ts";
 import {
   type Budget,
@@ -82,7 +87,7 @@ export interface EssayReport {
   results: Map<string, ExperimentResult>;
   /** Every claim, judged. */
   claims: ClaimRecord[];
-  /** True when a run was interrupted (exit 130): run again to continue. */
+  /** True when a run was interrupted (exit {@linkcode EXIT_INTERRUPTED}): run again to continue. */
   interrupted: boolean;
   /** The cells the report lacks, with the commands (and array tasks) that compute them. */
   missing: MissingCell[];
@@ -595,7 +600,7 @@ export async function planTasks(o: EssayOptions): Promise<EssayTasks> {
         );
       }
       const gp: GridPlanJson = JSON.parse(
-        await readRegularText(join(dir, "plan.json"), TASKS_BYTES, "grid plan"),
+        await readRegularText(join(dir, "plan.json"), PLAN_BYTES, "grid plan"),
       );
       tasks.push(...gridTasks(p, gp, tasks.length));
     }
@@ -612,7 +617,7 @@ export async function planTasks(o: EssayOptions): Promise<EssayTasks> {
   }
 }
 
-/** Upper bound of tasks.json and of a grid's plan.json as read here. */
+/** Upper bound of tasks.json as read here (a grid's plan.json: PLAN_BYTES). */
 const TASKS_BYTES = 64 * 2 ** 20;
 
 /** A TypeError naming tasks.json, the field and its value. */
