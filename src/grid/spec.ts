@@ -10,6 +10,7 @@
  * @module
  */
 import type { Schedule } from "../optimize/mod.ts";
+export type { Schedule } from "../optimize/mod.ts";
 
 /**
  * The names `--remove` accepts (src/cli/model.ts maps each to block parts):
