@@ -23,7 +23,7 @@ import {
   type ExperimentResult,
   explosion,
   GRID_START_SECONDS,
-  gridArgs,
+  gridSpec,
   headline,
   judgeClaim,
   judgeClaims,
@@ -47,6 +47,8 @@ import {
   trainedVit,
 } from "../src/essay/mod.ts";
 import { psnr } from "../src/optimize/mod.ts";
+import { gridArgs, invocationArgs, rowText } from "../src/grid/mod.ts";
+import { parseVariant } from "../src/cli/grid_args.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const WEIGHTS = `${ROOT}weights`;
@@ -210,7 +212,13 @@ Deno.test("plan: cells per experiment and budget, every row of an untrained-weig
       );
       for (const r of e.grid?.rows ?? []) {
         assert.equal(r.label, rowLabel(r.id, r.seed));
-        assert.equal(/--seed (\d+)/.exec(r.options)?.[1] ?? "0", `${r.seed}`);
+        assert.equal(r.changes.seed ?? 0, r.seed);
+        // the command line reads each row's text back into the same changes
+        const back = parseVariant(
+          `${r.label}=${rowText(r.changes)}`,
+          e.grid!.layers ? "invert" : "generate",
+        );
+        assert.deepEqual(back.row, { label: r.label, changes: r.changes });
       }
     }
     // no trained weight set allowed: the trained experiments are not run, with the commands
@@ -285,7 +293,7 @@ Deno.test("plan: matched comparisons run both sides at the same steps and learni
     // the long run is a row of the recovery grid with its own steps, beside the ordinary budget
     if (b === "essay") {
       const rec = g("vit_recovery").rows.filter((r) => r.seed === 0);
-      assert.deepEqual(rec.map((r) => [r.id, r.steps]), [
+      assert.deepEqual(rec.map((r) => [r.id, r.changes.steps]), [
         ["ordinary", undefined],
         ["long", BUDGETS[b].recoverySteps],
       ]);
@@ -293,9 +301,7 @@ Deno.test("plan: matched comparisons run both sides at the same steps and learni
   }
   const essay = plan(BUDGETS.essay, env);
   const args = gridArgs(
-    essay.find((e) => e.id === "vit_depth")!.grid!,
-    env,
-    "out/x",
+    gridSpec(essay.find((e) => e.id === "vit_depth")!.grid!, env, "out/x"),
   );
   assert.ok(args.includes("--no-normalize"));
   assert.equal(args[args.indexOf("--lr") + 1], "0.006");
@@ -305,9 +311,11 @@ Deno.test("plan: matched comparisons run both sides at the same steps and learni
     "vit_l_16_512",
   );
   const std = gridArgs(
-    plan(BUDGETS.standard, env).find((e) => e.id === "vit_depth")!.grid!,
-    env,
-    "out/x",
+    gridSpec(
+      plan(BUDGETS.standard, env).find((e) => e.id === "vit_depth")!.grid!,
+      env,
+      "out/x",
+    ),
   );
   assert.ok(!std.includes("--no-normalize") && !std.includes("--lr"));
   assert.deepEqual(budgetDeviations(BUDGETS.essay), []);
@@ -343,7 +351,7 @@ Deno.test("plan: a missing model folder is not run with the converter command; -
   assert.equal(gen.judge, undefined);
   const swaps = p.find((e) => e.id === "swaps")!;
   assert.deepEqual(
-    swaps.grid!.rows.filter((r) => r.seed === 0).map((r) => r.options),
+    swaps.grid!.rows.filter((r) => r.seed === 0).map((r) => rowText(r.changes)),
     [
       "--swap conv_proj=fmnist",
       "--swap conv_proj=fmnist --swap pos_embedding=fmnist",
@@ -1238,7 +1246,7 @@ Deno.test("readExperiment: typed rows and seeds from the grid's labels, the crit
       weights: "trained",
       classes: 10,
     });
-    assert.deepEqual(cmds.map((c) => c[c.indexOf("--out") + 1]), [
+    assert.deepEqual(cmds.map((c) => c.out), [
       `${dir}/cells/b/judge`,
     ]);
   } finally {
@@ -1914,9 +1922,12 @@ Deno.test("plan: every claim of the essay has an experiment; those needing Image
     assert.ok(keys.has(k), k);
   }
   for (const c of cond.commands!) {
-    assert.equal(c.args[0], "condition");
-    assert.ok(!c.args.includes("--out"));
-    assert.equal(c.args[c.args.indexOf("--seed") + 1], String(c.seed));
+    assert.equal(c.call.command, "condition");
+    assert.equal(c.call.out, undefined);
+    assert.equal(c.call.seed, c.seed);
+    const args = invocationArgs(c.call);
+    assert.ok(!args.includes("--out"));
+    assert.equal(args[args.indexOf("--seed") + 1], String(c.seed));
   }
   // the trained-model stand-ins: the colour ViT when no ImageNet weights are converted
   assert.equal(byId.get("trained_attention")!.grid!.model, "colour_vit");

@@ -23,7 +23,7 @@ import {
   type EssayReport,
   type EssayTasks,
   EXPERIMENT_IDS,
-  gridArgs,
+  gridSpec,
   type MissingCell,
   plan,
   planTasks,
@@ -31,8 +31,9 @@ import {
   publishReport,
   readTasks,
   runEssay,
-  taskArgs,
+  taskCall,
 } from "../essay/mod.ts";
+import { invocationArgs } from "../grid/invocation.ts";
 import {
   type Command,
   type Context,
@@ -260,20 +261,20 @@ function planText(
       );
     } else if (p.grid) {
       lines.push(
-        `  ${p.id}: deno run -A mod.ts grid ${
-          gridArgs(p.grid, env, `${out}/cells/${p.id}`).map(
-            quote,
-          ).join(" ")
+        `  ${p.id}: deno run -A mod.ts ${
+          invocationArgs({
+            command: "grid",
+            grid: gridSpec(p.grid, env, `${out}/cells/${p.id}`),
+          }).map(quote).join(" ")
         }`,
       );
     } else if (p.commands) {
       lines.push(
         `  ${p.id}: ${p.commands.length} commands, e.g. deno run -A mod.ts ${
-          [
-            ...p.commands[0].args,
-            "--out",
-            `${out}/cells/${p.id}/${p.commands[0].dir}`,
-          ].map(quote).join(" ")
+          invocationArgs({
+            ...p.commands[0].call,
+            out: `${out}/cells/${p.id}/${p.commands[0].dir}`,
+          }).map(quote).join(" ")
         }`,
       );
     } else if (p.valuesFile) {
@@ -293,7 +294,8 @@ function planText(
 function processRunner(signal?: AbortSignal): CommandRunner {
   const local = ROOT.protocol === "file:";
   const mod = new URL("mod.ts", ROOT);
-  return async (args) => {
+  return async (call) => {
+    const args = invocationArgs(call);
     const child = new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", local ? fileURLToPath(mod) : mod.href, ...args],
       cwd: local ? fileURLToPath(ROOT) : undefined,
@@ -395,17 +397,17 @@ async function valuesOption(given: string[]): Promise<Map<string, string>> {
   return out;
 }
 
-/** Runs a command of this CLI in this process (a task runs one grid cell, the filters command or a value experiment's command). */
-function inProcess(ctx: Context): CommandRunner {
+/** Runs a command line of this CLI in this process (a task runs one grid cell, the filters command or a value experiment's command). */
+function inProcess(ctx: Context): (args: readonly string[]) => Promise<number> {
   const commands: Record<string, Command> = {
     grid: GRID_COMMAND,
     filters: FILTERS_COMMAND,
     condition: CONDITION_COMMAND,
   };
-  return (args) => {
+  return async (args) => {
     const [name, ...rest] = args;
     const cmd = commands[name];
-    return cmd.run(parse(name, cmd.spec, rest), ctx);
+    return await cmd.run(parse(name, cmd.spec, rest), ctx);
   };
 }
 
@@ -451,7 +453,11 @@ async function taskStep(given: Raw, ctx: Context): Promise<number> {
       t.cell === null ? "" : ` cell ${t.cell}`
     } (${t.what})`,
   );
-  return await inProcess(ctx)(taskArgs(t, out));
+  // a task list of an earlier version holds a value command's command line
+  const args = t.cell === null && !t.call && t.args
+    ? t.args
+    : invocationArgs(taskCall(t, out));
+  return await inProcess(ctx)(args);
 }
 
 /** The command line that writes the report of the array in `out`, with the essay options given. */
@@ -707,7 +713,7 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
     });
     const failed = printReport(r, out, started);
     if (publish !== null) {
-      const p = await publishReport(out, publish);
+      const p = await publishReport(out, publish, { option: "--publish" });
       console.log(
         `published ${publish}/: ${p.files} files, ${
           (p.bytes / 2 ** 20).toFixed(1)

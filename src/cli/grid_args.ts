@@ -20,13 +20,18 @@ import {
   defaults,
   intOpt,
   isUsage,
+  kernelOpt,
+  LIMITS,
   list,
   modelKey,
   modelSource,
+  numOpt,
   parse,
   type Raw,
   savedOptions,
+  schedOpt,
   type Spec,
+  stepsOpt,
   str,
   usage,
 } from "./options.ts";
@@ -35,9 +40,18 @@ import {
   describeOptions,
   layerArg,
   openModel,
+  parseLayers,
+  parseRemove,
   removeRequests,
+  swapRequests,
   weightsText,
 } from "./model.ts";
+import type {
+  LayerSet,
+  RemoveName,
+  RowChanges,
+  RowSpec,
+} from "../grid/spec.ts";
 import { loadTarget } from "../run/images.ts";
 import { removedParts, resolveAblations } from "../run/variant.ts";
 import { type CellSettings, type Mode, MODES } from "../grid/modes.ts";
@@ -242,55 +256,158 @@ async function inRow<T>(label: string | null, fn: () => T): Promise<T> {
   }
 }
 
-interface RowSpec {
+/** A row as the command line gives it. */
+interface VariantRow {
   /** The label, or null for the single row of a grid without --variant. */
   label: string | null;
   /** OPTIONS as given. */
   text: string;
   /** The options this row gives. */
   given: Raw;
+  /** The row as typed values (src/grid/spec.ts): what it changes. */
+  row: RowSpec | null;
 }
 
-function parseVariants(values: readonly string[], mode: Mode): RowSpec[] {
+/** A value if the option was given, else nothing (a spread). */
+function some<K extends keyof RowChanges>(
+  raw: Raw,
+  name: string,
+  key: K,
+  read: (raw: Raw) => RowChanges[K],
+): Partial<RowChanges> {
+  return raw[name] === undefined ? {} : { [key]: read(raw) };
+}
+
+/** A row's `--remove` requests as typed removals (each with its layers when --remove-layers is given). */
+function removals(raw: Raw): RowChanges["remove"] {
+  const layers = list(raw, "remove-layers");
+  return list(raw, "remove").map((text, i) => {
+    const parts = parseRemove(text).names as RemoveName[];
+    const l = layers.length === 0
+      ? undefined
+      : layers[layers.length === 1 ? 0 : i];
+    return l === undefined
+      ? { parts }
+      : { parts, layers: parseLayers(l) as LayerSet };
+  });
+}
+
+/**
+ * A row's options (as parsed, allowed in a row) as typed changes, each value
+ * checked as the run commands check it (usage errors): the type the essay
+ * builds its rows with; {@linkcode rowText} writes it back.
+ */
+export function rowChangesOf(raw: Raw): RowChanges {
+  if (raw.remove !== undefined) removeRequests(raw);
+  const flagOf = (name: string) => (r: Raw) => r[name] !== false;
+  return {
+    ...some(raw, "weights", "weights", (r) => str(r, "weights")),
+    ...some(raw, "remove", "remove", removals),
+    ...(raw.remove === undefined
+      ? some(
+        raw,
+        "remove-layers",
+        "removeLayers",
+        (r) => list(r, "remove-layers").map((t) => parseLayers(t) as LayerSet),
+      )
+      : {}),
+    ...some(raw, "pos-embedding", "positionEmbedding", flagOf("pos-embedding")),
+    ...some(
+      raw,
+      "swap",
+      "swaps",
+      (r) => swapRequests(r).map(({ part, weights }) => ({ part, weights })),
+    ),
+    ...some(raw, "steps", "steps", (r) => stepsOpt(r, "steps", 1)),
+    ...some(raw, "lr", "lr", (r) => schedOpt(r, "lr")),
+    ...some(raw, "sigma", "sigma", (r) => schedOpt(r, "sigma")),
+    ...some(raw, "kernel-size", "kernelSize", kernelOpt),
+    ...some(raw, "normalize", "normalize", flagOf("normalize")),
+    ...some(raw, "only-layer", "onlyLayer", flagOf("only-layer")),
+    ...some(raw, "loss", "loss", (r) => str(r, "loss")),
+    ...some(raw, "constant", "constant", (r) => numOpt(r, "constant")),
+    ...some(
+      raw,
+      "jitter-after",
+      "jitterAfter",
+      (r) => stepsOpt(r, "jitter-after", 0),
+    ),
+    ...some(
+      raw,
+      "canvas",
+      "canvas",
+      (r) => intOpt(r, "canvas", 1, LIMITS.canvas),
+    ),
+    ...some(raw, "seed", "seed", (r) => intOpt(r, "seed", 0)),
+  };
+}
+
+/**
+ * One `--variant LABEL=OPTIONS` of a grid of `mode` read into a typed row
+ * (usage errors name it): its options parsed as the cells' command parses
+ * them, only options a row may change, each value checked.
+ */
+export function parseVariant(
+  v: string,
+  mode: Mode,
+): { row: RowSpec; text: string; given: Raw } {
   const { spec, only } = ARG_MODES[mode];
   const allowed = [...ROW_OPTS, ...only.filter((k) => k !== "image")];
-  const rows = values.map((v): RowSpec => {
-    const i = v.indexOf("=");
-    const label = i < 0 ? "" : v.slice(0, i).trim();
-    if (label === "") {
+  const i = v.indexOf("=");
+  const label = i < 0 ? "" : v.slice(0, i).trim();
+  if (label === "") {
+    throw usage(
+      new TypeError(
+        `Invalid --variant "${v}": expected LABEL=OPTIONS, e.g. "no LN=--remove layernorm" or "baseline="`,
+      ),
+    );
+  }
+  const text = v.slice(i + 1);
+  const given = asUsage(() => {
+    try {
+      return parse(MODES[mode].command, spec, splitArgs(text));
+    } catch (err) {
+      throw new TypeError(
+        `--variant "${label}": ${err instanceof Error ? err.message : err}`,
+      );
+    }
+  });
+  for (const k of Object.keys(given)) {
+    if (!allowed.includes(k)) {
+      const why = k === "layer" || k === "class"
+        ? `the columns are the grid's --${k === "layer" ? "layers" : "classes"}`
+        : "it applies to the whole grid";
       throw usage(
         new TypeError(
-          `Invalid --variant "${v}": expected LABEL=OPTIONS, e.g. "no LN=--remove layernorm" or "baseline="`,
+          `--variant "${label}": Invalid --${k} in a row: ${why}: expected row options such as ${
+            allowed.map((a) => `--${a}`).join(", ")
+          }`,
         ),
       );
     }
-    const text = v.slice(i + 1);
-    const given = asUsage(() => {
-      try {
-        return parse(MODES[mode].command, spec, splitArgs(text));
-      } catch (err) {
-        throw new TypeError(
-          `--variant "${label}": ${err instanceof Error ? err.message : err}`,
-        );
-      }
+  }
+  const changes = inRowSync(label, () => rowChangesOf(given));
+  return { row: { label, changes }, text, given };
+}
+
+/** Runs `fn`; an error it throws names the row it is about (see {@linkcode inRow}). */
+function inRowSync<T>(label: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof Error)) throw err;
+    const Err = err instanceof RangeError ? RangeError : TypeError;
+    const wrapped = new Err(`--variant "${label}": ${err.message}`, {
+      cause: err,
     });
-    for (const k of Object.keys(given)) {
-      if (!allowed.includes(k)) {
-        const why = k === "layer" || k === "class"
-          ? `the columns are the grid's --${
-            k === "layer" ? "layers" : "classes"
-          }`
-          : "it applies to the whole grid";
-        throw usage(
-          new TypeError(
-            `--variant "${label}": Invalid --${k} in a row: ${why}: expected row options such as ${
-              allowed.map((a) => `--${a}`).join(", ")
-            }`,
-          ),
-        );
-      }
-    }
-    return { label, text, given };
+    throw isUsage(err) ? usage(wrapped) : wrapped;
+  }
+}
+
+function parseVariants(values: readonly string[], mode: Mode): VariantRow[] {
+  const rows = values.map((v): VariantRow => {
+    const { row, text, given } = parseVariant(v, mode);
+    return { label: row.label, text, given, row };
   });
   const seen = new Set<string>();
   for (const r of rows) {
@@ -354,8 +471,8 @@ function readOptions(given: Raw) {
   backendOpt(base);
   if (base.threads !== undefined) intOpt(base, "threads", 1);
   checkRow(base, mode, numbered);
-  const specs: RowSpec[] = given.variant === undefined
-    ? [{ label: null, text: "", given: {} }]
+  const specs: VariantRow[] = given.variant === undefined
+    ? [{ label: null, text: "", given: {}, row: null }]
     : parseVariants(list(given, "variant"), mode);
   const raws = specs.map((r) => rowOptions(base, r.given));
   return { mode, base, items, numbered, specs, raws };
@@ -373,7 +490,7 @@ function plainOptions(raw: Raw): Raw {
 
 /** Opens each row's model once per load (rows differing in ablations share it): usage errors name the row. */
 async function openRows(
-  specs: readonly RowSpec[],
+  specs: readonly VariantRow[],
   raws: readonly Raw[],
   source: string,
   models: Map<string, Model>,

@@ -26,6 +26,7 @@
  *
  * @module
  */
+import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
 import {
   type Command,
   modelSource,
@@ -126,8 +127,8 @@ function optionsHelp(spec: Spec, rec?: HelpDefaults): string {
 
 const EXIT_HELP =
   `Exit codes: 0 done, 1 runtime error (unreadable image, model or weights not
-found, divergence), 2 usage error (unknown option, bad value), 3 grid incomplete
-(another process holds some of its cells), 130 interrupted (Ctrl-C or SIGTERM).`;
+found, divergence), 2 usage error (unknown option, bad value), ${EXIT_HELD} grid incomplete
+(another process holds some of its cells), ${EXIT_INTERRUPTED} interrupted (Ctrl-C or SIGTERM).`;
 
 /** The commands whose settings a model's manifest may recommend, and which settings they take. */
 const RECOMMENDING: Readonly<Record<string, Recommending>> = {

@@ -6,7 +6,20 @@
  * @module
  */
 import { join } from "node:path";
-import { GENERATE_DEFAULTS, INVERT_DEFAULTS } from "../optimize/mod.ts";
+import {
+  GENERATE_DEFAULTS,
+  INVERT_DEFAULTS,
+  type Schedule,
+} from "../optimize/mod.ts";
+import type {
+  ConditionCall,
+  GridSettings,
+  GridSpec,
+  RemoveName,
+  RowChanges,
+  RowSpec,
+} from "../grid/mod.ts";
+import { rowText, settingArgs } from "../grid/spec.ts";
 import {
   type Budget,
   cellSeconds,
@@ -320,25 +333,19 @@ export function parseRowLabel(
   return { row: row ?? null, seed };
 }
 
-/** A row of a grid: its typed id, weight draw, label and the options it changes. */
-export interface GridRow {
+/** A row of a grid: its typed id, weight draw, label ({@linkcode rowLabel}) and what it changes (its `changes.seed` is the draw when not 0). */
+export interface GridRow extends RowSpec {
   /** The row's id. */
   id: RowId;
-  /** The weight draw (`--seed`; 0 is the grid's own). */
+  /** The weight draw (0 is the grid's own). */
   seed: number;
-  /** The label the grid shows ({@linkcode rowLabel}). */
-  label: string;
-  /** The grid options it changes (CLI syntax). */
-  options: string;
-  /** Its steps when they are not the grid's. */
-  steps?: number;
 }
 
 /** One grid run: what `grid` is given. */
 export interface GridRun {
   /** Model folder name. */
   model: string;
-  /** The grid's --weights (default untrained). */
+  /** The grid's weight set (default untrained). */
   weights?: string;
   /** Invert grid columns: layer numbers. */
   layers?: readonly number[];
@@ -348,8 +355,8 @@ export interface GridRun {
   rows: readonly GridRow[];
   /** Steps per cell. */
   steps: number;
-  /** Further grid options. */
-  extra?: readonly string[];
+  /** Settings of every cell. */
+  settings?: GridSettings;
 }
 
 /** Where an experiment's trained weights come from. */
@@ -388,8 +395,7 @@ export interface Planned {
 }
 
 /**
- * One command of a value experiment: a vitrep command (after `mod.ts`,
- * without `--out`) that writes `file` (JSON) into `OUT/cells/<id>/<dir>/`,
+ * One command of a value experiment: a vitrep command that writes `file` (JSON) into `OUT/cells/<id>/<dir>/`,
  * whose `field` becomes the value `key` of weight draw `seed`.
  */
 export interface ValueCommand {
@@ -399,8 +405,8 @@ export interface ValueCommand {
   key: string;
   /** The folder under the experiment's, e.g. `intact-seed0`. */
   dir: string;
-  /** The command line after `mod.ts`, without `--out`. */
-  args: string[];
+  /** The command, without its output folder (the essay adds it). */
+  call: ConditionCall;
   /** The JSON file it writes. */
   file: string;
   /** The number read from it. */
@@ -410,22 +416,21 @@ export interface ValueCommand {
 }
 
 /** A row without weight draws (seed 0). */
-const row = (id: RowId, options = "", steps?: number): GridRow => ({
+const row = (id: RowId, changes: RowChanges = {}): GridRow => ({
   id,
   seed: 0,
   label: ROWS[id],
-  options,
-  ...(steps === undefined ? {} : { steps }),
+  changes,
 });
 
-/** Every row drawn with each of `seeds` (`--seed N` added for N > 0). */
+/** Every row drawn with each of `seeds` (the seed a change for N > 0). */
 function drawn(rows: readonly GridRow[], seeds: readonly number[]): GridRow[] {
   return seeds.flatMap((s) =>
     rows.map((r) => ({
       ...r,
       seed: s,
       label: rowLabel(r.id, s),
-      options: s === 0 ? r.options : `${r.options} --seed ${s}`.trim(),
+      changes: s === 0 ? r.changes : { ...r.changes, seed: s },
     }))
   );
 }
@@ -433,16 +438,19 @@ function drawn(rows: readonly GridRow[], seeds: readonly number[]): GridRow[] {
 /** Seeds 0…n−1 of a budget. */
 const seedsOf = (b: Budget) => Array.from({ length: b.seeds }, (_, i) => i);
 
-/** A number as the command line writes it (no float noise). */
-const num = (v: number) => String(Number(v.toPrecision(6)));
+/** A number without float noise (6 significant digits). */
+const round6 = (v: number) => Number(v.toPrecision(6));
 
-/** The learning-rate schedule `factor` × the budget's (or the default) as `--lr` text. */
-function lrText(b: Budget, factor: number): string {
-  if (b.lr !== null) {
-    return b.lr.split(":").map((v) => num(Number(v) * factor)).join(":");
-  }
-  const d = INVERT_DEFAULTS.lr;
-  return `${num(d.start * factor)}:${num(d.end * factor)}`;
+/** A budget's schedule text (`START:END`, or one number: constant) as a schedule. */
+function scheduleOf(text: string): Schedule {
+  const [start, end = start] = text.split(":").map(Number);
+  return { start, end };
+}
+
+/** The learning-rate schedule `factor` × the budget's (or the default). */
+function lrTimes(b: Budget, factor: number): Schedule {
+  const d = b.lr === null ? INVERT_DEFAULTS.lr : scheduleOf(b.lr);
+  return { start: round6(d.start * factor), end: round6(d.end * factor) };
 }
 
 /** Rows at smaller learning rates: `factor` (e.g. 1/10) of the budget's, when the budget has them. */
@@ -450,33 +458,44 @@ function lrRow(
   b: Budget,
   id: RowId,
   factor: number,
-  more = "",
+  more: RowChanges = {},
   on = b.lrRows,
 ): GridRow[] {
-  return on ? [row(id, `${more} --lr ${lrText(b, factor)}`.trim())] : [];
+  return on ? [row(id, { ...more, lr: lrTimes(b, factor) })] : [];
 }
 
+/** Parts removed in every layer, or in `layers` (ranges). */
+const removing = (
+  parts: readonly RemoveName[],
+  layers?: readonly (readonly [number, number])[],
+): RowChanges => ({ remove: [{ parts, ...(layers ? { layers } : {}) }] });
+
+/** The trained weight set `w`'s tensors of `parts`, swapped in. */
+const swapping = (w: string, ...parts: string[]): RowChanges => ({
+  swaps: parts.map((part) => ({ part, weights: w })),
+});
+
 const INTACT = row("intact");
-const NO_LN = row("noLn", "--remove layernorm");
+const NO_LN = row("noLn", removing(["layernorm"]));
 /** The learning-rate rows both sides of a ViT/ResNet comparison run: the budget's rate and a tenth of it. */
 const matchedRows = (b: Budget) => [
   INTACT,
-  ...lrRow(b, "lr10", 1 / 10, "", b.vitLrRows),
+  ...lrRow(b, "lr10", 1 / 10, {}, b.vitLrRows),
 ];
 /** The mixer and FF-only ViT rows: with and without layer norms, each at the budget's rate and a quarter of it. */
 const mixerRows = (b: Budget) => [
   INTACT,
   NO_LN,
   ...lrRow(b, "lr4", 1 / 4),
-  ...lrRow(b, "noLnLr4", 1 / 4, "--remove layernorm"),
+  ...lrRow(b, "noLnLr4", 1 / 4, removing(["layernorm"])),
 ];
 
-/** Grid options every inversion of a budget gets: its normalization and learning rate. */
-function invertExtra(b: Budget): string[] {
-  return [
-    ...(b.normalize ? [] : ["--no-normalize"]),
-    ...(b.lr === null ? [] : ["--lr", b.lr]),
-  ];
+/** Settings every inversion of a budget gets: its normalization and learning rate. */
+function budgetSettings(b: Budget): GridSettings {
+  return {
+    ...(b.normalize ? {} : { normalize: false }),
+    ...(b.lr === null ? {} : { lr: scheduleOf(b.lr) }),
+  };
 }
 
 /** The converter command that makes a model folder (untrained graphs). */
@@ -748,33 +767,30 @@ function generationGrid(
     classes: m.numClasses >= 1000 ? [251, 281, 11] : [1, 7, 9],
     // a small model's logits move little at the ImageNet learning rate: it gets a row at 250×
     rows: m.imageSize < 224
-      ? [row("trained"), row("trainedLr250", "--lr 5:0.5")]
+      ? [row("trained"), row("trainedLr250", { lr: { start: 5, end: 0.5 } })]
       : [row("trained")],
     steps: b.generateSteps,
-    extra: [
-      "--jitter-after",
-      String(b.jitterAfter),
-      "--canvas",
-      String(Math.round(m.imageSize * GENERATE_DEFAULTS.canvasSize / 224)),
-    ],
+    settings: {
+      jitterAfter: b.jitterAfter,
+      canvas: Math.round(m.imageSize * GENERATE_DEFAULTS.canvasSize / 224),
+    },
   };
 }
 
 /**
- * Grid options of a long run: about 500 trace rows (its convergence plot)
+ * Settings of a long run: about 500 trace rows (its convergence plot)
  * and, from 1000 steps on, a snapshot every tenth of the run, so a stopped
  * run continues where it was.
  */
-const traced = (steps: number) => [
-  "--trace-every",
-  String(Math.max(1, Math.round(steps / 500))),
-  ...(steps >= 1000 ? ["--save-every", String(Math.round(steps / 10))] : []),
-];
+const traced = (steps: number): GridSettings => ({
+  traceEvery: Math.max(1, Math.round(steps / 500)),
+  ...(steps >= 1000 ? { saveEvery: Math.round(steps / 10) } : {}),
+});
 
 /** The trained stem swapped into an untrained ViT-B/32 (the essay's recovery run), when ImageNet weights are there. */
-function recoveryStem(env: Environment): string {
+function recoveryStem(env: Environment): RowChanges {
   const w = allowedSets(env, "vit_b_32")[0];
-  return w ? `--swap conv_proj=${w}` : "";
+  return w ? swapping(w, "conv_proj") : {};
 }
 
 /** Every experiment of the essay, in the order of its sections. */
@@ -802,9 +818,9 @@ const DRAFTS: readonly Draft[] = [
       "untrained ViT-B/32: representation against depth, with and without layer norms",
     make: untrained("vit_b_32", (b) => ({
       layers: b.vitLayers,
-      rows: [INTACT, NO_LN, ...lrRow(b, "lr10", 1 / 10, "", b.vitLrRows)],
+      rows: [INTACT, NO_LN, ...lrRow(b, "lr10", 1 / 10, {}, b.vitLrRows)],
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -816,7 +832,7 @@ const DRAFTS: readonly Draft[] = [
       layers: b.resnetLayers,
       rows: matchedRows(b),
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -826,7 +842,7 @@ const DRAFTS: readonly Draft[] = [
       layers: [0, 1],
       rows: matchedRows(b),
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -837,7 +853,7 @@ const DRAFTS: readonly Draft[] = [
       layers: [0],
       rows: matchedRows(b),
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -846,10 +862,10 @@ const DRAFTS: readonly Draft[] = [
     make: trained(
       (b, _m, w) => ({
         layers: [0, 1],
-        rows: [row("untrained", "--weights untrained"), row("trained")],
+        rows: [row("untrained", { weights: "untrained" }), row("trained")],
         weights: w,
         steps: b.vitSteps,
-        extra: invertExtra(b),
+        settings: budgetSettings(b),
       }),
       true,
       STEM_VITS,
@@ -879,7 +895,7 @@ const DRAFTS: readonly Draft[] = [
       layers: [0],
       rows: matchedRows(b),
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -889,15 +905,12 @@ const DRAFTS: readonly Draft[] = [
     make: trained((b, _m, w) => ({
       layers: [1],
       rows: [
-        row("stem", `--swap conv_proj=${w}`),
-        row("stemPos", `--swap conv_proj=${w} --swap pos_embedding=${w}`),
-        row(
-          "stemLn1",
-          `--swap conv_proj=${w} --swap encoder.layers.0.ln_1=${w}`,
-        ),
+        row("stem", swapping(w, "conv_proj")),
+        row("stemPos", swapping(w, "conv_proj", "pos_embedding")),
+        row("stemLn1", swapping(w, "conv_proj", "encoder.layers.0.ln_1")),
       ],
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     }), true),
   },
   {
@@ -907,9 +920,9 @@ const DRAFTS: readonly Draft[] = [
     make: trained(
       (b, m, w) => ({
         layers: [1, Math.min(4, m.layers)],
-        rows: [row("stem", `--swap conv_proj=${w}`)],
+        rows: [row("stem", swapping(w, "conv_proj"))],
         steps: b.vitSteps,
-        extra: invertExtra(b),
+        settings: budgetSettings(b),
       }),
       true,
       STEM_VITS,
@@ -926,14 +939,11 @@ const DRAFTS: readonly Draft[] = [
     ) => ({
       layers: [1],
       rows: [
-        row("stem", `--swap conv_proj=${w}`),
-        row(
-          "stemLn1",
-          `--swap conv_proj=${w} --swap encoder.layers.0.ln_1=${w}`,
-        ),
+        row("stem", swapping(w, "conv_proj")),
+        row("stemLn1", swapping(w, "conv_proj", "encoder.layers.0.ln_1")),
       ],
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -952,14 +962,10 @@ const DRAFTS: readonly Draft[] = [
           layers: [1, 12],
           rows: [
             row("ordinary", recoveryStem(env)),
-            row(
-              "long",
-              `${recoveryStem(env)} --steps ${b.recoverySteps}`.trim(),
-              b.recoverySteps!,
-            ),
+            row("long", { ...recoveryStem(env), steps: b.recoverySteps! }),
           ],
           steps: b.vitSteps,
-          extra: [...invertExtra(b), ...traced(b.recoverySteps!)],
+          settings: { ...budgetSettings(b), ...traced(b.recoverySteps!) },
         }))(b, env),
   },
   {
@@ -970,14 +976,14 @@ const DRAFTS: readonly Draft[] = [
       layers: [4],
       rows: [
         INTACT,
-        row("noResidual", "--remove residual --remove-layers 1-4"),
+        row("noResidual", removing(["residual"], [[1, 4]])),
         row(
           "noResidualNoAttention",
-          "--remove residual,attention --remove-layers 1-4",
+          removing(["residual", "attention"], [[1, 4]]),
         ),
       ],
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -987,11 +993,11 @@ const DRAFTS: readonly Draft[] = [
     make: untrained("vit_b_32", (b) => ({
       layers: [1],
       rows: [
-        row("lnAttention", "--remove residual,mlp,ln2 --remove-layers 1"),
-        row("lnAttentionResidual", "--remove mlp,ln2 --remove-layers 1"),
+        row("lnAttention", removing(["residual", "mlp", "ln2"], [[1, 1]])),
+        row("lnAttentionResidual", removing(["mlp", "ln2"], [[1, 1]])),
       ],
       steps: b.longSteps,
-      extra: [...invertExtra(b), ...traced(b.longSteps)],
+      settings: { ...budgetSettings(b), ...traced(b.longSteps) },
     })),
   },
   {
@@ -1007,12 +1013,12 @@ const DRAFTS: readonly Draft[] = [
       layers: [1, 12, 24],
       rows: [
         INTACT,
-        row("noAttention", "--remove attention"),
+        row("noAttention", removing(["attention"])),
         NO_LN,
-        row("noMlp", "--remove mlp"),
+        row("noMlp", removing(["mlp"])),
       ],
       steps: b.vitSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -1026,11 +1032,11 @@ const DRAFTS: readonly Draft[] = [
           command: convertCommand("vit_b_32", env),
         };
       }
-      const rows: readonly (readonly [RowId, string[]])[] = [
-        ["intact", []],
-        ["noAttention", ["--remove", "attention"]],
-        ["noMlp", ["--remove", "mlp"]],
-        ["lnAttention", ["--remove", "residual,mlp,ln2"]],
+      const rows: readonly (readonly [RowId, RowChanges])[] = [
+        ["intact", {}],
+        ["noAttention", removing(["attention"], [[1, 1]])],
+        ["noMlp", removing(["mlp"], [[1, 1]])],
+        ["lnAttention", removing(["residual", "mlp", "ln2"], [[1, 1]])],
       ];
       const t = STEP_TIMES.vit_b_32;
       const commands = seedsOf(b).flatMap((seed) =>
@@ -1038,13 +1044,15 @@ const DRAFTS: readonly Draft[] = [
           seed,
           key: `kappa:${id}`,
           dir: `${id}-seed${seed}`,
-          args: [
-            "condition",
-            ...["--model", modelArg(env, "vit_b_32"), "--layer", "1"],
-            ...(remove.length ? [...remove, "--remove-layers", "1"] : []),
-            ...["--seed", String(seed), "--image", env.image],
-            ...["--iterations", String(b.conditionIterations)],
-          ],
+          call: {
+            command: "condition",
+            model: modelArg(env, "vit_b_32"),
+            layer: 1,
+            ...remove,
+            seed,
+            image: env.image,
+            iterations: b.conditionIterations,
+          },
           file: "condition.json",
           field: "kappa_lower",
           // per iteration two forward passes and one VJP through encoder 1
@@ -1070,11 +1078,14 @@ const DRAFTS: readonly Draft[] = [
         weights: w,
         layers: [1],
         rows: [
-          row("untrainedNoMlp", "--weights untrained --remove mlp"),
-          row("trainedNoMlp", "--remove mlp"),
+          row("untrainedNoMlp", {
+            weights: "untrained",
+            ...removing(["mlp"]),
+          }),
+          row("trainedNoMlp", removing(["mlp"])),
         ],
         steps: b.longSteps,
-        extra: [...invertExtra(b), ...traced(b.longSteps)],
+        settings: { ...budgetSettings(b), ...traced(b.longSteps) },
       }),
       true,
       ATTENTION_VITS,
@@ -1089,11 +1100,11 @@ const DRAFTS: readonly Draft[] = [
         weights: w,
         layers: [Math.min(4, m.layers)],
         rows: [
-          row("noAttention", "--remove attention"),
-          row("noMlp", "--remove mlp"),
+          row("noAttention", removing(["attention"])),
+          row("noMlp", removing(["mlp"])),
         ],
         steps: b.vitSteps,
-        extra: invertExtra(b),
+        settings: budgetSettings(b),
       }),
       false,
       ATTENTION_VITS,
@@ -1124,7 +1135,7 @@ const DRAFTS: readonly Draft[] = [
       layers: [1, 4, 8],
       rows: mixerRows(b),
       steps: b.archSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -1135,7 +1146,7 @@ const DRAFTS: readonly Draft[] = [
       layers: b.patchLayers,
       rows: [INTACT, ...lrRow(b, "lr4", 1 / 4)],
       steps: b.patchSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -1146,7 +1157,7 @@ const DRAFTS: readonly Draft[] = [
       layers: b.patchLayers,
       rows: [INTACT, ...lrRow(b, "lr4", 1 / 4)],
       steps: b.patchSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -1157,7 +1168,7 @@ const DRAFTS: readonly Draft[] = [
       layers: b.ffvitLayers,
       rows: mixerRows(b),
       steps: b.archSteps,
-      extra: invertExtra(b),
+      settings: budgetSettings(b),
     })),
   },
   {
@@ -1172,7 +1183,7 @@ const DRAFTS: readonly Draft[] = [
         layers: [1, 4, 8, 12],
         rows: [INTACT],
         steps: b.vitSteps,
-        extra: invertExtra(b),
+        settings: budgetSettings(b),
       }),
       "jx_mixer_b16_224-76587d61.pth",
     ),
@@ -1183,41 +1194,74 @@ const DRAFTS: readonly Draft[] = [
 export const EXPERIMENT_IDS: readonly string[] = DRAFTS.map((d) => d.id);
 
 /**
- * The grid's command line (after `grid`) for one experiment, writing to
- * `out`.
+ * One experiment's grid as `grid` is given it (see src/grid/spec.ts),
+ * writing to `out`: the model as commands name it, the target image with
+ * layers, the grid's own seed 0, quiet.
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { gridArgs } from "./experiments.ts";
- * const g = { model: "vit_b_32", layers: [1, 4], rows: [{ id: "intact", seed: 0, label: "intact", options: "" }] as const, steps: 10 };
- * const args = gridArgs(g, { root: "weights", image: "cat.png" }, "out/x");
- * assert.deepEqual(args.slice(0, 4), ["--model", "weights/vit_b_32", "--layers", "1,4"]);
- * assert.ok(args.includes("intact="));
+ * import { gridSpec } from "./experiments.ts";
+ * const g = { model: "vit_b_32", layers: [1, 4], rows: [{ id: "intact", seed: 0, label: "intact", changes: {} }] as const, steps: 10 };
+ * const spec = gridSpec(g, { root: "weights", image: "cat.png" }, "out/x");
+ * assert.equal(spec.model, "weights/vit_b_32");
+ * assert.deepEqual(spec.columns, { layers: [1, 4], image: "cat.png" });
  * ```
  */
-export function gridArgs(
+export function gridSpec(
   g: GridRun,
   env: Pick<Environment, "root" | "byName" | "image">,
   out: string,
-): string[] {
-  return [
-    "--model",
-    modelArg(env, g.model),
-    ...(g.weights ? ["--weights", g.weights] : []),
-    ...(g.layers
-      ? ["--layers", g.layers.join(","), "--image", env.image]
-      : ["--classes", g.classes!.join(",")]),
-    "--steps",
-    String(g.steps),
-    "--seed",
-    "0",
-    ...g.rows.flatMap((r) => ["--variant", `${r.label}=${r.options}`]),
-    ...(g.extra ?? []),
-    "--quiet",
-    "--out",
+): GridSpec {
+  return {
+    model: modelArg(env, g.model),
+    ...(g.weights ? { weights: g.weights } : {}),
+    columns: g.layers
+      ? { layers: g.layers, image: env.image }
+      : { classes: g.classes! },
+    steps: g.steps,
+    seed: 0,
+    rows: g.rows,
+    settings: g.settings ?? {},
+    quiet: true,
     out,
-  ];
+  };
+}
+
+/**
+ * An experiment's grid as `claims.json` records it: each row's changes as
+ * its `--variant` OPTIONS text (`options`, with `steps` when the row sets
+ * them) and the grid's settings as options (`extra`), both written by
+ * src/grid/spec.ts; every other field as it is, in order.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { gridRecord } from "./experiments.ts";
+ * import { rowText } from "../grid/spec.ts";
+ * const g = { model: "m", layers: [1], rows: [{ id: "noLn", seed: 1, label: "no layer norms, seed 1", changes: { remove: [{ parts: ["layernorm"] }], seed: 1 } }] as const, steps: 9, settings: {} };
+ * const r = gridRecord(g) as { rows: { options: string }[]; extra: string[] };
+ * assert.equal(r.rows[0].options, rowText(g.rows[0].changes));
+ * assert.deepEqual(r.extra, []);
+ * ```
+ */
+export function gridRecord(g: GridRun): Record<string, unknown> {
+  const row = (r: GridRow) => ({
+    id: r.id,
+    seed: r.seed,
+    label: r.label,
+    options: rowText(r.changes),
+    ...(r.changes.steps === undefined ? {} : { steps: r.changes.steps }),
+  });
+  return Object.fromEntries(
+    Object.entries(g).map(([k, v]) =>
+      k === "rows"
+        ? [k, g.rows.map(row)]
+        : k === "settings"
+        ? ["extra", settingArgs(g.settings ?? {})]
+        : [k, v]
+    ),
+  );
 }
 
 /** Estimated CPU seconds of a grid: its model's load per weight draw, then every cell. */
@@ -1226,7 +1270,9 @@ function gridSeconds(g: GridRun): number {
   const draws = new Set(g.rows.map((r) => r.seed)).size;
   let s = GRID_START_SECONDS + draws * loadSeconds(g.model);
   for (const r of g.rows) {
-    for (const c of cols) s += cellSeconds(g.model, c, r.steps ?? g.steps);
+    for (const c of cols) {
+      s += cellSeconds(g.model, c, r.changes.steps ?? g.steps);
+    }
   }
   return s;
 }

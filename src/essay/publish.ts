@@ -38,6 +38,8 @@ export interface PublishOptions {
   quality?: number;
   /** PNGs up to this many bytes are copied as they are (default 24 KiB: heatmaps, plots). */
   keepBytes?: number;
+  /** How messages name what gave `dir` (the command line passes its option; default "publish folder"). */
+  option?: string;
 }
 
 /** What {@linkcode publishReport} wrote. */
@@ -170,9 +172,10 @@ export async function publishReport(
     montageWidth: 1600,
     quality: 85,
     keepBytes: 24 * 1024,
+    option: "publish folder",
     ...options,
   };
-  const flag = { flag: "--publish", hint: publishHint(dir), replace: true };
+  const flag = { flag: o.option, hint: publishHint(dir), replace: true };
   const target = await inspectFolder(dir, "publish", flag);
   let html = TEXT.decode(await Deno.readFile(join(out, "index.html")));
   // everything goes into a new sibling folder of vitrep's own (marked), moved into `dir` at the end
@@ -199,7 +202,7 @@ export async function publishReport(
     await discard(tmp, rels);
     throw err;
   }
-  await moveInto(tmp, dir, target, rels);
+  await moveInto(tmp, dir, target, rels, o.option);
   return {
     files: written.length,
     bytes: written.reduce((s, b) => s + b.length, 0),
@@ -228,6 +231,7 @@ async function moveInto(
   dir: string,
   target: FolderState,
   rels: readonly string[],
+  option: string,
 ): Promise<void> {
   if (target.status === "new") {
     try {
@@ -243,7 +247,7 @@ async function moveInto(
   try {
     // checked again: made meanwhile, or a file put there since
     const now = await inspectFolder(dir, "publish", {
-      flag: "--publish",
+      flag: option,
       hint: publishHint(dir),
     });
     if (now.status === "marked") await removeOutputs(dir, "publish");

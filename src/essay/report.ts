@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { invocationArgs, rowText } from "../grid/mod.ts";
 import type { DepthLine } from "./depth.ts";
 import { join } from "node:path";
 import { type Budget, budgetDeviations } from "./budgets.ts";
@@ -144,7 +145,11 @@ function settings(p: Planned, budget: Budget): string {
     return `model <b>${esc(p.model ?? "")}</b>, untrained, weight draws ${
       p.seeds.join(", ")
     }; numbers ${esc(rows)}; e.g. <code>${
-      esc(["deno run -A mod.ts", ...p.commands[0].args].join(" "))
+      esc(
+        ["deno run -A mod.ts", ...invocationArgs(p.commands[0].call)].join(
+          " ",
+        ),
+      )
     }</code>`;
   }
   if (p.valuesFile) {
@@ -161,7 +166,7 @@ function settings(p: Planned, budget: Budget): string {
   }
   const rows = g.rows.filter((r) => r.seed === 0).map((r) =>
     `<q>${esc(r.label)}</q>${
-      r.options ? ` (<code>${esc(r.options)}</code>)` : ""
+      rowText(r.changes) ? ` (<code>${esc(rowText(r.changes))}</code>)` : ""
     }`
   ).join(", ");
   const cols = g.layers

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import type { ForwardCall } from "../grid/mod.ts";
 import { join } from "node:path";
 import { decodeNpy, decodePng, readCsv, writePng } from "../io/mod.ts";
 import { parseRowLabel, type RowId } from "./experiments.ts";
@@ -344,7 +345,7 @@ export async function readExperiment(
 }
 
 /**
- * The `forward` command lines that score a finished generation grid's
+ * The `forward` commands that score a finished generation grid's
  * images (each cell's generated.png) with another trained model, `judge`
  * (`model`: as commands name it), into each cell's `judge/` folder, which
  * {@linkcode readExperiment} then reads as the cell's `judgeProbability`.
@@ -358,16 +359,17 @@ export async function readExperiment(
  * const out = await Deno.makeTempDir();
  * await Deno.mkdir(`${out}/cells/generation`, { recursive: true });
  * await Deno.writeTextFile(`${out}/cells/generation/metrics.json`, JSON.stringify({ cells: [{ dir: "cells/k1" }] }));
- * const [args] = await judgeCommands(out, "generation", { model: "fmnist_resnet", weights: "trained", classes: 10 });
- * assert.deepEqual(args.slice(0, 5), ["forward", "--model", "fmnist_resnet", "--weights", "trained"]);
- * assert.ok(args.includes(`${out}/cells/generation/cells/k1/judge`));
+ * const [call] = await judgeCommands(out, "generation", { model: "fmnist_resnet", weights: "trained", classes: 10 });
+ * assert.equal(call.command, "forward");
+ * assert.equal(call.model, "fmnist_resnet");
+ * assert.equal(call.out, `${out}/cells/generation/cells/k1/judge`);
  * ```
  */
 export async function judgeCommands(
   out: string,
   id: string,
   judge: { model: string; weights: string; classes: number },
-): Promise<string[][]> {
+): Promise<ForwardCall[]> {
   const dir = join(out, "cells", id);
   let cells: { dir: string }[];
   try {
@@ -385,19 +387,13 @@ export async function judgeCommands(
     // scored already, and the image has not changed since
     if (done === null || made === null || made > done) todo.push(c);
   }
-  return todo.map((c) => [
-    "forward",
-    "--model",
-    judge.model,
-    "--weights",
-    judge.weights,
-    "--image",
-    join(dir, c.dir, "generated.png"),
-    "--layer",
-    "logits",
-    "--top",
-    String(judge.classes),
-    "--out",
-    join(dir, c.dir, "judge"),
-  ]);
+  return todo.map((c) => ({
+    command: "forward",
+    model: judge.model,
+    weights: judge.weights,
+    image: join(dir, c.dir, "generated.png"),
+    layer: "logits",
+    top: judge.classes,
+    out: join(dir, c.dir, "judge"),
+  }));
 }

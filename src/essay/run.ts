@@ -8,7 +8,12 @@
 import { depthLines, writeDepthPlot } from "./depth.ts";
 import { join } from "node:path";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
-import { readRegularText, writeAtomic, writeJson } from "../io/mod.ts";
+import {
+  PLAN_BYTES,
+  readRegularText,
+  writeAtomic,
+  writeJson,
+} from "../io/mod.ts";
 import { claimFolder, readMarker, recordFiles } from "../io/paths.ts";
 import {
   type Budget,
@@ -22,11 +27,20 @@ import { type ClaimRecord, ESSAY, judgeClaims } from "./claims.ts";
 import {
   type Environment,
   EXPERIMENT_IDS,
-  gridArgs,
+  gridRecord,
+  gridSpec,
   modelArg,
   plan,
   type Planned,
+  type ValueCommand,
 } from "./experiments.ts";
+import {
+  type ConditionCall,
+  type FiltersCall,
+  type Invocation,
+  invocationArgs,
+  REMOVE_NAME_LIST,
+} from "../grid/mod.ts";
 import { filterFractions } from "./filters.ts";
 import {
   type ExperimentResult,
@@ -36,10 +50,11 @@ import {
 import { reportHtml, summaryMarkdown } from "./report.ts";
 
 /**
- * Runs one command of the command line (`["grid", …]` or `["filters", …]`)
- * and resolves to its exit code.
+ * Runs one command of vitrep (a grid or one of its steps, `filters`,
+ * `forward`, `condition`: see src/grid/invocation.ts) and resolves to its
+ * exit code.
  */
-export type CommandRunner = (args: string[]) => Promise<number>;
+export type CommandRunner = (call: Invocation) => Promise<number>;
 
 /** Options of {@linkcode runEssay}. */
 export interface EssayOptions {
@@ -72,7 +87,7 @@ export interface EssayReport {
   results: Map<string, ExperimentResult>;
   /** Every claim, judged. */
   claims: ClaimRecord[];
-  /** True when a run was interrupted (exit 130): run again to continue. */
+  /** True when a run was interrupted (exit {@linkcode EXIT_INTERRUPTED}): run again to continue. */
   interrupted: boolean;
   /** The cells the report lacks, with the commands (and array tasks) that compute them. */
   missing: MissingCell[];
@@ -88,7 +103,7 @@ async function runOne(
   if (p.commands) {
     for (const c of p.commands) {
       if (await exists(join(dir, c.dir, c.file))) continue;
-      const code = await o.run([...c.args, "--out", join(dir, c.dir)]);
+      const code = await o.run(valueCall(c, dir));
       if (code === EXIT_INTERRUPTED) return null;
     }
     return await commandValues(p, o.out);
@@ -96,16 +111,16 @@ async function runOne(
   if (p.grid === null) {
     const t = p.trained!;
     const code = await o.run(
-      filtersArgs(modelArg(o.env, t.model), t.weights, dir),
+      filtersCall(modelArg(o.env, t.model), t.weights, dir),
     );
     if (code === EXIT_INTERRUPTED) return null;
     return await filtersResult(p, o, code === 0);
   }
   await removeGridMetrics(dir);
-  const code = await o.run([
-    "grid",
-    ...gridArgs(p.grid, o.env, dir),
-  ]);
+  const code = await o.run({
+    command: "grid",
+    grid: gridSpec(p.grid, o.env, dir),
+  });
   if (code === EXIT_INTERRUPTED) return null;
   if (code === 0 && !await scoreGenerated(p, o)) return null;
   // exit 1 with a fresh metrics.json: some cells exploded, a finding
@@ -137,19 +152,20 @@ async function scoreGenerated(p: Planned, o: EssayOptions): Promise<boolean> {
     model: modelArg(o.env, p.judge.model),
     classes,
   };
-  for (const args of await judgeCommands(o.out, p.id, judge)) {
-    if (await o.run(args) === EXIT_INTERRUPTED) return false;
+  for (const call of await judgeCommands(o.out, p.id, judge)) {
+    if (await o.run(call) === EXIT_INTERRUPTED) return false;
   }
   return true;
 }
 
 /** The filters command of the filters experiment, writing into `dir`. */
-function filtersArgs(model: string, weights: string, dir: string): string[] {
-  return [
-    "filters",
-    ...["--model", model, "--weights", weights],
-    ...["--compare", "untrained", "--out", dir],
-  ];
+function filtersCall(model: string, weights: string, dir: string): FiltersCall {
+  return { command: "filters", model, weights, compare: "untrained", out: dir };
+}
+
+/** A value experiment's command, writing into its folder under `dir`. */
+function valueCall(c: ValueCommand, dir: string): ConditionCall {
+  return { ...c.call, out: join(dir, c.dir) };
 }
 
 /** The filters experiment's result: pattern fractions read from the weights, and its figure when made. */
@@ -275,7 +291,7 @@ async function collectOne(
   }
   if (!await exists(join(dir, "plan.json"))) return null;
   await removeGridMetrics(dir);
-  await o.run(["grid", "--out", dir, "--collect", "--quiet"]);
+  await o.run({ command: "grid-collect", out: dir, quiet: true });
   // cells an array computed: their generated images still need the judge's score (forward passes only)
   await scoreGenerated(p, o);
   return await readExperiment(
@@ -367,7 +383,7 @@ async function writeEssay(
       status: results.get(p.id)?.status ?? p.status,
       origin: p.origin,
       ...(p.missing ? { missing: p.missing } : {}),
-      ...(p.grid ? { grid: p.grid } : {}),
+      ...(p.grid ? { grid: gridRecord(p.grid) } : {}),
     })),
     claims,
     depth,
@@ -417,7 +433,9 @@ export interface EssayTask {
   peakMiB: number;
   /** The filters command's model (as commands name it) and weight set. */
   filters?: { model: string; weights: string };
-  /** A value experiment's command (after `mod.ts`, with its `--out`). */
+  /** A value experiment's command (with its output folder). */
+  call?: ConditionCall;
+  /** The command line of `call` in task lists of earlier versions (read, never written; see {@linkcode taskCall}). */
   args?: string[];
 }
 
@@ -455,6 +473,34 @@ const COMMAND_MIB = 3072;
 
 /** The commands a task of a value experiment may run. */
 const TASK_COMMANDS: readonly string[] = ["condition"];
+
+/** A plain value of a task's command: a name or path that no parser takes for an option. */
+const plainWord = (v: unknown) =>
+  typeof v === "string" && v !== "" && !v.startsWith("-");
+
+/** Whether `v` is an integer ≥ `min`. */
+const intAtLeast = (v: unknown, min: number) =>
+  typeof v === "number" && Number.isInteger(v) && v >= min;
+
+/** Whether a task's `call` is a value experiment's command as {@linkcode planTasks} writes it. */
+function plainCall(c: ConditionCall | undefined): boolean {
+  const layers = (l: unknown) =>
+    l === undefined || l === "all" ||
+    (Array.isArray(l) && l.every((r) =>
+      Array.isArray(r) && r.length === 2 && r.every((x) => intAtLeast(x, 1))
+    ));
+  const removal = (r: { parts?: unknown; layers?: unknown }) =>
+    Array.isArray(r?.parts) &&
+    r.parts.every((x) =>
+      (REMOVE_NAME_LIST as readonly unknown[]).includes(x)
+    ) && layers(r.layers);
+  return c?.command === "condition" && TASK_COMMANDS.includes(c.command) &&
+    plainWord(c.model) && plainWord(c.image) && plainWord(c.out) &&
+    intAtLeast(c.layer, 0) && intAtLeast(c.seed, 0) &&
+    intAtLeast(c.iterations, 1) &&
+    (c.remove === undefined ||
+      (Array.isArray(c.remove) && c.remove.every(removal)));
+}
 
 /** The tasks of one planned grid experiment, numbered from `first`, from its plan.json. */
 function gridTasks(
@@ -523,7 +569,7 @@ export async function planTasks(o: EssayOptions): Promise<EssayTasks> {
             steps: 0,
             seconds: c.seconds,
             peakMiB: COMMAND_MIB,
-            args: [...c.args, "--out", join(dir, c.dir)],
+            call: valueCall(c, dir),
           });
         }
         continue;
@@ -543,18 +589,18 @@ export async function planTasks(o: EssayOptions): Promise<EssayTasks> {
         continue;
       }
       o.log?.(`essay: planning ${p.id}: ${p.title}`);
-      const code = await o.run([
-        "grid",
-        ...gridArgs(p.grid, o.env, dir),
-        "--plan",
-      ]);
+      const code = await o.run({
+        command: "grid",
+        grid: gridSpec(p.grid, o.env, dir),
+        plan: true,
+      });
       if (code !== 0) {
         throw new Error(
           `Planning experiment ${p.id} failed: grid --plan exited with ${code}: see its message above`,
         );
       }
       const gp: GridPlanJson = JSON.parse(
-        await readRegularText(join(dir, "plan.json"), TASKS_BYTES, "grid plan"),
+        await readRegularText(join(dir, "plan.json"), PLAN_BYTES, "grid plan"),
       );
       tasks.push(...gridTasks(p, gp, tasks.length));
     }
@@ -571,7 +617,7 @@ export async function planTasks(o: EssayOptions): Promise<EssayTasks> {
   }
 }
 
-/** Upper bound of tasks.json and of a grid's plan.json as read here. */
+/** Upper bound of tasks.json as read here (a grid's plan.json: PLAN_BYTES). */
 const TASKS_BYTES = 64 * 2 ** 20;
 
 /** A TypeError naming tasks.json, the field and its value. */
@@ -595,7 +641,9 @@ function checkTask(t: EssayTask, i: number, path: string): void {
   if (t.cell !== null && !count(t.cell)) {
     throw badTasks(path, `${at}: cell`, t.cell);
   }
-  if (t.cell === null && t.args !== undefined) {
+  if (t.cell === null && t.call !== undefined) {
+    if (!plainCall(t.call)) throw badTasks(path, `${at}: call`, t.call);
+  } else if (t.cell === null && t.args !== undefined) {
     const plain = Array.isArray(t.args) && t.args.length > 0 &&
       t.args.every((a) => typeof a === "string");
     if (!plain || !TASK_COMMANDS.includes(t.args[0])) {
@@ -603,9 +651,7 @@ function checkTask(t: EssayTask, i: number, path: string): void {
     }
   } else if (t.cell === null) {
     const f = t.filters;
-    const word = (v: unknown) =>
-      typeof v === "string" && v !== "" && !v.startsWith("-");
-    if (!word(f?.model) || !word(f?.weights)) {
+    if (!plainWord(f?.model) || !plainWord(f?.weights)) {
       throw badTasks(path, `${at}: filters`, f);
     }
   }
@@ -653,34 +699,38 @@ export async function readTasks(out: string): Promise<EssayTasks | null> {
 }
 
 /**
- * The command line (for a {@linkcode CommandRunner}) of task `t` of the
- * array emitted into `out`: `grid --out OUT/cells/<experiment> --cell J`
- * (snapshots every tenth of its steps), or the filters command.
+ * The command (for a {@linkcode CommandRunner}) of task `t` of the array
+ * emitted into `out`: cell J of the grid in `OUT/cells/<experiment>`
+ * (snapshots every tenth of its steps), the filters command, or a value
+ * experiment's command. A task of an earlier version's list that holds a
+ * command line (`args`) has none: a TypeError (the command line runs those).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { taskArgs } from "./run.ts";
+ * import { taskCall } from "./run.ts";
  * const t = { index: 4, experiment: "vit_depth", cell: 3, what: "intact × layer 12", steps: 30, seconds: 9, peakMiB: 2000 };
- * assert.deepEqual(taskArgs(t, "/e"), ["grid", "--out", "/e/cells/vit_depth", "--cell", "3", "--quiet", "--save-every", "3"]);
+ * assert.deepEqual(taskCall(t, "/e"), { command: "grid-cell", out: "/e/cells/vit_depth", cell: 3, quiet: true, saveEvery: 3 });
  * ```
  */
-export function taskArgs(t: EssayTask, out: string): string[] {
+export function taskCall(t: EssayTask, out: string): Invocation {
   const dir = join(out, "cells", t.experiment);
-  if (t.cell === null && t.args) return t.args;
-  if (t.cell === null) {
-    return filtersArgs(t.filters!.model, t.filters!.weights, dir);
+  if (t.cell === null && t.call) return t.call;
+  if (t.cell === null && t.args) {
+    throw new TypeError(
+      `Invalid task ${t.index}: it holds a command line (a task list of an earlier version): expected a typed command (emit the array again)`,
+    );
   }
-  return [
-    "grid",
-    "--out",
-    dir,
-    "--cell",
-    String(t.cell),
-    "--quiet",
-    "--save-every",
-    String(Math.max(1, Math.ceil(t.steps / 10))),
-  ];
+  if (t.cell === null) {
+    return filtersCall(t.filters!.model, t.filters!.weights, dir);
+  }
+  return {
+    command: "grid-cell",
+    out: dir,
+    cell: t.cell,
+    quiet: true,
+    saveEvery: Math.max(1, Math.ceil(t.steps / 10)),
+  };
 }
 
 /** A cell the report lacks: which, and how to compute it. */
@@ -709,20 +759,24 @@ function missingOf(
   const mine = tasks.filter((t) => t.experiment === p.id);
   const taskOf = (cell: number | null) =>
     mine.find((t) => t.cell === cell) ?? null;
-  const quoted = (args: string[]) => args.map(shellWord).join(" ");
+  const quoted = (call: Invocation) =>
+    invocationArgs(call).map(shellWord).join(" ");
   if (p.valuesFile) return [];
   if (p.commands) {
     const got = r?.valuesBySeed ?? {};
     return p.commands.filter((c) => got[c.seed]?.[c.key] === undefined).map(
       (c) => {
-        const args = [...c.args, "--out", join(o.out, "cells", p.id, c.dir)];
-        const t = mine.find((t) => t.args?.join("\0") === args.join("\0"));
+        const call = valueCall(c, join(o.out, "cells", p.id));
+        const same = (t: EssayTask) =>
+          t.call ? JSON.stringify(t.call) === JSON.stringify(call) : t.args &&
+            t.args.join("\0") === invocationArgs(call).join("\0");
+        const t = mine.find(same);
         return {
           experiment: p.id,
           cell: null,
           what: `${c.key}, seed ${c.seed}`,
           task: t?.index ?? null,
-          command: `${CMD} ${quoted(args)}`,
+          command: `${CMD} ${quoted(call)}`,
         };
       },
     );
@@ -736,7 +790,7 @@ function missingOf(
       what: t?.what ?? "filters",
       task: t?.index ?? null,
       command: `${CMD} ${
-        quoted(filtersArgs(
+        quoted(filtersCall(
           modelArg(o.env, p.trained!.model),
           p.trained!.weights,
           join(o.out, "cells", p.id),
@@ -750,8 +804,11 @@ function missingOf(
       cell: null,
       what: `the whole grid (${p.cells} cells): never started`,
       task: null,
-      command: `${CMD} grid ${
-        quoted(gridArgs(p.grid, o.env, join(o.out, "cells", p.id)))
+      command: `${CMD} ${
+        quoted({
+          command: "grid",
+          grid: gridSpec(p.grid, o.env, join(o.out, "cells", p.id)),
+        })
       }`,
     }];
   }
@@ -764,7 +821,7 @@ function missingOf(
       cell: i,
       what: t?.what ?? `${c.row} × ${c.column}`,
       task: t?.index ?? null,
-      command: `${CMD} grid --out ${shellWord(dir)} --cell ${i}`,
+      command: `${CMD} ${quoted({ command: "grid-cell", out: dir, cell: i })}`,
     }];
   });
 }

@@ -8,6 +8,7 @@
  */
 import { basename } from "node:path";
 import { GENERATE_DEFAULTS, INVERT_DEFAULTS } from "../optimize/mod.ts";
+import { scheduleText } from "../grid/spec.ts";
 import type { Budget } from "./budgets.ts";
 import type {
   ExperimentId,
@@ -89,7 +90,7 @@ export function modelName(folder: string): string {
   return NAMES[folder] ?? folder;
 }
 
-/** A `--lr` schedule in words: "0.01→0.001", or "0.006" for a constant. */
+/** A learning-rate schedule's text in words: "0.01→0.001", or "0.006" for a constant. */
 function lrWords(text: string): string {
   const [a, b = a] = text.split(":");
   return a === b ? a : `${a}→${b}`;
@@ -102,12 +103,11 @@ function rowWeights(
   models: ReadonlyMap<string, ModelInfo>,
 ): string {
   const model = p.grid?.model ?? p.trained?.model ?? p.model ?? "";
-  const opt = r ? /--weights (\S+)/.exec(r.options)?.[1] : undefined;
+  const opt = r?.changes.weights;
   const w = opt ??
     (p.grid ? p.grid.weights : p.trained?.weights) ?? "untrained";
-  const parts = r
-    ? [...r.options.matchAll(/--swap ([^=\s]+)=(\S+)/g)].map((m) => m[1])
-    : [];
+  const swaps = r?.changes.swaps ?? [];
+  const parts = swaps.map((s) => s.part);
   const on = (set: string) => {
     const t = models.get(model)?.trainedOn?.[set];
     // the essay's weights are ImageNet's: other data is said
@@ -116,7 +116,7 @@ function rowWeights(
       : "";
   };
   if (w === "untrained" && parts.length > 0) {
-    const from = [...r!.options.matchAll(/--swap [^=\s]+=(\S+)/g)][0][1];
+    const from = swaps[0].weights;
     return `untrained, with trained ${parts.join(", ")} from ${from}${
       on(from)
     }`;
@@ -144,7 +144,7 @@ function side(
     read.length ? read.map(f) : [f(null)];
   const weights = each((r) => rowWeights(p, r, models));
   const lr = g === null ? [] : each((r) => {
-    const opt = r ? /--lr (\S+)/.exec(r.options)?.[1] : undefined;
+    const opt = r?.changes.lr && scheduleText(r.changes.lr);
     if (opt) return lrWords(opt);
     const d = g.classes ? GENERATE_DEFAULTS.lr : INVERT_DEFAULTS.lr;
     return g.classes || !budget?.lr
@@ -155,7 +155,7 @@ function side(
     model: [NAMES[model] ?? model],
     weights,
     stem: each((r) =>
-      (r && /--swap conv_proj=/.test(r.options)) ||
+      r?.changes.swaps?.some((s) => s.part === "conv_proj") ||
         !rowWeights(p, r, models).startsWith("untrained")
         ? "trained"
         : "untrained"
@@ -168,7 +168,7 @@ function side(
       ? [basename(image)]
       : [],
     image_size: info ? [`${info.imageSize}²`] : [],
-    steps: g === null ? [] : each((r) => String(r?.steps ?? g.steps)),
+    steps: g === null ? [] : each((r) => String(r?.changes.steps ?? g.steps)),
     lr,
     normalization: g === null || !budget
       ? []
@@ -193,7 +193,7 @@ function side(
  * import assert from "node:assert/strict";
  * import { runSetup } from "./setup.ts";
  * import { BUDGETS } from "./budgets.ts";
- * const p = { id: "vit_depth", status: "run", origin: "untrained", seeds: [0, 1, 2], cells: 1, seconds: 1, grid: { model: "vit_b_32", layers: [1], steps: 1500, rows: [{ id: "intact", seed: 0, label: "intact", options: "" }] } };
+ * const p = { id: "vit_depth", status: "run", origin: "untrained", seeds: [0, 1, 2], cells: 1, seconds: 1, grid: { model: "vit_b_32", layers: [1], steps: 1500, rows: [{ id: "intact", seed: 0, label: "intact", changes: {} }] } };
  * const s = runSetup(new Map([["vit_depth", ["intact"]]]), [p as never], new Map(), BUDGETS.standard, "cat.png");
  * assert.equal(s.model, "ViT-B/32");
  * assert.equal(s.steps, "1500");

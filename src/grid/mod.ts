@@ -8,7 +8,9 @@
  * in `OUT/cells/KEY/`, cached and resumable), collect.ts builds the montage
  * and tables from finished cells, modes.ts describes invert and generate as
  * data, emit.ts writes Slurm and Kubernetes job files, array.ts an array of
- * tasks of different sizes (the essay's) as one such job.
+ * tasks of different sizes (the essay's) as one such job; spec.ts is a grid
+ * as typed values (what the command line reads `--variant` into and the essay
+ * builds) and its command line, invocation.ts the commands a driver runs.
  *
  * @example
  * ```ts
@@ -24,6 +26,8 @@ export * from "./array.ts";
 export * from "./cell.ts";
 export * from "./collect.ts";
 export * from "./emit.ts";
+export * from "./invocation.ts";
 export * from "./modes.ts";
 export * from "./plan.ts";
 export * from "./run.ts";
+export * from "./spec.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { PLAN_BYTES, readRegularText } from "../io/mod.ts";
+import { PLAN_BYTES, PLAN_FORMAT_NAME, readRegularText } from "../io/mod.ts";
 import type { Ablation, BackendName, Manifest, Swap } from "../model/mod.ts";
 import { type ImageTensor, sha256Hex as sha256, writeJson } from "../io/mod.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
@@ -16,7 +16,7 @@ import type { Variant } from "../run/variant.ts";
 import { type CellSettings, type Column, type Mode, MODES } from "./modes.ts";
 
 /** plan.json's format tag. */
-export const PLAN_FORMAT = "vitrep-grid-plan/1";
+export const PLAN_FORMAT = `${PLAN_FORMAT_NAME}/1` as const;
 const CELL_FORMAT = "vitrep-grid-cell/1";
 
 /**

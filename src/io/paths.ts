@@ -26,7 +26,7 @@ import {
   sep,
 } from "node:path";
 import { listDir, writeJson } from "./files.ts";
-import { readRegularText, RECORD_BYTES } from "./regular.ts";
+import { PLAN_FORMAT_NAME, readRegularText, RECORD_BYTES } from "./regular.ts";
 
 /** The marker of a folder vitrep made: `DIR/.vitrep-run.json`. */
 export const MARKER_FILE = ".vitrep-run.json";
@@ -335,7 +335,7 @@ async function runRecord(dir: string): Promise<string | null> {
 
 async function gridRecord(dir: string): Promise<string | null> {
   const f = (await readJson(join(dir, "plan.json")))?.format;
-  return typeof f === "string" && f.startsWith("vitrep-grid-plan/")
+  return typeof f === "string" && f.startsWith(`${PLAN_FORMAT_NAME}/`)
     ? "grid"
     : null;
 }

@@ -181,6 +181,19 @@ export const RECORD_BYTES = 16 * 1024 * 1024;
 export const PLAN_BYTES = 256 * 1024 * 1024;
 
 /**
+ * The name of a grid plan.json's format (its tag is `NAME/VERSION`, see
+ * src/grid/plan.ts), by which a grid's folder is known.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PLAN_FORMAT_NAME } from "./regular.ts";
+ * assert.equal(PLAN_FORMAT_NAME, "vitrep-grid-plan");
+ * ```
+ */
+export const PLAN_FORMAT_NAME = "vitrep-grid-plan";
+
+/**
  * The largest `.npy` file of a float32 image [1, 3, S, S] with S at most
  * `side`, header included.
  *
