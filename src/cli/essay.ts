@@ -12,16 +12,17 @@ import { resolve, sep } from "node:path";
 import { resolveReal } from "../io/paths.ts";
 import { checkOutPath, inspectOut } from "../run/outdir.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
-import { fileURLToPath } from "node:url";
+import { denoRunner } from "../run/process.ts";
 import {
   BUDGET_NAMES,
   type BudgetName,
   BUDGETS,
   type CommandRunner,
   discoverModels,
+  emittedSelection,
   type Environment,
+  ESSAY_JOB,
   type EssayReport,
-  type EssayTasks,
   EXPERIMENT_IDS,
   gridSpec,
   type MissingCell,
@@ -30,8 +31,11 @@ import {
   publishHint,
   publishReport,
   readTasks,
+  repositoryModels,
   runEssay,
-  taskCall,
+  taskArgs,
+  VALUE_EXPERIMENTS,
+  writeEssayJob,
 } from "../essay/mod.ts";
 import { invocationArgs } from "../grid/invocation.ts";
 import {
@@ -50,11 +54,12 @@ import {
 } from "./options.ts";
 import {
   type EmitKind,
+  type JobTarget,
   modPath,
   shellQuote,
   TASK_LIMITS,
 } from "../grid/emit.ts";
-import { durationText, writeTaskArray } from "../grid/array.ts";
+import { durationText, type WrittenTaskArray } from "../grid/array.ts";
 import { CLUSTER_OPTS, jobTarget, resourceOpts } from "./cluster.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import { FILTERS_COMMAND } from "./inspect.ts";
@@ -168,17 +173,16 @@ export const ESSAY_SPEC: Spec = {
 
 /** The models folder: --models, or this repository's weights/. */
 function modelsRoot(given: Raw): string {
-  const v = given.models === undefined ? null : str(given, "models");
-  if (v !== null) return resolve(v);
-  const url = new URL("weights/", ROOT);
-  if (url.protocol !== "file:") {
+  if (given.models !== undefined) return resolve(str(given, "models"));
+  const root = repositoryModels(ROOT);
+  if (root === null) {
     throw usage(
       new TypeError(
         `Invalid --models: mod.ts runs from ${ROOT.href}: expected --models DIR, a local folder of model folders`,
       ),
     );
   }
-  return fileURLToPath(url).replace(/[/\\]$/, "");
+  return root;
 }
 
 function budgetOpt(given: Raw): BudgetName {
@@ -292,32 +296,13 @@ function planText(
 
 /** Runs `deno run -A mod.ts ARGS` in the repository; its stdout goes to stderr (progress), Ctrl-C reaches it. */
 function processRunner(signal?: AbortSignal): CommandRunner {
-  const local = ROOT.protocol === "file:";
-  const mod = new URL("mod.ts", ROOT);
-  return async (call) => {
-    const args = invocationArgs(call);
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", local ? fileURLToPath(mod) : mod.href, ...args],
-      cwd: local ? fileURLToPath(ROOT) : undefined,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const stop = () => child.kill("SIGINT");
-    signal?.addEventListener("abort", stop);
-    const forward = child.stdout.pipeTo(
-      new WritableStream({
-        write: (chunk) => Deno.stderr.write(chunk).then(() => {}),
-      }),
-    );
-    try {
-      const { code } = await child.status;
-      await forward;
-      return code;
-    } finally {
-      signal?.removeEventListener("abort", stop);
-    }
-  };
+  const run = denoRunner(new URL("mod.ts", ROOT), {
+    signal,
+    stdout: new WritableStream({
+      write: (chunk) => Deno.stderr.write(chunk).then(() => {}),
+    }),
+  });
+  return (call) => run(invocationArgs(call));
 }
 
 // ---------------------------------------------------------------------------
@@ -366,15 +351,12 @@ function emitOpt(given: Raw): EmitKind | null {
   return k;
 }
 
-/** Experiments whose numbers a run outside vitrep may give (`--values`). */
-const VALUE_EXPERIMENTS: readonly string[] = ["residual_training"];
-
 /** `--values ID=FILE…`: each file resolved, its experiment one that takes outside numbers, the file there. */
 async function valuesOption(given: string[]): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   for (const v of given) {
     const m = /^([a-z0-9_]+)=(.+)$/.exec(v);
-    if (!m || !VALUE_EXPERIMENTS.includes(m[1])) {
+    if (!m || !(VALUE_EXPERIMENTS as readonly string[]).includes(m[1])) {
       throw usage(
         new TypeError(
           `Invalid --values "${v}": expected ID=FILE with ID one of ${
@@ -453,11 +435,7 @@ async function taskStep(given: Raw, ctx: Context): Promise<number> {
       t.cell === null ? "" : ` cell ${t.cell}`
     } (${t.what})`,
   );
-  // a task list of an earlier version holds a value command's command line
-  const args = t.cell === null && !t.call && t.args
-    ? t.args
-    : invocationArgs(taskCall(t, out));
-  return await inProcess(ctx)(args);
+  return await inProcess(ctx)(taskArgs(t, out));
 }
 
 /** The command line that writes the report of the array in `out`, with the essay options given. */
@@ -477,41 +455,14 @@ function reportCommand(given: Raw, out: string, budget: BudgetName): string {
   }`;
 }
 
-/** Writes the job files of `kind` for the tasks in `out`; the lines to print. */
-async function writeEssayJob(
+/** The lines to print for the job files `w` of `kind` written into `out`. */
+function jobLines(
   kind: EmitKind,
   out: string,
-  t: EssayTasks,
-  given: Raw,
+  w: WrittenTaskArray,
+  target: JobTarget,
   report: string,
-): Promise<string[]> {
-  const n = t.tasks.length;
-  const hours = t.tasks.reduce((a, x) => a + x.seconds, 0) / 3600;
-  const about = [
-    `vitrep essay, budget ${t.budget}: ${n} tasks over ${
-      new Set(t.tasks.map((x) => x.experiment)).size
-    } experiments, one per grid cell (the filters command one), about ${
-      hours.toFixed(hours < 1 ? 3 : 1)
-    } hours on 2 cores in all;`,
-    `${out}/tasks.json maps each task to its experiment, cell and estimate.`,
-  ];
-  const target = jobTarget(given, "vitrep-essay");
-  const w = await writeTaskArray(
-    kind,
-    {
-      out,
-      tasks: t.tasks.map((x) => ({ ...x, group: x.experiment })),
-      name: "vitrep-essay",
-      k8sName: `vitrep-essay-${t.budget}`,
-      about,
-      report,
-      groupWord: "experiment",
-      args: (dir) => ["essay", "--out", dir, "--task"],
-      mount: "/essay",
-    },
-    resourceOpts(given),
-    target,
-  );
+): string[] {
   const r = w.resources;
   if (kind === "slurm") {
     return [
@@ -553,7 +504,15 @@ async function emitStep(
   }
   console.log(`wrote ${s.out}/tasks.json: ${t.tasks.length} tasks`);
   const report = reportCommand(given, s.out, s.budget);
-  for (const line of await writeEssayJob(kind, s.out, t, given, report)) {
+  const target = jobTarget(given, ESSAY_JOB);
+  const w = await writeEssayJob(s.out, t, {
+    kind,
+    resources: resourceOpts(given),
+    target,
+    report,
+    args: (dir) => ["essay", "--out", dir, "--task"],
+  });
+  for (const line of jobLines(kind, s.out, w, target, report)) {
     console.log(line);
   }
   return 0;
@@ -594,9 +553,7 @@ async function fromTasks(
   given: Raw,
   out: string,
 ): Promise<{ budget: BudgetName; only: string[] }> {
-  const t = given["report-only"] === true
-    ? await readTasks(out).catch(() => null)
-    : null;
+  const t = given["report-only"] === true ? await emittedSelection(out) : null;
   const budget = given.budget === undefined && t ? t.budget : budgetOpt(given);
   const only = given.only === undefined && t ? t.only : onlyOpt(given);
   if (t && (budget !== t.budget || only.join() !== t.only.join())) {

@@ -6,6 +6,7 @@
  * @module
  */
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import {
   GENERATE_DEFAULTS,
   INVERT_DEFAULTS,
@@ -163,6 +164,25 @@ export function trainedOnOf(
 }
 
 /**
+ * The folder of model folders of a repository at `root` (its `weights/`,
+ * where the converter writes them): null when `root` is not a local folder
+ * (a module run from a URL has none).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { repositoryModels } from "./experiments.ts";
+ * assert.equal(repositoryModels(new URL("file:///repo/")), "/repo/weights");
+ * assert.equal(repositoryModels(new URL("https://example.com/vitrep/")), null);
+ * ```
+ */
+export function repositoryModels(root: URL): string | null {
+  const url = new URL("weights/", root);
+  if (url.protocol !== "file:") return null;
+  return fileURLToPath(url).replace(/[/\\]$/, "");
+}
+
+/**
  * Reads every `DIR/<name>/manifest.json` under `root` into a
  * {@linkcode ModelInfo}: the model folders an essay run can use.
  *
@@ -260,6 +280,21 @@ export const EXP = {
 
 /** An experiment's identifier (the folder under `OUT/cells/`). */
 export type ExperimentId = typeof EXP[keyof typeof EXP];
+
+/**
+ * The experiments whose numbers a run outside vitrep may give (a training
+ * run's values file: {@linkcode Environment.values}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { VALUE_EXPERIMENTS } from "./experiments.ts";
+ * assert.deepEqual(VALUE_EXPERIMENTS, ["residual_training"]);
+ * ```
+ */
+export const VALUE_EXPERIMENTS: readonly ExperimentId[] = [
+  EXP.residualTraining,
+];
 
 /**
  * The rows experiments run, by typed id, with the label the grid shows (a

@@ -19,3 +19,4 @@ export * from "./results.ts";
 export * from "./rules.ts";
 export * from "./run.ts";
 export * from "./setup.ts";
+export * from "./tasks.ts";

@@ -13,6 +13,7 @@
  * (invert's batch form, demo, generate over classes), condition.ts and
  * inspect.ts that of `condition`, `forward` and `filters`,
  * images.ts the images in and out of runs; exit.ts holds the exit codes,
+ * process.ts a child `deno run` process as a function of its arguments,
  * settings.ts what runs share below the command line (the options record,
  * limits, usage errors), models.ts where a named model is found, refine.ts
  * the one manifest-dependent refinement of a run's settings, variant.ts model
@@ -42,6 +43,7 @@ export * from "./inspect.ts";
 export * from "./invert.ts";
 export * from "./models.ts";
 export * from "./outdir.ts";
+export * from "./process.ts";
 export * from "./progress.ts";
 export * from "./refine.ts";
 export * from "./run.ts";

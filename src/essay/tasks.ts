@@ -1,0 +1,126 @@
+/**
+ * The essay as one array job around `planTasks` (run.ts) and
+ * {@linkcode readTasks} (run.ts): the job files of an emitted task list, the
+ * command line a task runs, and the budget and experiments an emitted array
+ * was planned for (what its report must use). The command line's words (the
+ * task's own command, the report's) are the caller's.
+ *
+ * @module
+ */
+import type { EmitKind, JobTarget, TaskResources } from "../grid/emit.ts";
+import { writeTaskArray, type WrittenTaskArray } from "../grid/array.ts";
+import { invocationArgs } from "../grid/invocation.ts";
+import type { BudgetName } from "./budgets.ts";
+import { type EssayTask, type EssayTasks, readTasks, taskCall } from "./run.ts";
+
+/** The name of the essay's array job (Slurm), and of the volume holding OUT by default (Kubernetes). */
+export const ESSAY_JOB = "vitrep-essay";
+
+/** How {@linkcode writeEssayJob} writes the job: its kind, resources, target and commands. */
+export interface EssayJob {
+  /** Slurm (`job.sbatch`, `submit.sh`) or Kubernetes (`job.yaml`). */
+  kind: EmitKind;
+  /** The resources given (the rest from each task's estimate). */
+  resources: Partial<TaskResources>;
+  /** Where the tasks run: the Deno, the image, the volume. */
+  target: JobTarget;
+  /** The command that writes the report once the array is done. */
+  report: string;
+  /** A task's command after `mod.ts` with OUT at `dir`; its index is appended. */
+  args(dir: string): string[];
+}
+
+/**
+ * Writes the job files of the tasks `t` emitted into `out` (written by
+ * `planTasks` (run.ts)): one array job, a task per grid cell, grouped by
+ * experiment, each with its own time limit and memory from its estimate
+ * (src/grid/array.ts); pods mount the volume at `/essay`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeEssayJob } from "./tasks.ts";
+ * const out = await Deno.makeTempDir();
+ * const task = { experiment: "vit_depth", cell: 0, what: "intact × layer 1", steps: 30, seconds: 60, peakMiB: 900 };
+ * const tasks = [{ index: 0, ...task }, { index: 1, ...task, cell: 1 }];
+ * const w = await writeEssayJob(out, { format: "vitrep-essay-tasks/1", budget: "smoke", only: [], tasks }, {
+ *   kind: "slurm", resources: {}, target: { deno: "deno", image: "vitrep:latest", claim: "v" },
+ *   report: "echo report", args: (dir) => ["essay", dir],
+ * });
+ * assert.equal(w.path, `${out}/job.sbatch`);
+ * assert.match(Deno.readTextFileSync(w.path), /^#SBATCH --job-name=vitrep-essay$/m);
+ * assert.match(Deno.readTextFileSync(w.path), /2 tasks over 1 experiments/);
+ * ```
+ */
+export async function writeEssayJob(
+  out: string,
+  t: EssayTasks,
+  job: EssayJob,
+): Promise<WrittenTaskArray> {
+  const n = t.tasks.length;
+  const hours = t.tasks.reduce((a, x) => a + x.seconds, 0) / 3600;
+  const about = [
+    `vitrep essay, budget ${t.budget}: ${n} tasks over ${
+      new Set(t.tasks.map((x) => x.experiment)).size
+    } experiments, one per grid cell (the filters command one), about ${
+      hours.toFixed(hours < 1 ? 3 : 1)
+    } hours on 2 cores in all;`,
+    `${out}/tasks.json maps each task to its experiment, cell and estimate.`,
+  ];
+  return await writeTaskArray(
+    job.kind,
+    {
+      out,
+      tasks: t.tasks.map((x) => ({ ...x, group: x.experiment })),
+      name: ESSAY_JOB,
+      k8sName: `${ESSAY_JOB}-${t.budget}`,
+      about,
+      report: job.report,
+      groupWord: "experiment",
+      args: job.args,
+      mount: "/essay",
+    },
+    job.resources,
+    job.target,
+  );
+}
+
+/**
+ * The command line (after `mod.ts`) that task `t` of the array emitted into
+ * `out` runs: its typed command's ({@linkcode taskCall}), or the command line
+ * a task list of an earlier version holds.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { taskArgs } from "./tasks.ts";
+ * const t = { index: 0, experiment: "vit_depth", cell: 3, what: "intact × layer 12", steps: 30, seconds: 9, peakMiB: 2000 };
+ * assert.deepEqual(taskArgs(t, "/e").slice(0, 1), ["grid"]);
+ * const old = { ...t, cell: null, args: ["condition", "x"] };
+ * assert.deepEqual(taskArgs(old, "/e"), ["condition", "x"]);
+ * ```
+ */
+export function taskArgs(t: EssayTask, out: string): readonly string[] {
+  return t.cell === null && !t.call && t.args
+    ? t.args
+    : invocationArgs(taskCall(t, out));
+}
+
+/**
+ * The budget and experiments of the array emitted into `out`: null when it
+ * holds no task list, or none that reads (a report then goes by what it is
+ * given).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { emittedSelection } from "./tasks.ts";
+ * assert.equal(await emittedSelection(await Deno.makeTempDir()), null);
+ * ```
+ */
+export async function emittedSelection(
+  out: string,
+): Promise<{ budget: BudgetName; only: string[] } | null> {
+  const t = await readTasks(out).catch(() => null);
+  return t && { budget: t.budget, only: t.only };
+}
