@@ -1359,7 +1359,8 @@ function tally(
  * ```ts
  * import assert from "node:assert/strict";
  * import { CLAIMS, judgeClaim } from "./claims.ts";
- * const r = judgeClaim(CLAIMS[1], { planned: [], results: new Map(), models: new Map() });
+ * const claim = CLAIMS.find((c) => c.id === "vit_depth")!;
+ * const r = judgeClaim(claim, { planned: [], results: new Map(), models: new Map() });
  * assert.equal(r.verdict, "not run");
  * assert.equal(r.essay_setup.steps, "1500");
  * ```
