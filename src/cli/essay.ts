@@ -591,8 +591,25 @@ function printReport(r: EssayReport, out: string, started: number): number {
   return failed.length;
 }
 
-async function essayCommand(given: Raw, ctx: Context): Promise<number> {
-  if (given.task !== undefined) return await taskStep(given, ctx);
+/** The essay's settings, read from its options once. */
+interface EssaySettings {
+  /** --emit's kind (with --plan), else null. */
+  emit: EmitKind | null;
+  /** --plan. */
+  plan: boolean;
+  /** --report-only. */
+  reportOnly: boolean;
+  /** The report folder, resolved. */
+  out: string;
+  /** --publish's folder, resolved, else null. */
+  publish: string | null;
+  budget: BudgetName;
+  only: string[];
+  env: Environment;
+}
+
+/** Reads and checks the options of a run, --plan or --emit (folders, models, image, values), before anything runs. */
+async function essaySettings(given: Raw): Promise<EssaySettings> {
   const emit = emitOpt(given);
   const root = modelsRoot(given);
   const image = defaultImage({ image: given.image ?? DEFAULT_IMAGE_TEXT });
@@ -640,13 +657,13 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
       );
     });
   }
-  if (emit !== null) {
-    return await emitStep(emit, given, ctx, { budget, only, env, out });
-  }
-  if (given.plan) {
-    console.log(planText(env, budget, only, out));
-    return 0;
-  }
+  const plan = given.plan === true, reportOnly = given["report-only"] === true;
+  return { emit, plan, reportOnly, out, publish, budget, only, env };
+}
+
+/** Runs (or, with --report-only, reports) every experiment, prints the verdicts and publishes; the exit code. */
+async function runStep(s: EssaySettings, ctx: Context): Promise<number> {
+  const { out, publish } = s;
   // Ctrl-C reaches the grid process too (one process group), which stops after its step and
   // writes; this process stays to write the report. SIGTERM or an aborted ctx.signal stop the
   // grid process with one SIGINT (two would make it quit at once).
@@ -660,11 +677,11 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
   try {
     const r = await runEssay({
       out,
-      budget: BUDGETS[budget],
-      env,
-      only,
+      budget: BUDGETS[s.budget],
+      env: s.env,
+      only: s.only,
       run: processRunner(stop.signal),
-      reportOnly: given["report-only"] === true,
+      reportOnly: s.reportOnly,
       signal: stop.signal,
       log: (line) => console.error(line),
     });
@@ -682,6 +699,17 @@ async function essayCommand(given: Raw, ctx: Context): Promise<number> {
     Deno.removeSignalListener("SIGINT", onInt);
     Deno.removeSignalListener("SIGTERM", onTerm);
   }
+}
+
+async function essayCommand(given: Raw, ctx: Context): Promise<number> {
+  if (given.task !== undefined) return await taskStep(given, ctx);
+  const s = await essaySettings(given);
+  if (s.emit !== null) return await emitStep(s.emit, given, ctx, s);
+  if (s.plan) {
+    console.log(planText(s.env, s.budget, s.only, s.out));
+    return 0;
+  }
+  return await runStep(s, ctx);
 }
 
 /** `essay`: every experiment of the essay as grids, a computed verdict per claim, an HTML report. */
