@@ -1,8 +1,10 @@
 /**
  * src/essay/: the essay re-run by one command — the claims as data, budgets,
  * planner, the verdict engine (rules, quantities, setups and their
- * deviations), per-patch PSNR maps and error decomposition and the HTML
- * report — for the other folders and mod.ts.
+ * deviations), per-patch PSNR maps and error decomposition, the HTML
+ * report and the essay as one array job (tasks.ts) — for the other folders
+ * and mod.ts. Commands run through a `CommandRunner` the caller passes in;
+ * nothing here imports src/cli.
  *
  * @module
  */
