@@ -22,6 +22,7 @@ import {
   emittedSelection,
   type Environment,
   ESSAY_JOB,
+  essayArray,
   type EssayReport,
   EXPERIMENT_IDS,
   gridSpec,
@@ -35,7 +36,6 @@ import {
   runEssay,
   taskArgs,
   VALUE_EXPERIMENTS,
-  writeEssayJob,
 } from "../essay/mod.ts";
 import { invocationArgs } from "../grid/invocation.ts";
 import {
@@ -59,7 +59,11 @@ import {
   shellQuote,
   TASK_LIMITS,
 } from "../grid/emit.ts";
-import { durationText, type WrittenTaskArray } from "../grid/array.ts";
+import {
+  durationText,
+  writeTaskArray,
+  type WrittenTaskArray,
+} from "../grid/array.ts";
 import { CLUSTER_OPTS, jobTarget, resourceOpts } from "./cluster.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import { FILTERS_COMMAND } from "./inspect.ts";
@@ -505,13 +509,11 @@ async function emitStep(
   console.log(`wrote ${s.out}/tasks.json: ${t.tasks.length} tasks`);
   const report = reportCommand(given, s.out, s.budget);
   const target = jobTarget(given, ESSAY_JOB);
-  const w = await writeEssayJob(s.out, t, {
-    kind,
-    resources: resourceOpts(given),
-    target,
+  const job = essayArray(s.out, t, {
     report,
     args: (dir) => ["essay", "--out", dir, "--task"],
   });
+  const w = await writeTaskArray(kind, job, resourceOpts(given), target);
   for (const line of jobLines(kind, s.out, w, target, report)) {
     console.log(line);
   }

@@ -1,62 +1,51 @@
 /**
- * The essay as one array job around `planTasks` (run.ts) and
- * {@linkcode readTasks} (run.ts): the job files of an emitted task list, the
- * command line a task runs, and the budget and experiments an emitted array
- * was planned for (what its report must use). The command line's words (the
- * task's own command, the report's) are the caller's.
+ * The essay as one array job around `planTasks` and {@linkcode readTasks}
+ * (run.ts): the job of an emitted task list (src/grid/array.ts writes its
+ * files), the command line a task runs, and the budget and experiments an
+ * emitted array was planned for (what its report must use). The command
+ * line's words (a task's own command, the report's) are the caller's.
  *
  * @module
  */
-import type { EmitKind, JobTarget, TaskResources } from "../grid/emit.ts";
-import { writeTaskArray, type WrittenTaskArray } from "../grid/array.ts";
+import type { ArrayTask, TaskArrayJob } from "../grid/array.ts";
 import { invocationArgs } from "../grid/invocation.ts";
 import type { BudgetName } from "./budgets.ts";
 import { type EssayTask, type EssayTasks, readTasks, taskCall } from "./run.ts";
 
+export type { ArrayTask, TaskArrayJob };
+
 /** The name of the essay's array job (Slurm), and of the volume holding OUT by default (Kubernetes). */
 export const ESSAY_JOB = "vitrep-essay";
 
-/** How {@linkcode writeEssayJob} writes the job: its kind, resources, target and commands. */
-export interface EssayJob {
-  /** Slurm (`job.sbatch`, `submit.sh`) or Kubernetes (`job.yaml`). */
-  kind: EmitKind;
-  /** The resources given (the rest from each task's estimate). */
-  resources: Partial<TaskResources>;
-  /** Where the tasks run: the Deno, the image, the volume. */
-  target: JobTarget;
-  /** The command that writes the report once the array is done. */
-  report: string;
-  /** A task's command after `mod.ts` with OUT at `dir`; its index is appended. */
-  args(dir: string): string[];
-}
-
 /**
- * Writes the job files of the tasks `t` emitted into `out` (written by
- * `planTasks` (run.ts)): one array job, a task per grid cell, grouped by
- * experiment, each with its own time limit and memory from its estimate
- * (src/grid/array.ts); pods mount the volume at `/essay`.
+ * The essay's array job (for `writeTaskArray` of src/grid/array.ts) of the
+ * tasks `t` emitted into `out` (written by `planTasks`, run.ts): a task per
+ * grid cell, grouped by experiment, each with its own time limit and memory
+ * from its estimate; pods mount the volume at `/essay`. `report` is the
+ * command that writes the report once the array is done, `args` a task's
+ * command after `mod.ts` with OUT at `dir` (its index is appended).
  *
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { writeEssayJob } from "./tasks.ts";
- * const out = await Deno.makeTempDir();
+ * import { essayArray } from "./tasks.ts";
  * const task = { experiment: "vit_depth", cell: 0, what: "intact × layer 1", steps: 30, seconds: 60, peakMiB: 900 };
  * const tasks = [{ index: 0, ...task }, { index: 1, ...task, cell: 1 }];
- * const w = await writeEssayJob(out, { format: "vitrep-essay-tasks/1", budget: "smoke", only: [], tasks }, {
- *   kind: "slurm", resources: {}, target: { deno: "deno", image: "vitrep:latest", claim: "v" },
- *   report: "echo report", args: (dir) => ["essay", dir],
+ * const job = essayArray("/e", { format: "vitrep-essay-tasks/1", budget: "smoke", only: [], tasks }, {
+ *   report: "echo report",
+ *   args: (dir) => ["essay", dir],
  * });
- * assert.equal(w.path, `${out}/job.sbatch`);
- * assert.match(Deno.readTextFileSync(w.path), /^#SBATCH --job-name=vitrep-essay$/m);
- * assert.match(Deno.readTextFileSync(w.path), /2 tasks over 1 experiments/);
+ * assert.equal(job.name, "vitrep-essay");
+ * assert.equal(job.k8sName, "vitrep-essay-smoke");
+ * assert.deepEqual(job.tasks.map((x) => x.group), ["vit_depth", "vit_depth"]);
+ * assert.match(job.about[0], /2 tasks over 1 experiments/);
  * ```
  */
-export async function writeEssayJob(
+export function essayArray(
   out: string,
   t: EssayTasks,
-  job: EssayJob,
-): Promise<WrittenTaskArray> {
+  o: { report: string; args(dir: string): string[] },
+): TaskArrayJob {
   const n = t.tasks.length;
   const hours = t.tasks.reduce((a, x) => a + x.seconds, 0) / 3600;
   const about = [
@@ -67,22 +56,17 @@ export async function writeEssayJob(
     } hours on 2 cores in all;`,
     `${out}/tasks.json maps each task to its experiment, cell and estimate.`,
   ];
-  return await writeTaskArray(
-    job.kind,
-    {
-      out,
-      tasks: t.tasks.map((x) => ({ ...x, group: x.experiment })),
-      name: ESSAY_JOB,
-      k8sName: `${ESSAY_JOB}-${t.budget}`,
-      about,
-      report: job.report,
-      groupWord: "experiment",
-      args: job.args,
-      mount: "/essay",
-    },
-    job.resources,
-    job.target,
-  );
+  return {
+    out,
+    tasks: t.tasks.map((x) => ({ ...x, group: x.experiment })),
+    name: ESSAY_JOB,
+    k8sName: `${ESSAY_JOB}-${t.budget}`,
+    about,
+    report: o.report,
+    groupWord: "experiment",
+    args: o.args,
+    mount: "/essay",
+  };
 }
 
 /**
