@@ -26,7 +26,8 @@ import {
   usage,
   VARIANT_OPTS,
 } from "./options.ts";
-import { layerArg, modelSpec, weightsText } from "./model.ts";
+import { modelSpec, weightsText } from "./model.ts";
+import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { CONDITION_FILE, runCondition } from "../run/condition.ts";
 

@@ -9,7 +9,6 @@ import { type Manifest, resolveClass } from "../model/mod.ts";
 import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
   asUsage,
-  checkKernel,
   type Command,
   type Context,
   intOpt,
@@ -34,6 +33,8 @@ import {
 } from "./options.ts";
 import { canonicalModel } from "./model.ts";
 import {
+  checkCanvasSize,
+  checkKernel,
   type FieldParser,
   type Refined,
   refineSettings,
@@ -93,21 +94,10 @@ export const GENERATE_SPEC: Spec = {
   ...RUN_OPTS("out/generate"),
 };
 
-/** Checks `--canvas` (`text` as given) against the model's image size. */
-function checkCanvas(canvasSize: number, text: string, size: number): void {
-  if (canvasSize < size) {
-    throw usage(
-      new RangeError(
-        `Invalid --canvas "${text}": expected at least the model's image size ${size}`,
-      ),
-    );
-  }
-}
-
 /** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
 export function generateSettings(raw: Raw, size?: number): GenerateSettings {
   const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
-  if (size !== undefined) checkCanvas(canvasSize, str(raw, "canvas"), size);
+  if (size !== undefined) checkCanvasSize(canvasSize, str(raw, "canvas"), size);
   return {
     constant: numOpt(raw, "constant"),
     steps: stepsOpt(raw, "steps", 1),
@@ -137,7 +127,7 @@ function generateField(size: number): FieldParser<GenerateSettings> {
         return { jitterAfter: stepsOpt(raw, name, 0) };
       case "canvas": {
         const canvasSize = intOpt(raw, name, 1, LIMITS.canvas);
-        checkCanvas(canvasSize, text, size);
+        checkCanvasSize(canvasSize, text, size);
         return { canvasSize };
       }
     }
@@ -255,7 +245,7 @@ function refineGenerate(
     field: generateField(size),
     file: `${source}/manifest.json`,
   });
-  checkCanvas(r.settings.canvasSize, str(r.options, "canvas"), size);
+  checkCanvasSize(r.settings.canvasSize, str(r.options, "canvas"), size);
   checkKernel(r.settings.kernelSize, size);
   return r;
 }

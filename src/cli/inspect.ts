@@ -29,7 +29,8 @@ import {
   usage,
   VARIANT_OPTS,
 } from "./options.ts";
-import { layerArg, modelSpec, weightsText } from "./model.ts";
+import { modelSpec, weightsText } from "./model.ts";
+import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { runFilters, runForward, type TopClass } from "../run/inspect.ts";
 

@@ -8,7 +8,6 @@
 import type { Manifest } from "../model/mod.ts";
 import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
-  checkKernel,
   type Command,
   type Context,
   controlOpts,
@@ -36,9 +35,11 @@ import {
   usage,
   VARIANT_OPTS,
 } from "./options.ts";
-import { canonicalModel, layerArg, modelSpec, weightsText } from "./model.ts";
+import { canonicalModel, modelSpec, weightsText } from "./model.ts";
 import {
+  checkKernel,
   type FieldParser,
+  layerArg,
   type Refined,
   refineSettings,
 } from "../run/refine.ts";

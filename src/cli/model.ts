@@ -6,13 +6,7 @@
  *
  * @module
  */
-import {
-  BLOCK_PARTS,
-  type BlockPart,
-  layerIndex,
-  type Manifest,
-  type Model,
-} from "../model/mod.ts";
+import { BLOCK_PARTS, type BlockPart, type Model } from "../model/mod.ts";
 import {
   describeSpec,
   mergeRanges,
@@ -35,44 +29,7 @@ import {
   usage,
 } from "./options.ts";
 
-/**
- * The layer option `--NAME` gives: a number, or a layer name (`stem`,
- * `layer2.3`, a ResNet stage `layer2`, …) resolved with the model's manifest.
- * Before the model is known a well-formed name gives NaN.
- */
-export function layerArg(
-  text: string,
-  name: string,
-  manifest?: Manifest,
-  whole: string = text,
-): number {
-  const t = text.trim();
-  const quoted = whole === text
-    ? `--${name} "${text}"`
-    : `--${name} "${whole}" (layer ${t})`;
-  if (manifest === undefined) {
-    if (/^\d+$/.test(t)) return Number(t);
-    if (/^[A-Za-z_][\w.]*$/.test(t)) return NaN;
-    throw usage(
-      new RangeError(
-        `Invalid ${quoted}: expected a layer number (0 = input processing, 1..N = blocks) or a layer name, e.g. layer2 or layer2.3 for a ResNet`,
-      ),
-    );
-  }
-  try {
-    return layerIndex(manifest, t);
-  } catch (err) {
-    if (!(err instanceof RangeError)) throw err;
-    throw usage(
-      new RangeError(
-        err.message.replace(
-          /^Invalid layer "[^"]*" for \S+:/,
-          `Invalid ${quoted}:`,
-        ),
-      ),
-    );
-  }
-}
+export { layerArg } from "../run/refine.ts";
 
 /** The names `--remove` accepts and the block parts each stands for. */
 export const REMOVE_NAMES: Readonly<Record<string, readonly BlockPart[]>> = {

@@ -484,17 +484,6 @@ export function kernelOpt(raw: Raw): number {
   return k;
 }
 
-/** Checks that the blur kernel fits the model's image size. */
-export function checkKernel(kernelSize: number, size: number): void {
-  if ((kernelSize - 1) / 2 >= size) {
-    throw usage(
-      new RangeError(
-        `Invalid --kernel-size "${kernelSize}": expected a kernel narrower than twice the model's ${size}px image`,
-      ),
-    );
-  }
-}
-
 /** The settings invert and generate share: schedules, blur kernel, normalization, seed. */
 export function scheduleSettings(raw: Raw): {
   lr: Schedule;
