@@ -19,7 +19,6 @@ import {
   kernelOpt,
   LIMITS,
   list,
-  lossOpt,
   numOpt,
   parse,
   type Raw,
@@ -275,7 +274,7 @@ export function rowChangesOf(raw: Raw): RowChanges {
     ...some(raw, "kernel-size", "kernelSize", kernelOpt),
     ...some(raw, "normalize", "normalize", flagOf("normalize")),
     ...some(raw, "only-layer", "onlyLayer", flagOf("only-layer")),
-    ...some(raw, "loss", "loss", lossOpt),
+    ...some(raw, "loss", "loss", (r) => str(r, "loss")),
     ...some(raw, "constant", "constant", (r) => numOpt(r, "constant")),
     ...some(
       raw,
