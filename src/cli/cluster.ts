@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { intOpt, LIMITS, type Raw, type Spec, str, usage } from "./options.ts";
+import { intOpt, type Raw, type Spec, str } from "./options.ts";
+import { LIMITS, usage } from "../run/settings.ts";
 import {
   type JobTarget,
   TASK_LIMITS,

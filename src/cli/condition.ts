@@ -17,15 +17,14 @@ import {
   HELP_OPT,
   intOpt,
   MODEL_OPTS,
-  modelKey,
-  modelSource,
   type Raw,
   savedOptions,
   type Spec,
   str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
+import { modelKey, modelSource } from "../run/models.ts";
+import { usage } from "../run/settings.ts";
 import { modelSpec, weightsText } from "./model.ts";
 import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";

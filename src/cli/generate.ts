@@ -8,15 +8,11 @@
 import { type Manifest, resolveClass } from "../model/mod.ts";
 import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
-  asUsage,
   type Command,
   type Context,
   intOpt,
   kernelOpt,
-  LIMITS,
   MODEL_OPTS,
-  modelKey,
-  modelSource,
   numOpt,
   type Raw,
   RUN_OPTS,
@@ -28,9 +24,10 @@ import {
   type Spec,
   stepsOpt,
   str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
+import { asUsage, LIMITS, usage } from "../run/settings.ts";
+import { modelKey, modelSource } from "../run/models.ts";
 import { canonicalModel } from "./model.ts";
 import {
   checkCanvasSize,

@@ -25,9 +25,9 @@ import {
   type Spec,
   stepsOpt,
   str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
+import { usage } from "../run/settings.ts";
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
 import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";

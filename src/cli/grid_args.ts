@@ -17,7 +17,6 @@ import {
   defaults,
   intOpt,
   kernelOpt,
-  LIMITS,
   list,
   numOpt,
   parse,
@@ -27,7 +26,6 @@ import {
   type Spec,
   stepsOpt,
   str,
-  usage,
 } from "./options.ts";
 import {
   checkVariantOpts,
@@ -37,7 +35,7 @@ import {
   removeRequests,
   swapRequests,
 } from "./model.ts";
-import { asUsage } from "../run/settings.ts";
+import { asUsage, LIMITS, usage } from "../run/settings.ts";
 import { modelKey } from "../run/models.ts";
 import type { ModelSpec } from "../run/variant.ts";
 import type {

@@ -17,18 +17,16 @@ import {
   defaults,
   HELP_OPT,
   intOpt,
-  LIMITS,
   list,
   MODEL_OPTS,
-  modelKey,
-  modelSource,
   type Raw,
   savedOptions,
   type Spec,
   str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
+import { LIMITS, usage } from "../run/settings.ts";
+import { modelKey, modelSource } from "../run/models.ts";
 import { modelSpec, weightsText } from "./model.ts";
 import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";

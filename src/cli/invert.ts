@@ -19,8 +19,6 @@ import {
   list,
   lossOpt,
   MODEL_OPTS,
-  modelKey,
-  modelSource,
   type Opt,
   type Raw,
   RUN_OPTS,
@@ -32,9 +30,10 @@ import {
   type Spec,
   stepsOpt,
   str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
+import { modelKey, modelSource } from "../run/models.ts";
+import { usage } from "../run/settings.ts";
 import { canonicalModel, modelSpec, weightsText } from "./model.ts";
 import {
   checkKernel,

@@ -22,14 +22,12 @@ import {
   backendOpt,
   intOpt,
   list,
-  modelKey,
   type Raw,
   str,
   threadsOpt,
-  usage,
 } from "./options.ts";
-
-export { layerArg } from "../run/refine.ts";
+import { modelKey } from "../run/models.ts";
+import { usage } from "../run/settings.ts";
 
 /** The names `--remove` accepts and the block parts each stands for. */
 export const REMOVE_NAMES: Readonly<Record<string, readonly BlockPart[]>> = {

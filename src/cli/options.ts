@@ -24,9 +24,8 @@ import {
 export const DEFAULT_IMAGE_TEXT = "assets/chelsea.png";
 const DEFAULT_IMAGE = new URL(DEFAULT_IMAGE_TEXT, ROOT);
 
-export { asUsage, isUsage, LIMITS, ROOT, usage } from "../run/settings.ts";
-export { isDir, modelKey, modelSource } from "../run/models.ts";
-export { RECOMMENDABLE, type Recommending } from "../run/refine.ts";
+// kept for src/cli/essay.ts (which imports them from here)
+export { ROOT, usage } from "../run/settings.ts";
 
 // ---------------------------------------------------------------------------
 // Options: one table per command gives parseArgs' options and the help text.

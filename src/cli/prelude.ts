@@ -15,8 +15,8 @@ import {
   savedTypes,
   type Spec,
   str,
-  usage,
 } from "./options.ts";
+import { usage } from "../run/settings.ts";
 import { modelSpec } from "./model.ts";
 import type { ModelSpec } from "../run/variant.ts";
 import { checkOutPath } from "../run/outdir.ts";
