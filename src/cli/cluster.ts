@@ -6,7 +6,8 @@
  *
  * @module
  */
-import { intOpt, type Raw, type Spec, str } from "./options.ts";
+import type { Raw, Spec } from "./options.ts";
+import { intOpt, str } from "../run/read.ts";
 import { LIMITS, usage } from "../run/settings.ts";
 import {
   type JobTarget,

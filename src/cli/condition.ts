@@ -15,14 +15,13 @@ import {
   defaultImage,
   defaults,
   HELP_OPT,
-  intOpt,
   MODEL_OPTS,
   type Raw,
   savedOptions,
   type Spec,
-  str,
   VARIANT_OPTS,
 } from "./options.ts";
+import { intOpt, str } from "../run/read.ts";
 import { modelKey, modelSource } from "../run/models.ts";
 import { usage } from "../run/settings.ts";
 import { modelSpec, weightsText } from "./model.ts";

@@ -10,22 +10,24 @@ import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
   type Command,
   type Context,
-  intOpt,
-  kernelOpt,
   MODEL_OPTS,
-  numOpt,
   type Raw,
   RUN_OPTS,
   savedOptions,
   savedTypes,
-  schedOpt,
   SCHEDULE_OPTS,
-  scheduleSettings,
   type Spec,
-  stepsOpt,
-  str,
   VARIANT_OPTS,
 } from "./options.ts";
+import {
+  intOpt,
+  kernelOpt,
+  numOpt,
+  schedOpt,
+  scheduleSettings,
+  stepsOpt,
+  str,
+} from "../run/read.ts";
 import { asUsage, LIMITS, usage } from "../run/settings.ts";
 import { modelKey, modelSource } from "../run/models.ts";
 import { canonicalModel } from "./model.ts";

@@ -23,10 +23,9 @@ import {
   type Raw,
   sched,
   type Spec,
-  stepsOpt,
-  str,
   VARIANT_OPTS,
 } from "./options.ts";
+import { stepsOpt, str } from "../run/read.ts";
 import { usage } from "../run/settings.ts";
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";

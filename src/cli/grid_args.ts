@@ -12,21 +12,23 @@ import { resolve as resolvePath } from "node:path";
 import { INVERT_SPEC, invertSettings } from "./invert.ts";
 import { GENERATE_SPEC, generateSettings } from "./generate.ts";
 import {
-  backendOpt,
   defaultImage,
   defaults,
+  parse,
+  type Raw,
+  savedOptions,
+  type Spec,
+} from "./options.ts";
+import {
+  backendOpt,
   intOpt,
   kernelOpt,
   list,
   numOpt,
-  parse,
-  type Raw,
-  savedOptions,
   schedOpt,
-  type Spec,
   stepsOpt,
   str,
-} from "./options.ts";
+} from "../run/read.ts";
 import {
   checkVariantOpts,
   modelSpec,

@@ -16,15 +16,13 @@ import {
   defaultImage,
   defaults,
   HELP_OPT,
-  intOpt,
-  list,
   MODEL_OPTS,
   type Raw,
   savedOptions,
   type Spec,
-  str,
   VARIANT_OPTS,
 } from "./options.ts";
+import { intOpt, list, str } from "../run/read.ts";
 import { LIMITS, usage } from "../run/settings.ts";
 import { modelKey, modelSource } from "../run/models.ts";
 import { modelSpec, weightsText } from "./model.ts";

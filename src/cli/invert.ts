@@ -10,28 +10,30 @@ import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
   type Command,
   type Context,
-  controlOpts,
   DEFAULT_IMAGE_TEXT,
   defaultImage,
   defaults,
-  intOpt,
-  kernelOpt,
-  list,
-  lossOpt,
   MODEL_OPTS,
   type Opt,
   type Raw,
   RUN_OPTS,
   savedOptions,
   savedTypes,
-  schedOpt,
   SCHEDULE_OPTS,
-  scheduleSettings,
   type Spec,
-  stepsOpt,
-  str,
   VARIANT_OPTS,
 } from "./options.ts";
+import {
+  controlOpts,
+  intOpt,
+  kernelOpt,
+  list,
+  lossOpt,
+  schedOpt,
+  scheduleSettings,
+  stepsOpt,
+  str,
+} from "../run/read.ts";
 import { modelKey, modelSource } from "../run/models.ts";
 import { usage } from "../run/settings.ts";
 import { canonicalModel, modelSpec, weightsText } from "./model.ts";

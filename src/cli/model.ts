@@ -18,14 +18,8 @@ import {
   variantKey,
   type VariantSpec,
 } from "../run/variant.ts";
-import {
-  backendOpt,
-  intOpt,
-  list,
-  type Raw,
-  str,
-  threadsOpt,
-} from "./options.ts";
+import type { Raw } from "./options.ts";
+import { backendOpt, intOpt, list, str, threadsOpt } from "../run/read.ts";
 import { modelKey } from "../run/models.ts";
 import { usage } from "../run/settings.ts";
 

@@ -9,13 +9,12 @@
 import { resolve as resolvePath } from "node:path";
 import {
   absoluteWeights,
-  controlOpts,
   defaults,
   type Raw,
   savedTypes,
   type Spec,
-  str,
 } from "./options.ts";
+import { controlOpts, str } from "../run/read.ts";
 import { usage } from "../run/settings.ts";
 import { modelSpec } from "./model.ts";
 import type { ModelSpec } from "../run/variant.ts";

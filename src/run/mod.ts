@@ -14,7 +14,8 @@
  * inspect.ts that of `condition`, `forward` and `filters`,
  * images.ts the images in and out of runs; exit.ts holds the exit codes,
  * settings.ts what runs share below the command line (the options record,
- * limits, usage errors), models.ts where a named model is found, refine.ts
+ * limits, usage errors), read.ts the options record read into typed values
+ * one option at a time, models.ts where a named model is found, refine.ts
  * the one manifest-dependent refinement of a run's settings, variant.ts model
  * variants as typed settings. Nothing here imports src/cli.
  *
@@ -43,6 +44,7 @@ export * from "./invert.ts";
 export * from "./models.ts";
 export * from "./outdir.ts";
 export * from "./progress.ts";
+export * from "./read.ts";
 export * from "./refine.ts";
 export * from "./run.ts";
 export * from "./settings.ts";
