@@ -11,7 +11,7 @@ import {
   rowText,
 } from "../src/grid/mod.ts";
 import { parseVariant } from "../src/cli/grid_args.ts";
-import { REMOVE_NAMES } from "../src/cli/model.ts";
+import { REMOVE_NAMES } from "../src/run/model_options.ts";
 import { isUsage } from "../src/run/settings.ts";
 
 /** Rows covering every change a row may make, with the kind of grid they belong to. */

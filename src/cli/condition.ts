@@ -24,7 +24,7 @@ import {
 import { intOpt, str } from "../run/read.ts";
 import { modelKey, modelSource } from "../run/models.ts";
 import { usage } from "../run/settings.ts";
-import { modelSpec, weightsText } from "./model.ts";
+import { modelSpec, weightsText } from "../run/model_options.ts";
 import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { CONDITION_FILE, runCondition } from "../run/condition.ts";

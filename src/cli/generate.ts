@@ -30,7 +30,7 @@ import {
 } from "../run/read.ts";
 import { asUsage, LIMITS, usage } from "../run/settings.ts";
 import { modelKey, modelSource } from "../run/models.ts";
-import { canonicalModel } from "./model.ts";
+import { canonicalModel } from "../run/model_options.ts";
 import {
   checkCanvasSize,
   checkKernel,

@@ -36,7 +36,7 @@ import {
   parseRemove,
   removeRequests,
   swapRequests,
-} from "./model.ts";
+} from "../run/model_options.ts";
 import { asUsage, LIMITS, usage } from "../run/settings.ts";
 import { modelKey } from "../run/models.ts";
 import type { ModelSpec } from "../run/variant.ts";

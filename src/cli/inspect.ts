@@ -25,7 +25,7 @@ import {
 import { intOpt, list, str } from "../run/read.ts";
 import { LIMITS, usage } from "../run/settings.ts";
 import { modelKey, modelSource } from "../run/models.ts";
-import { modelSpec, weightsText } from "./model.ts";
+import { modelSpec, weightsText } from "../run/model_options.ts";
 import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { runFilters, runForward, type TopClass } from "../run/inspect.ts";

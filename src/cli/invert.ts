@@ -36,7 +36,11 @@ import {
 } from "../run/read.ts";
 import { modelKey, modelSource } from "../run/models.ts";
 import { usage } from "../run/settings.ts";
-import { canonicalModel, modelSpec, weightsText } from "./model.ts";
+import {
+  canonicalModel,
+  modelSpec,
+  weightsText,
+} from "../run/model_options.ts";
 import {
   checkKernel,
   type FieldParser,

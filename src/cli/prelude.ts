@@ -16,7 +16,7 @@ import {
 } from "./options.ts";
 import { controlOpts, str } from "../run/read.ts";
 import { usage } from "../run/settings.ts";
-import { modelSpec } from "./model.ts";
+import { modelSpec } from "../run/model_options.ts";
 import type { ModelSpec } from "../run/variant.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { readSnapshotState, type Snapshot } from "../run/snapshot.ts";

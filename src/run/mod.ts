@@ -17,7 +17,7 @@
  * limits, usage errors), read.ts the options record read into typed values
  * one option at a time, models.ts where a named model is found, refine.ts
  * the one manifest-dependent refinement of a run's settings, variant.ts model
- * variants as typed settings. Nothing here imports src/cli.
+ * variants as typed settings and model_options.ts the options that give them. Nothing here imports src/cli.
  *
  * @example
  * ```ts
@@ -41,6 +41,7 @@ export * from "./harness.ts";
 export * from "./images.ts";
 export * from "./inspect.ts";
 export * from "./invert.ts";
+export * from "./model_options.ts";
 export * from "./models.ts";
 export * from "./outdir.ts";
 export * from "./progress.ts";
