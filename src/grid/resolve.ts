@@ -64,9 +64,11 @@ export interface GridRequest {
   onlyLayer: boolean;
   /** The target image's path (invert), or null. */
   image: string | null;
+  /** The rows, in order (one, labelled null, for a grid without `--variant`). */
   rows: readonly RowRequest[];
   /** The grid's folder (an absolute path). */
   out: string;
+  /** Trace every this many steps in each cell. */
   traceEvery: number;
   /** The grid's options record, as plan.json keeps it. */
   options: RunOptions;
@@ -74,8 +76,11 @@ export interface GridRequest {
 
 /** A resolved grid: its plan's input and its plan, and the models opened for it (by load key). */
 export interface ResolvedGrid {
+  /** The plan's input: rows, columns, target, options. */
   input: GridInput;
+  /** The plan made of it ({@linkcode planGrid}). */
   plan: GridPlan;
+  /** The models opened, by load key (the caller releases them). */
   models: Map<string, Model>;
 }
 
