@@ -24,7 +24,6 @@ import {
   kernelOpt,
   numOpt,
   schedOpt,
-  scheduleSettings,
   stepsOpt,
   str,
 } from "../run/read.ts";
@@ -41,7 +40,11 @@ import {
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { Snapshot } from "../run/snapshot.ts";
 import { type Prelude, prelude } from "./prelude.ts";
-import type { GenerateSettings, GenerateSummary } from "../run/generate.ts";
+import {
+  type GenerateSettings,
+  generateSettings,
+  type GenerateSummary,
+} from "../run/generate.ts";
 import { callGenerate } from "../run/calls.ts";
 
 /** Options of `generate`. */
@@ -92,19 +95,6 @@ export const GENERATE_SPEC: Spec = {
   ...VARIANT_OPTS,
   ...RUN_OPTS("out/generate"),
 };
-
-/** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
-export function generateSettings(raw: Raw, size?: number): GenerateSettings {
-  const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
-  if (size !== undefined) checkCanvasSize(canvasSize, str(raw, "canvas"), size);
-  return {
-    constant: numOpt(raw, "constant"),
-    steps: stepsOpt(raw, "steps", 1),
-    jitterAfter: stepsOpt(raw, "jitter-after", 0),
-    canvasSize,
-    ...scheduleSettings(raw),
-  };
-}
 
 /**
  * One setting a manifest may recommend for `generate`, read from its text

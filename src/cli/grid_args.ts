@@ -9,8 +9,10 @@
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { INVERT_SPEC, invertSettings } from "./invert.ts";
-import { GENERATE_SPEC, generateSettings } from "./generate.ts";
+import { INVERT_SPEC } from "./invert.ts";
+import { GENERATE_SPEC } from "./generate.ts";
+import { invertSettings } from "../run/invert.ts";
+import { generateSettings } from "../run/generate.ts";
 import {
   defaultImage,
   defaults,

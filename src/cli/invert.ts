@@ -25,12 +25,10 @@ import {
 } from "./options.ts";
 import {
   controlOpts,
-  intOpt,
   kernelOpt,
   list,
   lossOpt,
   schedOpt,
-  scheduleSettings,
   stepsOpt,
   str,
 } from "../run/read.ts";
@@ -52,7 +50,11 @@ import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { type Prelude, prelude } from "./prelude.ts";
-import { figuresTable, type InvertSettings } from "../run/invert.ts";
+import {
+  figuresTable,
+  type InvertSettings,
+  invertSettings,
+} from "../run/invert.ts";
 import { batchRuns, MAX_BATCH } from "../run/batch.ts";
 import {
   callDemo,
@@ -155,34 +157,6 @@ export const DEMO_SPEC: Spec = Object.fromEntries(
     return [[k, o]];
   }),
 );
-
-/** Typed settings from raw options (usage errors for bad values). */
-export function invertSettings(
-  raw: Raw,
-  manifest?: Manifest,
-): InvertSettings {
-  const layer = layerArg(str(raw, "layer"), "layer", manifest);
-  const onlyLayer = raw["only-layer"] === true;
-  if (onlyLayer && layer === 0) {
-    throw usage(
-      new RangeError(
-        `Invalid --layer "0" with --only-layer: expected an encoder block 1..N`,
-      ),
-    );
-  }
-  const loss = lossOpt(raw);
-  const shared = scheduleSettings(raw);
-  return {
-    layer,
-    onlyLayer,
-    loss,
-    steps: stepsOpt(raw, "steps", 1),
-    ...shared,
-    seed: raw["start-seed"] === undefined
-      ? shared.seed
-      : intOpt(raw, "start-seed", 0, 2 ** 31 - 1),
-  };
-}
 
 /**
  * `--layer` as a number where that needs no manifest: the token models'

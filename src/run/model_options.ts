@@ -6,15 +6,12 @@
  *
  * @module
  */
-import { BLOCK_PARTS, type BlockPart, type Model } from "../model/mod.ts";
+import { BLOCK_PARTS, type BlockPart } from "../model/mod.ts";
 import {
-  describeSpec,
   mergeRanges,
   type ModelSpec,
-  openVariant,
   type RemoveRequest,
   type SwapRequest,
-  type Variant,
   variantKey,
   type VariantSpec,
 } from "./variant.ts";
