@@ -13,7 +13,7 @@ import {
   tmp,
 } from "./_cli.ts";
 import { acquireLock, decodeNpy, encodeNpy } from "../src/io/mod.ts";
-import { LIMITS } from "../src/cli/options.ts";
+import { LIMITS } from "../src/run/settings.ts";
 import { saveSnapshot } from "../src/run/snapshot.ts";
 
 const PHOTO = `${ROOT}assets/chelsea.png`;

@@ -11,8 +11,8 @@ import {
   rowText,
 } from "../src/grid/mod.ts";
 import { parseVariant } from "../src/cli/grid_args.ts";
-import { REMOVE_NAMES } from "../src/cli/model.ts";
-import { isUsage } from "../src/cli/options.ts";
+import { REMOVE_NAMES } from "../src/run/model_options.ts";
+import { isUsage } from "../src/run/settings.ts";
 
 /** Rows covering every change a row may make, with the kind of grid they belong to. */
 const ROWS: readonly (readonly [RowSpec, "invert" | "generate"])[] = [

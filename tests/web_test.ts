@@ -20,7 +20,7 @@ import {
 import { generate, invert, ssim } from "../src/optimize/mod.ts";
 import { INVERT_COLUMNS as CLI_INVERT_COLUMNS } from "../src/run/invert.ts";
 import { GENERATE_COLUMNS as CLI_GENERATE_COLUMNS } from "../src/run/generate.ts";
-import { REMOVE_NAMES as CLI_REMOVE_NAMES } from "../src/cli/model.ts";
+import { REMOVE_NAMES as CLI_REMOVE_NAMES } from "../src/run/model_options.ts";
 import { type CheckFigures, checkFigures } from "../web/check.ts";
 import {
   GENERATE_COLUMNS,

@@ -6,7 +6,9 @@
  *
  * @module
  */
-import { intOpt, LIMITS, type Raw, type Spec, str, usage } from "./options.ts";
+import type { Raw, Spec } from "./options.ts";
+import { intOpt, str } from "../run/read.ts";
+import { LIMITS, usage } from "../run/settings.ts";
 import {
   type JobTarget,
   TASK_LIMITS,

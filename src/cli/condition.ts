@@ -15,18 +15,17 @@ import {
   defaultImage,
   defaults,
   HELP_OPT,
-  intOpt,
   MODEL_OPTS,
-  modelKey,
-  modelSource,
   type Raw,
   savedOptions,
   type Spec,
-  str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
-import { layerArg, modelSpec, weightsText } from "./model.ts";
+import { intOpt, str } from "../run/read.ts";
+import { modelKey, modelSource } from "../run/models.ts";
+import { usage } from "../run/settings.ts";
+import { modelSpec, weightsText } from "../run/model_options.ts";
+import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { CONDITION_FILE, runCondition } from "../run/condition.ts";
 

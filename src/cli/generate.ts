@@ -8,32 +8,31 @@
 import { type Manifest, resolveClass } from "../model/mod.ts";
 import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
-  asUsage,
-  checkKernel,
   type Command,
   type Context,
-  intOpt,
-  kernelOpt,
-  LIMITS,
   MODEL_OPTS,
-  modelKey,
-  modelSource,
-  numOpt,
   type Raw,
   RUN_OPTS,
   savedOptions,
   savedTypes,
-  schedOpt,
   SCHEDULE_OPTS,
-  scheduleSettings,
   type Spec,
-  stepsOpt,
-  str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
-import { canonicalModel } from "./model.ts";
 import {
+  intOpt,
+  kernelOpt,
+  numOpt,
+  schedOpt,
+  stepsOpt,
+  str,
+} from "../run/read.ts";
+import { asUsage, LIMITS, usage } from "../run/settings.ts";
+import { modelKey, modelSource } from "../run/models.ts";
+import { canonicalModel } from "../run/model_options.ts";
+import {
+  checkCanvasSize,
+  checkKernel,
   type FieldParser,
   type Refined,
   refineSettings,
@@ -41,7 +40,11 @@ import {
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { Snapshot } from "../run/snapshot.ts";
 import { type Prelude, prelude } from "./prelude.ts";
-import type { GenerateSettings, GenerateSummary } from "../run/generate.ts";
+import {
+  type GenerateSettings,
+  generateSettings,
+  type GenerateSummary,
+} from "../run/generate.ts";
 import { callGenerate } from "../run/calls.ts";
 
 /** Options of `generate`. */
@@ -93,30 +96,6 @@ export const GENERATE_SPEC: Spec = {
   ...RUN_OPTS("out/generate"),
 };
 
-/** Checks `--canvas` (`text` as given) against the model's image size. */
-function checkCanvas(canvasSize: number, text: string, size: number): void {
-  if (canvasSize < size) {
-    throw usage(
-      new RangeError(
-        `Invalid --canvas "${text}": expected at least the model's image size ${size}`,
-      ),
-    );
-  }
-}
-
-/** Typed settings of a generate run from raw options (usage errors for bad values; `size` checks --canvas). */
-export function generateSettings(raw: Raw, size?: number): GenerateSettings {
-  const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
-  if (size !== undefined) checkCanvas(canvasSize, str(raw, "canvas"), size);
-  return {
-    constant: numOpt(raw, "constant"),
-    steps: stepsOpt(raw, "steps", 1),
-    jitterAfter: stepsOpt(raw, "jitter-after", 0),
-    canvasSize,
-    ...scheduleSettings(raw),
-  };
-}
-
 /**
  * One setting a manifest may recommend for `generate`, read from its text
  * (usage errors as the option's own; `size`: the model's image size, which
@@ -137,7 +116,7 @@ function generateField(size: number): FieldParser<GenerateSettings> {
         return { jitterAfter: stepsOpt(raw, name, 0) };
       case "canvas": {
         const canvasSize = intOpt(raw, name, 1, LIMITS.canvas);
-        checkCanvas(canvasSize, text, size);
+        checkCanvasSize(canvasSize, text, size);
         return { canvasSize };
       }
     }
@@ -255,7 +234,7 @@ function refineGenerate(
     field: generateField(size),
     file: `${source}/manifest.json`,
   });
-  checkCanvas(r.settings.canvasSize, str(r.options, "canvas"), size);
+  checkCanvasSize(r.settings.canvasSize, str(r.options, "canvas"), size);
   checkKernel(r.settings.kernelSize, size);
   return r;
 }

@@ -23,16 +23,16 @@ import {
   type Raw,
   sched,
   type Spec,
-  stepsOpt,
-  str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
+import { stepsOpt, str } from "../run/read.ts";
+import { usage } from "../run/settings.ts";
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
 import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
 import type { LockInfo } from "../io/mod.ts";
-import { resolveGrid } from "./grid_args.ts";
+import { gridRequest } from "./grid_args.ts";
+import { resolveGrid } from "../grid/resolve.ts";
 import { type GridPlan, readPlan, writePlan } from "../grid/plan.ts";
 import { ModelPool } from "../grid/cell.ts";
 import { collectGrid } from "../grid/collect.ts";
@@ -490,7 +490,9 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
   if (given.emit !== undefined) emitKind(given);
   // every option is checked before anything is written
   resourceOpts(given);
-  const { plan, models } = await resolveGrid(given, defaults(GRID_SPEC));
+  const { plan, models } = await resolveGrid(
+    gridRequest(given, defaults(GRID_SPEC)),
+  );
   const pool = new ModelPool(models);
   const record = await claimGridOut(plan.out, overwrite).catch(async (err) => {
     await pool.release();

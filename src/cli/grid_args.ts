@@ -1,69 +1,61 @@
 /**
  * Internal to the command line: the edge of `grid`, where its options — CLI
- * text keyed by option names — become typed inputs of a plan: the rows
- * (--variant) with their models opened and checked, the columns (--layers or
- * --classes) resolved against the model, the target image hashed. Every bad
- * value is an error here, before anything is written.
+ * text keyed by option names — are read once into a typed request
+ * (src/grid/resolve.ts): the mode, the columns as given, each row
+ * (--variant) as its typed settings, model variant and options record. Every
+ * value that needs no model is checked here; {@linkcode resolveGrid} opens
+ * the models and resolves the rest.
  *
  * @module
  */
 import { resolve as resolvePath } from "node:path";
-import { type Manifest, type Model, resolveClass } from "../model/mod.ts";
-import { INVERT_SPEC, invertSettings } from "./invert.ts";
-import { GENERATE_SPEC, generateSettings } from "./generate.ts";
-import type { InvertSettings } from "../run/invert.ts";
+import { INVERT_SPEC } from "./invert.ts";
+import { GENERATE_SPEC } from "./generate.ts";
+import { invertSettings } from "../run/invert.ts";
+import { generateSettings } from "../run/generate.ts";
 import {
-  asUsage,
-  backendOpt,
-  checkKernel,
   defaultImage,
   defaults,
-  intOpt,
-  isUsage,
-  kernelOpt,
-  LIMITS,
-  list,
-  modelKey,
-  modelSource,
-  numOpt,
   parse,
   type Raw,
   savedOptions,
-  schedOpt,
   type Spec,
-  stepsOpt,
-  str,
-  usage,
 } from "./options.ts";
 import {
+  backendOpt,
+  intOpt,
+  kernelOpt,
+  list,
+  numOpt,
+  schedOpt,
+  stepsOpt,
+  str,
+} from "../run/read.ts";
+import {
   checkVariantOpts,
-  describeOptions,
-  layerArg,
-  openModel,
+  modelSpec,
   parseLayers,
   parseRemove,
   removeRequests,
   swapRequests,
-  weightsText,
-} from "./model.ts";
+} from "../run/model_options.ts";
+import { asUsage, LIMITS, usage } from "../run/settings.ts";
+import { modelKey } from "../run/models.ts";
+import type { ModelSpec } from "../run/variant.ts";
 import type {
   LayerSet,
   RemoveName,
   RowChanges,
   RowSpec,
 } from "../grid/spec.ts";
-import { loadTarget } from "../run/images.ts";
-import { removedParts, resolveAblations } from "../run/variant.ts";
 import { type CellSettings, type Mode, MODES } from "../grid/modes.ts";
 import {
-  type GridInput,
-  type GridPlan,
-  loadKey,
-  type ModelLoad,
-  planGrid,
-  type PlanRow,
-  targetHash,
-} from "../grid/plan.ts";
+  checkColumns,
+  type GridRequest,
+  inRow,
+  type RowRequest,
+  rowSettings,
+} from "../grid/resolve.ts";
 
 /** Options a row (--variant) may change. */
 const ROW_OPTS = [
@@ -139,12 +131,8 @@ interface ArgMode {
   columnItems(given: Raw): string[];
   /** The columns given by number (NaN for names), for checks before the model is known. */
   numbered(items: readonly string[]): number[];
-  /** The columns' layers or classes, resolved with the model (each once); `whole` is the option as given. */
-  resolve(items: readonly string[], m: Manifest, whole: string): number[];
-  /** A row's typed settings from its options (usage errors); `size` checks sizes against the model. */
-  rowSettings(raw: Raw, size?: number): CellSettings;
-  /** Checks the columns against a row's settings (usage errors). */
-  checkColumns(s: CellSettings, values: readonly number[]): void;
+  /** The grid's typed settings from its options (usage errors), before the model is known. */
+  settings(raw: Raw): CellSettings;
 }
 
 const ARG_MODES: Readonly<Record<Mode, ArgMode>> = {
@@ -154,22 +142,8 @@ const ARG_MODES: Readonly<Record<Mode, ArgMode>> = {
     columnsFlag: "--layers",
     columnItems: (given) => parseGridLayers(str(given, "layers")),
     numbered: (items) => items.map(Number),
-    resolve: (items, m, whole) => [
-      ...new Set(items.map((t) => layerArg(t, "layers", m, whole))),
-    ],
     // the layer comes with each column; 1 stands in (0 is not allowed with --only-layer)
-    rowSettings: (raw) => invertSettings({ ...raw, layer: "1" }),
-    checkColumns(s, layers) {
-      if ((s as InvertSettings).onlyLayer && layers.includes(0)) {
-        throw usage(
-          new RangeError(
-            `Invalid --layers "${
-              layers.join(",")
-            }" with --only-layer: expected encoder blocks 1..N (layer 0 is input processing)`,
-          ),
-        );
-      }
-    },
+    settings: (raw) => invertSettings({ ...raw, layer: "1" }),
   },
   generate: {
     spec: GENERATE_SPEC,
@@ -177,15 +151,7 @@ const ARG_MODES: Readonly<Record<Mode, ArgMode>> = {
     columnsFlag: "--classes",
     columnItems: gridClasses,
     numbered: () => [],
-    resolve: (items, m) => [
-      ...new Set(
-        items.map((q) =>
-          asUsage(() => resolveClass(q, m.categories, m.num_classes))
-        ),
-      ),
-    ],
-    rowSettings: (raw, size) => ({ ...generateSettings(raw, size), index: 0 }),
-    checkColumns() {},
+    settings: (raw) => ({ ...generateSettings(raw), index: 0 }),
   },
 };
 
@@ -240,20 +206,6 @@ function gridMode(given: Raw): Mode {
       `Invalid grid: expected --layers L,L… (invert over layers, e.g. --layers 1,4,8,12) or --classes C,C… (generate over classes)`,
     ),
   );
-}
-
-/** Runs `fn`; an error it throws names the row it is about. */
-async function inRow<T>(label: string | null, fn: () => T): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (label === null || !(err instanceof Error)) throw err;
-    const Err = err instanceof RangeError ? RangeError : TypeError;
-    const wrapped = new Err(`--variant "${label}": ${err.message}`, {
-      cause: err,
-    });
-    throw isUsage(err) ? usage(wrapped) : wrapped;
-  }
 }
 
 /** A row as the command line gives it. */
@@ -386,22 +338,8 @@ export function parseVariant(
       );
     }
   }
-  const changes = inRowSync(label, () => rowChangesOf(given));
+  const changes = inRow(label, () => rowChangesOf(given));
   return { row: { label, changes }, text, given };
-}
-
-/** Runs `fn`; an error it throws names the row it is about (see {@linkcode inRow}). */
-function inRowSync<T>(label: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (err) {
-    if (!(err instanceof Error)) throw err;
-    const Err = err instanceof RangeError ? RangeError : TypeError;
-    const wrapped = new Err(`--variant "${label}": ${err.message}`, {
-      cause: err,
-    });
-    throw isUsage(err) ? usage(wrapped) : wrapped;
-  }
 }
 
 function parseVariants(values: readonly string[], mode: Mode): VariantRow[] {
@@ -432,18 +370,6 @@ function rowOptions(base: Raw, row: Raw): Raw {
   return raw;
 }
 
-/** Checks everything about a row's options that needs no model. */
-function checkRow(raw: Raw, mode: Mode, layers: readonly number[]): void {
-  ARG_MODES[mode].checkColumns(ARG_MODES[mode].rowSettings(raw), layers);
-  intOpt(raw, "seed", 0);
-  checkVariantOpts(raw);
-}
-
-/** The model as --model names it (a folder's or URL's last part), else the manifest's name. */
-function modelTitle(given: string, m: Manifest): string {
-  return given.replace(/[/\\]+$/, "").split(/[/\\]/).pop() || m.name;
-}
-
 /** The grid's own options (no model needed): mode, the options every cell starts from, the rows. */
 function readOptions(given: Raw) {
   const mode = gridMode(given);
@@ -470,163 +396,70 @@ function readOptions(given: Raw) {
   const numbered = def.numbered(items);
   backendOpt(base);
   if (base.threads !== undefined) intOpt(base, "threads", 1);
-  checkRow(base, mode, numbered);
+  // the grid's settings, read once: every row starts from them
+  const settings = def.settings(base);
+  checkColumns(mode, settings, numbered);
+  intOpt(base, "seed", 0);
+  checkVariantOpts(base);
   const specs: VariantRow[] = given.variant === undefined
     ? [{ label: null, text: "", given: {}, row: null }]
     : parseVariants(list(given, "variant"), mode);
   const raws = specs.map((r) => rowOptions(base, r.given));
-  return { mode, base, items, numbered, specs, raws };
+  return { mode, base, items, numbered, settings, specs, raws };
 }
 
-/** A row's model load: weights, seed and swaps (its ablations come after). */
-function plainOptions(raw: Raw): Raw {
-  return {
-    ...raw,
-    remove: undefined,
-    "remove-layers": undefined,
-    "pos-embedding": true,
-  };
-}
-
-/** Opens each row's model once per load (rows differing in ablations share it): usage errors name the row. */
-async function openRows(
-  specs: readonly VariantRow[],
-  raws: readonly Raw[],
-  source: string,
-  models: Map<string, Model>,
-): Promise<Omit<PlanRow, "settings" | "options">[]> {
-  const groups = new Map<string, { model: Model; load: ModelLoad }>();
-  const rows: Omit<PlanRow, "settings" | "options">[] = [];
-  for (const [i, raw] of raws.entries()) {
-    const label = specs[i].label;
-    const weights = str(raw, "weights"), seed = Number(str(raw, "seed"));
-    const seedMatters = weights === "untrained" ||
-      list(raw, "swap").some((s) => /=\s*untrained\s*$/.test(s));
-    const gkey = JSON.stringify([
-      weights,
-      seedMatters ? seed : null,
-      list(raw, "swap"),
-    ]);
-    if (!groups.has(gkey)) {
-      const { model, variant } = await inRow(
-        label,
-        () => openModel(plainOptions(raw), source),
-      );
-      const load: ModelLoad = {
-        source,
-        weights,
-        seed,
-        backend: backendOpt(raw),
-        ...(raw.threads === undefined
-          ? {}
-          : { threads: intOpt(raw, "threads", 1) }),
-        swaps: variant.swaps,
-        verify: raw.verify !== false,
-      };
-      groups.set(gkey, { model, load });
-      models.set(loadKey(load), model);
-    }
-    const { model, load } = groups.get(gkey)!;
-    const n = model.manifest.num_layers;
-    const ablations = await inRow(
-      label,
-      () => resolveAblations(removeRequests(raw), n),
-    );
-    const tag = describeOptions(raw, n);
-    const w = weightsText(raw);
-    rows.push({
-      label: label ?? (tag ? `${w}, ${tag}` : w),
-      text: specs[i].text,
-      load: { ...load, seed },
-      variant: {
-        ablations,
-        positionEmbedding: raw["pos-embedding"] !== false,
-        swaps: load.swaps,
-        tag,
-      },
-      weights: model.weights,
-      removed: removedParts(removeRequests(raw), n),
-      normalize: raw.normalize !== false,
-    });
-  }
-  return rows;
-}
-
-/** A grid's options, checked and resolved, and its plan; the models opened for the checks (by load key). */
-export interface Resolved {
-  plan: GridPlan;
-  models: Map<string, Model>;
+/** A row's model variant, typed (`--threads` as the grid reads it: any positive count). */
+function rowModel(raw: Raw): ModelSpec {
+  const spec = modelSpec({ ...raw, threads: undefined });
+  return raw.threads === undefined
+    ? spec
+    : { ...spec, threads: intOpt(raw, "threads", 1) };
 }
 
 /**
- * Resolves `grid`'s options (`gridDefaults` are GRID_SPEC's defaults) into a
- * plan, opening each row's model to check it; on an error the models are
- * released and nothing is written.
+ * `grid`'s options (`gridDefaults` are GRID_SPEC's defaults) read once into
+ * a typed request (usage errors for every value that needs no model): each
+ * row's settings are the grid's with what its --variant changes.
  */
-export async function resolveGrid(
-  given: Raw,
-  gridDefaults: Raw,
-): Promise<Resolved> {
-  const { mode, base, items, numbered, specs, raws } = readOptions(given);
-  const def = MODES[mode], arg = ARG_MODES[mode];
-  for (let i = 0; i < specs.length; i++) {
-    await inRow(specs[i].label, () => checkRow(raws[i], mode, numbered));
-  }
+export function gridRequest(given: Raw, gridDefaults: Raw): GridRequest {
+  const { mode, base, items, numbered, settings, specs, raws } = readOptions(
+    given,
+  );
+  const spec = ARG_MODES[mode].spec;
+  const rows = specs.map((r, i): RowRequest =>
+    inRow(r.label, () => {
+      const s = r.row === null
+        ? settings
+        : rowSettings(mode, settings, r.row.changes);
+      checkColumns(mode, s, numbered);
+      return {
+        label: r.label,
+        text: r.text,
+        model: rowModel(raws[i]),
+        settings: s,
+        options: savedOptions(spec, raws[i]),
+      };
+    })
+  );
   const graw: Raw = { ...gridDefaults, ...given };
   const traceEvery = intOpt(graw, "trace-every", 1);
-  const imagePath = def.targetColumn ? defaultImage(base) : null;
-  const source = modelSource(str(base, "model"));
-  const models = new Map<string, Model>();
-  try {
-    const opened = await openRows(specs, raws, source, models);
-    const m = models.values().next().value!.manifest;
-    const values = arg.resolve(
-      items,
-      m,
-      str({ layers: given.layers }, "layers"),
-    );
-    const columns = def.columns(values, m, base["only-layer"] === true);
-    const rows: PlanRow[] = [];
-    for (const [i, row] of opened.entries()) {
-      const settings = await inRow(
-        specs[i].label,
-        () => arg.rowSettings(raws[i], m.image_size),
-      );
-      await inRow(
-        specs[i].label,
-        () => checkKernel(settings.kernelSize, m.image_size),
-      );
-      arg.checkColumns(settings, columns.map((c) => c.value));
-      rows.push({ ...row, settings, options: savedOptions(arg.spec, raws[i]) });
-    }
-    const image = imagePath === null
-      ? null
-      : await targetOf(imagePath, m.image_size);
-    const input: GridInput = {
-      mode,
-      out: resolvePath(str(graw, "out")),
-      modelKey: modelKey(str(base, "model")),
-      title: `${modelTitle(str(base, "model"), m)}: ${def.title}`,
-      image,
-      rows,
-      columns,
-      traceEvery,
-      options: {
-        ...Object.fromEntries(
-          Object.entries(given).filter(([k]) => k !== "help"),
-        ),
-        model: modelKey(str(base, "model")),
-        ...(imagePath === null ? {} : { image: imagePath }),
-      },
-    };
-    return { plan: await planGrid(input, m), models };
-  } catch (err) {
-    for (const model of new Set(models.values())) await model.release();
-    throw err;
-  }
-}
-
-/** The target image's path and the hash of its pixels at the model's size. */
-async function targetOf(path: string, size: number) {
-  return { path, sha256: await targetHash(await loadTarget(path, size)) };
+  const image = MODES[mode].targetColumn ? defaultImage(base) : null;
+  return {
+    mode,
+    model: str(base, "model"),
+    columns: items,
+    columnsText: str({ layers: given.layers }, "layers"),
+    onlyLayer: base["only-layer"] === true,
+    image,
+    rows,
+    out: resolvePath(str(graw, "out")),
+    traceEvery,
+    options: {
+      ...Object.fromEntries(
+        Object.entries(given).filter(([k]) => k !== "help"),
+      ),
+      model: modelKey(str(base, "model")),
+      ...(image === null ? {} : { image }),
+    },
+  };
 }

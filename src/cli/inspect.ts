@@ -16,20 +16,17 @@ import {
   defaultImage,
   defaults,
   HELP_OPT,
-  intOpt,
-  LIMITS,
-  list,
   MODEL_OPTS,
-  modelKey,
-  modelSource,
   type Raw,
   savedOptions,
   type Spec,
-  str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
-import { layerArg, modelSpec, weightsText } from "./model.ts";
+import { intOpt, list, str } from "../run/read.ts";
+import { LIMITS, usage } from "../run/settings.ts";
+import { modelKey, modelSource } from "../run/models.ts";
+import { modelSpec, weightsText } from "../run/model_options.ts";
+import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { runFilters, runForward, type TopClass } from "../run/inspect.ts";
 

@@ -8,37 +8,41 @@
 import type { Manifest } from "../model/mod.ts";
 import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
-  checkKernel,
   type Command,
   type Context,
-  controlOpts,
   DEFAULT_IMAGE_TEXT,
   defaultImage,
   defaults,
-  intOpt,
-  kernelOpt,
-  list,
-  lossOpt,
   MODEL_OPTS,
-  modelKey,
-  modelSource,
   type Opt,
   type Raw,
   RUN_OPTS,
   savedOptions,
   savedTypes,
-  schedOpt,
   SCHEDULE_OPTS,
-  scheduleSettings,
   type Spec,
-  stepsOpt,
-  str,
-  usage,
   VARIANT_OPTS,
 } from "./options.ts";
-import { canonicalModel, layerArg, modelSpec, weightsText } from "./model.ts";
 import {
+  controlOpts,
+  kernelOpt,
+  list,
+  lossOpt,
+  schedOpt,
+  stepsOpt,
+  str,
+} from "../run/read.ts";
+import { modelKey, modelSource } from "../run/models.ts";
+import { usage } from "../run/settings.ts";
+import {
+  canonicalModel,
+  modelSpec,
+  weightsText,
+} from "../run/model_options.ts";
+import {
+  checkKernel,
   type FieldParser,
+  layerArg,
   type Refined,
   refineSettings,
 } from "../run/refine.ts";
@@ -46,7 +50,11 @@ import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { type Prelude, prelude } from "./prelude.ts";
-import { figuresTable, type InvertSettings } from "../run/invert.ts";
+import {
+  figuresTable,
+  type InvertSettings,
+  invertSettings,
+} from "../run/invert.ts";
 import { batchRuns, MAX_BATCH } from "../run/batch.ts";
 import {
   callDemo,
@@ -149,34 +157,6 @@ export const DEMO_SPEC: Spec = Object.fromEntries(
     return [[k, o]];
   }),
 );
-
-/** Typed settings from raw options (usage errors for bad values). */
-export function invertSettings(
-  raw: Raw,
-  manifest?: Manifest,
-): InvertSettings {
-  const layer = layerArg(str(raw, "layer"), "layer", manifest);
-  const onlyLayer = raw["only-layer"] === true;
-  if (onlyLayer && layer === 0) {
-    throw usage(
-      new RangeError(
-        `Invalid --layer "0" with --only-layer: expected an encoder block 1..N`,
-      ),
-    );
-  }
-  const loss = lossOpt(raw);
-  const shared = scheduleSettings(raw);
-  return {
-    layer,
-    onlyLayer,
-    loss,
-    steps: stepsOpt(raw, "steps", 1),
-    ...shared,
-    seed: raw["start-seed"] === undefined
-      ? shared.seed
-      : intOpt(raw, "start-seed", 0, 2 ** 31 - 1),
-  };
-}
 
 /**
  * `--layer` as a number where that needs no manifest: the token models'

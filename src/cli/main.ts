@@ -29,17 +29,16 @@
 import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
 import {
   type Command,
-  modelSource,
   type Opt,
   parse,
   type Raw,
-  RECOMMENDABLE,
-  type Recommending,
   type Spec,
 } from "./options.ts";
+import { modelSource } from "../run/models.ts";
+import { RECOMMENDABLE, type Recommending } from "../run/refine.ts";
 import { didYouMean, parseManifest } from "../model/mod.ts";
 import { readRegularText } from "../io/mod.ts";
-import { isUsage } from "./options.ts";
+import { isUsage } from "../run/settings.ts";
 import { DEMO_COMMAND, INVERT_COMMAND } from "./invert.ts";
 import { GENERATE_COMMAND } from "./generate.ts";
 import { FILTERS_COMMAND, FORWARD_COMMAND } from "./inspect.ts";

@@ -8,11 +8,10 @@
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
 import { resolve as resolvePath } from "node:path";
 import { fileURLToPath } from "node:url";
-import { BACKEND_NAMES, type BackendName, didYouMean } from "../model/mod.ts";
-import { parseSchedule, type Schedule } from "../optimize/mod.ts";
+import { BACKEND_NAMES, didYouMean } from "../model/mod.ts";
+import type { Schedule } from "../optimize/mod.ts";
+import { list, str } from "../run/read.ts";
 import {
-  asUsage,
-  LIMITS,
   ROOT,
   type RunContext,
   type RunOptions,
@@ -24,9 +23,9 @@ import {
 export const DEFAULT_IMAGE_TEXT = "assets/chelsea.png";
 const DEFAULT_IMAGE = new URL(DEFAULT_IMAGE_TEXT, ROOT);
 
-export { asUsage, isUsage, LIMITS, ROOT, usage } from "../run/settings.ts";
-export { isDir, modelKey, modelSource } from "../run/models.ts";
-export { RECOMMENDABLE, type Recommending } from "../run/refine.ts";
+// kept for src/cli/essay.ts (which imports them from here)
+export { ROOT, usage } from "../run/settings.ts";
+export { list, str } from "../run/read.ts";
 
 // ---------------------------------------------------------------------------
 // Options: one table per command gives parseArgs' options and the help text.
@@ -375,169 +374,6 @@ export function defaults(spec: Spec): Raw {
       [k, o],
     ) => [k, o.default]),
   );
-}
-
-/** An option as a string (a repeated one joined by commas). */
-export function str(raw: Raw, name: string): string {
-  const v = raw[name];
-  return Array.isArray(v) ? v.join(",") : String(v);
-}
-
-/** A repeatable option's values (none when not given). */
-export function list(raw: Raw, name: string): string[] {
-  const v = raw[name];
-  if (v === undefined || v === false) return [];
-  return Array.isArray(v) ? v : [String(v)];
-}
-
-/** An integer option in `min`..`max` (a usage error naming the value and the range otherwise). */
-export function intOpt(
-  raw: Raw,
-  name: string,
-  min: number,
-  max: number = Number.MAX_SAFE_INTEGER,
-): number {
-  const text = str(raw, name).trim();
-  const v = Number(text);
-  if (!/^\+?\d+$/.test(text) || !Number.isSafeInteger(v) || v < min) {
-    throw usage(
-      new RangeError(
-        `Invalid --${name} "${str(raw, name)}": expected ${
-          min === 0
-            ? "a non-negative"
-            : min === 1
-            ? "a positive"
-            : `an ≥ ${min}`
-        } integer${max < Number.MAX_SAFE_INTEGER ? ` up to ${max}` : ""}`,
-      ),
-    );
-  }
-  if (v > max) {
-    throw usage(
-      new RangeError(
-        `Invalid --${name} "${str(raw, name)}": expected at most ${max}`,
-      ),
-    );
-  }
-  return v;
-}
-
-/** A step count option (`--steps`, `--save-every`, …) in `min`..{@linkcode LIMITS}.steps. */
-export function stepsOpt(raw: Raw, name: string, min: number): number {
-  return intOpt(raw, name, min, LIMITS.steps);
-}
-
-/** `--threads` (undefined when not given): 1..{@linkcode LIMITS}.threads, four per logical core. */
-export function threadsOpt(raw: Raw): number | undefined {
-  if (raw.threads === undefined) return undefined;
-  const text = str(raw, "threads").trim();
-  if (/^\+?\d+$/.test(text) && Number(text) > LIMITS.threads) {
-    throw usage(
-      new RangeError(
-        `Invalid --threads "${text}": expected at most ${LIMITS.threads} (four per logical core of this machine)`,
-      ),
-    );
-  }
-  return intOpt(raw, "threads", 1);
-}
-
-/** A finite number option (a usage error naming the value otherwise). */
-export function numOpt(raw: Raw, name: string): number {
-  const text = str(raw, name).trim();
-  const v = Number(text);
-  if (text === "" || !Number.isFinite(v)) {
-    throw usage(
-      new RangeError(
-        `Invalid --${name} "${str(raw, name)}": expected a finite number`,
-      ),
-    );
-  }
-  return v;
-}
-
-/** A START:END schedule option. */
-export function schedOpt(raw: Raw, name: string): Schedule {
-  return asUsage(() => parseSchedule(str(raw, name), name));
-}
-
-/** `--loss`: l1 or l2. */
-export function lossOpt(raw: Raw): "l1" | "l2" {
-  const loss = str(raw, "loss");
-  if (loss !== "l1" && loss !== "l2") {
-    throw usage(
-      new TypeError(`Invalid --loss "${loss}": expected l1 or l2`),
-    );
-  }
-  return loss;
-}
-
-/** `--kernel-size`: an odd positive integer. */
-export function kernelOpt(raw: Raw): number {
-  const k = intOpt(raw, "kernel-size", 1);
-  if (k % 2 === 0) {
-    throw usage(
-      new RangeError(
-        `Invalid --kernel-size "${k}": expected an odd positive integer`,
-      ),
-    );
-  }
-  return k;
-}
-
-/** Checks that the blur kernel fits the model's image size. */
-export function checkKernel(kernelSize: number, size: number): void {
-  if ((kernelSize - 1) / 2 >= size) {
-    throw usage(
-      new RangeError(
-        `Invalid --kernel-size "${kernelSize}": expected a kernel narrower than twice the model's ${size}px image`,
-      ),
-    );
-  }
-}
-
-/** The settings invert and generate share: schedules, blur kernel, normalization, seed. */
-export function scheduleSettings(raw: Raw): {
-  lr: Schedule;
-  sigma: Schedule;
-  kernelSize: number;
-  normalize: boolean;
-  seed: number;
-} {
-  return {
-    lr: schedOpt(raw, "lr"),
-    sigma: schedOpt(raw, "sigma"),
-    kernelSize: kernelOpt(raw),
-    normalize: raw.normalize !== false,
-    seed: intOpt(raw, "seed", 0),
-  };
-}
-
-/** `--backend`: one of the backend names. */
-export function backendOpt(raw: Raw): BackendName {
-  const b = str(raw, "backend") as BackendName;
-  if (!BACKEND_NAMES.includes(b)) {
-    throw usage(
-      new TypeError(
-        `Invalid --backend "${b}": expected one of ${BACKEND_NAMES.join(", ")}`,
-      ),
-    );
-  }
-  return b;
-}
-
-/** Control options shared by invert and generate. */
-export function controlOpts(raw: Raw): {
-  traceEvery: number;
-  saveEvery: number;
-  stopAt: number | null;
-  quiet: boolean;
-} {
-  return {
-    traceEvery: stepsOpt(raw, "trace-every", 1),
-    saveEvery: stepsOpt(raw, "save-every", 0),
-    stopAt: raw["stop-at"] === undefined ? null : stepsOpt(raw, "stop-at", 1),
-    quiet: raw.quiet === true,
-  };
 }
 
 // ---------------------------------------------------------------------------

@@ -9,15 +9,14 @@
 import { resolve as resolvePath } from "node:path";
 import {
   absoluteWeights,
-  controlOpts,
   defaults,
   type Raw,
   savedTypes,
   type Spec,
-  str,
-  usage,
 } from "./options.ts";
-import { modelSpec } from "./model.ts";
+import { controlOpts, str } from "../run/read.ts";
+import { usage } from "../run/settings.ts";
+import { modelSpec } from "../run/model_options.ts";
 import type { ModelSpec } from "../run/variant.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { readSnapshotState, type Snapshot } from "../run/snapshot.ts";

@@ -10,7 +10,9 @@
  * data, emit.ts writes Slurm and Kubernetes job files, array.ts an array of
  * tasks of different sizes (the essay's) as one such job; spec.ts is a grid
  * as typed values (what the command line reads `--variant` into and the essay
- * builds) and its command line, invocation.ts the commands a driver runs.
+ * builds) and its command line, invocation.ts the commands a driver runs;
+ * resolve.ts a grid read once into typed values (a request) resolved against
+ * its models into a plan's input.
  *
  * @example
  * ```ts
@@ -29,5 +31,6 @@ export * from "./emit.ts";
 export * from "./invocation.ts";
 export * from "./modes.ts";
 export * from "./plan.ts";
+export * from "./resolve.ts";
 export * from "./run.ts";
 export * from "./spec.ts";

@@ -18,7 +18,8 @@ import {
 } from "../io/mod.ts";
 import { hasSnapshot, readSnapshotState } from "./snapshot.ts";
 import { readResume } from "./run.ts";
-import type { SavedTypes } from "./settings.ts";
+import { LIMITS, type RunOptions, type SavedTypes } from "./settings.ts";
+import { intOpt, numOpt, scheduleSettings, stepsOpt } from "./read.ts";
 import type { LinePlotOptions } from "../figures/mod.ts";
 import { plotFiles } from "./invert.ts";
 import {
@@ -262,3 +263,31 @@ export type ClassState =
   | { kind: "done"; summary: GenerateSummary }
   | { kind: "snapshot"; resume: GenerateResume }
   | { kind: "fresh" };
+
+/**
+ * A generate run's typed settings from its options record (usage errors
+ * naming the option; the canvas is checked against the model's size once the
+ * model is known).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { generateSettings } from "./generate.ts";
+ * const raw = {
+ *   constant: "100", steps: "10", "jitter-after": "2", canvas: "40",
+ *   lr: "2:0", sigma: "1:0", "kernel-size": "1", seed: "0",
+ * };
+ * assert.equal(generateSettings(raw).canvasSize, 40);
+ * assert.throws(() => generateSettings({ ...raw, steps: "0" }), /Invalid --steps "0"/);
+ * ```
+ */
+export function generateSettings(raw: RunOptions): GenerateSettings {
+  const canvasSize = intOpt(raw, "canvas", 1, LIMITS.canvas);
+  return {
+    constant: numOpt(raw, "constant"),
+    steps: stepsOpt(raw, "steps", 1),
+    jitterAfter: stepsOpt(raw, "jitter-after", 0),
+    canvasSize,
+    ...scheduleSettings(raw),
+  };
+}

@@ -27,7 +27,9 @@ import {
 import { labelledRow } from "./images.ts";
 import { readSnapshotState } from "./snapshot.ts";
 import { readResume } from "./run.ts";
-import type { SavedTypes } from "./settings.ts";
+import { type RunOptions, type SavedTypes, usage } from "./settings.ts";
+import { layerArg } from "./refine.ts";
+import { intOpt, lossOpt, scheduleSettings, stepsOpt, str } from "./read.ts";
 import {
   type Control,
   finish,
@@ -390,5 +392,48 @@ export async function readInvertResume(
   return {
     ...await readResume(dir, snap, [size], INVERT_COLUMNS),
     criterionStep: snap.criterionStep ?? null,
+  };
+}
+
+/**
+ * An invert run's typed settings from its options record (usage errors
+ * naming the option): `--layer` as a number (a layer name stays NaN until
+ * the model is known), the loss, the step count, the schedules, the blur
+ * kernel, the seed (`--start-seed` when given).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { invertSettings } from "./invert.ts";
+ * const raw = {
+ *   layer: "2", loss: "l2", steps: "10", lr: "2:0", sigma: "1:0",
+ *   "kernel-size": "1", seed: "0",
+ * };
+ * assert.equal(invertSettings(raw).steps, 10);
+ * assert.equal(invertSettings(raw).layer, 2);
+ * assert.throws(() => invertSettings({ ...raw, steps: "x" }), /Invalid --steps "x"/);
+ * ```
+ */
+export function invertSettings(raw: RunOptions): InvertSettings {
+  const layer = layerArg(str(raw, "layer"), "layer");
+  const onlyLayer = raw["only-layer"] === true;
+  if (onlyLayer && layer === 0) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "0" with --only-layer: expected an encoder block 1..N`,
+      ),
+    );
+  }
+  const loss = lossOpt(raw);
+  const shared = scheduleSettings(raw);
+  return {
+    layer,
+    onlyLayer,
+    loss,
+    steps: stepsOpt(raw, "steps", 1),
+    ...shared,
+    seed: raw["start-seed"] === undefined
+      ? shared.seed
+      : intOpt(raw, "start-seed", 0, 2 ** 31 - 1),
   };
 }

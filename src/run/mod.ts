@@ -15,9 +15,10 @@
  * images.ts the images in and out of runs; exit.ts holds the exit codes,
  * process.ts a child `deno run` process as a function of its arguments,
  * settings.ts what runs share below the command line (the options record,
- * limits, usage errors), models.ts where a named model is found, refine.ts
+ * limits, usage errors), read.ts the options record read into typed values
+ * one option at a time, models.ts where a named model is found, refine.ts
  * the one manifest-dependent refinement of a run's settings, variant.ts model
- * variants as typed settings. Nothing here imports src/cli.
+ * variants as typed settings and model_options.ts the options that give them. Nothing here imports src/cli.
  *
  * @example
  * ```ts
@@ -41,10 +42,12 @@ export * from "./harness.ts";
 export * from "./images.ts";
 export * from "./inspect.ts";
 export * from "./invert.ts";
+export * from "./model_options.ts";
 export * from "./models.ts";
 export * from "./outdir.ts";
 export * from "./process.ts";
 export * from "./progress.ts";
+export * from "./read.ts";
 export * from "./refine.ts";
 export * from "./run.ts";
 export * from "./settings.ts";

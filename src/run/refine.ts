@@ -6,8 +6,8 @@
  *
  * @module
  */
-import { didYouMean, type Manifest } from "../model/mod.ts";
-import type { RunOptions } from "./settings.ts";
+import { didYouMean, layerIndex, type Manifest } from "../model/mod.ts";
+import { type RunOptions, usage } from "./settings.ts";
 
 /** A command that takes settings from a model's manifest. */
 export type Recommending = "invert" | "generate";
@@ -212,4 +212,101 @@ export function refineSettings<S>(run: {
     options: { ...run.options, ...modelDefaults },
     modelDefaults,
   };
+}
+
+/**
+ * Checks that the blur kernel fits the model's image size (a usage error
+ * naming `--kernel-size` otherwise).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkKernel } from "./refine.ts";
+ * checkKernel(9, 32);
+ * assert.throws(() => checkKernel(99, 32), /Invalid --kernel-size "99"/);
+ * ```
+ */
+export function checkKernel(kernelSize: number, size: number): void {
+  if ((kernelSize - 1) / 2 >= size) {
+    throw usage(
+      new RangeError(
+        `Invalid --kernel-size "${kernelSize}": expected a kernel narrower than twice the model's ${size}px image`,
+      ),
+    );
+  }
+}
+
+/**
+ * Checks that generate's canvas (`text` as given) holds the model's image
+ * size (a usage error naming `--canvas` otherwise).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkCanvasSize } from "./refine.ts";
+ * checkCanvasSize(40, "40", 32);
+ * assert.throws(() => checkCanvasSize(8, "8", 32), /Invalid --canvas "8"/);
+ * ```
+ */
+export function checkCanvasSize(
+  canvasSize: number,
+  text: string,
+  size: number,
+): void {
+  if (canvasSize < size) {
+    throw usage(
+      new RangeError(
+        `Invalid --canvas "${text}": expected at least the model's image size ${size}`,
+      ),
+    );
+  }
+}
+
+/**
+ * The layer option `--NAME` gives: a number, or a layer name (`stem`,
+ * `layer2.3`, a ResNet stage `layer2`, …) resolved with the model's manifest.
+ * Before the model is known a well-formed name gives NaN. `whole` is the
+ * option as given when `text` is one item of it.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { layerArg } from "./refine.ts";
+ * assert.equal(layerArg("2", "layer"), 2);
+ * assert.ok(Number.isNaN(layerArg("layer2", "layer")));
+ * assert.throws(() => layerArg("1-", "layer"), /Invalid --layer "1-"/);
+ * ```
+ */
+export function layerArg(
+  text: string,
+  name: string,
+  manifest?: Manifest,
+  whole: string = text,
+): number {
+  const t = text.trim();
+  const quoted = whole === text
+    ? `--${name} "${text}"`
+    : `--${name} "${whole}" (layer ${t})`;
+  if (manifest === undefined) {
+    if (/^\d+$/.test(t)) return Number(t);
+    if (/^[A-Za-z_][\w.]*$/.test(t)) return NaN;
+    throw usage(
+      new RangeError(
+        `Invalid ${quoted}: expected a layer number (0 = input processing, 1..N = blocks) or a layer name, e.g. layer2 or layer2.3 for a ResNet`,
+      ),
+    );
+  }
+  try {
+    return layerIndex(manifest, t);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw usage(
+      new RangeError(
+        err.message.replace(
+          /^Invalid layer "[^"]*" for \S+:/,
+          `Invalid ${quoted}:`,
+        ),
+      ),
+    );
+  }
 }

@@ -1,80 +1,36 @@
 /**
- * Internal to the command line (src/cli.ts): model variants from options —
- * `--remove` with `--remove-layers`, `--no-pos-embedding` and `--swap` —
- * parsed into the typed settings of src/run/variant.ts, so that every bad
- * value is a usage error (exit 2) naming it before anything is written.
+ * Model variants from a run's options record — `--remove` with
+ * `--remove-layers`, `--no-pos-embedding` and `--swap` — read into the typed
+ * settings of variant.ts, so that every bad value is a usage error (exit 2)
+ * naming it before anything is written.
  *
  * @module
  */
+import { BLOCK_PARTS, type BlockPart } from "../model/mod.ts";
 import {
-  BLOCK_PARTS,
-  type BlockPart,
-  layerIndex,
-  type Manifest,
-  type Model,
-} from "../model/mod.ts";
-import {
-  describeSpec,
   mergeRanges,
   type ModelSpec,
-  openVariant,
   type RemoveRequest,
   type SwapRequest,
-  type Variant,
   variantKey,
   type VariantSpec,
-} from "../run/variant.ts";
-import {
-  backendOpt,
-  intOpt,
-  list,
-  modelKey,
-  type Raw,
-  str,
-  threadsOpt,
-  usage,
-} from "./options.ts";
+} from "./variant.ts";
+import { backendOpt, intOpt, list, str, threadsOpt } from "./read.ts";
+import { modelKey } from "./models.ts";
+import { type RunOptions, usage } from "./settings.ts";
+
+type Raw = RunOptions;
 
 /**
- * The layer option `--NAME` gives: a number, or a layer name (`stem`,
- * `layer2.3`, a ResNet stage `layer2`, …) resolved with the model's manifest.
- * Before the model is known a well-formed name gives NaN.
+ * The names `--remove` accepts and the block parts each stands for.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { REMOVE_NAMES } from "./model_options.ts";
+ * assert.deepEqual(REMOVE_NAMES.layernorm, ["ln1", "ln2"]);
+ * ```
  */
-export function layerArg(
-  text: string,
-  name: string,
-  manifest?: Manifest,
-  whole: string = text,
-): number {
-  const t = text.trim();
-  const quoted = whole === text
-    ? `--${name} "${text}"`
-    : `--${name} "${whole}" (layer ${t})`;
-  if (manifest === undefined) {
-    if (/^\d+$/.test(t)) return Number(t);
-    if (/^[A-Za-z_][\w.]*$/.test(t)) return NaN;
-    throw usage(
-      new RangeError(
-        `Invalid ${quoted}: expected a layer number (0 = input processing, 1..N = blocks) or a layer name, e.g. layer2 or layer2.3 for a ResNet`,
-      ),
-    );
-  }
-  try {
-    return layerIndex(manifest, t);
-  } catch (err) {
-    if (!(err instanceof RangeError)) throw err;
-    throw usage(
-      new RangeError(
-        err.message.replace(
-          /^Invalid layer "[^"]*" for \S+:/,
-          `Invalid ${quoted}:`,
-        ),
-      ),
-    );
-  }
-}
-
-/** The names `--remove` accepts and the block parts each stands for. */
 export const REMOVE_NAMES: Readonly<Record<string, readonly BlockPart[]>> = {
   residual: ["res1", "res2"],
   layernorm: ["ln1", "ln2"],
@@ -89,7 +45,17 @@ export const REMOVE_NAMES: Readonly<Record<string, readonly BlockPart[]>> = {
   bn: ["bn"],
 };
 
-/** Parses a `--remove` value (a comma list of names) into block parts. */
+/**
+ * Parses a `--remove` value (a comma list of names) into block parts.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseRemove } from "./model_options.ts";
+ * assert.deepEqual(parseRemove("attention,mlp").parts, ["attn", "mlp"]);
+ * assert.throws(() => parseRemove("foo"), /Invalid --remove "foo"/);
+ * ```
+ */
 export function parseRemove(
   text: string,
 ): { names: string[]; parts: BlockPart[] } {
@@ -112,6 +78,14 @@ export function parseRemove(
  * Parses a `--remove-layers` value: `all`, or numbers and ranges such as `1-4`
  * or `3,7`, kept as ranges (a range is never expanded before it is checked
  * against the model's depth).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseLayers } from "./model_options.ts";
+ * assert.deepEqual(parseLayers("1-2,3"), [[1, 3]]);
+ * assert.equal(parseLayers("all"), "all");
+ * ```
  */
 export function parseLayers(text: string): [number, number][] | "all" {
   const t = text.trim().toLowerCase();
@@ -134,7 +108,18 @@ export function parseLayers(text: string): [number, number][] | "all" {
   return mergeRanges(ranges);
 }
 
-/** `--remove` and `--remove-layers` paired: one layer list for all, or one per `--remove`. */
+/**
+ * `--remove` and `--remove-layers` paired: one layer list for all, or one per `--remove`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { removeRequests } from "./model_options.ts";
+ * const [r] = removeRequests({ remove: "mlp", "remove-layers": "1-2" });
+ * assert.deepEqual(r.layers, [[1, 2]]);
+ * assert.throws(() => removeRequests({ "remove-layers": "1" }), /without --remove/);
+ * ```
+ */
 export function removeRequests(raw: Raw): RemoveRequest[] {
   const removes = list(raw, "remove");
   const layers = list(raw, "remove-layers");
@@ -169,7 +154,18 @@ export function removeRequests(raw: Raw): RemoveRequest[] {
   });
 }
 
-/** Parses every `--swap PART=WEIGHTS`. */
+/**
+ * Parses every `--swap PART=WEIGHTS`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { swapRequests } from "./model_options.ts";
+ * assert.deepEqual(swapRequests({ swap: "conv_proj=untrained" }), [
+ *   { text: "conv_proj=untrained", part: "conv_proj", weights: "untrained" },
+ * ]);
+ * ```
+ */
 export function swapRequests(raw: Raw): SwapRequest[] {
   return list(raw, "swap").map((text) => {
     const i = text.indexOf("=");
@@ -186,13 +182,33 @@ export function swapRequests(raw: Raw): SwapRequest[] {
   });
 }
 
-/** Every variant option checked for syntax (no model needed): usage errors. */
+/**
+ * Every variant option checked for syntax (no model needed): usage errors.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { checkVariantOpts } from "./model_options.ts";
+ * assert.throws(() => checkVariantOpts({ swap: "x" }), /Invalid --swap "x"/);
+ * ```
+ */
 export function checkVariantOpts(raw: Raw): void {
   removeRequests(raw);
   swapRequests(raw);
 }
 
-/** The model options (model, weights, seed, normalization, variant) in a form equal for equal models (for --resume checks). */
+/**
+ * The model options (model, weights, seed, normalization, variant) in a form equal for equal models (for --resume checks).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalModel } from "./model_options.ts";
+ * const c = canonicalModel({ model: "tests/fixtures/tiny_vit", weights: "fixture", seed: "0" });
+ * assert.equal(c.weights, "fixture");
+ * assert.equal(c.normalize, true);
+ * ```
+ */
 export function canonicalModel(raw: Raw): Record<string, unknown> {
   return {
     model: modelKey(str(raw, "model")),
@@ -213,23 +229,47 @@ function variantOpts(raw: Raw): VariantSpec {
   };
 }
 
-/** The variant options in a form that is equal for equal variants (for --resume checks; see {@linkcode variantKey}). */
+/**
+ * The variant options in a form that is equal for equal variants (for --resume checks; see {@linkcode variantKey}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalVariant } from "./model_options.ts";
+ * assert.deepEqual(canonicalVariant({ seed: "0" }).swap, []);
+ * ```
+ */
 export function canonicalVariant(raw: Raw): Record<string, unknown> {
   return variantKey(variantOpts(raw));
 }
 
-/** `--weights` for labels: `untrained` shown with its seed. */
+/**
+ * `--weights` for labels: `untrained` shown with its seed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { weightsText } from "./model_options.ts";
+ * assert.equal(weightsText({ weights: "untrained", seed: "3" }), "untrained:3");
+ * ```
+ */
 export function weightsText(raw: Raw): string {
   const w = str(raw, "weights");
   return w === "untrained" ? `untrained:${str(raw, "seed")}` : w;
 }
 
-/** The figure-label description of the variant the options describe (see {@linkcode describeSpec}). */
-export function describeOptions(raw: Raw, numLayers?: number): string {
-  return describeSpec(variantOpts(raw), numLayers);
-}
-
-/** The model options as typed settings (usage errors for bad values): read once per run. */
+/**
+ * The model options as typed settings (usage errors for bad values): read once per run.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { modelSpec } from "./model_options.ts";
+ * const spec = modelSpec({ weights: "fixture", seed: "0", backend: "native" });
+ * assert.equal(spec.seed, 0);
+ * assert.deepEqual(spec.removes, []);
+ * ```
+ */
 export function modelSpec(raw: Raw): ModelSpec {
   const removes = removeRequests(raw);
   const swaps = swapRequests(raw);
@@ -247,12 +287,4 @@ export function modelSpec(raw: Raw): ModelSpec {
     positionEmbedding,
     swaps,
   };
-}
-
-/** Loads the model the options describe (see {@linkcode openVariant}). */
-export function openModel(
-  raw: Raw,
-  source: string,
-): Promise<{ model: Model; variant: Variant }> {
-  return openVariant(source, modelSpec(raw));
 }
