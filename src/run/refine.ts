@@ -152,6 +152,25 @@ export interface Refined<S> {
 }
 
 /**
+ * What a run's refinement starts from: its typed settings read once from its
+ * options record (`options`), the options the user gave (`given`), a resumed
+ * snapshot's options (null for a fresh run) and where the model is
+ * (`source`, whose manifest.json errors name).
+ */
+export interface Refining<S> {
+  /** The typed settings, read once. */
+  settings: S;
+  /** The options record they were read from. */
+  options: RunOptions;
+  /** The options given on the command line. */
+  given: RunOptions;
+  /** A resumed snapshot's options; null for a fresh run. */
+  resumed: RunOptions | null;
+  /** Where the model is (see modelSource). */
+  source: string;
+}
+
+/**
  * Refines settings parsed once from the command line (`settings`, with their
  * options record `options`) by the model's manifest: each recommended setting
  * the run takes (see {@linkcode takenDefaults}) replaces the default, in both
