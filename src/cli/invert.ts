@@ -27,17 +27,14 @@ import {
 import { controlOpts, list, str } from "../run/read.ts";
 import { modelSource } from "../run/models.ts";
 import { usage } from "../run/settings.ts";
-import {
-  canonicalModel,
-  modelSpec,
-  weightsText,
-} from "../run/model_options.ts";
+import { modelSpec, weightsText } from "../run/model_options.ts";
 import { layerArg, type Refining } from "../run/refine.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
 import { checkOutPath } from "../run/outdir.ts";
 import { type Prelude, prelude } from "../run/prelude.ts";
 import {
+  canonicalInvert,
   demoRefinement,
   figuresTable,
   invertRefinement,
@@ -142,32 +139,6 @@ export const DEMO_SPEC: Spec = Object.fromEntries(
   }),
 );
 
-/**
- * `--layer` as a number where that needs no manifest: the token models'
- * zero-based names (`encoder_layer_0`, `block_0`) are encoder 1, `input` is
- * 0; other names (a ResNet's) stay NaN.
- */
-function layerNumber(text: string): number {
-  const t = text.trim();
-  const m = t.match(/^(?:encoder_layer|block)_(\d+)$/);
-  if (m) return Number(m[1]) + 1;
-  return t === "input" ? 0 : Number(t);
-}
-
-/** The options that fix an invert run's result, for --resume checks. */
-export function canonicalInvert(raw: Raw): Record<string, unknown> {
-  return {
-    ...canonicalModel(raw),
-    image: defaultImage(raw),
-    layer: layerNumber(str(raw, "layer")),
-    "only-layer": raw["only-layer"] === true,
-    loss: str(raw, "loss"),
-    "start-seed": raw["start-seed"] === undefined
-      ? null
-      : Number(str(raw, "start-seed")),
-  };
-}
-
 /** What an invert run's refinement by its model starts from. */
 function refining(
   pre: Prelude<InvertSettings>,
@@ -231,7 +202,7 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
     "invert",
     optionTable(INVERT_SPEC),
     given,
-    canonicalInvert,
+    (raw) => canonicalInvert(raw, defaultImage(raw)),
     (raw) => invertSettings(raw),
   );
   const images = list(pre.raw, "image");

@@ -35,9 +35,12 @@ import {
   type Spec,
 } from "./options.ts";
 import { modelSource } from "../run/models.ts";
-import { RECOMMENDABLE, type Recommending } from "../run/refine.ts";
-import { didYouMean, parseManifest } from "../model/mod.ts";
-import { readRegularText } from "../io/mod.ts";
+import {
+  manifestRecommends,
+  RECOMMENDABLE,
+  type Recommending,
+} from "../run/refine.ts";
+import { didYouMean } from "../model/mod.ts";
 import { isUsage } from "../run/settings.ts";
 import { DEMO_COMMAND, INVERT_COMMAND } from "./invert.ts";
 import { GENERATE_COMMAND } from "./generate.ts";
@@ -136,9 +139,6 @@ const RECOMMENDING: Readonly<Record<string, Recommending>> = {
   generate: "generate",
 };
 
-/** Size cap of a manifest read for the help (as the loader's). */
-const MANIFEST_BYTES = 64 * 1024 * 1024;
-
 /**
  * The defaults the help shows for `cmd`: with `--model` (a name or a folder),
  * the settings its manifest recommends; none for a URL.
@@ -151,20 +151,10 @@ async function helpDefaults(
   if (kind === undefined) return undefined;
   const names = RECOMMENDABLE[kind];
   if (typeof given.model !== "string") return { names };
-  const source = modelSource(given.model);
-  if (/^https?:\/\//.test(source)) return { names };
-  const file = `${source}/manifest.json`;
-  const json = JSON.parse(
-    await readRegularText(file, MANIFEST_BYTES, "manifest"),
-  );
-  const values = parseManifest(json, file).recommended?.[kind] ?? {};
-  return {
-    names,
-    model: given.model,
-    values: Object.fromEntries(
-      Object.entries(values).map(([k, v]) => [k, String(v)]),
-    ),
-  };
+  const values = await manifestRecommends(modelSource(given.model), kind);
+  return values === undefined
+    ? { names }
+    : { names, model: given.model, values };
 }
 
 function commandHelp(cmd: string, rec?: HelpDefaults): string {

@@ -37,6 +37,7 @@ import {
   type Refining,
 } from "./refine.ts";
 import { modelKey } from "./models.ts";
+import { canonicalModel } from "./model_options.ts";
 import {
   intOpt,
   kernelOpt,
@@ -630,5 +631,49 @@ export function demoRefinement(
       options: keep(own.options),
       modelDefaults: own.modelDefaults,
     };
+  };
+}
+
+/**
+ * `--layer` as a number where that needs no manifest: the token models'
+ * zero-based names (`encoder_layer_0`, `block_0`) are encoder 1, `input` is
+ * 0; other names (a ResNet's) stay NaN.
+ */
+function layerNumber(text: string): number {
+  const t = text.trim();
+  const m = t.match(/^(?:encoder_layer|block)_(\d+)$/);
+  if (m) return Number(m[1]) + 1;
+  return t === "input" ? 0 : Number(t);
+}
+
+/**
+ * The options that fix an invert run's result, for --resume checks: the
+ * model's (see canonicalModel), the target `image` (as resolved), the layer,
+ * --only-layer, the loss and the start seed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalInvert } from "./invert.ts";
+ * const raw = { model: "fmnist_vit", weights: "untrained", seed: "0", layer: "encoder_layer_1", loss: "l1" };
+ * const c = canonicalInvert(raw, "/tmp/cat.png");
+ * assert.equal(c.layer, 2);
+ * assert.equal(c.image, "/tmp/cat.png");
+ * assert.equal(c["start-seed"], null);
+ * ```
+ */
+export function canonicalInvert(
+  raw: RunOptions,
+  image: string,
+): Record<string, unknown> {
+  return {
+    ...canonicalModel(raw),
+    image,
+    layer: layerNumber(str(raw, "layer")),
+    "only-layer": raw["only-layer"] === true,
+    loss: str(raw, "loss"),
+    "start-seed": raw["start-seed"] === undefined
+      ? null
+      : Number(str(raw, "start-seed")),
   };
 }
