@@ -463,7 +463,9 @@ export function resolveClasses(
  * const run = { settings: generateSettings(options), options, given: {}, resumed: null, source };
  * const r = generateRefinement(run, ["2", "1"], (o) => ({ steps: o.steps }))(m);
  * assert.deepEqual(r.indices, [2, 1]);
- * assert.deepEqual(r.options, { steps: "10", class: "2,1", model: "fmnist_vit" });
+ * // fmnist_vit's manifest recommends 300 steps; --steps was not given
+ * assert.deepEqual(r.options, { steps: "300", class: "2,1", model: "fmnist_vit" });
+ * assert.equal(r.settings.steps, 300);
  * ```
  */
 export function generateRefinement(

@@ -574,8 +574,7 @@ export function withLayer(
  *   lr: "2:0", sigma: "1:0", "kernel-size": "1", seed: "0",
  * };
  * const run = { settings: invertSettings(options), options, given: {}, resumed: null, source };
- * const keep = (o: Record<string, unknown>) => ({ steps: o.steps });
- * const r = invertRefinement(run, keep, "/tmp/cat.png")(m);
+ * const r = invertRefinement(run, (o) => ({ steps: o.steps }), "/tmp/cat.png")(m);
  * assert.deepEqual(r.options, { steps: "10", layer: "2", image: "/tmp/cat.png", model: "fmnist_vit" });
  * ```
  */
