@@ -14,15 +14,12 @@
  * (Ctrl-C, or SIGTERM from a batch system).
  *
  * This module holds the dispatch and the help; the commands live in
- * `invert.ts` (invert, demo), `generate.ts`, `inspect.ts` (forward, filters)
- * and `grid.ts`. Invert and generate run under one harness (`harness.ts`:
- * trace, progress, snapshots, stops, outputs written as a set), with
- * `run.ts` (resume merge, checks before the model, the output folder claimed),
- * `outdir.ts` (refused folders, the lock, other runs), `snapshot.ts` (the
- * snapshot folder, written as one unit and checked field by field on
- * resume) and `progress.ts` (progress on stderr, Ctrl-C); `options.ts` holds
- * the option tables, parsing and limits, `model.ts` ablations, swaps and
- * loading, `io.ts` images in and out.
+ * `invert.ts` (invert, its batch form, demo), `generate.ts`, `inspect.ts`
+ * (forward, filters), `condition.ts`, `grid.ts` and `essay.ts`, each its
+ * option table, its options read once into typed settings, the call of
+ * src/run and the results printed; `options.ts` holds the tables' common
+ * options and the parsing. The runs themselves — the `--resume` prelude, the
+ * one refinement by the model's manifest, the harness — are src/run's.
  *
  * @module
  */

@@ -2,7 +2,8 @@
  * A generation as a run: its typed settings, its harness task (trace rows,
  * progress text), the files it writes and its summary; {@linkcode runGenerate}
  * is the path shared by `generate` and grid cells. Settings come typed
- * (src/cli/generate.ts parses them).
+ * (src/cli/generate.ts parses them), refined once by the model's manifest
+ * ({@linkcode refineGenerate}).
  *
  * @module
  */

@@ -2,7 +2,8 @@
  * An inversion as a run: its typed settings, its harness task (trace rows,
  * progress text, snapshot state), the files it writes and its summary;
  * {@linkcode runInvert} is the path shared by `invert`, `demo`, the batch
- * form and grid cells. Settings come typed (src/cli/invert.ts parses them).
+ * form and grid cells. Settings come typed (src/cli/invert.ts parses them),
+ * refined once by the model's manifest ({@linkcode refineInvert}).
  *
  * @module
  */
