@@ -5,7 +5,6 @@
  *
  * @module
  */
-import type { Manifest } from "../model/mod.ts";
 import { CONDITION_DEFAULTS, MAX_ITERATIONS } from "../optimize/mod.ts";
 import {
   absoluteWeights,
@@ -23,13 +22,13 @@ import {
 } from "./options.ts";
 import { intOpt, str } from "../run/read.ts";
 import { modelKey, modelSource } from "../run/models.ts";
-import { usage } from "../run/settings.ts";
 import { modelSpec, weightsText } from "../run/model_options.ts";
-import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";
-import { CONDITION_FILE, runCondition } from "../run/condition.ts";
-
-export { CONDITION_FILE } from "../run/condition.ts";
+import {
+  CONDITION_FILE,
+  conditionBlock,
+  runCondition,
+} from "../run/condition.ts";
 
 /** Options of `condition`. */
 export const CONDITION_SPEC: Spec = {
@@ -79,31 +78,10 @@ export const CONDITION_SPEC: Spec = {
   ...HELP_OPT,
 };
 
-/**
- * --layer as an encoder block 1..N (usage error naming the value otherwise);
- * before the model is known, a number is checked against 1 and a name gives
- * NaN.
- */
-function blockOpt(raw: Raw, manifest?: Manifest): number {
-  const text = str(raw, "layer").trim();
-  const layer = layerArg(text, "layer", manifest);
-  const top = manifest?.num_layers ?? Infinity;
-  if (Number.isNaN(layer) && manifest === undefined) return layer;
-  if (!(layer >= 1 && layer <= top)) {
-    throw usage(
-      new RangeError(
-        `Invalid --layer "${text}": expected an encoder block 1..${
-          manifest?.num_layers ?? "N"
-        } (layer 0, input processing, has no block Jacobian)`,
-      ),
-    );
-  }
-  return layer;
-}
-
 async function conditionCommand(given: Raw, ctx: Context): Promise<number> {
   const raw: Raw = { ...defaults(CONDITION_SPEC), ...absoluteWeights(given) };
-  blockOpt(raw);
+  const layer = str(raw, "layer");
+  conditionBlock(layer);
   const iterations = intOpt(raw, "iterations", 1, MAX_ITERATIONS);
   const model = modelSpec(raw);
   const out = checkOutPath(str(raw, "out"));
@@ -118,7 +96,7 @@ async function conditionCommand(given: Raw, ctx: Context): Promise<number> {
     modelKey: key,
     weightsText: weights,
     imagePath,
-    block: (m) => blockOpt(raw, m),
+    block: (m) => conditionBlock(layer, m),
     iterations,
     normalize: raw.normalize !== false,
     quiet: raw.quiet === true,

@@ -5,12 +5,13 @@
  *
  * @module
  */
-import { type Manifest, resolveClass } from "../model/mod.ts";
 import { GENERATE_DEFAULTS } from "../optimize/mod.ts";
 import {
+  absoluteWeights,
   type Command,
   type Context,
   MODEL_OPTS,
+  optionTable,
   type Raw,
   RUN_OPTS,
   savedOptions,
@@ -19,29 +20,14 @@ import {
   type Spec,
   VARIANT_OPTS,
 } from "./options.ts";
-import {
-  intOpt,
-  kernelOpt,
-  numOpt,
-  schedOpt,
-  stepsOpt,
-  str,
-} from "../run/read.ts";
-import { asUsage, LIMITS, usage } from "../run/settings.ts";
-import { modelKey, modelSource } from "../run/models.ts";
-import { canonicalModel } from "../run/model_options.ts";
-import {
-  checkCanvasSize,
-  checkKernel,
-  type FieldParser,
-  type Refined,
-  refineSettings,
-} from "../run/refine.ts";
+import { str } from "../run/read.ts";
+import { usage } from "../run/settings.ts";
+import { modelSource } from "../run/models.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
-import type { Snapshot } from "../run/snapshot.ts";
-import { type Prelude, prelude } from "./prelude.ts";
+import { prelude } from "../run/prelude.ts";
 import {
-  type GenerateSettings,
+  canonicalGenerate,
+  generateRefinement,
   generateSettings,
   type GenerateSummary,
 } from "../run/generate.ts";
@@ -96,36 +82,6 @@ export const GENERATE_SPEC: Spec = {
   ...RUN_OPTS("out/generate"),
 };
 
-/**
- * One setting a manifest may recommend for `generate`, read from its text
- * (usage errors as the option's own; `size`: the model's image size, which
- * the canvas must hold and the blur kernel fit).
- */
-function generateField(size: number): FieldParser<GenerateSettings> {
-  return (name, text) => {
-    const raw = { [name]: text };
-    switch (name) {
-      case "steps":
-        return { steps: stepsOpt(raw, name, 1) };
-      case "lr":
-      case "sigma":
-        return { [name]: schedOpt(raw, name) };
-      case "constant":
-        return { constant: numOpt(raw, name) };
-      case "jitter-after":
-        return { jitterAfter: stepsOpt(raw, name, 0) };
-      case "canvas": {
-        const canvasSize = intOpt(raw, name, 1, LIMITS.canvas);
-        checkCanvasSize(canvasSize, text, size);
-        return { canvasSize };
-      }
-    }
-    const kernelSize = kernelOpt(raw);
-    checkKernel(kernelSize, size);
-    return { kernelSize };
-  };
-}
-
 /** `--class` split into queries (comma-separated or repeated). */
 export function classQueries(raw: Raw): string[] {
   const v = raw.class;
@@ -141,46 +97,6 @@ export function classQueries(raw: Raw): string[] {
     );
   }
   return list;
-}
-
-/** The options that fix a generate run's result, for --resume checks. */
-export function canonicalGenerate(raw: Raw): Record<string, unknown> {
-  return {
-    ...canonicalModel(raw),
-    constant: Number(str(raw, "constant")),
-    "jitter-after": Number(str(raw, "jitter-after")),
-    canvas: Number(str(raw, "canvas")),
-  };
-}
-
-/** The class indices of `--class`, checked against a resumed run's. */
-function resolveClasses(
-  raw: Raw,
-  m: Manifest,
-  given: Raw,
-  snap: Snapshot | null,
-  resumeDir?: string,
-): number[] {
-  const indices = [
-    ...new Set(
-      classQueries(raw).map((q) =>
-        asUsage(() => resolveClass(q, m.categories, m.num_classes))
-      ),
-    ),
-  ];
-  if (snap && given.class !== undefined) {
-    const before = String(snap.options.class ?? "");
-    if (indices.join(",") !== before) {
-      throw usage(
-        new RangeError(
-          `Invalid --class "${
-            str(given, "class")
-          }" with --resume: the snapshot in "${resumeDir}" is of class ${before}; leave --class out to continue that run`,
-        ),
-      );
-    }
-  }
-  return indices;
 }
 
 /** Prints the table of the classes run and where the files went. */
@@ -211,64 +127,35 @@ function printClasses(
   );
 }
 
-/**
- * The one manifest-dependent refinement of a generate run's settings (read
- * once from its options by the prelude): the model's recommended settings as
- * defaults (see refineSettings), the canvas and the blur kernel checked
- * against its image size.
- */
-function refineGenerate(
-  m: Manifest,
-  source: string,
-  pre: Prelude<GenerateSettings>,
-  given: Raw,
-): Refined<GenerateSettings> {
-  const size = m.image_size;
-  const r = refineSettings({
-    settings: pre.settings,
-    options: pre.raw,
-    given,
-    resumed: pre.snap?.options ?? null,
-    manifest: m,
-    command: "generate",
-    field: generateField(size),
-    file: `${source}/manifest.json`,
-  });
-  checkCanvasSize(r.settings.canvasSize, str(r.options, "canvas"), size);
-  checkKernel(r.settings.kernelSize, size);
-  return r;
-}
-
 async function generateCommand(given: Raw, ctx: Context): Promise<number> {
+  given = absoluteWeights(given);
   const pre = await prelude(
     "generate",
-    GENERATE_SPEC,
+    optionTable(GENERATE_SPEC),
     given,
     canonicalGenerate,
     (raw) => generateSettings(raw),
   );
-  const { out } = pre;
-  classQueries(pre.raw);
+  const { out, snap } = pre;
+  const queries = classQueries(pre.raw);
   const source = modelSource(str(pre.raw, "model"));
+  const resumed = snap?.options ?? null;
   const r = await callGenerate({
     out,
     source,
     model: pre.model,
-    refine: (m) => {
-      const { settings, options: raw, modelDefaults } = refineGenerate(
-        m,
-        source,
-        pre,
-        given,
-      );
-      const indices = resolveClasses(raw, m, given, pre.snap, pre.resumeDir);
-      const options = {
-        ...savedOptions(GENERATE_SPEC, raw),
-        class: indices.join(","),
-        model: modelKey(str(raw, "model")),
-      };
-      return { settings, indices, options, modelDefaults };
-    },
+    refine: generateRefinement(
+      { settings: pre.settings, options: pre.raw, given, resumed, source },
+      queries,
+      (raw) => savedOptions(GENERATE_SPEC, raw),
+      snap && given.class !== undefined
+        ? {
+          given: str(given, "class"),
+          before: String(snap.options.class ?? ""),
+          dir: String(pre.resumeDir),
+        }
+        : undefined,
+    ),
     control: pre.control,
     overwrite: pre.raw.overwrite === true,
     resume: { snap: pre.snap, dir: pre.resumeDir },

@@ -7,7 +7,6 @@
  *
  * @module
  */
-import type { Layer, Manifest } from "../model/mod.ts";
 import {
   absoluteWeights,
   type Command,
@@ -26,9 +25,13 @@ import { intOpt, list, str } from "../run/read.ts";
 import { LIMITS, usage } from "../run/settings.ts";
 import { modelKey, modelSource } from "../run/models.ts";
 import { modelSpec, weightsText } from "../run/model_options.ts";
-import { layerArg } from "../run/refine.ts";
 import { checkOutPath } from "../run/outdir.ts";
-import { runFilters, runForward, type TopClass } from "../run/inspect.ts";
+import {
+  forwardLayer,
+  runFilters,
+  runForward,
+  type TopClass,
+} from "../run/inspect.ts";
 
 /** `--overwrite` of forward and filters. */
 const OVERWRITE_OPT: Spec = {
@@ -87,24 +90,6 @@ export const FORWARD_SPEC: Spec = {
   ...HELP_OPT,
 };
 
-/** --layer: a number, a layer name (once the model is known) or logits; a block with --only-layer. */
-function layerOpt(raw: Raw, manifest?: Manifest): Layer {
-  const text = str(raw, "layer").trim();
-  const layer = text === "logits"
-    ? "logits"
-    : layerArg(text, "layer", manifest);
-  if (raw["only-layer"] === true && (layer === "logits" || layer === 0)) {
-    throw usage(
-      new RangeError(
-        `Invalid --layer "${text}" with --only-layer: expected an encoder block 1..${
-          manifest?.num_layers ?? "N"
-        }`,
-      ),
-    );
-  }
-  return layer;
-}
-
 /** Prints forward's summary line and the table of top classes. */
 function printForward(
   head: string,
@@ -128,8 +113,9 @@ function printForward(
 
 async function forwardCommand(given: Raw, ctx: Context): Promise<number> {
   const raw: Raw = { ...defaults(FORWARD_SPEC), ...absoluteWeights(given) };
-  layerOpt(raw);
+  const layerText = str(raw, "layer");
   const onlyLayer = raw["only-layer"] === true;
+  forwardLayer(layerText, onlyLayer);
   const top = intOpt(raw, "top", 1);
   const model = modelSpec(raw);
   const out = checkOutPath(str(raw, "out"));
@@ -140,7 +126,7 @@ async function forwardCommand(given: Raw, ctx: Context): Promise<number> {
     source,
     model,
     imagePath,
-    layer: (m) => layerOpt(raw, m),
+    layer: (m) => forwardLayer(layerText, onlyLayer, m),
     onlyLayer,
     top,
     normalize: raw.normalize !== false,

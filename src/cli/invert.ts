@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type { Manifest } from "../model/mod.ts";
 import { INVERT_DEFAULTS } from "../optimize/mod.ts";
 import {
+  absoluteWeights,
   type Command,
   type Context,
   DEFAULT_IMAGE_TEXT,
@@ -15,6 +15,7 @@ import {
   defaults,
   MODEL_OPTS,
   type Opt,
+  optionTable,
   type Raw,
   RUN_OPTS,
   savedOptions,
@@ -23,45 +24,25 @@ import {
   type Spec,
   VARIANT_OPTS,
 } from "./options.ts";
-import {
-  controlOpts,
-  kernelOpt,
-  list,
-  lossOpt,
-  schedOpt,
-  stepsOpt,
-  str,
-} from "../run/read.ts";
-import { modelKey, modelSource } from "../run/models.ts";
+import { controlOpts, list, str } from "../run/read.ts";
+import { modelSource } from "../run/models.ts";
 import { usage } from "../run/settings.ts";
-import {
-  canonicalModel,
-  modelSpec,
-  weightsText,
-} from "../run/model_options.ts";
-import {
-  checkKernel,
-  type FieldParser,
-  layerArg,
-  type Refined,
-  refineSettings,
-} from "../run/refine.ts";
+import { modelSpec, weightsText } from "../run/model_options.ts";
+import { layerArg, type Refining } from "../run/refine.ts";
 import { EXIT_INTERRUPTED } from "../run/exit.ts";
 import { bySignal } from "../run/harness.ts";
 import { checkOutPath } from "../run/outdir.ts";
-import { type Prelude, prelude } from "./prelude.ts";
+import { type Prelude, prelude } from "../run/prelude.ts";
 import {
+  canonicalInvert,
+  demoRefinement,
   figuresTable,
+  invertRefinement,
   type InvertSettings,
   invertSettings,
 } from "../run/invert.ts";
-import { batchRuns, MAX_BATCH } from "../run/batch.ts";
-import {
-  callDemo,
-  callInvert,
-  callInvertBatch,
-  type Refinement,
-} from "../run/calls.ts";
+import { batchRuns, MAX_BATCH, parseSeeds } from "../run/batch.ts";
+import { callDemo, callInvert, callInvertBatch } from "../run/calls.ts";
 
 /** Options of `invert`. */
 export const INVERT_SPEC: Spec = {
@@ -158,142 +139,18 @@ export const DEMO_SPEC: Spec = Object.fromEntries(
   }),
 );
 
-/**
- * `--layer` as a number where that needs no manifest: the token models'
- * zero-based names (`encoder_layer_0`, `block_0`) are encoder 1, `input` is
- * 0; other names (a ResNet's) stay NaN.
- */
-function layerNumber(text: string): number {
-  const t = text.trim();
-  const m = t.match(/^(?:encoder_layer|block)_(\d+)$/);
-  if (m) return Number(m[1]) + 1;
-  return t === "input" ? 0 : Number(t);
-}
-
-/** The options that fix an invert run's result, for --resume checks. */
-export function canonicalInvert(raw: Raw): Record<string, unknown> {
-  return {
-    ...canonicalModel(raw),
-    image: defaultImage(raw),
-    layer: layerNumber(str(raw, "layer")),
-    "only-layer": raw["only-layer"] === true,
-    loss: str(raw, "loss"),
-    "start-seed": raw["start-seed"] === undefined
-      ? null
-      : Number(str(raw, "start-seed")),
-  };
-}
-
-/** `--seeds`: "0-7", "0,3,9" or both; at most {@linkcode MAX_BATCH} (checked before expanding). */
-export function parseSeeds(text: string): number[] {
-  const bad = (why: string) =>
-    usage(
-      new RangeError(
-        `Invalid --seeds "${text}": ${why}: expected seeds or ranges such as 0-7 or 0,3,9`,
-      ),
-    );
-  const seeds: number[] = [];
-  for (const part of text.split(",")) {
-    const m = part.trim().match(/^(\d+)(?:-(\d+))?$/);
-    if (!m) throw bad(`"${part}" is not a seed or range`);
-    const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
-    if (b < a) throw bad(`the range ${part} runs backwards`);
-    if (b > 2 ** 31 - 1) throw bad(`${b} is over 2147483647`);
-    if (seeds.length + (b - a + 1) > MAX_BATCH) {
-      throw bad(`more than ${MAX_BATCH} seeds`);
-    }
-    for (let v = a; v <= b; v++) seeds.push(v);
-  }
-  const dup = seeds.find((v, i) => seeds.indexOf(v) !== i);
-  if (dup !== undefined) throw bad(`seed ${dup} is given twice`);
-  return seeds;
-}
-
-/**
- * One setting a manifest may recommend for `invert`, read from its text
- * (usage errors as the option's own; `size`: the model's image size, which
- * the blur kernel must fit).
- */
-function invertField(size: number): FieldParser<InvertSettings> {
-  return (name, text) => {
-    const raw = { [name]: text };
-    if (name === "steps") return { steps: stepsOpt(raw, name, 1) };
-    if (name === "lr" || name === "sigma") {
-      return { [name]: schedOpt(raw, name) };
-    }
-    if (name === "loss") return { loss: lossOpt(raw) };
-    const kernelSize = kernelOpt(raw);
-    checkKernel(kernelSize, size);
-    return { kernelSize };
-  };
-}
-
-/**
- * The one manifest-dependent refinement of an invert run's settings (read
- * once from its options, `pre`): the model's recommended settings as
- * defaults (see refineSettings), the blur kernel checked against its image
- * size; `layer` (the option's text), when given, resolved by its layer names.
- */
-function refineInvert(
-  pre: { raw: Raw; settings: InvertSettings; snap: { options: Raw } | null },
-  given: Raw,
-  m: Manifest,
-  source: string,
-  layer?: string,
-): Refined<InvertSettings> {
-  const r = refineSettings({
-    settings: pre.settings,
-    options: pre.raw,
-    given,
-    resumed: pre.snap?.options ?? null,
-    manifest: m,
-    command: "invert",
-    field: invertField(m.image_size),
-    file: `${source}/manifest.json`,
-  });
-  checkKernel(r.settings.kernelSize, m.image_size);
-  if (layer === undefined) return r;
-  return { ...r, settings: withLayer(r.settings, layer, m) };
-}
-
-/** Settings with `--layer` (its text) resolved against the model's layer names. */
-function withLayer(
-  s: InvertSettings,
-  text: string,
-  m: Manifest,
-): InvertSettings {
-  const layer = layerArg(text, "layer", m);
-  if (s.onlyLayer && layer === 0) {
-    throw usage(
-      new RangeError(
-        `Invalid --layer "0" with --only-layer: expected an encoder block 1..N`,
-      ),
-    );
-  }
-  return { ...s, layer };
-}
-
-/**
- * An invert run's refinement by its model's manifest (see refineInvert) and
- * the options record it keeps (`image`: the batch's records add theirs).
- */
-function invertRefinement(
+/** What an invert run's refinement by its model starts from. */
+function refining(
   pre: Prelude<InvertSettings>,
   given: Raw,
   source: string,
-  image?: string,
-): (m: Manifest) => Refinement<InvertSettings> {
-  return (m) => {
-    const r = refineInvert(pre, given, m, source, str(pre.raw, "layer"));
-    const options = {
-      ...savedOptions(INVERT_SPEC, r.options),
-      layer: String(r.settings.layer),
-      ...(image === undefined ? {} : { image }),
-      model: modelKey(str(r.options, "model")),
-    };
-    return { settings: r.settings, options, modelDefaults: r.modelDefaults };
-  };
+): Refining<InvertSettings> {
+  const resumed = pre.snap?.options ?? null;
+  return { settings: pre.settings, options: pre.raw, given, resumed, source };
 }
+
+/** The options an invert run's record keeps. */
+const keepInvert = (raw: Raw): Raw => savedOptions(INVERT_SPEC, raw);
 
 /** A batch starts afresh: --resume names one of its runs, not the batch. */
 function noBatchResume(pre: Prelude<InvertSettings>): void {
@@ -322,7 +179,7 @@ async function invertBatchCommand(
     out,
     source,
     model: pre.model,
-    refine: invertRefinement(pre, given, source),
+    refine: invertRefinement(refining(pre, given, source), keepInvert),
     control: pre.control,
     overwrite: pre.raw.overwrite === true,
     runs,
@@ -340,11 +197,12 @@ async function invertBatchCommand(
 }
 
 async function invertCommand(given: Raw, ctx: Context): Promise<number> {
+  given = absoluteWeights(given);
   const pre = await prelude(
     "invert",
-    INVERT_SPEC,
+    optionTable(INVERT_SPEC),
     given,
-    canonicalInvert,
+    (raw) => canonicalInvert(raw, defaultImage(raw)),
     (raw) => invertSettings(raw),
   );
   const images = list(pre.raw, "image");
@@ -361,7 +219,11 @@ async function invertCommand(given: Raw, ctx: Context): Promise<number> {
     out,
     source,
     model: pre.model,
-    refine: invertRefinement(pre, given, source, imagePath),
+    refine: invertRefinement(
+      refining(pre, given, source),
+      keepInvert,
+      imagePath,
+    ),
     control: pre.control,
     overwrite: pre.raw.overwrite === true,
     imagePath,
@@ -394,15 +256,11 @@ async function demoCommand(given: Raw, ctx: Context): Promise<number> {
     out,
     source,
     model,
-    refine: (m) => {
-      const pre = { raw: parsed, settings: base, snap: null };
-      const own = refineInvert(pre, given, m, source);
-      return {
-        settings: layers.map((l) => withLayer(own.settings, l, m)),
-        options: savedOptions(DEMO_SPEC, own.options),
-        modelDefaults: own.modelDefaults,
-      };
-    },
+    refine: demoRefinement(
+      { settings: base, options: parsed, given, resumed: null, source },
+      layers,
+      (raw) => savedOptions(DEMO_SPEC, raw),
+    ),
     control,
     overwrite: parsed.overwrite === true,
     imagePath,

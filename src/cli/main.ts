@@ -14,15 +14,12 @@
  * (Ctrl-C, or SIGTERM from a batch system).
  *
  * This module holds the dispatch and the help; the commands live in
- * `invert.ts` (invert, demo), `generate.ts`, `inspect.ts` (forward, filters)
- * and `grid.ts`. Invert and generate run under one harness (`harness.ts`:
- * trace, progress, snapshots, stops, outputs written as a set), with
- * `run.ts` (resume merge, checks before the model, the output folder claimed),
- * `outdir.ts` (refused folders, the lock, other runs), `snapshot.ts` (the
- * snapshot folder, written as one unit and checked field by field on
- * resume) and `progress.ts` (progress on stderr, Ctrl-C); `options.ts` holds
- * the option tables, parsing and limits, `model.ts` ablations, swaps and
- * loading, `io.ts` images in and out.
+ * `invert.ts` (invert, its batch form, demo), `generate.ts`, `inspect.ts`
+ * (forward, filters), `condition.ts`, `grid.ts` and `essay.ts`, each its
+ * option table, its options read once into typed settings, the call of
+ * src/run and the results printed; `options.ts` holds the tables' common
+ * options and the parsing. The runs themselves — the `--resume` prelude, the
+ * one refinement by the model's manifest, the harness — are src/run's.
  *
  * @module
  */
@@ -35,9 +32,12 @@ import {
   type Spec,
 } from "./options.ts";
 import { modelSource } from "../run/models.ts";
-import { RECOMMENDABLE, type Recommending } from "../run/refine.ts";
-import { didYouMean, parseManifest } from "../model/mod.ts";
-import { readRegularText } from "../io/mod.ts";
+import {
+  manifestRecommends,
+  RECOMMENDABLE,
+  type Recommending,
+} from "../run/refine.ts";
+import { didYouMean } from "../model/mod.ts";
 import { isUsage } from "../run/settings.ts";
 import { DEMO_COMMAND, INVERT_COMMAND } from "./invert.ts";
 import { GENERATE_COMMAND } from "./generate.ts";
@@ -136,9 +136,6 @@ const RECOMMENDING: Readonly<Record<string, Recommending>> = {
   generate: "generate",
 };
 
-/** Size cap of a manifest read for the help (as the loader's). */
-const MANIFEST_BYTES = 64 * 1024 * 1024;
-
 /**
  * The defaults the help shows for `cmd`: with `--model` (a name or a folder),
  * the settings its manifest recommends; none for a URL.
@@ -151,20 +148,10 @@ async function helpDefaults(
   if (kind === undefined) return undefined;
   const names = RECOMMENDABLE[kind];
   if (typeof given.model !== "string") return { names };
-  const source = modelSource(given.model);
-  if (/^https?:\/\//.test(source)) return { names };
-  const file = `${source}/manifest.json`;
-  const json = JSON.parse(
-    await readRegularText(file, MANIFEST_BYTES, "manifest"),
-  );
-  const values = parseManifest(json, file).recommended?.[kind] ?? {};
-  return {
-    names,
-    model: given.model,
-    values: Object.fromEntries(
-      Object.entries(values).map(([k, v]) => [k, String(v)]),
-    ),
-  };
+  const values = await manifestRecommends(modelSource(given.model), kind);
+  return values === undefined
+    ? { names }
+    : { names, model: given.model, values };
 }
 
 function commandHelp(cmd: string, rec?: HelpDefaults): string {

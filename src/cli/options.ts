@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { BACKEND_NAMES, didYouMean } from "../model/mod.ts";
 import type { Schedule } from "../optimize/mod.ts";
 import { list, str } from "../run/read.ts";
+import type { OptionTable } from "../run/prelude.ts";
 import {
   ROOT,
   type RunContext,
@@ -429,6 +430,15 @@ export function defaultImage(raw: Raw): string {
 
 // ---------------------------------------------------------------------------
 // Saved options (snapshot.json, metrics.json) and --resume.
+
+/** A spec as a run reads its options record: defaults, saved and identity options (see src/run/prelude.ts). */
+export function optionTable(spec: Spec): OptionTable {
+  return {
+    defaults: defaults(spec),
+    saved: savedTypes(spec),
+    identity: Object.keys(spec).filter((k) => spec[k].identity),
+  };
+}
 
 /** The types of a spec's `saved` options, as a snapshot's are checked against. */
 export function savedTypes(spec: Spec): SavedTypes {

@@ -42,6 +42,43 @@ export interface BatchRun {
 }
 
 /**
+ * `--seeds`: "0-7", "0,3,9" or both; at most {@linkcode MAX_BATCH} (checked
+ * before expanding); a usage error naming the option otherwise.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSeeds } from "./batch.ts";
+ * assert.deepEqual(parseSeeds("0-2,7"), [0, 1, 2, 7]);
+ * assert.throws(() => parseSeeds("3-1"), /Invalid --seeds "3-1": the range 3-1 runs backwards/);
+ * assert.throws(() => parseSeeds("1,1"), /seed 1 is given twice/);
+ * ```
+ */
+export function parseSeeds(text: string): number[] {
+  const bad = (why: string) =>
+    usage(
+      new RangeError(
+        `Invalid --seeds "${text}": ${why}: expected seeds or ranges such as 0-7 or 0,3,9`,
+      ),
+    );
+  const seeds: number[] = [];
+  for (const part of text.split(",")) {
+    const m = part.trim().match(/^(\d+)(?:-(\d+))?$/);
+    if (!m) throw bad(`"${part}" is not a seed or range`);
+    const [a, b] = [Number(m[1]), Number(m[2] ?? m[1])];
+    if (b < a) throw bad(`the range ${part} runs backwards`);
+    if (b > 2 ** 31 - 1) throw bad(`${b} is over 2147483647`);
+    if (seeds.length + (b - a + 1) > MAX_BATCH) {
+      throw bad(`more than ${MAX_BATCH} seeds`);
+    }
+    for (let v = a; v <= b; v++) seeds.push(v);
+  }
+  const dup = seeds.find((v, i) => seeds.indexOf(v) !== i);
+  if (dup !== undefined) throw bad(`seed ${dup} is given twice`);
+  return seeds;
+}
+
+/**
  * A batch's runs, every image under every seed (at most
  * {@linkcode MAX_BATCH}, else a usage error), and their folder names: the
  * image's file name (numbered where two are alike), and -seedS per seed.

@@ -20,6 +20,7 @@ import { loadTarget } from "./images.ts";
 import { progress } from "./progress.ts";
 import { type RunContext, type RunOptions, usage } from "./settings.ts";
 import { type ModelSpec, openVariant, type Variant } from "./variant.ts";
+import { layerArg } from "./refine.ts";
 
 /** The file `condition` writes into its output folder. */
 export const CONDITION_FILE = "condition.json";
@@ -142,6 +143,37 @@ async function measure(
     options: run.options,
   });
   return { result: r, json };
+}
+
+/**
+ * `condition`'s `--layer` (its text) as an encoder block 1..N (a usage error
+ * naming the value otherwise); before the model's `manifest` is known, a
+ * number is checked against 1 and a name gives NaN.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { conditionBlock } from "./condition.ts";
+ * assert.equal(conditionBlock("3"), 3);
+ * assert.ok(Number.isNaN(conditionBlock("encoder_layer_0")));
+ * assert.throws(() => conditionBlock("0"), /Invalid --layer "0": expected an encoder block 1..N/);
+ * ```
+ */
+export function conditionBlock(text: string, manifest?: Manifest): number {
+  const t = text.trim();
+  const layer = layerArg(t, "layer", manifest);
+  const top = manifest?.num_layers ?? Infinity;
+  if (Number.isNaN(layer) && manifest === undefined) return layer;
+  if (!(layer >= 1 && layer <= top)) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "${t}": expected an encoder block 1..${
+          manifest?.num_layers ?? "N"
+        } (layer 0, input processing, has no block Jacobian)`,
+      ),
+    );
+  }
+  return layer;
 }
 
 /**

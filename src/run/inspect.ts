@@ -27,6 +27,7 @@ import { runCommand } from "./command.ts";
 import { loadTarget } from "./images.ts";
 import { LIMITS, type RunContext, type RunOptions, usage } from "./settings.ts";
 import { modelAbout, type ModelSpec, openVariant } from "./variant.ts";
+import { layerArg } from "./refine.ts";
 
 /** A `forward` run as typed settings. */
 export interface ForwardRun {
@@ -131,6 +132,39 @@ async function modelInput(
       m.input.std as PerChannel,
     ).data
     : img.data;
+}
+
+/**
+ * `forward`'s `--layer` (its text): a number, a layer name (once the model's
+ * `manifest` is known) or logits; a block with `onlyLayer` (a usage error
+ * naming the option otherwise).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { forwardLayer } from "./inspect.ts";
+ * assert.equal(forwardLayer("logits", false), "logits");
+ * assert.equal(forwardLayer("2", true), 2);
+ * assert.throws(() => forwardLayer("logits", true), /Invalid --layer "logits" with --only-layer/);
+ * ```
+ */
+export function forwardLayer(
+  text: string,
+  onlyLayer: boolean,
+  manifest?: Manifest,
+): Layer {
+  const t = text.trim();
+  const layer = t === "logits" ? "logits" : layerArg(t, "layer", manifest);
+  if (onlyLayer && (layer === "logits" || layer === 0)) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "${t}" with --only-layer: expected an encoder block 1..${
+          manifest?.num_layers ?? "N"
+        }`,
+      ),
+    );
+  }
+  return layer;
 }
 
 /**

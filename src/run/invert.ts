@@ -2,7 +2,8 @@
  * An inversion as a run: its typed settings, its harness task (trace rows,
  * progress text, snapshot state), the files it writes and its summary;
  * {@linkcode runInvert} is the path shared by `invert`, `demo`, the batch
- * form and grid cells. Settings come typed (src/cli/invert.ts parses them).
+ * form and grid cells. Settings come typed (src/cli/invert.ts parses them),
+ * refined once by the model's manifest ({@linkcode refineInvert}).
  *
  * @module
  */
@@ -28,8 +29,25 @@ import { labelledRow } from "./images.ts";
 import { readSnapshotState } from "./snapshot.ts";
 import { readResume } from "./run.ts";
 import { type RunOptions, type SavedTypes, usage } from "./settings.ts";
-import { layerArg } from "./refine.ts";
-import { intOpt, lossOpt, scheduleSettings, stepsOpt, str } from "./read.ts";
+import {
+  checkKernel,
+  type FieldParser,
+  layerArg,
+  type Refined,
+  refineSettings,
+  type Refining,
+} from "./refine.ts";
+import { modelKey } from "./models.ts";
+import { canonicalModel } from "./model_options.ts";
+import {
+  intOpt,
+  kernelOpt,
+  lossOpt,
+  schedOpt,
+  scheduleSettings,
+  stepsOpt,
+  str,
+} from "./read.ts";
 import {
   type Control,
   finish,
@@ -435,5 +453,227 @@ export function invertSettings(raw: RunOptions): InvertSettings {
     seed: raw["start-seed"] === undefined
       ? shared.seed
       : intOpt(raw, "start-seed", 0, 2 ** 31 - 1),
+  };
+}
+
+/**
+ * One setting a manifest may recommend for `invert`, read from its text
+ * (usage errors as the option's own; `size`: the model's image size, which
+ * the blur kernel must fit).
+ */
+function invertField(size: number): FieldParser<InvertSettings> {
+  return (name, text) => {
+    const raw = { [name]: text };
+    if (name === "steps") return { steps: stepsOpt(raw, name, 1) };
+    if (name === "lr" || name === "sigma") {
+      return { [name]: schedOpt(raw, name) };
+    }
+    if (name === "loss") return { loss: lossOpt(raw) };
+    const kernelSize = kernelOpt(raw);
+    checkKernel(kernelSize, size);
+    return { kernelSize };
+  };
+}
+
+/**
+ * The one manifest-dependent refinement of an invert run's settings (read
+ * once from its options): the model's recommended settings as defaults (see
+ * refineSettings), the blur kernel checked against its image size; `layer`
+ * (the option's text), when given, resolved by its layer names (see
+ * {@linkcode withLayer}).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseManifest } from "../model/mod.ts";
+ * import { invertSettings, refineInvert } from "./invert.ts";
+ * const source = "weights/fmnist_vit";
+ * const file = `${source}/manifest.json`;
+ * const m = parseManifest(JSON.parse(await Deno.readTextFile(file)), file);
+ * m.recommended = { invert: { steps: 30 } };
+ * const options = {
+ *   layer: "encoder_layer_1", loss: "l2", steps: "10", lr: "2:0",
+ *   sigma: "1:0", "kernel-size": "1", seed: "0",
+ * };
+ * const run = { settings: invertSettings(options), options, given: {}, resumed: null, source };
+ * const r = refineInvert(run, m, options.layer);
+ * assert.equal(r.settings.steps, 30);
+ * assert.equal(r.settings.layer, 2);
+ * assert.deepEqual(r.modelDefaults, { steps: "30" });
+ * ```
+ */
+export function refineInvert(
+  run: Refining<InvertSettings>,
+  m: Manifest,
+  layer?: string,
+): Refined<InvertSettings> {
+  const r = refineSettings({
+    ...run,
+    manifest: m,
+    command: "invert",
+    field: invertField(m.image_size),
+    file: `${run.source}/manifest.json`,
+  });
+  checkKernel(r.settings.kernelSize, m.image_size);
+  if (layer === undefined) return r;
+  return { ...r, settings: withLayer(r.settings, layer, m) };
+}
+
+/**
+ * Settings with `--layer` (its text) resolved against the model's layer
+ * names (a usage error naming the option for a layer it lacks, or for the
+ * input with --only-layer).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseManifest } from "../model/mod.ts";
+ * import { invertSettings, withLayer } from "./invert.ts";
+ * const file = "weights/fmnist_vit/manifest.json";
+ * const m = parseManifest(JSON.parse(await Deno.readTextFile(file)), file);
+ * const s = invertSettings({
+ *   layer: "1", loss: "l2", steps: "10", lr: "2:0", sigma: "1:0",
+ *   "kernel-size": "1", seed: "0", "only-layer": true,
+ * });
+ * assert.equal(withLayer(s, "encoder_layer_0", m).layer, 1);
+ * assert.throws(() => withLayer(s, "input", m), /Invalid --layer "0" with --only-layer/);
+ * ```
+ */
+export function withLayer(
+  s: InvertSettings,
+  text: string,
+  m: Manifest,
+): InvertSettings {
+  const layer = layerArg(text, "layer", m);
+  if (s.onlyLayer && layer === 0) {
+    throw usage(
+      new RangeError(
+        `Invalid --layer "0" with --only-layer: expected an encoder block 1..N`,
+      ),
+    );
+  }
+  return { ...s, layer };
+}
+
+/**
+ * An invert run's refinement by its model's manifest (see
+ * {@linkcode refineInvert}, `--layer` from its options record) with the
+ * options record it keeps: `keep`'s selection of the refined options, the
+ * resolved layer, `image` (when given: a batch's records add theirs) and the
+ * model's key.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseManifest } from "../model/mod.ts";
+ * import { invertRefinement, invertSettings } from "./invert.ts";
+ * const source = "weights/fmnist_vit";
+ * const file = `${source}/manifest.json`;
+ * const m = parseManifest(JSON.parse(await Deno.readTextFile(file)), file);
+ * const options = {
+ *   model: "fmnist_vit", layer: "encoder_layer_1", loss: "l2", steps: "10",
+ *   lr: "2:0", sigma: "1:0", "kernel-size": "1", seed: "0",
+ * };
+ * const run = { settings: invertSettings(options), options, given: {}, resumed: null, source };
+ * const r = invertRefinement(run, (o) => ({ steps: o.steps }), "/tmp/cat.png")(m);
+ * assert.deepEqual(r.options, { steps: "10", layer: "2", image: "/tmp/cat.png", model: "fmnist_vit" });
+ * ```
+ */
+export function invertRefinement(
+  run: Refining<InvertSettings>,
+  keep: (options: RunOptions) => RunOptions,
+  image?: string,
+): (m: Manifest) => Refined<InvertSettings> {
+  return (m) => {
+    const r = refineInvert(run, m, str(run.options, "layer"));
+    const options = {
+      ...keep(r.options),
+      layer: String(r.settings.layer),
+      ...(image === undefined ? {} : { image }),
+      model: modelKey(str(r.options, "model")),
+    };
+    return { settings: r.settings, options, modelDefaults: r.modelDefaults };
+  };
+}
+
+/**
+ * A demo's refinement by its model's manifest: the settings of an invert run
+ * refined once (see {@linkcode refineInvert}), then one per layer of
+ * `layers` (each the text of one, resolved with {@linkcode withLayer}), with
+ * `keep`'s selection of the refined options as the record it keeps.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseManifest } from "../model/mod.ts";
+ * import { demoRefinement, invertSettings } from "./invert.ts";
+ * const source = "weights/fmnist_vit";
+ * const file = `${source}/manifest.json`;
+ * const m = parseManifest(JSON.parse(await Deno.readTextFile(file)), file);
+ * const options = {
+ *   layer: "0", loss: "l2", steps: "10", lr: "2:0", sigma: "1:0",
+ *   "kernel-size": "1", seed: "0",
+ * };
+ * const run = { settings: invertSettings(options), options, given: {}, resumed: null, source };
+ * const r = demoRefinement(run, ["1", "encoder_layer_1"], (o) => o)(m);
+ * assert.deepEqual(r.settings.map((s) => s.layer), [1, 2]);
+ * ```
+ */
+export function demoRefinement(
+  run: Refining<InvertSettings>,
+  layers: readonly string[],
+  keep: (options: RunOptions) => RunOptions,
+): (m: Manifest) => Refined<InvertSettings[]> {
+  return (m) => {
+    const own = refineInvert(run, m);
+    return {
+      settings: layers.map((l) => withLayer(own.settings, l, m)),
+      options: keep(own.options),
+      modelDefaults: own.modelDefaults,
+    };
+  };
+}
+
+/**
+ * `--layer` as a number where that needs no manifest: the token models'
+ * zero-based names (`encoder_layer_0`, `block_0`) are encoder 1, `input` is
+ * 0; other names (a ResNet's) stay NaN.
+ */
+function layerNumber(text: string): number {
+  const t = text.trim();
+  const m = t.match(/^(?:encoder_layer|block)_(\d+)$/);
+  if (m) return Number(m[1]) + 1;
+  return t === "input" ? 0 : Number(t);
+}
+
+/**
+ * The options that fix an invert run's result, for --resume checks: the
+ * model's (see canonicalModel), the target `image` (as resolved), the layer,
+ * --only-layer, the loss and the start seed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { canonicalInvert } from "./invert.ts";
+ * const raw = { model: "fmnist_vit", weights: "untrained", seed: "0", layer: "encoder_layer_1", loss: "l1" };
+ * const c = canonicalInvert(raw, "/tmp/cat.png");
+ * assert.equal(c.layer, 2);
+ * assert.equal(c.image, "/tmp/cat.png");
+ * assert.equal(c["start-seed"], null);
+ * ```
+ */
+export function canonicalInvert(
+  raw: RunOptions,
+  image: string,
+): Record<string, unknown> {
+  return {
+    ...canonicalModel(raw),
+    image,
+    layer: layerNumber(str(raw, "layer")),
+    "only-layer": raw["only-layer"] === true,
+    loss: str(raw, "loss"),
+    "start-seed": raw["start-seed"] === undefined
+      ? null
+      : Number(str(raw, "start-seed")),
   };
 }

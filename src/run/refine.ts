@@ -6,7 +6,13 @@
  *
  * @module
  */
-import { didYouMean, layerIndex, type Manifest } from "../model/mod.ts";
+import {
+  didYouMean,
+  layerIndex,
+  type Manifest,
+  parseManifest,
+} from "../model/mod.ts";
+import { readRegularText } from "../io/mod.ts";
 import { type RunOptions, usage } from "./settings.ts";
 
 /** A command that takes settings from a model's manifest. */
@@ -113,6 +119,37 @@ export function recommendedSettings<S>(
   return { options, settings };
 }
 
+/** Size cap of a manifest read for its recommended settings (as the loader's). */
+const MANIFEST_BYTES = 64 * 1024 * 1024;
+
+/**
+ * The settings the manifest of the model folder `source` recommends for
+ * `command`, as option text (unchecked: what the help shows); undefined for
+ * a model at a URL, whose manifest is not fetched for this.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { manifestRecommends } from "./refine.ts";
+ * assert.deepEqual(await manifestRecommends("tests/fixtures/tiny_vit", "invert"), {});
+ * assert.equal(await manifestRecommends("https://example.org/m", "invert"), undefined);
+ * ```
+ */
+export async function manifestRecommends(
+  source: string,
+  command: Recommending,
+): Promise<RunOptions | undefined> {
+  if (/^https?:\/\//.test(source)) return undefined;
+  const file = `${source}/manifest.json`;
+  const json = JSON.parse(
+    await readRegularText(file, MANIFEST_BYTES, "manifest"),
+  );
+  const values = parseManifest(json, file).recommended?.[command] ?? {};
+  return Object.fromEntries(
+    Object.entries(values).map(([k, v]) => [k, String(v)]),
+  );
+}
+
 /**
  * Which recommended settings a run takes: each option the user did not give
  * (`given`), unless the run resumes a snapshot (`resumed`, its options),
@@ -149,6 +186,25 @@ export interface Refined<S> {
   options: RunOptions;
   /** The settings that came from the manifest (metrics.json's `modelDefaults`). */
   modelDefaults: RunOptions;
+}
+
+/**
+ * What a run's refinement starts from: its typed settings read once from its
+ * options record (`options`), the options the user gave (`given`), a resumed
+ * snapshot's options (null for a fresh run) and where the model is
+ * (`source`, whose manifest.json errors name).
+ */
+export interface Refining<S> {
+  /** The typed settings, read once. */
+  settings: S;
+  /** The options record they were read from. */
+  options: RunOptions;
+  /** The options given on the command line. */
+  given: RunOptions;
+  /** A resumed snapshot's options; null for a fresh run. */
+  resumed: RunOptions | null;
+  /** Where the model is (see modelSource). */
+  source: string;
 }
 
 /**
