@@ -158,8 +158,8 @@ export function cellLabel(plan: GridPlan, i: number): string {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { gridExit } from "./steps.ts";
- * const run = { statuses: ["computed"], holders: new Map(), stopped: false, interrupted: false, md: "" };
+ * import { type GridRun, gridExit } from "./mod.ts";
+ * const run: GridRun = { statuses: ["computed"], holders: new Map(), stopped: false, interrupted: false, md: "" };
  * assert.equal(gridExit(run), 0);
  * assert.equal(gridExit({ ...run, statuses: ["diverged"] }), 1);
  * ```
@@ -292,14 +292,28 @@ export interface CollectedGrid {
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { collectStep } from "./steps.ts";
- * import type { GridPlan } from "./plan.ts";
+ * import { collectStep, planGrid } from "./mod.ts";
+ * import { loadModel } from "../model/mod.ts";
+ * const source = `${Deno.cwd()}/tests/fixtures/tiny_vit`;
  * const out = await Deno.makeTempDir();
- * const plan = {
- *   mode: "invert", out, title: "t", cells: [], rows: [], columns: [],
- * } as unknown as GridPlan;
- * const { missing } = await collectStep(plan);
- * assert.deepEqual(missing, []);
+ * const load = { source, weights: "fixture", seed: 0, backend: "native" as const, swaps: [] };
+ * const model = await loadModel(source, load);
+ * const settings = {
+ *   index: 1, constant: 1, steps: 2, seed: 0, lr: { start: 0.1, end: 0.1 },
+ *   sigma: { start: 0, end: 0 }, kernelSize: 1, normalize: true, jitterAfter: 0, canvasSize: 32,
+ * };
+ * const plan = await planGrid({
+ *   mode: "generate", out, modelKey: source, title: "tiny", image: null, traceEvery: 1, options: {},
+ *   rows: [{
+ *     label: "plain", text: "", load, weights: model.weights, removed: {}, normalize: true,
+ *     variant: { ablations: [], positionEmbedding: true, swaps: [], tag: "" },
+ *     settings, options: {},
+ *   }],
+ *   columns: [{ value: 1, label: "class 1", short: "1" }],
+ * }, model.manifest);
+ * await model.release();
+ * const { missing } = await collectStep(plan); // no cell computed
+ * assert.deepEqual(missing.map((m) => m.outcome), ["missing"]);
  * await Deno.remove(out, { recursive: true });
  * ```
  */
