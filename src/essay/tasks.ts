@@ -28,7 +28,14 @@ import {
   taskCall,
 } from "./run.ts";
 
-export type { ArrayTask, TaskArrayJob };
+export type {
+  ArrayTask,
+  EmitKind,
+  JobTarget,
+  TaskArrayJob,
+  TaskResources,
+  WrittenTaskArray,
+};
 
 /** The name of the essay's array job (Slurm), and of the volume holding OUT by default (Kubernetes). */
 export const ESSAY_JOB = "vitrep-essay";
