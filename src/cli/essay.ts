@@ -19,23 +19,22 @@ import {
   BUDGETS,
   type CommandRunner,
   discoverModels,
+  emitEssay,
   emittedSelection,
   type Environment,
   ESSAY_JOB,
-  essayArray,
   type EssayReport,
+  essayTask,
   EXPERIMENT_IDS,
   gridSpec,
   type MissingCell,
   plan,
-  planTasks,
   publishHint,
   publishReport,
-  readTasks,
   repositoryModels,
   runEssay,
-  taskArgs,
-  VALUE_EXPERIMENTS,
+  valueFiles,
+  withEssayStop,
 } from "../essay/mod.ts";
 import { invocationArgs } from "../grid/invocation.ts";
 import {
@@ -59,11 +58,7 @@ import {
   shellQuote,
   TASK_LIMITS,
 } from "../grid/emit.ts";
-import {
-  durationText,
-  writeTaskArray,
-  type WrittenTaskArray,
-} from "../grid/array.ts";
+import { durationText, type WrittenTaskArray } from "../grid/array.ts";
 import { CLUSTER_OPTS, jobTarget, resourceOpts } from "./cluster.ts";
 import { GRID_COMMAND } from "./grid.ts";
 import { FILTERS_COMMAND } from "./inspect.ts";
@@ -355,34 +350,6 @@ function emitOpt(given: Raw): EmitKind | null {
   return k;
 }
 
-/** `--values ID=FILE…`: each file resolved, its experiment one that takes outside numbers, the file there. */
-async function valuesOption(given: string[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const v of given) {
-    const m = /^([a-z0-9_]+)=(.+)$/.exec(v);
-    if (!m || !(VALUE_EXPERIMENTS as readonly string[]).includes(m[1])) {
-      throw usage(
-        new TypeError(
-          `Invalid --values "${v}": expected ID=FILE with ID one of ${
-            VALUE_EXPERIMENTS.join(", ")
-          }`,
-        ),
-      );
-    }
-    const file = resolve(m[2]);
-    const st = await Deno.stat(file).catch(() => null);
-    if (!st?.isFile) {
-      throw usage(
-        new TypeError(
-          `Invalid --values "${v}": ${file} is not a file: expected the values.json a training run wrote (e.g. tools/train_residual.py --out DIR)`,
-        ),
-      );
-    }
-    out.set(m[1], file);
-  }
-  return out;
-}
-
 /** Runs a command line of this CLI in this process (a task runs one grid cell, the filters command or a value experiment's command). */
 function inProcess(ctx: Context): (args: readonly string[]) => Promise<number> {
   const commands: Record<string, Command> = {
@@ -413,33 +380,21 @@ async function taskStep(given: Raw, ctx: Context): Promise<number> {
     );
   }
   const out = resolve(str({ out: "out/essay", ...given }, "out"));
-  const text = str(given, "task");
-  const tasks = await readTasks(out);
-  if (tasks === null) {
+  const picked = await essayTask(out, str(given, "task"), "--task");
+  if (picked === null) {
     throw usage(
       new TypeError(
         `Invalid --out "${out}" with --task: it holds no tasks.json: expected a folder written by essay --plan --emit slurm|k8s --out DIR`,
       ),
     );
   }
-  const n = tasks.tasks.length;
-  const i = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(i < n)) {
-    throw usage(
-      new RangeError(
-        `Invalid --task "${text}": expected a task index 0..${
-          n - 1
-        } of ${out}/tasks.json`,
-      ),
-    );
-  }
-  const t = tasks.tasks[i];
+  const { index: i, task: t, args } = picked;
   console.error(
     `essay task ${i}: ${t.experiment}${
       t.cell === null ? "" : ` cell ${t.cell}`
     } (${t.what})`,
   );
-  return await inProcess(ctx)(taskArgs(t, out));
+  return await inProcess(ctx)(args);
 }
 
 /** The command line that writes the report of the array in `out`, with the essay options given. */
@@ -492,29 +447,30 @@ async function emitStep(
   ctx: Context,
   s: { budget: BudgetName; only: string[]; env: Environment; out: string },
 ): Promise<number> {
-  const t = await planTasks({
+  const report = reportCommand(given, s.out, s.budget);
+  const target = jobTarget(given, ESSAY_JOB);
+  const e = await emitEssay({
     out: s.out,
     budget: BUDGETS[s.budget],
     env: s.env,
     only: s.only,
     run: processRunner(ctx.signal),
     log: (line) => console.error(line),
+  }, {
+    kind,
+    resources: resourceOpts(given),
+    target,
+    report,
+    args: (dir) => ["essay", "--out", dir, "--task"],
   });
-  if (t.tasks.length === 0) {
+  if (e === null) {
     console.error(
       `error: no experiment of budget ${s.budget} can run with the models in ${s.env.root}: nothing to emit (see essay --plan)`,
     );
     return 1;
   }
-  console.log(`wrote ${s.out}/tasks.json: ${t.tasks.length} tasks`);
-  const report = reportCommand(given, s.out, s.budget);
-  const target = jobTarget(given, ESSAY_JOB);
-  const job = essayArray(s.out, t, {
-    report,
-    args: (dir) => ["essay", "--out", dir, "--task"],
-  });
-  const w = await writeTaskArray(kind, job, resourceOpts(given), target);
-  for (const line of jobLines(kind, s.out, w, target, report)) {
+  console.log(`wrote ${s.out}/tasks.json: ${e.tasks.tasks.length} tasks`);
+  for (const line of jobLines(kind, s.out, e.written, target, report)) {
     console.log(line);
   }
   return 0;
@@ -648,7 +604,7 @@ async function essaySettings(given: Raw): Promise<EssaySettings> {
     weights: list(given, "weights"),
     image,
     byName: given.models === undefined,
-    values: await valuesOption(list(given, "values")),
+    values: await valueFiles(list(given, "values"), "--values"),
   };
   if (!given.plan || emit !== null) {
     await Deno.stat(image).catch(() => {
@@ -666,25 +622,16 @@ async function essaySettings(given: Raw): Promise<EssaySettings> {
 /** Runs (or, with --report-only, reports) every experiment, prints the verdicts and publishes; the exit code. */
 async function runStep(s: EssaySettings, ctx: Context): Promise<number> {
   const { out, publish } = s;
-  // Ctrl-C reaches the grid process too (one process group), which stops after its step and
-  // writes; this process stays to write the report. SIGTERM or an aborted ctx.signal stop the
-  // grid process with one SIGINT (two would make it quit at once).
-  const stop = new AbortController();
-  ctx.signal?.addEventListener("abort", () => stop.abort());
-  const onInt = () => {};
-  const onTerm = () => stop.abort();
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onTerm);
   const started = performance.now();
-  try {
+  return await withEssayStop(ctx.signal, async (stop) => {
     const r = await runEssay({
       out,
       budget: BUDGETS[s.budget],
       env: s.env,
       only: s.only,
-      run: processRunner(stop.signal),
+      run: processRunner(stop),
       reportOnly: s.reportOnly,
-      signal: stop.signal,
+      signal: stop,
       log: (line) => console.error(line),
     });
     const failed = printReport(r, out, started);
@@ -697,10 +644,7 @@ async function runStep(s: EssaySettings, ctx: Context): Promise<number> {
       );
     }
     return r.interrupted ? EXIT_INTERRUPTED : failed > 0 ? 1 : 0;
-  } finally {
-    Deno.removeSignalListener("SIGINT", onInt);
-    Deno.removeSignalListener("SIGTERM", onTerm);
-  }
+  });
 }
 
 async function essayCommand(given: Raw, ctx: Context): Promise<number> {

@@ -29,14 +29,24 @@ import { stepsOpt, str } from "../run/read.ts";
 import { usage } from "../run/settings.ts";
 import { INVERT_SPEC } from "./invert.ts";
 import { GENERATE_SPEC } from "./generate.ts";
-import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
+import { EXIT_HELD } from "../run/exit.ts";
 import type { LockInfo } from "../io/mod.ts";
 import { gridRequest } from "./grid_args.ts";
 import { resolveGrid } from "../grid/resolve.ts";
 import { type GridPlan, readPlan, writePlan } from "../grid/plan.ts";
 import { ModelPool } from "../grid/cell.ts";
-import { collectGrid } from "../grid/collect.ts";
-import { planHolding, runGrid, runPlannedCell, sameGrid } from "../grid/run.ts";
+import { runGrid, runPlannedCell } from "../grid/run.ts";
+import {
+  cellExit,
+  cellIndex,
+  cellLabel,
+  checkReplan,
+  collectStep,
+  gridExit,
+  heldCells,
+  isCellTask,
+  planStep,
+} from "../grid/steps.ts";
 import { emitJob, type EmitKind } from "../grid/emit.ts";
 import { CLUSTER_OPTS, jobTarget, resourceOpts } from "./cluster.ts";
 import { claimGridOut, inspectOut } from "../run/outdir.ts";
@@ -214,15 +224,6 @@ function fixedByPlan(given: Raw, a: "cell" | "collect"): void {
   );
 }
 
-/** The task's environment names a cell index (a Slurm array task, a Kubernetes Indexed Job pod). */
-function envIndex(): [string, string] | null {
-  for (const k of ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"]) {
-    const v = Deno.env.get(k);
-    if (v !== undefined) return [v, k];
-  }
-  return null;
-}
-
 /**
  * Whether `grid` without a step is a cell task: no grid given (no --layers,
  * --classes, --variant), and a cell index in the environment or a plan.json
@@ -230,46 +231,7 @@ function envIndex(): [string, string] | null {
  */
 function asTask(given: Raw): boolean {
   if (DEFINING.some((d) => given[d] !== undefined)) return false;
-  if (envIndex() !== null) return true;
-  const out = typeof given.out === "string" ? given.out : null;
-  return out !== null && existsSync(`${out}/plan.json`);
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** The cell index: --cell, else SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX. */
-function cellIndex(given: Raw, plan: GridPlan): number {
-  const [text, from] = typeof given.cell === "string"
-    ? [given.cell, "--cell"]
-    : envIndex() ?? [null, ""];
-  const n = plan.cells.length;
-  if (text === null) {
-    throw usage(
-      new TypeError(
-        `Invalid grid --out "${plan.out}" without a cell index: expected --cell I (0..${
-          n - 1
-        }) to run a cell of its plan.json, SLURM_ARRAY_TASK_ID (a Slurm array task) or JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) in the environment, or --layers/--classes for a new grid`,
-      ),
-    );
-  }
-  const i = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!(i < n)) {
-    throw usage(
-      new RangeError(
-        `Invalid ${from} "${text}": expected a cell index 0..${
-          n - 1
-        } of ${plan.out}/plan.json`,
-      ),
-    );
-  }
-  return i;
+  return isCellTask(typeof given.out === "string" ? given.out : null);
 }
 
 /** `--save-every` for cells run here (0: snapshots only when stopped), at most LIMITS.steps. */
@@ -286,12 +248,8 @@ async function runAll(
   given: Raw,
   ctx: Context,
 ): Promise<number> {
-  const what = (i: number) =>
-    `${plan.rows[plan.cells[i].row].label} × ${
-      plan.columns[plan.cells[i].col].short
-    }`;
   const say = (i: number, k: string, s: string) =>
-    console.error(`grid ${k} ${what(i)}: ${s}`);
+    console.error(`grid ${k} ${cellLabel(plan, i)}: ${s}`);
   const run = await runGrid(plan, {
     pool,
     signal: ctx.signal,
@@ -319,19 +277,14 @@ async function runAll(
     },
   });
   report(plan, run.statuses, run.md, run.interrupted);
-  if (run.stopped) return EXIT_INTERRUPTED;
-  if (run.statuses.includes("diverged")) return 1;
-  return held(plan, run.holders);
+  const code = gridExit(run);
+  if (code === EXIT_HELD) held(plan, run.holders);
+  return code;
 }
 
-/** Cells another process computes: listed on stderr, exit {@linkcode EXIT_HELD}; 0 when none. */
-function held(plan: GridPlan, holders: ReadonlyMap<number, LockInfo>): number {
-  if (holders.size === 0) return 0;
-  const list = [...holders].map(([i, h]) =>
-    `cell ${i} (${plan.cells[i].key}, ${plan.rows[plan.cells[i].row].label} × ${
-      plan.columns[plan.cells[i].col].short
-    }) by pid ${h.pid} on ${h.host} since ${h.started}`
-  );
+/** Cells another process computes, listed on stderr (the grid exits {@linkcode EXIT_HELD}). */
+function held(plan: GridPlan, holders: ReadonlyMap<number, LockInfo>): void {
+  const list = heldCells(plan, holders);
   console.error(
     `grid: incomplete: ${holders.size} of ${plan.cells.length} cells ${
       holders.size > 1 ? "are" : "is"
@@ -341,7 +294,6 @@ function held(plan: GridPlan, holders: ReadonlyMap<number, LockInfo>): number {
       holders.size > 1 ? "they end" : "it ends"
     } (exit ${EXIT_HELD})`,
   );
-  return EXIT_HELD;
 }
 
 function report(
@@ -351,10 +303,8 @@ function report(
   stopped: boolean,
 ) {
   const count = (s: string) => statuses.filter((x) => x === s).length;
-  const reused = plan.cells.flatMap((c, i) =>
-    statuses[i] === "reused"
-      ? [`${plan.rows[c.row].label} × ${plan.columns[c.col].short}`]
-      : []
+  const reused = plan.cells.flatMap((_, i) =>
+    statuses[i] === "reused" ? [cellLabel(plan, i)] : []
   );
   console.log(md);
   console.log(
@@ -379,7 +329,10 @@ async function cellStep(
   given: Raw,
   ctx: Context,
 ): Promise<number> {
-  const i = cellIndex(given, plan);
+  const i = cellIndex(
+    plan,
+    typeof given.cell === "string" ? given.cell : undefined,
+  );
   const say = (s: string) =>
     console.error(`grid cell ${i} (${plan.cells[i].dir}): ${s}`);
   const r = await runPlannedCell(plan, i, {
@@ -400,57 +353,31 @@ async function cellStep(
   if (r.status === "stopped") {
     say("stopped; a snapshot is saved: the next task continues it");
   }
-  return r.status === "diverged"
-    ? 1
-    : r.status === "stopped"
-    ? EXIT_INTERRUPTED
-    : 0;
+  return cellExit(r);
 }
 
 /** `--collect`: the figure and tables from finished cells; exit 1 listing the others. */
-async function collectStep(plan: GridPlan): Promise<number> {
-  const { found, md } = await collectGrid(plan);
+async function collect(plan: GridPlan): Promise<number> {
+  const { md, missing } = await collectStep(plan);
   console.log(md);
-  const bad = plan.cells.filter((_, i) => found[i].kind !== "done");
-  for (const c of bad) {
+  for (const { cell: c, outcome } of missing) {
     console.error(
-      `grid: cell ${c.index} (${c.key}, ${plan.rows[c.row].label} × ${
-        plan.columns[c.col].short
-      }): ${found[c.index].outcome}`,
+      `grid: cell ${c.index} (${c.key}, ${
+        cellLabel(plan, c.index)
+      }): ${outcome}`,
     );
   }
   console.log(
     `collected ${
-      plan.cells.length - bad.length
+      plan.cells.length - missing.length
     } of ${plan.cells.length} cells into ${plan.out}/ (grid.png, grid.svg, grid.csv, grid.md, metrics.json)`,
   );
-  return bad.length > 0 ? 1 : 0;
-}
-
-/**
- * `--plan` over a folder holding another grid's plan.json (tasks of it may
- * be running, cells of it finished) is refused, naming the folder and its
- * finished cells, unless --replan; the same grid planned again is not a
- * change (it rewrites the plan, e.g. to emit another job file).
- */
-async function checkReplan(plan: GridPlan, given: Raw): Promise<void> {
-  if (given.replan === true || !existsSync(`${plan.out}/plan.json`)) return;
-  const old = await readPlan(plan.out).catch(() => null);
-  if (old !== null && sameGrid(old, plan)) return;
-  throw usage(
-    new TypeError(
-      `Invalid --plan with --out "${plan.out}": it holds ${await planHolding(
-        old,
-      )}: expected a new --out, or --replan to replace that plan (finished cells with the same key are reused)`,
-    ),
-  );
+  return missing.length > 0 ? 1 : 0;
 }
 
 /** `--plan`: plan.json (and with --emit the job file); runs nothing. */
-async function planStep(plan: GridPlan, given: Raw): Promise<number> {
-  await Deno.mkdir(plan.out, { recursive: true });
-  await writePlan(plan);
-  const hours = plan.cells.reduce((a, c) => a + c.cost.coreSeconds, 0) / 3600;
+async function planned(plan: GridPlan, given: Raw): Promise<number> {
+  const hours = await planStep(plan);
   console.log(
     `wrote ${plan.out}/plan.json: ${plan.cells.length} cells, about ${
       hours.toFixed(hours < 1 ? 3 : 1)
@@ -485,7 +412,7 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
     const plan = await readPlan(
       resolvePath(str({ ...defaults(GRID_SPEC), ...given }, "out")),
     );
-    return step === "cell" ? cellStep(plan, given, ctx) : collectStep(plan);
+    return step === "cell" ? cellStep(plan, given, ctx) : collect(plan);
   }
   if (given.emit !== undefined) emitKind(given);
   // every option is checked before anything is written
@@ -501,8 +428,8 @@ async function gridCommand(given: Raw, ctx: Context): Promise<number> {
   try {
     if (step === "plan") {
       await pool.release();
-      await checkReplan(plan, given);
-      return await planStep(plan, given);
+      await checkReplan(plan, given.replan === true);
+      return await planned(plan, given);
     }
     await Deno.mkdir(`${plan.out}/cells`, { recursive: true });
     await writePlan(plan);

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { join } from "node:path";
+import { join, resolve } from "node:path";
+import { usage } from "../run/settings.ts";
 import { fileURLToPath } from "node:url";
 import {
   GENERATE_DEFAULTS,
@@ -295,6 +296,53 @@ export type ExperimentId = typeof EXP[keyof typeof EXP];
 export const VALUE_EXPERIMENTS: readonly ExperimentId[] = [
   EXP.residualTraining,
 ];
+
+/**
+ * The values files given as `ID=FILE` (each `ID` one of
+ * {@linkcode VALUE_EXPERIMENTS}), by experiment, each path resolved and a
+ * file (for {@linkcode Environment.values}). A bad one is a usage error
+ * naming `option`, where they were given.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { valueFiles } from "./experiments.ts";
+ * const file = await Deno.makeTempFile();
+ * const files = await valueFiles([`residual_training=${file}`], "values");
+ * assert.equal(files.get("residual_training"), file);
+ * await assert.rejects(valueFiles(["nope=x"], "values"), TypeError);
+ * await Deno.remove(file);
+ * ```
+ */
+export async function valueFiles(
+  given: readonly string[],
+  option: string,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const v of given) {
+    const m = /^([a-z0-9_]+)=(.+)$/.exec(v);
+    if (!m || !(VALUE_EXPERIMENTS as readonly string[]).includes(m[1])) {
+      throw usage(
+        new TypeError(
+          `Invalid ${option} "${v}": expected ID=FILE with ID one of ${
+            VALUE_EXPERIMENTS.join(", ")
+          }`,
+        ),
+      );
+    }
+    const file = resolve(m[2]);
+    const st = await Deno.stat(file).catch(() => null);
+    if (!st?.isFile) {
+      throw usage(
+        new TypeError(
+          `Invalid ${option} "${v}": ${file} is not a file: expected the values.json a training run wrote (e.g. tools/train_residual.py --out DIR)`,
+        ),
+      );
+    }
+    out.set(m[1], file);
+  }
+  return out;
+}
 
 /**
  * The rows experiments run, by typed id, with the label the grid shows (a

@@ -344,6 +344,44 @@ export async function runEssay(o: EssayOptions): Promise<EssayReport> {
   }
 }
 
+/**
+ * Runs `fn` (an essay run, its report and publishing) with a stop signal as a
+ * command line needs it: Ctrl-C reaches a child process too (one process
+ * group), which stops after its step and writes, while this process stays to
+ * write the report; SIGTERM or an aborted `signal` abort the signal `fn`
+ * gets, which stops the child with one SIGINT (two would make it quit at
+ * once).
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { withEssayStop } from "./run.ts";
+ * const stop = new AbortController();
+ * const aborted = await withEssayStop(stop.signal, (s) => {
+ *   stop.abort();
+ *   return Promise.resolve(s.aborted);
+ * });
+ * assert.equal(aborted, true);
+ * ```
+ */
+export async function withEssayStop<T>(
+  signal: AbortSignal | undefined,
+  fn: (stop: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const stop = new AbortController();
+  signal?.addEventListener("abort", () => stop.abort());
+  const onInt = () => {};
+  const onTerm = () => stop.abort();
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onTerm);
+  try {
+    return await fn(stop.signal);
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onTerm);
+  }
+}
+
 /** Runs the experiments of `planned` into the claimed `o.out` and writes the report. */
 async function writeEssay(
   o: EssayOptions,

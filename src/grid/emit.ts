@@ -30,10 +30,15 @@ export const TASK_LIMITS = {
 
 /** What a task needs: CPUs, memory (MiB), minutes, concurrency, snapshot interval. */
 export interface TaskResources {
+  /** CPU cores per task. */
   cpus: number;
+  /** Memory per task, MiB. */
   memMiB: number;
+  /** Time limit per task, minutes. */
   minutes: number;
+  /** Tasks running at once. */
   parallel: number;
+  /** A cell's snapshot interval, in steps. */
   saveEvery: number;
 }
 

@@ -12,7 +12,8 @@
  * as typed values (what the command line reads `--variant` into and the essay
  * builds) and its command line, invocation.ts the commands a driver runs;
  * resolve.ts a grid read once into typed values (a request) resolved against
- * its models into a plan's input.
+ * its models into a plan's input; steps.ts the steps a command runs apart
+ * (plan, a cluster task's cell, collect) as typed outcomes.
  *
  * @example
  * ```ts
@@ -34,3 +35,4 @@ export * from "./plan.ts";
 export * from "./resolve.ts";
 export * from "./run.ts";
 export * from "./spec.ts";
+export * from "./steps.ts";
