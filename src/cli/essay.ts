@@ -43,14 +43,12 @@ import {
   DEFAULT_IMAGE_TEXT,
   defaultImage,
   HELP_OPT,
-  list,
   parse,
   type Raw,
-  ROOT,
   type Spec,
-  str,
-  usage,
 } from "./options.ts";
+import { ROOT, usage } from "../run/settings.ts";
+import { list, str } from "../run/read.ts";
 import {
   type EmitKind,
   type JobTarget,

@@ -25,8 +25,6 @@ export const DEFAULT_IMAGE_TEXT = "assets/chelsea.png";
 const DEFAULT_IMAGE = new URL(DEFAULT_IMAGE_TEXT, ROOT);
 
 // kept for src/cli/essay.ts (which imports them from here)
-export { ROOT, usage } from "../run/settings.ts";
-export { list, str } from "../run/read.ts";
 
 // ---------------------------------------------------------------------------
 // Options: one table per command gives parseArgs' options and the help text.
