@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { existsSync } from "../io/files.ts";
 import { resolve, sep } from "node:path";
 import { resolveReal } from "../io/paths.ts";
 import { checkOutPath, inspectOut } from "../run/outdir.ts";
@@ -492,15 +493,6 @@ function printMissing(missing: readonly MissingCell[], out: string): void {
         tasks.join(",")
       } ${out}/job.sbatch, then this command again`,
     );
-  }
-}
-
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { existsSync } from "../io/files.ts";
 import type { LockInfo } from "../io/mod.ts";
 import { EXIT_HELD, EXIT_INTERRUPTED } from "../run/exit.ts";
 import { usage } from "../run/settings.ts";
@@ -70,16 +71,6 @@ export function envTaskIndex(
 export function isCellTask(out: string | null, get: EnvGet = denoEnv): boolean {
   if (envTaskIndex(get) !== null) return true;
   return out !== null && existsSync(`${out}/plan.json`);
-}
-
-/** Whether `path` exists. */
-function existsSync(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -32,6 +32,27 @@ export async function writeAtomic(
 }
 
 /**
+ * Whether something exists at `path` (a file, a folder, a link's target),
+ * checked now: for messages and choices, not as a lock.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { existsSync } from "./files.ts";
+ * assert.ok(existsSync("deno.json"));
+ * assert.ok(!existsSync("no/such/file"));
+ * ```
+ */
+export function existsSync(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Writes pretty-printed JSON atomically.
  *
  * @example
