@@ -13,7 +13,7 @@ import type { Schedule } from "../optimize/mod.ts";
 export type { Schedule } from "../optimize/mod.ts";
 
 /**
- * The names `--remove` accepts (src/cli/model.ts maps each to block parts):
+ * The names `--remove` accepts (src/run/model_options.ts `REMOVE_NAMES` maps each to block parts):
  * `residual` (= res1, res2), `layernorm` (= ln1, ln2), `attention` (= attn),
  * `batchnorm` (= bn) and the parts themselves.
  */
